@@ -1,0 +1,244 @@
+/* The backend operation table: every computation the model code performs.
+ *
+ * A backend (CPU here, CUDA in gpu/) implements this table; layers, losses and
+ * optimizers call only it, so the same model runs on either. All pointers
+ * passed to an operation are backend memory (host memory for the CPU, device
+ * memory for CUDA) obtained from `alloc`; scalars are passed by value except
+ * where a result must stay on the device (`double *acc`, `double *sumsq`) so
+ * that a training step needs no host synchronisation.
+ *
+ * Layouts are row-major; images are NCHW; token tensors are (B, S, C).
+ * Every operation returns 0 or a negative ENG_E* code with eng_error() set. */
+#ifndef ENG_BACKEND_H
+#define ENG_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct eng_backend eng_backend;
+
+typedef enum eng_device_kind { ENG_DEVICE_CPU = 0, ENG_DEVICE_CUDA = 1 } eng_device_kind;
+
+/* Numeric precision of the compute (storage of parameters and activations
+ * stays float32; bf16 keeps float32 master weights and optimizer state). */
+typedef enum eng_precision { ENG_PREC_FP32 = 0, ENG_PREC_TF32 = 1, ENG_PREC_BF16 = 2 } eng_precision;
+
+typedef enum eng_act {
+    ENG_ACT_NONE = 0,
+    ENG_ACT_RELU,
+    ENG_ACT_LEAKY_RELU, /* slope for x < 0 */
+    ENG_ACT_GELU,       /* exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
+    ENG_ACT_SIGMOID,
+    ENG_ACT_TANH,
+} eng_act;
+
+/* C[i] = alpha * op(A[i]) op(B[i]) + beta * C[i] for i < batch, where
+ * op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading
+ * dimensions lda/ldb/ldc, and matrix i starts at A + i*stride_a etc.
+ * ta: A is stored k x m (transposed). batch = 1 is a plain GEMM. */
+typedef struct eng_gemm_desc {
+    bool ta, tb;
+    int64_t m, n, k;
+    int64_t lda, ldb, ldc;
+    int64_t batch;
+    int64_t stride_a, stride_b, stride_c;
+    float alpha, beta;
+} eng_gemm_desc;
+
+/* 2-d convolution, NCHW input (n, c, h, w), weights (k, c, kh, kw),
+ * output (n, k, oh, ow); square stride and symmetric zero padding. */
+typedef struct eng_conv_desc {
+    int64_t n, c, h, w;
+    int64_t k, kh, kw;
+    int64_t stride, pad;
+    int64_t oh, ow;
+} eng_conv_desc;
+
+typedef enum eng_pool_mode { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1 } eng_pool_mode;
+
+/* 2-d pooling over NCHW; padding counts as -inf for max. For avg,
+ * count_include_pad divides by kh*kw (PyTorch's default) else by the number
+ * of in-bounds elements. */
+typedef struct eng_pool_desc {
+    eng_pool_mode mode;
+    bool count_include_pad;
+    int64_t n, c, h, w;
+    int64_t kh, kw, stride, pad;
+    int64_t oh, ow;
+} eng_pool_desc;
+
+/* Normalisation over a tensor viewed as (outer, n, inner).
+ * BatchNorm: statistics per index j < n over all (outer, inner); BatchNorm2d
+ *   on NCHW is (N, C, H*W), BatchNorm1d on (B, F) is (B, F, 1).
+ * LayerNorm: statistics per (outer, inner) over j < n; gamma/beta have n
+ *   entries indexed by j. Over the last dim: (rows, n, 1); the seed's token
+ *   mixing norm over S of a (B, S, C) tensor: (B, S, C). */
+typedef struct eng_norm_desc {
+    int64_t outer, n, inner;
+    float eps;
+    float momentum; /* BatchNorm running statistics: r = (1-m) r + m batch */
+} eng_norm_desc;
+
+/* Softmax cross-entropy on logits (rows, classes) with int32 labels:
+ * acc[0] += sum of per-row losses, acc[1] += rows whose label ranks among
+ * the k largest logits (ties: a lower class index ranks first);
+ * dlogits (nullable) = scale * (softmax(logits) - onehot(label)). */
+typedef struct eng_xent_desc {
+    int64_t rows, classes, k;
+    float scale;
+} eng_xent_desc;
+
+/* Builds a float batch (n, c, h, w) from a uint8 dataset (N, c, h, w):
+ * sample i is image idx[i]; with augmentation, aug[3*i+0..2] = (dy, dx, flip):
+ * the output pixel (y, x) reads the image at (y + dy - pad, x + dx - pad)
+ * (zero outside) after a horizontal flip when flip != 0; then
+ * value = (u / 255 - mean[c]) * inv_std[c]. labels[i] = all_labels[idx[i]]. */
+#define ENG_MAX_CHANNELS 4
+typedef struct eng_batch_desc {
+    int64_t n, c, h, w;
+    int64_t pad;              /* crop padding; 0 = none */
+    bool augment;             /* aug is read only when set */
+    float mean[ENG_MAX_CHANNELS];
+    float inv_std[ENG_MAX_CHANNELS];
+} eng_batch_desc;
+
+/* Adam / AdamW, as torch.optim: with weight decay wd,
+ *   adam:  g += wd * p;                      adamw: p *= 1 - lr * wd
+ *   m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
+ *   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)     (t from 1) */
+typedef struct eng_adam_args {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;
+    bool decoupled; /* AdamW */
+} eng_adam_args;
+
+/* SGD as torch.optim.SGD (dampening 0): g += wd p; on the first step buf = g,
+ * later buf = momentum buf + g; nesterov: g += momentum buf, else g = buf;
+ * p -= lr g. momentum 0 means plain SGD and buf is not touched. */
+typedef struct eng_sgd_args {
+    float lr, momentum, weight_decay;
+    bool nesterov;
+    bool first; /* first step: buf = g */
+} eng_sgd_args;
+
+typedef struct eng_backend_ops {
+    void (*destroy)(eng_backend *b); /* frees the backend itself */
+
+    /* memory */
+    int (*alloc)(eng_backend *b, size_t bytes, void **out); /* zero-filled, 64-byte aligned */
+    void (*free)(eng_backend *b, void *p);
+    int (*upload)(eng_backend *b, void *dst, const void *host_src, size_t bytes);
+    int (*download)(eng_backend *b, void *host_dst, const void *src, size_t bytes);
+    int (*copy)(eng_backend *b, void *dst, const void *src, size_t bytes);
+    int (*fill)(eng_backend *b, float *x, int64_t n, float value);
+    int (*sync)(eng_backend *b);
+
+    /* dense algebra */
+    int (*gemm)(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C);
+    /* y[o, j, i] += bias[j] for y viewed as (outer, n, inner) */
+    int (*bias_add)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias);
+    /* db[j] = sum over (o, i) of dy[o, j, i] (overwrites db) */
+    int (*bias_grad)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db);
+    /* y = a + c elementwise (y may alias a or c) */
+    int (*add)(eng_backend *b, int64_t n, const float *a, const float *c, float *y);
+    /* dst[r, 0:cols] = src[r, 0:cols] for r < rows, leading dimensions ld_* */
+    int (*copy_2d)(eng_backend *b, int64_t rows, int64_t cols, const float *src, int64_t ld_src, float *dst,
+                   int64_t ld_dst);
+    /* y[i, c, r] = x[i, r, c] for x (batch, rows, cols) */
+    int (*transpose)(eng_backend *b, int64_t batch, int64_t rows, int64_t cols, const float *x, float *y);
+    /* y[r] = mean of x[r, 0:n];  backward: dx[r, j] = dy[r] / n */
+    int (*mean_lastdim_forward)(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);
+    int (*mean_lastdim_backward)(eng_backend *b, int64_t rows, int64_t n, const float *dy, float *dx);
+
+    /* convolution; ws has conv2d_workspace(d) bytes */
+    size_t (*conv2d_workspace)(eng_backend *b, const eng_conv_desc *d);
+    int (*conv2d_forward)(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                          const float *bias /* nullable */, float *y, void *ws);
+    /* dw (and db if not NULL) are overwritten; dx is skipped when NULL */
+    int (*conv2d_backward)(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *db, void *ws);
+
+    /* pooling; max backward routes to the first maximum of each window */
+    int (*pool_forward)(eng_backend *b, const eng_pool_desc *d, const float *x, float *y);
+    int (*pool_backward)(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y,
+                         const float *dy, float *dx);
+
+    /* batch normalisation (gamma, beta NULL when not affine). Training uses
+     * the biased batch variance and updates running_var with the unbiased one;
+     * save_mean / save_invstd (n entries) are kept for backward. */
+    int (*batchnorm_forward_train)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                   const float *beta, float *y, float *running_mean, float *running_var,
+                                   float *save_mean, float *save_invstd);
+    int (*batchnorm_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                  const float *beta, const float *running_mean, const float *running_var,
+                                  float *y);
+    /* dgamma, dbeta overwritten (ignored when gamma is NULL) */
+    int (*batchnorm_backward)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                              const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                              float *dgamma, float *dbeta);
+
+    /* layer normalisation; save_mean / save_rstd have outer*inner entries */
+    int (*layernorm_forward)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                             const float *beta, float *y, float *save_mean, float *save_rstd);
+    int (*layernorm_backward)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                              const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
+                              float *dgamma, float *dbeta);
+
+    /* elementwise activations; backward may run in place (dx == dy) */
+    int (*act_forward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
+    int (*act_backward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
+                        const float *dy, float *dx);
+
+    /* softmax over the last dimension of (rows, n) */
+    int (*softmax_forward)(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);
+    int (*softmax_backward)(eng_backend *b, int64_t rows, int64_t n, const float *y, const float *dy, float *dx);
+
+    /* softmax cross-entropy and top-k hits, accumulated on the backend */
+    int (*xent)(eng_backend *b, const eng_xent_desc *d, const float *logits, const int32_t *labels,
+                float *dlogits, double *acc);
+
+    /* dropout: y = x * keep / (1 - p), keep = uniform(key, counter + i) >= p
+     * (Philox 4x32-10, see rng.h); the same call with (dy, dx) is its backward */
+    int (*dropout)(eng_backend *b, int64_t n, float p, uint64_t key, uint64_t counter, const float *x, float *y);
+
+    /* true p x p patches: x (n, c, h, w) -> y (n, (h/p)*(w/p), c*p*p), patch
+     * index row-major over (h/p, w/p), features ordered (c, py, px) */
+    int (*patchify_forward)(eng_backend *b, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                            const float *x, float *y);
+    int (*patchify_backward)(eng_backend *b, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                             const float *dy, float *dx);
+
+    /* input pipeline */
+    int (*batch_gather)(eng_backend *b, const eng_batch_desc *d, const uint8_t *images, const int32_t *all_labels,
+                        const int32_t *idx, const int16_t *aug, float *x, int32_t *labels);
+
+    /* optimisers over flat buffers */
+    int (*adam_step)(eng_backend *b, int64_t n, float *p, const float *g, float *m, float *v,
+                     const eng_adam_args *a);
+    int (*sgd_step)(eng_backend *b, int64_t n, float *p, const float *g, float *buf, const eng_sgd_args *a);
+    /* *sumsq = sum of x[i]^2 (overwrites, double on the backend) */
+    int (*sumsq)(eng_backend *b, int64_t n, const float *x, double *sumsq);
+    /* torch.nn.utils.clip_grad_norm_: norm = sqrt(*sumsq);
+     * if max_norm / (norm + 1e-6) < 1, g *= max_norm / (norm + 1e-6) */
+    int (*clip_by_norm)(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm);
+} eng_backend_ops;
+
+struct eng_backend {
+    const eng_backend_ops *ops;
+    eng_device_kind kind;
+    eng_precision precision;
+    int threads;     /* CPU worker threads */
+    int device;      /* CUDA ordinal */
+    char name[32];   /* "cpu", "cuda:0" */
+    void *impl;
+};
+
+/* The CPU backend (OpenBLAS + OpenMP). threads <= 0: all cores. */
+int eng_cpu_backend_new(int threads, eng_backend **out);
+void eng_backend_free(eng_backend *b);
+
+/* Convenience: allocate backend memory for n floats (zeroed). */
+int eng_alloc_floats(eng_backend *b, int64_t n, float **out);
+
+#endif

@@ -1,0 +1,34 @@
+/* Engine error codes and the thread's last error message.
+ *
+ * Engine functions return 0 or a negative ENG_E* code; the human-readable
+ * reason (which call, which file, which shape) is kept per thread so that
+ * deep callers need not thread a buffer through every signature. */
+#ifndef ENG_ERROR_H
+#define ENG_ERROR_H
+
+enum {
+    ENG_OK = 0,
+    ENG_ENOMEM = -1,   /* an allocation failed */
+    ENG_EINVAL = -2,   /* bad argument or inconsistent description */
+    ENG_EIO = -3,      /* a file could not be read or written */
+    ENG_EFORMAT = -4,  /* a file is not in the expected format */
+    ENG_EDEVICE = -5,  /* a backend (CUDA, cuBLAS, cuDNN) call failed */
+    ENG_ENOTSUP = -6,  /* not supported by this backend or build */
+    ENG_ELIMIT = -7,   /* a configured limit (size, memory) would be exceeded */
+    ENG_EINTR = -8,    /* stopped on request (signal) */
+    ENG_ENOENT = -9,   /* a file or named tensor does not exist */
+};
+
+/* Formats the thread's last error message; returns `code` so callers can
+ * write `return eng_error(ENG_EIO, "cannot open %s", path);`. */
+int eng_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The last message set on this thread ("" if none). */
+const char *eng_last_error(void);
+
+/* A short name for a code ("out of memory", "invalid argument", ...). */
+const char *eng_strerror(int code);
+
+void eng_clear_error(void);
+
+#endif
