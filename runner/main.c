@@ -1,0 +1,47 @@
+/* epochd: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "epochd_config.h"
+#include "runner/commands.h"
+
+typedef struct run_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *usage;
+} run_command;
+
+/* Each command appears here once its implementation exists. */
+static const run_command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: epochd COMMAND [ARGS]\n\ncommands:\n");
+    for (const run_command *c = commands; c->name; c++)
+        fprintf(f, "  %-8s %s\n", c->name, c->usage);
+    fprintf(f, "\nexit codes: 0 ok, 64 usage, 65 bad spec, 66 missing input, 70 internal error, 74 i/o error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return RUN_EX_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return RUN_EX_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("epochd %s\n", EPOCHD_VERSION);
+        return RUN_EX_OK;
+    }
+    for (const run_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "epochd: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return RUN_EX_USAGE;
+}
