@@ -36,7 +36,11 @@ typedef enum eng_act {
 /* C[i] = alpha * op(A[i]) op(B[i]) + beta * C[i] for i < batch, where
  * op(A) is m x k, op(B) is k x n, C is m x n, all row-major with leading
  * dimensions lda/ldb/ldc, and matrix i starts at A + i*stride_a etc.
- * ta: A is stored k x m (transposed). batch = 1 is a plain GEMM. */
+ * ta: A is stored k x m (transposed). batch = 1 is a plain GEMM. A stride of
+ * 0 shares one matrix across the batch (a weight applied to every sample).
+ * reduce_batch: one C = alpha * sum_i op(A[i]) op(B[i]) + beta * C instead
+ * (stride_c ignored) - the weight gradient of a per-sample left multiply,
+ * e.g. the MLP-Mixer's token mixing; summed in a fixed order. */
 typedef struct eng_gemm_desc {
     bool ta, tb;
     int64_t m, n, k;
@@ -44,6 +48,7 @@ typedef struct eng_gemm_desc {
     int64_t batch;
     int64_t stride_a, stride_b, stride_c;
     float alpha, beta;
+    bool reduce_batch;
 } eng_gemm_desc;
 
 /* 2-d convolution, NCHW input (n, c, h, w), weights (k, c, kh, kw),

@@ -1,0 +1,175 @@
+/* Containers: the sequential chain and the residual block. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+#include "engine/module.h"
+
+#define TRY(call)                                                                                            \
+    do {                                                                                                     \
+        int rc_ = (call);                                                                                    \
+        if (rc_ < 0)                                                                                         \
+            return rc_;                                                                                      \
+    } while (0)
+
+/* ---- sequential ---- */
+
+static int seq_forward(eng_module *m, const eng_step_ctx *c, const float *x)
+{
+    const float *cur = x;
+    for (int i = 0; i < m->nchild; i++) {
+        eng_module *ch = m->child[i];
+        TRY(ch->ops->forward(ch, c, cur));
+        cur = ch->y;
+    }
+    m->y = (float *)cur;
+    return 0;
+}
+
+/* Gradients between children ping-pong between two workspace buffers, each
+ * sized for the largest intermediate output. */
+static size_t seq_workspace(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    (void)b;
+    int64_t most = 0;
+    for (int i = 0; i + 1 < m->nchild; i++) {
+        int64_t n = eng_shape_numel(&m->child[i]->out);
+        if (n > most)
+            most = n;
+    }
+    size_t one = ((size_t)(most * batch) * sizeof(float) + 63) & ~(size_t)63;
+    return 2 * one;
+}
+
+static int seq_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
+{
+    size_t one = seq_workspace(m, c->b, c->batch) / 2;
+    float *pp[2] = {(float *)m->ws, (float *)((char *)m->ws + one)};
+    const float *g = dy;
+    for (int i = m->nchild - 1; i >= 0; i--) {
+        eng_module *ch = m->child[i];
+        const float *xin = i ? m->child[i - 1]->y : x;
+        if (ch->y_alias && ch->nparam == 0 && ch->nchild == 0) {
+            /* a view (flatten, reshape): the gradient passes through unchanged */
+            if (i == 0 && dx)
+                TRY(c->b->ops->copy(c->b, dx, g, (size_t)(eng_shape_numel(&ch->in) * c->batch) * sizeof(float)));
+            continue;
+        }
+        float *target = i ? (g == pp[0] ? pp[1] : pp[0]) : dx;
+        TRY(ch->ops->backward(ch, c, xin, g, target));
+        g = target;
+    }
+    return 0;
+}
+
+static const eng_module_ops seq_ops = {
+    .type = "sequential",
+    .forward = seq_forward,
+    .backward = seq_backward,
+    .workspace = seq_workspace,
+};
+
+/* Chains that are a named building block of a template keep their own type
+ * name in the summary. */
+static const eng_module_ops chain_ops[] = {
+    {"padding_block", seq_forward, seq_backward, seq_workspace, NULL},
+    {"block", seq_forward, seq_backward, seq_workspace, NULL},
+};
+
+eng_module *eng_chain_new(const char *name, const char *type, const eng_shape *in)
+{
+    const eng_module_ops *ops = &seq_ops;
+    for (size_t i = 0; i < sizeof chain_ops / sizeof chain_ops[0]; i++)
+        if (!strcmp(chain_ops[i].type, type))
+            ops = &chain_ops[i];
+    eng_module *m = eng_module_alloc(sizeof(eng_module), ops, name, in);
+    if (m)
+        m->y_alias = true;
+    return m;
+}
+
+eng_module *eng_sequential_new(const char *name, const eng_shape *in)
+{
+    return eng_chain_new(name, "sequential", in);
+}
+
+int eng_seq_append(eng_module *seq, eng_module *child)
+{
+    int rc = eng_module_add_child(seq, child);
+    if (rc == 0)
+        seq->out = child->out;
+    return rc;
+}
+
+/* ---- residual ---- */
+
+typedef struct residual_module {
+    eng_module base;
+    eng_act post;
+} residual_module;
+
+static int res_forward(eng_module *m, const eng_step_ctx *c, const float *x)
+{
+    residual_module *r = (residual_module *)m;
+    eng_module *inner = m->child[0];
+    int64_t n = eng_shape_numel(&m->out) * c->batch;
+    TRY(inner->ops->forward(inner, c, x));
+    m->y = m->y_store;
+    TRY(c->b->ops->add(c->b, n, x, inner->y, m->y));
+    if (r->post != ENG_ACT_NONE)
+        TRY(c->b->ops->act_forward(c->b, r->post, 0.0f, n, m->y, m->y));
+    return 0;
+}
+
+static size_t res_workspace(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    (void)b;
+    const residual_module *r = (const residual_module *)m;
+    if (r->post == ENG_ACT_NONE)
+        return 0;
+    return ((size_t)(eng_shape_numel(&m->out) * batch) * sizeof(float) + 63) & ~(size_t)63;
+}
+
+static int res_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
+{
+    residual_module *r = (residual_module *)m;
+    eng_module *inner = m->child[0];
+    int64_t n = eng_shape_numel(&m->out) * c->batch;
+    const float *dsum = dy;
+    if (r->post != ENG_ACT_NONE) {
+        /* ReLU's derivative from its output: y > 0 exactly where the sum was */
+        float *d = (float *)m->ws;
+        TRY(c->b->ops->act_backward(c->b, r->post, 0.0f, n, m->y, m->y, dy, d));
+        dsum = d;
+    }
+    TRY(inner->ops->backward(inner, c, x, dsum, dx));
+    if (dx)
+        TRY(c->b->ops->add(c->b, n, dx, dsum, dx));
+    return 0;
+}
+
+static const eng_module_ops res_ops = {
+    .type = "residual",
+    .forward = res_forward,
+    .backward = res_backward,
+    .workspace = res_workspace,
+};
+
+eng_module *eng_residual_new(const char *name, eng_module *inner, eng_act post)
+{
+    if (!inner)
+        return NULL;
+    residual_module *r = (residual_module *)eng_module_alloc(sizeof *r, &res_ops, name, &inner->in);
+    if (!r) {
+        eng_module_free(inner);
+        return NULL;
+    }
+    r->post = post;
+    if (eng_module_add_child(&r->base, inner) < 0) {
+        eng_module_free(&r->base);
+        return NULL;
+    }
+    r->base.out = inner->in;
+    r->base.flops = eng_shape_numel(&inner->in) * (post == ENG_ACT_NONE ? 1 : 2);
+    return &r->base;
+}

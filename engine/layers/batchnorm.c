@@ -1,0 +1,67 @@
+/* BatchNorm (PyTorch's BatchNorm1d/2d): statistics per channel over the batch
+ * (and the spatial positions); running statistics with momentum 0.1. */
+#include "engine/error.h"
+#include "engine/module.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+typedef struct batchnorm_module {
+    eng_module base;
+    int64_t n, inner_per_sample; /* channels, positions per channel per sample */
+    bool affine;
+} batchnorm_module;
+
+static eng_norm_desc bn_desc(const batchnorm_module *bn, int64_t batch)
+{
+    return (eng_norm_desc){.outer = batch, .n = bn->n, .inner = bn->inner_per_sample, .eps = BN_EPS,
+                           .momentum = BN_MOMENTUM};
+}
+
+static int batchnorm_forward(eng_module *m, const eng_step_ctx *c, const float *x)
+{
+    batchnorm_module *bn = (batchnorm_module *)m;
+    eng_norm_desc d = bn_desc(bn, c->batch);
+    const float *gamma = bn->affine ? m->w[0] : NULL, *beta = bn->affine ? m->w[1] : NULL;
+    m->y = m->y_store;
+    if (c->training)
+        return c->b->ops->batchnorm_forward_train(c->b, &d, x, gamma, beta, m->y, m->buf[0], m->buf[1], m->saved,
+                                                  m->saved + bn->n);
+    return c->b->ops->batchnorm_forward_eval(c->b, &d, x, gamma, beta, m->buf[0], m->buf[1], m->y);
+}
+
+static int batchnorm_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
+{
+    batchnorm_module *bn = (batchnorm_module *)m;
+    eng_norm_desc d = bn_desc(bn, c->batch);
+    return c->b->ops->batchnorm_backward(c->b, &d, x, dy, bn->affine ? m->w[0] : NULL, m->saved, m->saved + bn->n,
+                                         dx, bn->affine ? m->dw[0] : NULL, bn->affine ? m->dw[1] : NULL);
+}
+
+static const eng_module_ops batchnorm_ops = {
+    .type = "batchnorm",
+    .forward = batchnorm_forward,
+    .backward = batchnorm_backward,
+};
+
+/* (F): BatchNorm1d over (B, F); (C, L): BatchNorm1d over (B, C, L);
+ * (C, H, W): BatchNorm2d. The channel is always the first per-sample dim. */
+eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine)
+{
+    batchnorm_module *bn = (batchnorm_module *)eng_module_alloc(sizeof *bn, &batchnorm_ops, name, in);
+    if (!bn)
+        return NULL;
+    eng_module *m = &bn->base;
+    bn->n = in->d[0];
+    bn->inner_per_sample = eng_shape_numel(in) / (bn->n ? bn->n : 1);
+    bn->affine = affine;
+    if (affine) {
+        eng_module_add_param(m, "weight", eng_shape1(bn->n), ENG_INIT_ONES, 0);
+        eng_module_add_param(m, "bias", eng_shape1(bn->n), ENG_INIT_ZEROS, 0);
+    }
+    eng_module_add_buffer(m, "running_mean", eng_shape1(bn->n), ENG_INIT_ZEROS);
+    eng_module_add_buffer(m, "running_var", eng_shape1(bn->n), ENG_INIT_ONES);
+    m->saved_fixed = 2 * bn->n; /* batch mean and inverse std */
+    m->flops = 2 * eng_shape_numel(in);
+    return m;
+}

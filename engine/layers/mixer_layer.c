@@ -1,0 +1,189 @@
+/* One MLP-Mixer layer on (B, S, C) tokens, fused so that no transpose is
+ * ever materialised:
+ *   token mixing:   x1 = x + W2 gelu(W1 LN_S(x) + b1) + b2, applied per
+ *                   sample as a left multiply on the (S, C) plane (LN_S
+ *                   normalises over S for each channel);
+ *   channel mixing: y = x1 + gelu(LN_C(x1) W3^T + b3) W4^T + b4.
+ * This is the seed's transpose -> LayerNorm(S) -> Linear(S, S) -> GELU ->
+ * Linear(S, S) -> transpose back, computed in place. Parameter names follow
+ * the reference's ModuleList: 0 = LN_S, 1 = W1, 2 = W2, 3 = LN_C, 4 = W3, 5 = W4. */
+#include "engine/error.h"
+#include "engine/module.h"
+
+#define LN_EPS 1e-5f
+
+enum { P_LN1_W, P_LN1_B, P_W1, P_B1, P_W2, P_B2, P_LN2_W, P_LN2_B, P_W3, P_B3, P_W4, P_B4 };
+
+typedef struct mixer_module {
+    eng_module base;
+    int64_t S, C;
+} mixer_module;
+
+/* Saved tensors, each B*S*C floats, then the two LayerNorms' statistics. */
+typedef struct mixer_saved {
+    float *t1, *h, *g, *x1, *t2, *h2, *g2;
+    float *mean1, *rstd1; /* B*C */
+    float *mean2, *rstd2; /* B*S */
+} mixer_saved;
+
+static mixer_saved saved_views(const mixer_module *mx, float *base, int64_t batch)
+{
+    int64_t N = batch * mx->S * mx->C;
+    mixer_saved s;
+    s.t1 = base;
+    s.h = s.t1 + N;
+    s.g = s.h + N;
+    s.x1 = s.g + N;
+    s.t2 = s.x1 + N;
+    s.h2 = s.t2 + N;
+    s.g2 = s.h2 + N;
+    s.mean1 = s.g2 + N;
+    s.rstd1 = s.mean1 + batch * mx->C;
+    s.mean2 = s.rstd1 + batch * mx->C;
+    s.rstd2 = s.mean2 + batch * mx->S;
+    return s;
+}
+
+#define TRY(call)                                                                                            \
+    do {                                                                                                     \
+        int rc_ = (call);                                                                                    \
+        if (rc_ < 0)                                                                                         \
+            return rc_;                                                                                      \
+    } while (0)
+
+/* out[b] = W (S x S) @ in[b] (S x C) for every sample b */
+static int token_matmul(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *W, bool transpose_w,
+                        const float *in, float *out)
+{
+    eng_gemm_desc g = {.ta = transpose_w, .tb = false, .m = S, .n = C, .k = S, .lda = S, .ldb = C, .ldc = C,
+                       .batch = batch, .stride_a = 0, .stride_b = S * C, .stride_c = S * C, .alpha = 1.0f};
+    return b->ops->gemm(b, &g, W, in, out);
+}
+
+/* dW (S x S) = sum_b d[b] (S x C) @ in[b]^T */
+static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *d, const float *in,
+                             float *dW)
+{
+    eng_gemm_desc g = {.ta = false, .tb = true, .m = S, .n = S, .k = C, .lda = C, .ldb = C, .ldc = S,
+                       .batch = batch, .stride_a = S * C, .stride_b = S * C, .alpha = 1.0f, .reduce_batch = true};
+    return b->ops->gemm(b, &g, d, in, dW);
+}
+
+/* out (rows x C) = in (rows x C) @ W^T, W is [C_out, C_in] = C x C */
+static int channel_matmul(eng_backend *b, int64_t rows, int64_t C, const float *in, const float *W, float *out)
+{
+    eng_gemm_desc g = {.ta = false, .tb = true, .m = rows, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
+                       .batch = 1, .alpha = 1.0f};
+    return b->ops->gemm(b, &g, in, W, out);
+}
+
+static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
+{
+    mixer_module *mx = (mixer_module *)m;
+    eng_backend *b = c->b;
+    int64_t B = c->batch, S = mx->S, C = mx->C, N = B * S * C;
+    mixer_saved s = saved_views(mx, m->saved, B);
+    m->y = m->y_store;
+
+    eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
+    TRY(b->ops->layernorm_forward(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.mean1, s.rstd1));
+    TRY(token_matmul(b, B, S, C, m->w[P_W1], false, s.t1, s.h));
+    TRY(b->ops->bias_add(b, B, S, C, s.h, m->w[P_B1]));
+    TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g));
+    TRY(token_matmul(b, B, S, C, m->w[P_W2], false, s.g, s.x1));
+    TRY(b->ops->bias_add(b, B, S, C, s.x1, m->w[P_B2]));
+    TRY(b->ops->add(b, N, s.x1, x, s.x1));
+
+    eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
+    TRY(b->ops->layernorm_forward(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.mean2, s.rstd2));
+    TRY(channel_matmul(b, B * S, C, s.t2, m->w[P_W3], s.h2));
+    TRY(b->ops->bias_add(b, B * S, C, 1, s.h2, m->w[P_B3]));
+    TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2));
+    TRY(channel_matmul(b, B * S, C, s.g2, m->w[P_W4], m->y));
+    TRY(b->ops->bias_add(b, B * S, C, 1, m->y, m->w[P_B4]));
+    return b->ops->add(b, N, m->y, s.x1, m->y);
+}
+
+static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
+{
+    mixer_module *mx = (mixer_module *)m;
+    eng_backend *b = c->b;
+    int64_t B = c->batch, S = mx->S, C = mx->C, N = B * S * C;
+    mixer_saved s = saved_views(mx, m->saved, B);
+    size_t one = ((size_t)N * sizeof(float) + 63) & ~(size_t)63;
+    float *wa = (float *)m->ws, *wb = (float *)((char *)m->ws + one), *dx1 = (float *)((char *)m->ws + 2 * one);
+
+    /* channel mixing */
+    eng_gemm_desc gw = {.ta = true, .tb = false, .m = C, .n = C, .k = B * S, .lda = C, .ldb = C, .ldc = C,
+                        .batch = 1, .alpha = 1.0f};
+    eng_gemm_desc gx = {.ta = false, .tb = false, .m = B * S, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
+                        .batch = 1, .alpha = 1.0f};
+    TRY(b->ops->gemm(b, &gw, dy, s.g2, m->dw[P_W4]));
+    TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
+    TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
+    TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2, wa, wa));
+    TRY(b->ops->gemm(b, &gw, wa, s.t2, m->dw[P_W3]));
+    TRY(b->ops->bias_grad(b, B * S, C, 1, wa, m->dw[P_B3]));
+    TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
+    eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
+    TRY(b->ops->layernorm_backward(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dx1, m->dw[P_LN2_W],
+                                   m->dw[P_LN2_B]));
+    TRY(b->ops->add(b, N, dx1, dy, dx1));
+
+    /* token mixing */
+    TRY(token_weight_grad(b, B, S, C, dx1, s.g, m->dw[P_W2]));
+    TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
+    TRY(token_matmul(b, B, S, C, m->w[P_W2], true, dx1, wa));
+    TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g, wa, wa));
+    TRY(token_weight_grad(b, B, S, C, wa, s.t1, m->dw[P_W1]));
+    TRY(b->ops->bias_grad(b, B, S, C, wa, m->dw[P_B1]));
+    TRY(token_matmul(b, B, S, C, m->w[P_W1], true, wa, wb));
+    eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
+    float *target = dx ? dx : wa; /* LN_S's parameter gradients are needed either way */
+    TRY(b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, target, m->dw[P_LN1_W],
+                                   m->dw[P_LN1_B]));
+    if (dx)
+        TRY(b->ops->add(b, N, dx, dx1, dx));
+    return 0;
+}
+
+static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    (void)b;
+    const mixer_module *mx = (const mixer_module *)m;
+    size_t one = ((size_t)(batch * mx->S * mx->C) * sizeof(float) + 63) & ~(size_t)63;
+    return 3 * one;
+}
+
+static const eng_module_ops mixer_ops = {
+    .type = "mixer_layer",
+    .forward = mixer_forward,
+    .backward = mixer_backward,
+    .workspace = mixer_workspace,
+};
+
+eng_module *eng_mixer_layer_new(const char *name, const eng_shape *in)
+{
+    mixer_module *mx = (mixer_module *)eng_module_alloc(sizeof *mx, &mixer_ops, name, in);
+    if (!mx)
+        return NULL;
+    eng_module *m = &mx->base;
+    int64_t S = in->d[0], C = in->d[1];
+    mx->S = S;
+    mx->C = C;
+    eng_module_add_param(m, "0.weight", eng_shape1(S), ENG_INIT_ONES, 0);
+    eng_module_add_param(m, "0.bias", eng_shape1(S), ENG_INIT_ZEROS, 0);
+    eng_module_add_param(m, "1.weight", eng_shape2(S, S), ENG_INIT_FAN_IN_UNIFORM, S);
+    eng_module_add_param(m, "1.bias", eng_shape1(S), ENG_INIT_FAN_IN_UNIFORM, S);
+    eng_module_add_param(m, "2.weight", eng_shape2(S, S), ENG_INIT_FAN_IN_UNIFORM, S);
+    eng_module_add_param(m, "2.bias", eng_shape1(S), ENG_INIT_FAN_IN_UNIFORM, S);
+    eng_module_add_param(m, "3.weight", eng_shape1(C), ENG_INIT_ONES, 0);
+    eng_module_add_param(m, "3.bias", eng_shape1(C), ENG_INIT_ZEROS, 0);
+    eng_module_add_param(m, "4.weight", eng_shape2(C, C), ENG_INIT_FAN_IN_UNIFORM, C);
+    eng_module_add_param(m, "4.bias", eng_shape1(C), ENG_INIT_FAN_IN_UNIFORM, C);
+    eng_module_add_param(m, "5.weight", eng_shape2(C, C), ENG_INIT_FAN_IN_UNIFORM, C);
+    eng_module_add_param(m, "5.bias", eng_shape1(C), ENG_INIT_FAN_IN_UNIFORM, C);
+    m->saved_per_sample = 7 * S * C + 2 * C + 2 * S;
+    m->flops = 4 * S * S * C + 4 * S * C * C + 30 * S * C;
+    return m;
+}

@@ -1,0 +1,53 @@
+/* Max and average pooling over NCHW (PyTorch's MaxPool2d / AvgPool2d). */
+#include "engine/error.h"
+#include "engine/module.h"
+
+typedef struct pool_module {
+    eng_module base;
+    eng_pool_mode mode;
+    int64_t kernel, stride, pad;
+} pool_module;
+
+static eng_pool_desc pool_desc(const eng_module *m, int64_t batch)
+{
+    const pool_module *p = (const pool_module *)m;
+    return (eng_pool_desc){.mode = p->mode, .count_include_pad = true, .n = batch, .c = m->in.d[0],
+                           .h = m->in.d[1], .w = m->in.d[2], .kh = p->kernel, .kw = p->kernel,
+                           .stride = p->stride, .pad = p->pad, .oh = m->out.d[1], .ow = m->out.d[2]};
+}
+
+static int pool_forward(eng_module *m, const eng_step_ctx *c, const float *x)
+{
+    eng_pool_desc d = pool_desc(m, c->batch);
+    m->y = m->y_store;
+    return c->b->ops->pool_forward(c->b, &d, x, m->y);
+}
+
+static int pool_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
+{
+    if (!dx)
+        return 0;
+    eng_pool_desc d = pool_desc(m, c->batch);
+    return c->b->ops->pool_backward(c->b, &d, x, m->y, dy, dx);
+}
+
+static const eng_module_ops maxpool_ops = {.type = "maxpool", .forward = pool_forward, .backward = pool_backward};
+static const eng_module_ops avgpool_ops = {.type = "avgpool", .forward = pool_forward, .backward = pool_backward};
+
+eng_module *eng_pool_new(const char *name, const eng_shape *in, eng_pool_mode mode, int64_t kernel, int64_t stride,
+                         int64_t pad)
+{
+    const eng_module_ops *ops = mode == ENG_POOL_MAX ? &maxpool_ops : &avgpool_ops;
+    pool_module *p = (pool_module *)eng_module_alloc(sizeof *p, ops, name, in);
+    if (!p)
+        return NULL;
+    p->mode = mode;
+    p->kernel = kernel;
+    p->stride = stride;
+    p->pad = pad;
+    eng_module *m = &p->base;
+    m->out = eng_shape3(in->d[0], eng_window_out(in->d[1], kernel, stride, pad),
+                        eng_window_out(in->d[2], kernel, stride, pad));
+    m->flops = eng_shape_numel(&m->out) * kernel * kernel;
+    return m;
+}
