@@ -1,15 +1,101 @@
 /* Datasets: loading the standard files into memory as uint8, and the
- * per-epoch batch order and augmentation draws.  (Helper C extends this.) */
+ * per-epoch batch order and augmentation draws.
+ *
+ * Supported kinds (engine/desc.h eng_dataset_kind) and the files under root:
+ *   mnist, fashion_mnist  IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ *                         t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each
+ *                         plain or gzipped with a .gz suffix (plain is preferred
+ *                         when both exist); 1x28x28, 10 classes.
+ *   cifar10               the CIFAR-10 binary version: data_batch_1..5.bin and
+ *                         test_batch.bin, 10000 records of 1 label byte + 3072
+ *                         pixel bytes (R, G, B planes of 32x32) each.
+ *   cifar100              the CIFAR-100 binary version: train.bin (50000) and
+ *                         test.bin (10000) records of 2 label bytes (coarse,
+ *                         fine) + 3072; the fine label (100 classes) is used.
+ *   synthetic             generated from the seed (see dataset_synthetic.c).
+ *
+ * Error messages (eng_last_error) name the file. */
 #ifndef ENG_DATASET_H
 #define ENG_DATASET_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "engine/backend.h"
 #include "engine/desc.h"
+#include "engine/shape.h"
 
-/* Checks that the dataset's files exist under d->root and are readable
- * (headers only; nothing is loaded). 0 if so; otherwise a negative code and
- * a message naming the missing or unreadable file in msg. Synthetic: 0. */
+typedef enum eng_split { ENG_SPLIT_TRAIN = 0, ENG_SPLIT_TEST = 1 } eng_split;
+
+/* One split in host memory. n <= INT32_MAX (sample indices are int32). */
+typedef struct eng_dataset {
+    eng_shape shape;      /* (C, H, W) per sample (synthetic: as described) */
+    int64_t classes, n;
+    uint8_t *images;      /* n * numel(shape) bytes, NCHW */
+    int32_t *labels;      /* n, each in [0, classes) */
+} eng_dataset;
+
+/* Loads one split: the first d->limit_train / d->limit_test samples (0 =
+ * all). Under a limit the split's files are still checked whole for size or
+ * truncation (gzipped IDX files are decompressed to the end, which also
+ * checks their CRC), and IDX labels are all checked, so a limit does not hide
+ * a damaged file; CIFAR labels are checked for the records loaded. `seed` is
+ * used by synthetic only.
+ * Returns 0, or ENG_ENOENT (missing file), ENG_EIO, ENG_EFORMAT, ENG_ENOMEM,
+ * ENG_EINVAL (bad description), ENG_ELIMIT (too large). */
+int eng_dataset_load(const eng_data_desc *d, eng_split split, uint64_t seed, eng_dataset **out);
+void eng_dataset_free(eng_dataset *ds);
+
+/* Checks that the dataset's files exist under d->root and are readable,
+ * with valid headers and (where it costs no decompression) exact sizes;
+ * nothing is loaded. 0 if so; otherwise a negative code and a message in
+ * msg. The message does not repeat the key: callers print it after
+ * "data.root: ", e.g. "/srv/data/cifar-10-batches-bin: missing
+ * data_batch_1.bin (expected the CIFAR-10 binary version:
+ * data_batch_1..5.bin, test_batch.bin)". Synthetic: 0. */
 int eng_dataset_probe(const eng_data_desc *d, char *msg, size_t msg_len);
+
+/* Batches per epoch: floor(n / batch) when drop_last, else ceil; 0 when
+ * batch <= 0 or n <= 0. */
+int64_t eng_dataset_batches(int64_t n, int64_t batch, bool drop_last);
+
+/* idx[0..n) = a permutation of 0..n-1 for (seed, epoch): Fisher-Yates over
+ * the Philox stream eng_rng_key(seed, ENG_RNG_SHUFFLE, epoch); the identity
+ * when !shuffle. Depends on nothing else, so a resumed run replays it. */
+void eng_dataset_epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch, int32_t *idx);
+
+/* aug[3*i + 0..2] = (dy, dx, flip) for the `count` samples of step `step` of
+ * `epoch` (backend.h eng_batch_desc): dy, dx uniform in [0, 2*crop_padding]
+ * (0 when crop_padding is 0), flip uniform in {0, 1} when d->hflip else 0.
+ * From the Philox stream of key eng_rng_key(seed, ENG_RNG_AUGMENT, epoch)
+ * starting at counter step << 32; deterministic per (seed, epoch, step). */
+void eng_dataset_augment_draw(const eng_data_desc *d, uint64_t seed, int64_t epoch, int64_t step, int64_t count,
+                              int16_t *aug);
+
+/* Fills the backend's batch_gather description for batches of n samples of
+ * `shape`: normalisation as mean / (1 / std) per channel (d->n_norm is 1 or
+ * the channel count; without d->normalize, mean 0 and inv_std 1, i.e. pixels
+ * in [0, 1]), and, when `train`, crop padding and augmentation (eval batches
+ * are never augmented). Shapes (F) and (A, B) map to (1, 1, F) and (1, A, B).
+ * ENG_EINVAL on more than ENG_MAX_CHANNELS channels, a bad n_norm, std <= 0,
+ * or augmentation asked for a non-image shape. */
+int eng_dataset_batch_desc(const eng_data_desc *d, const eng_shape *shape, int64_t n, bool train,
+                           eng_batch_desc *out);
+
+/* ---- per-format loaders (dataset.c dispatches to these; tests call them) ---- */
+
+/* Allocates a dataset of n samples of `shape` (images and labels uninitialised). */
+int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_dataset **out);
+
+/* limit: keep the first `limit` samples (0 = all). */
+int eng_dataset_idx_load(const char *root, eng_split split, int64_t limit, eng_dataset **out);
+int eng_dataset_idx_probe(const char *root, char *msg, size_t msg_len);
+int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out);
+int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len);
+int eng_dataset_synthetic_load(const eng_data_desc *d, eng_split split, uint64_t seed, int64_t limit,
+                               eng_dataset **out);
+/* The class prototype images of the synthetic generator: classes * numel bytes. */
+int eng_dataset_synthetic_prototypes(const eng_data_desc *d, uint64_t seed, uint8_t **out);
 
 #endif
