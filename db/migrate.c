@@ -1,0 +1,178 @@
+/* Schema migrations: an ordered list of SQL steps, applied by PRAGMA user_version.
+ *
+ * Step N takes a file at version N-1 to version N and ends by setting
+ * user_version = N, inside one transaction with the step. Never edit a step
+ * that has shipped: add the next one (docs/database.md describes the result). */
+#include <stdio.h>
+
+#include "db/internal.h"
+
+/* Version 1: the DESIGN.md contract - runs, epochs and the two views. */
+static const char migration_1[] =
+    "CREATE TABLE runs (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  name TEXT NOT NULL,\n"
+    "  spec_path TEXT,\n"
+    "  spec_sha256 TEXT,\n"
+    "  spec TEXT,\n"
+    "  status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed',\n"
+    "                                         'invalid', 'cancelled', 'interrupted')),\n"
+    "  device TEXT,\n"
+    "  params INTEGER CHECK (params IS NULL OR params >= 0),\n"
+    "  error TEXT,\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "  created_at TEXT NOT NULL,\n"
+    "  started_at TEXT,\n"
+    "  finished_at TEXT\n"
+    ");\n"
+    "CREATE INDEX runs_by_spec ON runs(spec_path, spec_sha256);\n"
+    "CREATE INDEX runs_by_name ON runs(name);\n"
+    "CREATE TABLE epochs (\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  epoch INTEGER NOT NULL CHECK (epoch >= 1),\n"
+    "  train_loss REAL,\n"
+    "  train_acc REAL CHECK (train_acc BETWEEN 0 AND 1),\n"
+    "  test_loss REAL,\n"
+    "  test_acc REAL CHECK (test_acc BETWEEN 0 AND 1),\n"
+    "  lr REAL,\n"
+    "  seconds REAL CHECK (seconds >= 0),\n"
+    "  samples_per_sec REAL,\n"
+    "  PRIMARY KEY (run_id, epoch)\n"
+    ");\n"
+    "CREATE VIEW results AS\n"
+    "SELECT e.run_id AS run_id, r.name AS name, r.status AS status, e.epoch AS epoch,\n"
+    "       e.train_loss AS train_loss, e.train_acc AS train_acc, e.test_loss AS test_loss,\n"
+    "       e.test_acc AS test_acc, e.lr AS lr, e.seconds AS seconds,\n"
+    "       e.samples_per_sec AS samples_per_sec\n"
+    "FROM epochs e JOIN runs r ON r.id = e.run_id;\n"
+    "CREATE VIEW leaderboard AS\n"
+    "SELECT r.id AS id, r.name AS name, r.status AS status, r.params AS params,\n"
+    "  (SELECT count(*) FROM epochs e WHERE e.run_id = r.id) AS epochs_done,\n"
+    "  (SELECT max(e.test_acc) FROM epochs e WHERE e.run_id = r.id) AS best_test_acc,\n"
+    "  (SELECT e.epoch FROM epochs e WHERE e.run_id = r.id AND e.test_acc IS NOT NULL\n"
+    "    ORDER BY e.test_acc DESC, e.epoch ASC LIMIT 1) AS best_epoch,\n"
+    "  (SELECT e.test_acc FROM epochs e WHERE e.run_id = r.id\n"
+    "    ORDER BY e.epoch DESC LIMIT 1) AS final_test_acc,\n"
+    "  (SELECT total(e.seconds) FROM epochs e WHERE e.run_id = r.id) AS train_seconds,\n"
+    "  r.created_at AS created_at\n"
+    "FROM runs r;\n"
+    "PRAGMA user_version = 1;\n";
+
+/* Version 2: what the service and the read commands need - priority,
+ * template, sweep values, live progress, worker and checkpoint bookkeeping,
+ * cancel requests; epochs get the time they were recorded; the views gain
+ * the run's template/sweep, cumulative seconds and more leaderboard columns. */
+static const char migration_2[] =
+    "ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE runs ADD COLUMN template TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN requested_device TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN epochs_planned INTEGER CHECK (epochs_planned IS NULL OR epochs_planned >= 1);\n"
+    "ALTER TABLE runs ADD COLUMN sweep TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN worker_pid INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN checkpoint TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN best_checkpoint_epoch INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0\n"
+    "  CHECK (cancel_requested IN (0, 1));\n"
+    "ALTER TABLE runs ADD COLUMN note TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN progress_epoch INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN progress_fraction REAL\n"
+    "  CHECK (progress_fraction IS NULL OR progress_fraction BETWEEN 0 AND 1);\n"
+    "ALTER TABLE runs ADD COLUMN progress_images_per_sec REAL;\n"
+    "ALTER TABLE runs ADD COLUMN samples_per_epoch INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN progress_updated_at TEXT;\n"
+    "ALTER TABLE epochs ADD COLUMN recorded_at TEXT;\n"
+    "CREATE INDEX runs_queue ON runs(status, priority DESC, created_at, id);\n"
+    "DROP VIEW results;\n"
+    "CREATE VIEW results AS\n"
+    "SELECT e.run_id AS run_id, r.name AS name, r.status AS status, r.template AS template,\n"
+    "       r.params AS params, r.sweep AS sweep, e.epoch AS epoch,\n"
+    "       e.train_loss AS train_loss, e.train_acc AS train_acc, e.test_loss AS test_loss,\n"
+    "       e.test_acc AS test_acc, e.lr AS lr, e.seconds AS seconds,\n"
+    "       total(e.seconds) OVER (PARTITION BY e.run_id ORDER BY e.epoch) AS elapsed_seconds,\n"
+    "       e.samples_per_sec AS samples_per_sec\n"
+    "FROM epochs e JOIN runs r ON r.id = e.run_id;\n"
+    "DROP VIEW leaderboard;\n"
+    "CREATE VIEW leaderboard AS\n"
+    "SELECT r.id AS id, r.name AS name, r.status AS status, r.template AS template,\n"
+    "  r.params AS params,\n"
+    "  (SELECT count(*) FROM epochs e WHERE e.run_id = r.id) AS epochs_done,\n"
+    "  r.epochs_planned AS epochs_planned,\n"
+    "  (SELECT max(e.test_acc) FROM epochs e WHERE e.run_id = r.id) AS best_test_acc,\n"
+    "  (SELECT e.epoch FROM epochs e WHERE e.run_id = r.id AND e.test_acc IS NOT NULL\n"
+    "    ORDER BY e.test_acc DESC, e.epoch ASC LIMIT 1) AS best_epoch,\n"
+    "  (SELECT e.test_acc FROM epochs e WHERE e.run_id = r.id\n"
+    "    ORDER BY e.epoch DESC LIMIT 1) AS final_test_acc,\n"
+    "  (SELECT min(e.test_loss) FROM epochs e WHERE e.run_id = r.id) AS lowest_test_loss,\n"
+    "  (SELECT total(e.seconds) FROM epochs e WHERE e.run_id = r.id) AS train_seconds,\n"
+    "  (SELECT avg(e.samples_per_sec) FROM epochs e WHERE e.run_id = r.id) AS images_per_sec,\n"
+    "  r.created_at AS created_at, r.finished_at AS finished_at, r.sweep AS sweep,\n"
+    "  r.spec_path AS spec_path, r.device AS device, r.error AS error\n"
+    "FROM runs r;\n"
+    "PRAGMA user_version = 2;\n";
+
+static const struct {
+    int version;
+    const char *sql;
+} migrations[] = {
+    {1, migration_1},
+    {2, migration_2},
+};
+_Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
+               "one migration step per schema version");
+
+int db_schema_version(db *d, int *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(d->h, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return db__sqlite_error(d, rc, "read user_version");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        int e = db__sqlite_error(d, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "read user_version");
+        sqlite3_finalize(s);
+        return e;
+    }
+    *out = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s); /* the step succeeded: nothing to report */
+    return DB_OK;
+}
+
+static int too_new(db *d, int v)
+{
+    return db__error(DB_EVERSION,
+                     "%s has schema version %d, newer than this epochd knows (%d): "
+                     "use the epochd that wrote it, or a newer one",
+                     d->path, v, DB_SCHEMA_VERSION);
+}
+
+int db_migrate(db *d)
+{
+    int v, rc;
+    if ((rc = db_schema_version(d, &v)))
+        return rc;
+    if (v > DB_SCHEMA_VERSION)
+        return too_new(d, v);
+    if (v == DB_SCHEMA_VERSION)
+        return DB_OK; /* the common case writes nothing */
+    if (d->txn_depth)
+        return db__error(DB_EINVAL, "%s: cannot migrate inside a transaction", d->path);
+    for (size_t i = 0; i < sizeof migrations / sizeof *migrations; i++) {
+        if (migrations[i].version <= v)
+            continue;
+        if ((rc = db__txn_begin(d)))
+            return rc;
+        /* Another process may have migrated while we waited for the lock. */
+        if ((rc = db_schema_version(d, &v)) == DB_OK && v > DB_SCHEMA_VERSION)
+            rc = too_new(d, v);
+        if (rc == DB_OK && v < migrations[i].version) {
+            char what[64];
+            snprintf(what, sizeof what, "migrate to schema version %d", migrations[i].version);
+            rc = db__exec(d, migrations[i].sql, what);
+        }
+        if ((rc = db__txn_end(d, rc)))
+            return rc;
+        if ((rc = db_schema_version(d, &v)))
+            return rc;
+    }
+    return DB_OK;
+}

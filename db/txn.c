@@ -1,0 +1,61 @@
+/* Transactions: db_begin/db_commit for callers, and the one every write call
+ * wraps itself in (a savepoint when the caller already opened one). */
+#include <stdio.h>
+
+#include "db/internal.h"
+
+int db__txn_begin(db *d)
+{
+    /* IMMEDIATE takes the write lock now (waiting up to the busy timeout),
+     * so a transaction cannot fail half-way because another writer came. */
+    int rc = d->txn_depth == 0 ? db__exec(d, "BEGIN IMMEDIATE", "begin transaction")
+                               : db__exec(d, "SAVEPOINT db_nested", "savepoint");
+    if (rc == DB_OK)
+        d->txn_depth++;
+    return rc;
+}
+
+/* Undoes the innermost level without overwriting the error being reported. */
+static void undo_level(db *d, int outermost)
+{
+    if (sqlite3_get_autocommit(d->h))
+        return; /* SQLite already rolled the whole transaction back */
+    int rc = outermost ? sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL)
+                       : sqlite3_exec(d->h, "ROLLBACK TO db_nested; RELEASE db_nested", NULL,
+                                      NULL, NULL);
+    if (rc != SQLITE_OK) {
+        /* Keep the first error; say that the rollback failed too. */
+        char first[512];
+        snprintf(first, sizeof first, "%s", db_last_error());
+        db__error(DB_ESQL, "%s (and the rollback failed: %s)", first, sqlite3_errmsg(d->h));
+    }
+}
+
+int db__txn_end(db *d, int rc)
+{
+    if (d->txn_depth <= 0)
+        return rc ? rc : db__error(DB_EINVAL, "no transaction is open");
+    int outermost = --d->txn_depth == 0;
+    if (rc != DB_OK) {
+        undo_level(d, outermost);
+        return rc;
+    }
+    int c = outermost ? db__exec(d, "COMMIT", "commit") : db__exec(d, "RELEASE db_nested", "release savepoint");
+    if (c != DB_OK)
+        undo_level(d, outermost);
+    return c;
+}
+
+int db_begin(db *d) { return db__txn_begin(d); }
+
+int db_commit(db *d) { return db__txn_end(d, DB_OK); }
+
+int db_rollback(db *d)
+{
+    if (d->txn_depth <= 0)
+        return db__error(DB_EINVAL, "no transaction is open");
+    int outermost = --d->txn_depth == 0;
+    db_clear_error();
+    undo_level(d, outermost);
+    return *db_last_error() ? DB_ESQL : DB_OK;
+}
