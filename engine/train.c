@@ -1,0 +1,257 @@
+/* The training loop: batches from the resident dataset, forward, softmax
+ * cross-entropy, backward, clipping and the optimizer step; evaluation. */
+#include "engine/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/dataset.h"
+#include "engine/error.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "engine/train_internal.h"
+#include "engine/weights.h"
+
+#define TRY(call)                                                                                            \
+    do {                                                                                                     \
+        int rc_ = (call);                                                                                    \
+        if (rc_ < 0)                                                                                         \
+            return rc_;                                                                                      \
+    } while (0)
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A split resident on the backend. */
+static int upload_split(eng_backend *b, const eng_dataset *ds, eng_split_dev *out)
+{
+    size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape);
+    out->n = ds->n;
+    TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
+    TRY(b->ops->upload(b, out->images, ds->images, bytes));
+    TRY(b->ops->alloc(b, (size_t)(ds->n ? ds->n : 1) * sizeof(int32_t), (void **)&out->labels));
+    return b->ops->upload(b, out->labels, ds->labels, (size_t)ds->n * sizeof(int32_t));
+}
+
+static void free_split(eng_backend *b, eng_split_dev *s)
+{
+    b->ops->free(b, s->images);
+    b->ops->free(b, s->labels);
+}
+
+static int trainer_setup(eng_trainer *t)
+{
+    eng_backend *b = t->b;
+    eng_dataset *train = NULL, *test = NULL;
+    int rc = eng_dataset_load(&t->data, ENG_SPLIT_TRAIN, t->train.seed, &train);
+    if (rc == 0)
+        rc = eng_dataset_load(&t->data, ENG_SPLIT_TEST, t->train.seed, &test);
+    if (rc == 0 && (train->n < 1 || test->n < 1))
+        rc = eng_error(ENG_EINVAL, "the dataset has an empty split (%lld train, %lld test samples)",
+                       (long long)train->n, (long long)test->n);
+    if (rc == 0) {
+        t->shape = train->shape;
+        t->classes = train->classes;
+        rc = upload_split(b, train, &t->train_dev);
+    }
+    if (rc == 0)
+        rc = upload_split(b, test, &t->test_dev);
+    eng_dataset_free(train);
+    eng_dataset_free(test);
+    if (rc < 0)
+        return rc;
+
+    t->batch = t->data.batch_size;
+    t->eval_batch = t->data.eval_batch_size > 0 ? t->data.eval_batch_size : t->batch;
+    if (t->batch > t->train_dev.n)
+        t->batch = t->train_dev.n; /* a limit smaller than one batch still trains */
+    t->steps_per_epoch = eng_dataset_batches(t->train_dev.n, t->batch, t->data.drop_last);
+    if (t->steps_per_epoch < 1)
+        return eng_error(ENG_EINVAL, "no training batch: %lld samples, batch size %lld", (long long)t->train_dev.n,
+                         (long long)t->batch);
+    int64_t max_batch = t->batch > t->eval_batch ? t->batch : t->eval_batch;
+
+    TRY(eng_model_build(&t->model_desc, &t->shape, t->classes, NULL, NULL, &t->model));
+    TRY(eng_model_bind(t->model, b, max_batch));
+    TRY(eng_model_init_params(t->model, t->train.seed));
+    if (t->model_desc.init_from[0])
+        TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
+    TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
+
+    int64_t numel = eng_shape_numel(&t->shape);
+    t->order = malloc((size_t)t->train_dev.n * sizeof *t->order);
+    t->aug_host = malloc((size_t)max_batch * 3 * sizeof *t->aug_host);
+    t->eval_idx = malloc((size_t)max_batch * sizeof *t->eval_idx);
+    if (!t->order || !t->aug_host || !t->eval_idx)
+        return eng_error(ENG_ENOMEM, "out of memory for the batch order");
+    TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->idx_dev));
+    TRY(b->ops->alloc(b, (size_t)max_batch * 3 * sizeof(int16_t), (void **)&t->aug_dev));
+    TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
+    TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
+    TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
+    TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
+    return 0;
+}
+
+int eng_trainer_new(const eng_data_desc *data, const eng_model_desc *model, const eng_train_desc *train,
+                    eng_backend *b, eng_trainer **out)
+{
+    *out = NULL;
+    eng_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return eng_error(ENG_ENOMEM, "out of memory creating the trainer");
+    t->data = *data;
+    t->model_desc = *model;
+    t->train = *train;
+    t->b = b;
+    int rc = trainer_setup(t);
+    if (rc < 0) {
+        eng_trainer_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void eng_trainer_free(eng_trainer *t)
+{
+    if (!t)
+        return;
+    eng_backend *b = t->b;
+    eng_optimizer_free(t->opt);
+    eng_model_free(t->model);
+    free_split(b, &t->train_dev);
+    free_split(b, &t->test_dev);
+    b->ops->free(b, t->idx_dev);
+    b->ops->free(b, t->aug_dev);
+    b->ops->free(b, t->labels_dev);
+    b->ops->free(b, t->x_dev);
+    b->ops->free(b, t->dlogits_dev);
+    b->ops->free(b, t->acc_dev);
+    free(t->order);
+    free(t->aug_host);
+    free(t->eval_idx);
+    free(t);
+}
+
+eng_model *eng_trainer_model(eng_trainer *t) { return t->model; }
+int64_t eng_trainer_epochs_done(const eng_trainer *t) { return t->epochs_done; }
+int64_t eng_trainer_steps_per_epoch(const eng_trainer *t) { return t->steps_per_epoch; }
+int64_t eng_trainer_train_samples(const eng_trainer *t) { return t->train_dev.n; }
+int64_t eng_trainer_test_samples(const eng_trainer *t) { return t->test_dev.n; }
+
+double eng_trainer_best_acc(const eng_trainer *t, int64_t *epoch)
+{
+    if (epoch)
+        *epoch = t->best_epoch;
+    return t->best_acc;
+}
+
+/* Gathers samples idx[0..count) of a split into x_dev / labels_dev. */
+static int gather(eng_trainer *t, const eng_split_dev *s, const int32_t *idx, int64_t count, bool train,
+                  const int16_t *aug)
+{
+    eng_backend *b = t->b;
+    eng_batch_desc d;
+    TRY(eng_dataset_batch_desc(&t->data, &t->shape, count, train, &d));
+    TRY(b->ops->upload(b, t->idx_dev, idx, (size_t)count * sizeof(int32_t)));
+    if (d.augment)
+        TRY(b->ops->upload(b, t->aug_dev, aug, (size_t)count * 3 * sizeof(int16_t)));
+    return b->ops->batch_gather(b, &d, s->images, s->labels, t->idx_dev, d.augment ? t->aug_dev : NULL, t->x_dev,
+                                t->labels_dev);
+}
+
+static int read_acc(eng_trainer *t, double acc[2])
+{
+    return t->b->ops->download(t->b, acc, t->acc_dev, 2 * sizeof(double));
+}
+
+static int zero_acc(eng_trainer *t)
+{
+    const double zero[2] = {0.0, 0.0};
+    return t->b->ops->upload(t->b, t->acc_dev, zero, sizeof zero);
+}
+
+int eng_trainer_evaluate(eng_trainer *t, double *loss, double *acc)
+{
+    eng_backend *b = t->b;
+    TRY(zero_acc(t));
+    for (int64_t start = 0; start < t->test_dev.n; start += t->eval_batch) {
+        int64_t count = t->test_dev.n - start < t->eval_batch ? t->test_dev.n - start : t->eval_batch;
+        for (int64_t i = 0; i < count; i++)
+            t->eval_idx[i] = (int32_t)(start + i);
+        TRY(gather(t, &t->test_dev, t->eval_idx, count, false, NULL));
+        const float *logits;
+        TRY(eng_model_forward(t->model, t->x_dev, count, false, 0, &logits));
+        eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 0.0f};
+        TRY(b->ops->xent(b, &xd, logits, t->labels_dev, NULL, t->acc_dev));
+    }
+    double a[2];
+    TRY(read_acc(t, a));
+    *loss = a[0] / (double)t->test_dev.n;
+    *acc = a[1] / (double)t->test_dev.n;
+    return 0;
+}
+
+int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoch_stats *out)
+{
+    eng_backend *b = t->b;
+    int64_t epoch = t->epochs_done + 1; /* 1-based; streams are keyed by it */
+    uint64_t seed = t->train.seed;
+    double t0 = now_seconds(), last_report = t0;
+    eng_dataset_epoch_order(t->train_dev.n, t->data.shuffle, seed, epoch, t->order);
+    TRY(zero_acc(t));
+    int64_t seen = 0;
+    float lr = 0.0f;
+    for (int64_t step = 0; step < t->steps_per_epoch; step++) {
+        if (hooks && hooks->stop_requested && hooks->stop_requested(hooks->ctx))
+            return eng_error(ENG_EINTR, "stopped during epoch %lld", (long long)epoch);
+        int64_t start = step * t->batch;
+        int64_t count = t->train_dev.n - start < t->batch ? t->train_dev.n - start : t->batch;
+        eng_dataset_augment_draw(&t->data, seed, epoch, step, count, t->aug_host);
+        TRY(gather(t, &t->train_dev, t->order + start, count, true, t->aug_host));
+        int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
+        const float *logits;
+        TRY(eng_model_forward(t->model, t->x_dev, count, true, eng_rng_key(seed, ENG_RNG_DROPOUT, (uint64_t)global_step),
+                              &logits));
+        eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 1.0f / (float)count};
+        TRY(b->ops->xent(b, &xd, logits, t->labels_dev, t->dlogits_dev, t->acc_dev));
+        TRY(eng_model_backward(t->model, t->dlogits_dev));
+        lr = eng_schedule_lr(&t->train, global_step, t->steps_per_epoch);
+        TRY(eng_optimizer_step(t->opt, eng_model_param_data(t->model), eng_model_grad_data(t->model), lr));
+        seen += count;
+        double now = now_seconds();
+        bool last = step + 1 == t->steps_per_epoch;
+        if (hooks && hooks->progress && (last || now - last_report >= hooks->progress_interval)) {
+            double a[2];
+            TRY(read_acc(t, a));
+            eng_progress p = {.epoch = epoch, .step = step + 1, .steps = t->steps_per_epoch,
+                              .loss = a[0] / (double)seen, .acc = a[1] / (double)seen,
+                              .samples_per_sec = (double)seen / (now - t0), .elapsed = now - t0};
+            hooks->progress(hooks->ctx, &p);
+            last_report = now;
+        }
+    }
+    double a[2];
+    TRY(read_acc(t, a));
+    double t1 = now_seconds();
+    eng_epoch_stats s = {.epoch = epoch, .train_loss = a[0] / (double)seen, .train_acc = a[1] / (double)seen,
+                         .lr = lr, .train_seconds = t1 - t0, .samples_per_sec = (double)seen / (t1 - t0),
+                         .train_samples = seen, .test_samples = t->test_dev.n};
+    TRY(eng_trainer_evaluate(t, &s.test_loss, &s.test_acc));
+    s.seconds = now_seconds() - t0;
+    t->epochs_done = epoch;
+    if (s.test_acc > t->best_acc || t->best_epoch == 0) {
+        t->best_acc = s.test_acc;
+        t->best_epoch = epoch;
+    }
+    if (out)
+        *out = s;
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* The trainer's state, shared by train.c and checkpoint.c (engine-internal). */
+#ifndef ENG_TRAIN_INTERNAL_H
+#define ENG_TRAIN_INTERNAL_H
+
+#include "engine/optim.h"
+#include "engine/train.h"
+
+typedef struct eng_split_dev {
+    int64_t n;
+    uint8_t *images;  /* backend memory, n * numel bytes */
+    int32_t *labels;  /* backend memory */
+} eng_split_dev;
+
+struct eng_trainer {
+    eng_data_desc data;
+    eng_model_desc model_desc;
+    eng_train_desc train;
+    eng_backend *b;
+
+    eng_shape shape;
+    int64_t classes;
+    eng_split_dev train_dev, test_dev;
+    int64_t batch, eval_batch, steps_per_epoch;
+
+    eng_model *model;
+    eng_optimizer *opt;
+
+    int64_t epochs_done;
+    double best_acc;
+    int64_t best_epoch;
+
+    /* per-step buffers */
+    int32_t *order;     /* host: this epoch's permutation */
+    int16_t *aug_host;  /* host: this step's augmentation draws */
+    int32_t *eval_idx;  /* host */
+    int32_t *idx_dev, *labels_dev;
+    int16_t *aug_dev;
+    float *x_dev, *dlogits_dev;
+    double *acc_dev;    /* [loss sum, hits] */
+};
+
+#endif
