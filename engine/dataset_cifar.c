@@ -167,6 +167,8 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
 
 int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len)
 {
+    if (msg_len)
+        msg[0] = '\0';
     for (int split = 0; split < 2; split++) {
         int rc = check_files(root, cifar100, (eng_split)split);
         if (rc) {

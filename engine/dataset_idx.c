@@ -256,6 +256,8 @@ out:
 
 int eng_dataset_idx_probe(const char *root, char *msg, size_t msg_len)
 {
+    if (msg_len)
+        msg[0] = '\0';
     for (int split = 0; split < 2; split++) {
         idx_file img, lab;
         int rc = idx_open_split(root, (eng_split)split, &img, &lab);
