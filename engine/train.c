@@ -210,7 +210,7 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
     int64_t seen = 0;
     float lr = 0.0f;
     for (int64_t step = 0; step < t->steps_per_epoch; step++) {
-        if (hooks && hooks->stop_requested && hooks->stop_requested(hooks->ctx))
+        if (hooks && hooks->stop && *hooks->stop)
             return eng_error(ENG_EINTR, "stopped during epoch %lld", (long long)epoch);
         int64_t start = step * t->batch;
         int64_t count = t->train_dev.n - start < t->batch ? t->train_dev.n - start : t->batch;

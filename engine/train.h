@@ -5,6 +5,7 @@
 #ifndef ENG_TRAIN_H
 #define ENG_TRAIN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,9 +41,10 @@ typedef struct eng_train_hooks {
     void *ctx;
     /* called about every `progress_interval` seconds and after the last step */
     void (*progress)(void *ctx, const eng_progress *p);
-    /* polled between steps; true stops the epoch with ENG_EINTR */
-    bool (*stop_requested)(void *ctx);
     double progress_interval;
+    /* polled between steps (a signal handler sets it): non-zero stops the
+     * epoch with ENG_EINTR */
+    volatile sig_atomic_t *stop;
 } eng_train_hooks;
 
 /* Loads the data, builds and binds the model on b, creates the optimizer and

@@ -13,6 +13,10 @@ typedef struct run_command {
 
 /* Each command appears here once its implementation exists. */
 static const run_command commands[] = {
+    {"run", run_cmd_run, "train a spec in the foreground, recording it in the database"},
+    {"summary", run_cmd_summary, "layers, output shapes, parameters and FLOPs of a spec's model"},
+    {"export", run_cmd_export, "write a run's trained weights as safetensors"},
+    {"worker", run_cmd_worker, "(internal) run one run for the service, JSON lines on stdout"},
     {NULL, NULL, NULL},
 };
 

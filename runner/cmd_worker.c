@@ -1,0 +1,195 @@
+/* epochd worker: runs one run for the service and reports on stdout, one
+ * JSON object per line (docs/worker-protocol.md):
+ *   {"event":"started", ...} {"event":"progress", ...} {"event":"epoch", ...}
+ *   {"event":"done", ...} | {"event":"failed", ...} | {"event":"interrupted", ...}
+ * It never opens the database. Diagnostics go to stderr, which the service
+ * copies into its log with the run id. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/commands.h"
+#include "runner/session.h"
+#include "schema/spec.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* Writes one event line; doubles keep 17 significant digits so the service
+ * stores exactly the values computed here. */
+static void emit(json_t *obj)
+{
+    if (!obj) {
+        fprintf(stderr, "epochd worker: out of memory building an event\n");
+        return;
+    }
+    char *line = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (line) {
+        fputs(line, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        free(line);
+    }
+    json_decref(obj);
+}
+
+static void w_started(void *ctx, const run_started_info *s)
+{
+    (void)ctx;
+    emit(json_pack("{s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "event", "started", "pid", (int)getpid(),
+                   "device", s->device, "params", (json_int_t)s->params, "epochs", (json_int_t)s->epochs,
+                   "steps_per_epoch", (json_int_t)s->steps_per_epoch, "train_samples",
+                   (json_int_t)s->train_samples, "test_samples", (json_int_t)s->test_samples, "resumed_epoch",
+                   (json_int_t)s->resumed_epoch, "threads", s->threads));
+}
+
+static void w_progress(void *ctx, const eng_progress *p)
+{
+    (void)ctx;
+    emit(json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "event", "progress", "epoch", (json_int_t)p->epoch,
+                   "step", (json_int_t)p->step, "steps", (json_int_t)p->steps, "loss", p->loss, "acc", p->acc,
+                   "images_per_sec", p->samples_per_sec, "elapsed", p->elapsed));
+}
+
+static int w_epoch(void *ctx, const eng_epoch_stats *s, const char *checkpoint, int64_t best_epoch)
+{
+    (void)ctx;
+    json_t *o = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "event", "epoch", "epoch",
+                          (json_int_t)s->epoch, "train_loss", s->train_loss, "train_acc", s->train_acc,
+                          "test_loss", s->test_loss, "test_acc", s->test_acc, "lr", s->lr, "seconds", s->seconds,
+                          "samples_per_sec", s->samples_per_sec, "best_epoch", (json_int_t)best_epoch);
+    if (o && checkpoint)
+        json_object_set_new(o, "checkpoint", json_string(checkpoint));
+    emit(o);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: epochd worker --spec-file FILE [--spec-path PATH] --key KEY --state-dir DIR\n"
+               "                     [--device D] [--epochs N] [--threads N] [--resume]\n"
+               "Internal: runs one run and reports JSON lines on stdout (used by `epochd serve`).\n");
+}
+
+static void fail_event(const char *msg, int code, bool retryable)
+{
+    emit(json_pack("{s:s, s:s, s:i, s:b}", "event", "failed", "error", msg, "code", code, "retryable", retryable));
+}
+
+int run_cmd_worker(int argc, char **argv)
+{
+    const char *text_path = NULL, *spec_path = NULL, *key = NULL, *state_dir = NULL, *device = NULL;
+    int64_t epochs = 0;
+    int threads = 0;
+    bool resume = false;
+    static const struct option opts[] = {
+        {"spec-file", required_argument, NULL, 'f'}, {"spec-path", required_argument, NULL, 'p'},
+        {"key", required_argument, NULL, 'k'},       {"state-dir", required_argument, NULL, 's'},
+        {"device", required_argument, NULL, 'D'},    {"epochs", required_argument, NULL, 'e'},
+        {"threads", required_argument, NULL, 't'},   {"resume", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': text_path = optarg; break;
+        case 'p': spec_path = optarg; break;
+        case 'k': key = optarg; break;
+        case 's': state_dir = optarg; break;
+        case 'D': device = optarg; break;
+        case 'e': epochs = strtoll(optarg, NULL, 10); break;
+        case 't': threads = atoi(optarg); break;
+        case 'r': resume = true; break;
+        case 'h': usage(stdout); return RUN_EX_OK;
+        default: usage(stderr); return RUN_EX_USAGE;
+        }
+    }
+    if (!text_path || !key || !state_dir || optind != argc) {
+        usage(stderr);
+        return RUN_EX_USAGE;
+    }
+    if (!spec_path)
+        spec_path = text_path;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    /* The stored text, resolved relative to the original spec's folder. */
+    FILE *f = fopen(text_path, "rb");
+    if (!f) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "cannot open %s: %s", text_path, strerror(errno));
+        fail_event(msg, RUN_EX_NOINPUT, true);
+        return RUN_EX_NOINPUT;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 65536);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                fail_event("out of memory reading the spec", RUN_EX_SOFTWARE, true);
+                return RUN_EX_SOFTWARE;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+
+    spec_options opt;
+    spec_options_default(&opt);
+    spec_file *sf = NULL;
+    int rc = spec_file_load_buffer(spec_path, buf, len, &opt, &sf);
+    free(buf);
+    if (rc < 0) {
+        fail_event("out of memory parsing the spec", RUN_EX_SOFTWARE, true);
+        return RUN_EX_SOFTWARE;
+    }
+    if (!spec_file_valid(sf) || sf->n_entries != 1) {
+        char *msg = NULL;
+        if (sf->file_diags.n)
+            msg = spec_diags_join(&sf->file_diags);
+        else if (sf->n_entries)
+            msg = spec_diags_join(&sf->entries[0].diags);
+        fail_event(msg ? msg : "the spec is not one valid run", RUN_EX_DATAERR, false);
+        free(msg);
+        spec_file_free(sf);
+        return RUN_EX_DATAERR;
+    }
+
+    run_sink sink = {.ctx = NULL, .started = w_started, .progress = w_progress, .epoch = w_epoch};
+    run_job job = {.spec = sf->entries[0].spec, .state_dir = state_dir, .key = key, .device = device,
+                   .epochs = epochs, .resume = resume, .threads = threads, .stop = &stop_flag};
+    run_outcome out;
+    run_session(&job, &sink, &out);
+    if (out.code == RUN_EX_OK)
+        emit(json_pack("{s:s, s:I, s:f, s:I}", "event", "done", "epochs", (json_int_t)out.epochs_done,
+                       "best_test_acc", out.best_acc, "best_epoch", (json_int_t)out.best_epoch));
+    else if (out.interrupted)
+        emit(json_pack("{s:s, s:I}", "event", "interrupted", "epochs", (json_int_t)out.epochs_done));
+    else
+        fail_event(out.error, out.code, out.retryable);
+    if (out.code != RUN_EX_OK)
+        fprintf(stderr, "epochd worker %s: %s\n", key, out.error);
+    spec_file_free(sf);
+    return out.code;
+}
