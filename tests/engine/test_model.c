@@ -1,0 +1,445 @@
+/* Model building, naming, diagnostics, schedules, and the trainer's
+ * determinism and checkpoint/resume guarantees. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/error.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "engine/train.h"
+
+/* ---- the seed's six models (seed-reference.md) ---- */
+
+static int64_t cnn_channels[] = {16, 16, ENG_POOL_ENTRY, 32, 32, ENG_POOL_ENTRY, 64, 64, ENG_POOL_ENTRY,
+                                 128, 128, ENG_POOL_ENTRY, 256, 256};
+static int64_t res_channels[] = {32, 32, 64, 64, 64, 64, 128, 128, 128};
+
+static eng_model_desc seed_cnn(void)
+{
+    eng_model_desc m;
+    eng_model_desc_default(&m);
+    m.template_kind = ENG_TEMPLATE_CNN;
+    m.channels = cnn_channels;
+    m.n_channels = 14;
+    m.head = ENG_HEAD_SOFTMAX;
+    return m;
+}
+
+static eng_model_desc seed_resnet(void)
+{
+    eng_model_desc m;
+    eng_model_desc_default(&m);
+    m.template_kind = ENG_TEMPLATE_RESNET;
+    m.channels = res_channels;
+    m.n_channels = 9;
+    m.head = ENG_HEAD_SOFTMAX;
+    return m;
+}
+
+static eng_model_desc seed_mixer(int64_t p, int64_t hidden, int64_t depth)
+{
+    eng_model_desc m;
+    eng_model_desc_default(&m);
+    m.template_kind = ENG_TEMPLATE_MLP_MIXER;
+    m.patch_size = p;
+    m.hidden = hidden;
+    m.depth = depth;
+    m.patching = ENG_PATCHING_RESHAPE;
+    m.head = ENG_HEAD_SOFTMAX;
+    return m;
+}
+
+static int64_t count_params(const eng_model_desc *d)
+{
+    eng_shape in = eng_shape3(3, 32, 32);
+    eng_model *m = NULL;
+    assert_int_equal(eng_model_build(d, &in, 10, NULL, NULL, &m), 0);
+    int64_t n = eng_model_param_count(m);
+    eng_model_free(m);
+    return n;
+}
+
+static void test_seed_param_counts(void **state)
+{
+    (void)state;
+    eng_model_desc d = seed_cnn();
+    assert_int_equal(count_params(&d), 1183322);
+    d = seed_resnet();
+    assert_int_equal(count_params(&d), 1134026);
+    d = seed_mixer(4, 128, 6);
+    assert_int_equal(count_params(&d), 273674);
+    d = seed_mixer(2, 128, 6);
+    assert_int_equal(count_params(&d), 1062026);
+    d = seed_mixer(4, 192, 8);
+    assert_int_equal(count_params(&d), 698186);
+    d = seed_mixer(2, 192, 8);
+    assert_int_equal(count_params(&d), 1756106);
+}
+
+/* Names and layouts follow the PyTorch reference (torch_seed_models.py). */
+static void test_names_and_layouts(void **state)
+{
+    (void)state;
+    eng_shape in = eng_shape3(3, 32, 32);
+    eng_model *m = NULL;
+    eng_model_desc d = seed_cnn();
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    const eng_tensor_info *p;
+    int np = eng_model_params(m, &p);
+    assert_string_equal(p[0].name, "0.weight");
+    assert_int_equal(p[0].shape.ndim, 4);
+    assert_int_equal(p[0].shape.d[0], 16);
+    assert_int_equal(p[0].shape.d[1], 3);
+    assert_int_equal(p[0].shape.d[2], 3);
+    assert_string_equal(p[2].name, "1.weight"); /* BatchNorm2d after the conv */
+    assert_string_equal(p[np - 2].name, "34.weight");
+    assert_int_equal(p[np - 2].shape.d[0], 10);
+    assert_int_equal(p[np - 2].shape.d[1], 256);
+    const eng_tensor_info *b;
+    int nb = eng_model_buffers(m, &b);
+    assert_string_equal(b[0].name, "1.running_mean");
+    assert_string_equal(b[1].name, "1.running_var");
+    assert_int_equal(nb, 2 * 10);
+    eng_model_free(m);
+
+    d = seed_resnet();
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    np = eng_model_params(m, &p);
+    assert_string_equal(p[2].name, "2.b.0.weight");
+    assert_string_equal(p[np - 1].name, "12.bias");
+    eng_model_free(m);
+
+    d = seed_mixer(4, 128, 6);
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    np = eng_model_params(m, &p);
+    assert_string_equal(p[0].name, "embed.weight");
+    assert_int_equal(p[0].shape.d[0], 128);
+    assert_int_equal(p[0].shape.d[1], 48);
+    assert_string_equal(p[2].name, "blocks.0.0.weight");
+    assert_int_equal(p[2].shape.d[0], 64); /* LayerNorm over the 64 tokens */
+    assert_string_equal(p[4].name, "blocks.0.1.weight");
+    assert_string_equal(p[np - 4].name, "norm.weight");
+    assert_int_equal(p[np - 4].shape.ndim, 2);
+    assert_int_equal(p[np - 4].shape.d[0], 64);
+    assert_int_equal(p[np - 4].shape.d[1], 128);
+    assert_string_equal(p[np - 2].name, "head.weight");
+    eng_model_free(m);
+}
+
+/* ---- diagnostics carry key paths ---- */
+
+typedef struct diag_log {
+    char paths[8][64];
+    char msgs[8][256];
+    int n;
+} diag_log;
+
+static void log_diag(void *ctx, const char *path, const char *msg)
+{
+    diag_log *l = ctx;
+    if (l->n < 8) {
+        snprintf(l->paths[l->n], sizeof l->paths[0], "%s", path);
+        snprintf(l->msgs[l->n], sizeof l->msgs[0], "%s", msg);
+    }
+    l->n++;
+}
+
+static void test_diagnostics(void **state)
+{
+    (void)state;
+    eng_model *m = NULL;
+    diag_log log = {0};
+    eng_shape img = eng_shape3(3, 32, 32), flat = eng_shape3(1, 28, 28);
+
+    int64_t units[] = {64, 7};
+    eng_model_desc d;
+    eng_model_desc_default(&d);
+    d.template_kind = ENG_TEMPLATE_MLP;
+    d.units = units;
+    d.n_units = 2;
+    assert_int_equal(eng_model_build(&d, &flat, 10, log_diag, &log, &m), ENG_EINVAL);
+    assert_null(m);
+    assert_int_equal(log.n, 1);
+    assert_string_equal(log.paths[0], "model.units[1]");
+    assert_non_null(strstr(log.msgs[0], "expected the last entry to be the output size 10"));
+    assert_non_null(strstr(log.msgs[0], "found 7"));
+
+    /* one pooling too many: 32 -> 15 -> 7 -> 3 -> 1 -> (none) */
+    int64_t ch[] = {8, ENG_POOL_ENTRY, 8, ENG_POOL_ENTRY, ENG_POOL_ENTRY, ENG_POOL_ENTRY, ENG_POOL_ENTRY};
+    eng_model_desc_default(&d);
+    d.channels = ch;
+    d.n_channels = 7;
+    memset(&log, 0, sizeof log);
+    assert_int_equal(eng_model_build(&d, &img, 10, log_diag, &log, &m), ENG_EINVAL);
+    assert_int_equal(log.n, 1);
+    assert_string_equal(log.paths[0], "model.channels[6]");
+    assert_non_null(strstr(log.msgs[0], "found 1x1"));
+
+    eng_model_desc_default(&d);
+    d.template_kind = ENG_TEMPLATE_MLP_MIXER;
+    d.patch_size = 5;
+    memset(&log, 0, sizeof log);
+    assert_int_equal(eng_model_build(&d, &img, 10, log_diag, &log, &m), ENG_EINVAL);
+    assert_string_equal(log.paths[0], "model.patch_size");
+    assert_non_null(strstr(log.msgs[0], "found 5"));
+
+    /* a residual whose layers change the shape */
+    eng_layer_desc inner[] = {{.kind = ENG_LAYER_CONV2D, .out = 4, .kernel = 3, .stride = 1, .padding = 1}};
+    eng_layer_desc layers[] = {
+        {.kind = ENG_LAYER_RESIDUAL, .layers = inner, .n_layers = 1},
+        {.kind = ENG_LAYER_FLATTEN},
+        {.kind = ENG_LAYER_LINEAR, .out = 10, .bias = true},
+    };
+    eng_model_desc_default(&d);
+    d.template_kind = ENG_TEMPLATE_SEQUENTIAL;
+    d.layers = layers;
+    d.n_layers = 3;
+    memset(&log, 0, sizeof log);
+    assert_int_equal(eng_model_build(&d, &img, 10, log_diag, &log, &m), ENG_EINVAL);
+    assert_string_equal(log.paths[0], "model.layers[0].residual.layers");
+
+    /* a sequential model whose output is not the class count */
+    layers[0].kind = ENG_LAYER_FLATTEN;
+    layers[2].out = 9;
+    memset(&log, 0, sizeof log);
+    assert_int_equal(eng_model_build(&d, &img, 10, log_diag, &log, &m), ENG_EINVAL);
+    assert_string_equal(log.paths[0], "model.layers");
+    assert_non_null(strstr(log.msgs[0], "found [9]"));
+}
+
+/* ---- learning-rate schedules, computed by hand ---- */
+
+static void test_schedules(void **state)
+{
+    (void)state;
+    eng_train_desc t;
+    eng_train_desc_default(&t);
+    t.lr = 1e-3f;
+    t.epochs = 10;
+    t.warmup_epochs = 2; /* 2 epochs of 100 steps: 200 warm-up steps */
+    assert_float_equal(eng_schedule_lr(&t, 0, 100), 1e-3 * 1 / 200.0, 1e-12);
+    assert_float_equal(eng_schedule_lr(&t, 99, 100), 1e-3 * 100 / 200.0, 1e-12);
+    assert_float_equal(eng_schedule_lr(&t, 199, 100), 1e-3, 1e-12);
+    assert_float_equal(eng_schedule_lr(&t, 500, 100), 1e-3, 1e-12);
+
+    t.warmup_epochs = 0;
+    t.schedule = ENG_SCHED_STEP;
+    t.step_epochs = 3;
+    t.gamma = 0.5f;
+    assert_float_equal(eng_schedule_lr(&t, 299, 100), 1e-3, 1e-12);
+    assert_float_equal(eng_schedule_lr(&t, 300, 100), 5e-4, 1e-12);
+    assert_float_equal(eng_schedule_lr(&t, 650, 100), 2.5e-4, 1e-12);
+
+    t.schedule = ENG_SCHED_COSINE;
+    t.min_lr = 1e-4f;
+    assert_float_equal(eng_schedule_lr(&t, 0, 100), 1e-3, 1e-9);
+    assert_float_equal(eng_schedule_lr(&t, 500, 100), 1e-4 + 0.9e-3 * 0.5, 1e-9); /* half way: cos = 0 */
+    assert_float_equal(eng_schedule_lr(&t, 1000, 100), 1e-4, 1e-9);
+}
+
+/* ---- training on the CPU backend ---- */
+
+static void tiny_setting(eng_data_desc *data, eng_model_desc *model, eng_train_desc *train, int64_t *units)
+{
+    eng_data_desc_default(data);
+    data->dataset = ENG_DATASET_SYNTHETIC;
+    data->synth_shape = eng_shape3(1, 8, 8);
+    data->synth_classes = 4;
+    data->synth_train = 256;
+    data->synth_test = 64;
+    data->batch_size = 32;
+    eng_model_desc_default(model);
+    model->template_kind = ENG_TEMPLATE_MLP;
+    units[0] = 32;
+    units[1] = 4;
+    model->units = units;
+    model->n_units = 2;
+    model->bias = true;
+    eng_train_desc_default(train);
+    train->epochs = 3;
+    train->seed = 7;
+    train->warmup_epochs = 1;
+    train->grad_clip = 1.0f;
+}
+
+static void params_of(eng_trainer *t, float **out, int64_t *n)
+{
+    eng_model *m = eng_trainer_model(t);
+    *n = eng_model_param_count(m);
+    *out = malloc((size_t)*n * sizeof(float));
+    assert_non_null(*out);
+    memcpy(*out, eng_model_param_data(m), (size_t)*n * sizeof(float)); /* CPU backend: host memory */
+}
+
+static void test_training_learns_and_is_deterministic(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    train.epochs = 6;
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+
+    eng_trainer *t1 = NULL, *t2 = NULL;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t1), 0);
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t2), 0);
+    eng_epoch_stats s1[6], s2[6];
+    for (int e = 0; e < 6; e++) {
+        assert_int_equal(eng_trainer_run_epoch(t1, NULL, &s1[e]), 0);
+        assert_int_equal(eng_trainer_run_epoch(t2, NULL, &s2[e]), 0);
+        assert_int_equal(s1[e].epoch, e + 1);
+        /* same seed, same threads: the same numbers, bit for bit */
+        assert_memory_equal(&s1[e].train_loss, &s2[e].train_loss, sizeof(double));
+        assert_memory_equal(&s1[e].test_acc, &s2[e].test_acc, sizeof(double));
+    }
+    for (int e = 0; e < 6; e++)
+        print_message("epoch %d: train loss %.4f acc %.4f, test loss %.4f acc %.4f\n", e + 1, s1[e].train_loss,
+                      s1[e].train_acc, s1[e].test_loss, s1[e].test_acc);
+    /* it learns: loss falls, accuracy well above chance (0.25) */
+    assert_true(s1[5].train_loss < s1[0].train_loss);
+    assert_true(s1[5].test_acc > 0.6);
+    float *p1, *p2;
+    int64_t n;
+    params_of(t1, &p1, &n);
+    params_of(t2, &p2, &n);
+    assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
+    free(p1);
+    free(p2);
+    eng_trainer_free(t1);
+    eng_trainer_free(t2);
+    eng_backend_free(b);
+}
+
+/* A run resumed from the checkpoint of epoch 1 continues exactly as one that
+ * never stopped (parameters, optimizer state, BatchNorm statistics, data
+ * order, augmentation). */
+static void test_checkpoint_resume_is_exact(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    data.synth_shape = eng_shape3(2, 8, 8);
+    data.crop_padding = 1;
+    data.hflip = true;
+    int64_t ch[] = {4, ENG_POOL_ENTRY, 4};
+    model.template_kind = ENG_TEMPLATE_CNN;
+    model.channels = ch;
+    model.n_channels = 3;
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+
+    char path[] = "/tmp/epochd-test-ckpt-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+
+    eng_trainer *straight = NULL, *first = NULL, *resumed = NULL;
+    eng_epoch_stats a[3], r;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &straight), 0);
+    for (int e = 0; e < 3; e++)
+        assert_int_equal(eng_trainer_run_epoch(straight, NULL, &a[e]), 0);
+
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &first), 0);
+    assert_int_equal(eng_trainer_run_epoch(first, NULL, &r), 0);
+    assert_int_equal(eng_trainer_save(first, path, NULL, 0), 0);
+    eng_trainer_free(first);
+
+    /* a trainer that has moved on (other weights, optimizer moments, BatchNorm
+     * statistics, position): loading must replace everything that matters */
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &resumed), 0);
+    assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+    assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+    assert_int_equal(eng_trainer_load(resumed, path), 0);
+    assert_int_equal(eng_trainer_epochs_done(resumed), 1);
+    for (int e = 1; e < 3; e++) {
+        assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+        assert_int_equal(r.epoch, e + 1);
+        assert_memory_equal(&r.train_loss, &a[e].train_loss, sizeof(double));
+        assert_memory_equal(&r.train_acc, &a[e].train_acc, sizeof(double));
+        assert_memory_equal(&r.test_loss, &a[e].test_loss, sizeof(double));
+        assert_memory_equal(&r.test_acc, &a[e].test_acc, sizeof(double));
+    }
+    float *p1, *p2;
+    int64_t n;
+    params_of(straight, &p1, &n);
+    params_of(resumed, &p2, &n);
+    assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
+    assert_int_equal(eng_model_batches_tracked(eng_trainer_model(resumed)),
+                     eng_model_batches_tracked(eng_trainer_model(straight)));
+    free(p1);
+    free(p2);
+    eng_trainer_free(straight);
+    eng_trainer_free(resumed);
+    eng_backend_free(b);
+    unlink(path);
+}
+
+/* init_from is strict: a file missing a parameter or with a wrong shape is
+ * refused with the tensor's name, and nothing is loaded. */
+static void test_weights_strict(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(1, &b), 0);
+    eng_trainer *t = NULL;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    eng_model *m = eng_trainer_model(t);
+    char path[] = "/tmp/epochd-test-weights-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(eng_model_save_weights(m, path, NULL, 0), 0);
+
+    /* the same architecture loads it */
+    assert_int_equal(eng_model_load_weights(m, path), 0);
+    /* a wider one does not: every mismatch is named */
+    int64_t wide[] = {48, 4};
+    eng_model_desc other = model;
+    other.units = wide;
+    eng_shape in = eng_shape3(1, 8, 8);
+    eng_model *m2 = NULL;
+    assert_int_equal(eng_model_build(&other, &in, 4, NULL, NULL, &m2), 0);
+    diag_log log = {0};
+    /* 1.weight, 1.bias, 2.running_mean, 2.running_var, 4.weight */
+    assert_int_equal(eng_model_check_weights(m2, path, log_diag, &log), 5);
+    assert_string_equal(log.paths[0], "model.init_from");
+    assert_non_null(strstr(log.msgs[0], "'1.weight': expected shape [48, 64], found [32, 64]"));
+    eng_model_free(m2);
+    eng_trainer_free(t);
+    eng_backend_free(b);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_param_counts),
+        cmocka_unit_test(test_names_and_layouts),
+        cmocka_unit_test(test_diagnostics),
+        cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_training_learns_and_is_deterministic),
+        cmocka_unit_test(test_checkpoint_resume_is_exact),
+        cmocka_unit_test(test_weights_strict),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
