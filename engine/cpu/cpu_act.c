@@ -1,0 +1,152 @@
+/* Elementwise activations and their gradients: relu, leaky relu, exact GELU,
+ * sigmoid, tanh (none = identity). Each element is independent, so any
+ * split over threads gives the same bits. */
+#include <string.h>
+
+#include "engine/cpu/cpu_internal.h"
+#include "engine/cpu/cpu_math.h"
+
+#define ACT_CHUNK ((int64_t)1 << 14)
+
+CPU_KERNEL static void act_fwd_kernel(eng_act kind, float slope, int64_t n, const float *x, float *y)
+{
+    switch (kind) {
+    case ENG_ACT_RELU:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case ENG_ACT_LEAKY_RELU:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? x[i] * slope : x[i];
+        break;
+    case ENG_ACT_GELU:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * cpu_normcdf(x[i]);
+        break;
+    case ENG_ACT_SIGMOID:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            y[i] = cpu_sigmoidf(x[i]);
+        break;
+    case ENG_ACT_TANH:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            y[i] = cpu_tanhf(x[i]);
+        break;
+    case ENG_ACT_NONE:
+    default:
+        if (x != y)
+            memmove(y, x, (size_t)n * sizeof(float));
+        break;
+    }
+}
+
+/* dx may alias dy (in place), so no restrict; each iteration touches only
+ * index i, which keeps `omp simd` valid. `s` is x for relu, leaky relu and
+ * GELU and y for sigmoid and tanh. */
+CPU_KERNEL static void act_bwd_kernel(eng_act kind, float slope, int64_t n, const float *s, const float *dy,
+                                      float *dx)
+{
+    switch (kind) {
+    case ENG_ACT_RELU:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = s[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case ENG_ACT_LEAKY_RELU:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = s[i] > 0.0f ? dy[i] : dy[i] * slope;
+        break;
+    case ENG_ACT_GELU:
+        /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            const float v = s[i];
+            dx[i] = dy[i] * (cpu_normcdf(v) + v * cpu_normpdf(v));
+        }
+        break;
+    case ENG_ACT_SIGMOID:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (s[i] * (1.0f - s[i]));
+        break;
+    case ENG_ACT_TANH:
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1.0f - s[i] * s[i]);
+        break;
+    case ENG_ACT_NONE:
+    default:
+        if (dx != dy)
+            memmove(dx, dy, (size_t)n * sizeof(float));
+        break;
+    }
+}
+
+static bool act_known(eng_act kind) { return kind >= ENG_ACT_NONE && kind <= ENG_ACT_TANH; }
+
+int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y)
+{
+    CPU_CHECK(act_known(kind), "cpu act_forward: unknown activation %d", (int)kind);
+    CPU_CHECK(n >= 0, "cpu act_forward: n = %lld is negative", (long long)n);
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("act_forward", x);
+    CPU_NONNULL("act_forward", y);
+    const int64_t nchunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+#pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU || kind == ENG_ACT_TANH ? 8 * n : n))     \
+    schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t lo = k * ACT_CHUNK, len = lo + ACT_CHUNK < n ? ACT_CHUNK : n - lo;
+        act_fwd_kernel(kind, slope, len, x + lo, y + lo);
+    }
+    return 0;
+}
+
+int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
+                     const float *dy, float *dx)
+{
+    CPU_CHECK(act_known(kind), "cpu act_backward: unknown activation %d", (int)kind);
+    CPU_CHECK(n >= 0, "cpu act_backward: n = %lld is negative", (long long)n);
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("act_backward", dy);
+    CPU_NONNULL("act_backward", dx);
+    const float *s = NULL;
+    switch (kind) {
+    case ENG_ACT_RELU:
+        s = x ? x : y; /* y > 0 exactly where x > 0 */
+        CPU_CHECK(s != NULL, "cpu act_backward: relu needs x or y");
+        break;
+    case ENG_ACT_LEAKY_RELU:
+        s = x;
+        if (!s && slope > 0.0f)
+            s = y; /* sign(y) = sign(x) for a positive slope */
+        CPU_CHECK(s != NULL, "cpu act_backward: leaky_relu needs x");
+        break;
+    case ENG_ACT_GELU:
+        s = x;
+        CPU_CHECK(s != NULL, "cpu act_backward: gelu needs x");
+        break;
+    case ENG_ACT_SIGMOID:
+    case ENG_ACT_TANH:
+        s = y;
+        CPU_CHECK(s != NULL, "cpu act_backward: %s needs y", kind == ENG_ACT_TANH ? "tanh" : "sigmoid");
+        break;
+    case ENG_ACT_NONE:
+    default:
+        s = dy;
+        break;
+    }
+    const int64_t nchunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+#pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU ? 16 * n : n)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t lo = k * ACT_CHUNK, len = lo + ACT_CHUNK < n ? ACT_CHUNK : n - lo;
+        act_bwd_kernel(kind, slope, len, s + lo, dy + lo, dx + lo);
+    }
+    return 0;
+}

@@ -1,0 +1,172 @@
+/* The CPU backend: its operation table, construction, and memory operations. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu/cpu_internal.h"
+
+#define CPU_ALIGN 64
+
+void cpu_blas_threads(const eng_backend *b)
+{
+    /* The OpenMP build of OpenBLAS takes its thread count from the OpenMP
+     * "nthreads" setting of the calling thread at every call. */
+    if (omp_get_max_threads() != cpu_threads(b))
+        omp_set_num_threads(cpu_threads(b));
+}
+
+static void cpu_destroy(eng_backend *b) { free(b); }
+
+static int cpu_alloc(eng_backend *b, size_t bytes, void **out)
+{
+    (void)b;
+    CPU_NONNULL("alloc", out);
+    *out = NULL;
+    /* aligned_alloc wants a multiple of the alignment; 0 bytes still gets a
+     * distinct pointer so that callers need no special case */
+    if (bytes > SIZE_MAX - CPU_ALIGN)
+        return eng_error(ENG_ENOMEM, "cpu alloc: %zu bytes is too large", bytes);
+    size_t rounded = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+    if (rounded == 0)
+        rounded = CPU_ALIGN;
+    void *p = aligned_alloc(CPU_ALIGN, rounded);
+    if (!p)
+        return eng_error(ENG_ENOMEM, "cpu alloc: cannot allocate %zu bytes", bytes);
+    memset(p, 0, rounded);
+    *out = p;
+    return 0;
+}
+
+static void cpu_free(eng_backend *b, void *p)
+{
+    (void)b;
+    free(p);
+}
+
+static int cpu_upload(eng_backend *b, void *dst, const void *host_src, size_t bytes)
+{
+    (void)b;
+    if (bytes == 0)
+        return 0;
+    CPU_NONNULL("upload", dst);
+    CPU_NONNULL("upload", host_src);
+    memmove(dst, host_src, bytes);
+    return 0;
+}
+
+static int cpu_download(eng_backend *b, void *host_dst, const void *src, size_t bytes)
+{
+    (void)b;
+    if (bytes == 0)
+        return 0;
+    CPU_NONNULL("download", host_dst);
+    CPU_NONNULL("download", src);
+    memmove(host_dst, src, bytes);
+    return 0;
+}
+
+static int cpu_copy(eng_backend *b, void *dst, const void *src, size_t bytes)
+{
+    (void)b;
+    if (bytes == 0)
+        return 0;
+    CPU_NONNULL("copy", dst);
+    CPU_NONNULL("copy", src);
+    memmove(dst, src, bytes);
+    return 0;
+}
+
+CPU_KERNEL static void fill_kernel(int64_t n, float *restrict x, float value)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        x[i] = value;
+}
+
+static int cpu_fill(eng_backend *b, float *x, int64_t n, float value)
+{
+    CPU_CHECK(n >= 0, "cpu fill: n = %lld is negative", (long long)n);
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("fill", x);
+    const int64_t chunk = 1 << 16;
+    const int64_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(cpu_team(b, n)) schedule(static)
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        fill_kernel(hi - lo, x + lo, value);
+    }
+    return 0;
+}
+
+static int cpu_sync(eng_backend *b)
+{
+    (void)b;
+    return 0; /* every CPU operation has finished when it returns */
+}
+
+static const eng_backend_ops cpu_ops = {
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .sync = cpu_sync,
+    .gemm = cpu_gemm,
+    .bias_add = cpu_bias_add,
+    .bias_grad = cpu_bias_grad,
+    .add = cpu_add,
+    .copy_2d = cpu_copy_2d,
+    .transpose = cpu_transpose,
+    .mean_lastdim_forward = cpu_mean_lastdim_forward,
+    .mean_lastdim_backward = cpu_mean_lastdim_backward,
+    .conv2d_workspace = cpu_conv2d_workspace,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .pool_forward = cpu_pool_forward,
+    .pool_backward = cpu_pool_backward,
+    .batchnorm_forward_train = cpu_batchnorm_forward_train,
+    .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
+    .batchnorm_backward = cpu_batchnorm_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .act_forward = cpu_act_forward,
+    .act_backward = cpu_act_backward,
+    .softmax_forward = cpu_softmax_forward,
+    .softmax_backward = cpu_softmax_backward,
+    .xent = cpu_xent,
+    .dropout = cpu_dropout,
+    .patchify_forward = cpu_patchify_forward,
+    .patchify_backward = cpu_patchify_backward,
+    .batch_gather = cpu_batch_gather,
+    .adam_step = cpu_adam_step,
+    .sgd_step = cpu_sgd_step,
+    .sumsq = cpu_sumsq,
+    .clip_by_norm = cpu_clip_by_norm,
+};
+
+int eng_cpu_backend_new(int threads, eng_backend **out)
+{
+    if (!out)
+        return eng_error(ENG_EINVAL, "eng_cpu_backend_new: out is NULL");
+    *out = NULL;
+    if (threads <= 0)
+        threads = omp_get_num_procs();
+    if (threads < 1)
+        threads = 1;
+    eng_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return eng_error(ENG_ENOMEM, "eng_cpu_backend_new: out of memory");
+    b->ops = &cpu_ops;
+    b->kind = ENG_DEVICE_CPU;
+    b->precision = ENG_PREC_FP32;
+    b->threads = threads;
+    b->device = -1;
+    strcpy(b->name, "cpu");
+    b->impl = NULL;
+    cpu_blas_threads(b);
+    *out = b;
+    return 0;
+}

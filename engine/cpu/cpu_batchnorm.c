@@ -1,0 +1,315 @@
+/* Batch normalisation over a tensor viewed as (outer, n, inner): statistics
+ * per j < n over all (outer, inner).
+ *
+ * Statistics are accumulated in double, of values shifted by one sample of
+ * their channel (which removes most of the cancellation in E[x^2] - E[x]^2),
+ * over fixed chunks of `outer` whose partial sums are combined in chunk
+ * order: the result does not depend on the thread count. The normalisation
+ * itself is y = x * a[j] + c[j] with a, c computed once per channel. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "engine/cpu/cpu_internal.h"
+
+#define BN_CHUNK_ELEMS ((int64_t)1 << 16)
+#define BN_MAX_CHUNKS 256
+
+static int bn_check(const char *op, const eng_norm_desc *d)
+{
+    CPU_NONNULL(op, d);
+    CPU_CHECK(d->outer >= 0 && d->n >= 1 && d->inner >= 0, "cpu %s: bad view (outer %lld, n %lld, inner %lld)", op,
+              (long long)d->outer, (long long)d->n, (long long)d->inner);
+    CPU_CHECK(d->eps >= 0.0f, "cpu %s: eps %g is negative", op, (double)d->eps);
+    return 0;
+}
+
+/* Chunks of `outer` for the reductions. */
+static int64_t bn_chunk(const eng_norm_desc *d)
+{
+    const int64_t per_o = d->n * d->inner;
+    return cpu_chunk_size(d->outer, (BN_CHUNK_ELEMS + per_o - 1) / per_o, BN_MAX_CHUNKS);
+}
+
+/* part[0..n) += sum of (x - shift), part[n..2n) += sum of (x - shift)^2 over
+ * outer rows [o0, o1). */
+CPU_KERNEL static void bn_stats_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict shift,
+                                      int64_t o0, int64_t o1, double *restrict part)
+{
+    const int64_t n = d->n, inner = d->inner;
+    double *restrict s1 = part, *restrict s2 = part + n;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = x + o * n * inner;
+        if (inner == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) {
+                const double v = (double)xo[j] - (double)shift[j];
+                s1[j] += v;
+                s2[j] += v * v;
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float *restrict r = xo + j * inner;
+            const double sh = (double)shift[j];
+            double a = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : a, q)
+            for (int64_t i = 0; i < inner; i++) {
+                const double v = (double)r[i] - sh;
+                a += v;
+                q += v * v;
+            }
+            s1[j] += a;
+            s2[j] += q;
+        }
+    }
+}
+
+/* y = x * a[j] + c[j] over outer rows [o0, o1). */
+CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict a,
+                                      const float *restrict c, int64_t o0, int64_t o1, float *restrict y)
+{
+    const int64_t n = d->n, inner = d->inner;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = x + o * n * inner;
+        float *restrict yo = y + o * n * inner;
+        if (inner == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++)
+                yo[j] = xo[j] * a[j] + c[j];
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float aj = a[j], cj = c[j];
+            const float *restrict r = xo + j * inner;
+            float *restrict w = yo + j * inner;
+#pragma omp simd
+            for (int64_t i = 0; i < inner; i++)
+                w[i] = r[i] * aj + cj;
+        }
+    }
+}
+
+/* Runs bn_apply_chunk over all of outer. */
+static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *x, const float *a, const float *c,
+                     float *y)
+{
+    const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(cpu_team(b, d->outer * d->n * d->inner)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+        bn_apply_chunk(d, x, a, c, o0, o1, y);
+    }
+}
+
+int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                const float *beta, float *y, float *running_mean, float *running_var,
+                                float *save_mean, float *save_invstd)
+{
+    int rc = bn_check("batchnorm_forward_train", d);
+    if (rc < 0)
+        return rc;
+    const int64_t n = d->n, count = d->outer * d->inner;
+    CPU_CHECK(count > 1, "cpu batchnorm_forward_train: expected more than 1 value per channel (outer %lld, inner %lld)",
+              (long long)d->outer, (long long)d->inner);
+    CPU_NONNULL("batchnorm_forward_train", x);
+    CPU_NONNULL("batchnorm_forward_train", y);
+    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu batchnorm_forward_train: gamma and beta must both be set or both NULL");
+    CPU_CHECK((running_mean == NULL) == (running_var == NULL),
+              "cpu batchnorm_forward_train: running_mean and running_var must both be set or both NULL");
+
+    const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
+    /* part: nchunks x (2n) sums; shift, a, c: n floats each */
+    double *part = calloc((size_t)(nchunks * 2 * n), sizeof *part);
+    float *fbuf = malloc((size_t)(3 * n) * sizeof *fbuf);
+    if (!part || !fbuf) {
+        free(part);
+        free(fbuf);
+        return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_train: out of memory");
+    }
+    float *shift = fbuf, *a = fbuf + n, *c = fbuf + 2 * n;
+    for (int64_t j = 0; j < n; j++)
+        shift[j] = x[j * d->inner];
+
+#pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+        bn_stats_chunk(d, x, shift, o0, o1, part + k * 2 * n);
+    }
+
+    const double inv_count = 1.0 / (double)count;
+    for (int64_t j = 0; j < n; j++) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t k = 0; k < nchunks; k++) {
+            s1 += part[k * 2 * n + j];
+            s2 += part[k * 2 * n + n + j];
+        }
+        const double dm = s1 * inv_count; /* mean - shift */
+        double var = s2 * inv_count - dm * dm;
+        if (var < 0.0)
+            var = 0.0;
+        const double mean = (double)shift[j] + dm;
+        const double invstd = 1.0 / sqrt(var + (double)d->eps);
+        const double g = gamma ? (double)gamma[j] : 1.0, bt = beta ? (double)beta[j] : 0.0;
+        a[j] = (float)(g * invstd);
+        c[j] = (float)(bt - mean * g * invstd);
+        if (save_mean)
+            save_mean[j] = (float)mean;
+        if (save_invstd)
+            save_invstd[j] = (float)invstd;
+        if (running_mean) {
+            const double m = (double)d->momentum;
+            const double unbiased = var * (double)count / (double)(count - 1);
+            running_mean[j] = (float)((1.0 - m) * (double)running_mean[j] + m * mean);
+            running_var[j] = (float)((1.0 - m) * (double)running_var[j] + m * unbiased);
+        }
+    }
+    free(part);
+    bn_apply(b, d, x, a, c, y);
+    free(fbuf);
+    return 0;
+}
+
+int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean, const float *running_var, float *y)
+{
+    int rc = bn_check("batchnorm_forward_eval", d);
+    if (rc < 0)
+        return rc;
+    CPU_NONNULL("batchnorm_forward_eval", running_mean);
+    CPU_NONNULL("batchnorm_forward_eval", running_var);
+    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu batchnorm_forward_eval: gamma and beta must both be set or both NULL");
+    if (d->outer == 0 || d->inner == 0)
+        return 0;
+    CPU_NONNULL("batchnorm_forward_eval", x);
+    CPU_NONNULL("batchnorm_forward_eval", y);
+    const int64_t n = d->n;
+    float *a = malloc((size_t)(2 * n) * sizeof *a);
+    if (!a)
+        return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_eval: out of memory");
+    float *c = a + n;
+    for (int64_t j = 0; j < n; j++) {
+        const double invstd = 1.0 / sqrt((double)running_var[j] + (double)d->eps);
+        const double g = gamma ? (double)gamma[j] : 1.0, bt = beta ? (double)beta[j] : 0.0;
+        a[j] = (float)(g * invstd);
+        c[j] = (float)(bt - (double)running_mean[j] * g * invstd);
+    }
+    bn_apply(b, d, x, a, c, y);
+    free(a);
+    return 0;
+}
+
+/* part[0..n) += sum dy, part[n..2n) += sum dy * (x - mean) over [o0, o1). */
+CPU_KERNEL static void bn_grad_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                                     const float *restrict mean, int64_t o0, int64_t o1, double *restrict part)
+{
+    const int64_t n = d->n, inner = d->inner;
+    double *restrict s1 = part, *restrict s2 = part + n;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = x + o * n * inner, *restrict go = dy + o * n * inner;
+        if (inner == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) {
+                const double g = (double)go[j];
+                s1[j] += g;
+                s2[j] += g * ((double)xo[j] - (double)mean[j]);
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float *restrict xr = xo + j * inner, *restrict gr = go + j * inner;
+            const double m = (double)mean[j];
+            double a = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : a, q)
+            for (int64_t i = 0; i < inner; i++) {
+                const double g = (double)gr[i];
+                a += g;
+                q += g * ((double)xr[i] - m);
+            }
+            s1[j] += a;
+            s2[j] += q;
+        }
+    }
+}
+
+/* dx = (dy - (x - mean) * k - mdy) * s, per channel constants k, mdy, s. */
+CPU_KERNEL static void bn_dx_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                                   const float *restrict mean, const float *restrict kk, const float *restrict mdy,
+                                   const float *restrict sc, int64_t o0, int64_t o1, float *restrict dx)
+{
+    const int64_t n = d->n, inner = d->inner;
+    for (int64_t o = o0; o < o1; o++) {
+        const int64_t base = o * n * inner;
+        if (inner == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++)
+                dx[base + j] = (dy[base + j] - (x[base + j] - mean[j]) * kk[j] - mdy[j]) * sc[j];
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float m = mean[j], kj = kk[j], mj = mdy[j], sj = sc[j];
+            const float *restrict xr = x + base + j * inner, *restrict gr = dy + base + j * inner;
+            float *restrict dr = dx + base + j * inner;
+#pragma omp simd
+            for (int64_t i = 0; i < inner; i++)
+                dr[i] = (gr[i] - (xr[i] - m) * kj - mj) * sj;
+        }
+    }
+}
+
+int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                           float *dgamma, float *dbeta)
+{
+    int rc = bn_check("batchnorm_backward", d);
+    if (rc < 0)
+        return rc;
+    const int64_t n = d->n, count = d->outer * d->inner;
+    CPU_CHECK(count > 0, "cpu batchnorm_backward: empty batch");
+    CPU_NONNULL("batchnorm_backward", x);
+    CPU_NONNULL("batchnorm_backward", dy);
+    CPU_NONNULL("batchnorm_backward", save_mean);
+    CPU_NONNULL("batchnorm_backward", save_invstd);
+    CPU_NONNULL("batchnorm_backward", dx);
+    if (gamma) {
+        CPU_NONNULL("batchnorm_backward", dgamma);
+        CPU_NONNULL("batchnorm_backward", dbeta);
+    }
+    const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
+    double *part = calloc((size_t)(nchunks * 2 * n), sizeof *part);
+    float *fbuf = malloc((size_t)(3 * n) * sizeof *fbuf);
+    if (!part || !fbuf) {
+        free(part);
+        free(fbuf);
+        return eng_error(ENG_ENOMEM, "cpu batchnorm_backward: out of memory");
+    }
+#pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+        bn_grad_chunk(d, x, dy, save_mean, o0, o1, part + k * 2 * n);
+    }
+    float *kk = fbuf, *mdy = fbuf + n, *sc = fbuf + 2 * n;
+    const double inv_count = 1.0 / (double)count;
+    for (int64_t j = 0; j < n; j++) {
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t k = 0; k < nchunks; k++) {
+            sdy += part[k * 2 * n + j];
+            sdyx += part[k * 2 * n + n + j];
+        }
+        const double is = (double)save_invstd[j], g = gamma ? (double)gamma[j] : 1.0;
+        kk[j] = (float)(sdyx * inv_count * is * is);
+        mdy[j] = (float)(sdy * inv_count);
+        sc[j] = (float)(is * g);
+        if (gamma) {
+            dgamma[j] = (float)(sdyx * is);
+            dbeta[j] = (float)sdy;
+        }
+    }
+    free(part);
+#pragma omp parallel for num_threads(cpu_team(b, count * n)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+        bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, o0, o1, dx);
+    }
+    free(fbuf);
+    return 0;
+}

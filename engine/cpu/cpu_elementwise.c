@@ -1,0 +1,243 @@
+/* Simple tensor ops: bias add and its gradient, add, strided 2-d copy,
+ * batched transpose, mean over the last dimension. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu/cpu_internal.h"
+
+#define ELEM_CHUNK ((int64_t)1 << 16)
+
+CPU_KERNEL static void bias_rows_kernel(int64_t n, int64_t inner, float *restrict y, const float *restrict bias)
+{
+    if (inner == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            y[j] += bias[j];
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const float bj = bias[j];
+        float *restrict r = y + j * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++)
+            r[i] += bj;
+    }
+}
+
+int cpu_bias_add(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias)
+{
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_add: negative size");
+    if (outer == 0 || n == 0 || inner == 0)
+        return 0;
+    CPU_NONNULL("bias_add", y);
+    CPU_NONNULL("bias_add", bias);
+#pragma omp parallel for num_threads(cpu_team(b, outer * n * inner)) schedule(static)
+    for (int64_t o = 0; o < outer; o++)
+        bias_rows_kernel(n, inner, y + o * n * inner, bias);
+    return 0;
+}
+
+/* Adds the (n, inner) block at dy to part[0..n) in double. */
+CPU_KERNEL static void bias_grad_block(int64_t n, int64_t inner, const float *restrict dy, double *restrict part)
+{
+    if (inner == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            part[j] += (double)dy[j];
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict r = dy + j * inner;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < inner; i++)
+            s += (double)r[i];
+        part[j] += s;
+    }
+}
+
+int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db)
+{
+    if (n == 0)
+        return 0;
+    if (outer == 0 || inner == 0) {
+        memset(db, 0, (size_t)n * sizeof *db);
+        return 0;
+    }
+    /* fixed chunks of `outer`, at most 64 of them, summed in chunk order */
+    const int64_t per_row = n * inner;
+    const int64_t chunk = cpu_chunk_size(outer, (ELEM_CHUNK + per_row - 1) / per_row, 64);
+    const int64_t nchunks = (outer + chunk - 1) / chunk;
+    double *part = calloc((size_t)(nchunks * n), sizeof *part);
+    if (!part)
+        return eng_error(ENG_ENOMEM, "cpu bias_grad: out of memory");
+#pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, outer * per_row) : 1) schedule(static)
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t lo = c * chunk, hi = lo + chunk < outer ? lo + chunk : outer;
+        for (int64_t o = lo; o < hi; o++)
+            bias_grad_block(n, inner, dy + o * per_row, part + c * n);
+    }
+    for (int64_t j = 0; j < n; j++) {
+        double s = 0.0;
+        for (int64_t c = 0; c < nchunks; c++)
+            s += part[c * n + j];
+        db[j] = (float)s;
+    }
+    free(part);
+    return 0;
+}
+
+int cpu_bias_grad(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db)
+{
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_grad: negative size");
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("bias_grad", db);
+    if (outer > 0 && inner > 0)
+        CPU_NONNULL("bias_grad", dy);
+    return cpu_bias_grad_impl(b, outer, n, inner, dy, db);
+}
+
+/* y may alias a or c: no restrict, and `omp simd` is still valid because
+ * every iteration reads and writes only index i. */
+CPU_KERNEL static void add_kernel(int64_t n, const float *a, const float *c, float *y)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + c[i];
+}
+
+int cpu_add(eng_backend *b, int64_t n, const float *a, const float *c, float *y)
+{
+    CPU_CHECK(n >= 0, "cpu add: n = %lld is negative", (long long)n);
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("add", a);
+    CPU_NONNULL("add", c);
+    CPU_NONNULL("add", y);
+    const int64_t nchunks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
+#pragma omp parallel for num_threads(cpu_team(b, n)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t lo = k * ELEM_CHUNK, len = lo + ELEM_CHUNK < n ? ELEM_CHUNK : n - lo;
+        add_kernel(len, a + lo, c + lo, y + lo);
+    }
+    return 0;
+}
+
+int cpu_copy_2d(eng_backend *b, int64_t rows, int64_t cols, const float *src, int64_t ld_src, float *dst,
+                int64_t ld_dst)
+{
+    CPU_CHECK(rows >= 0 && cols >= 0, "cpu copy_2d: negative size");
+    if (rows == 0 || cols == 0)
+        return 0;
+    CPU_CHECK(ld_src >= cols && ld_dst >= cols, "cpu copy_2d: leading dimension (%lld, %lld) < cols %lld",
+              (long long)ld_src, (long long)ld_dst, (long long)cols);
+    CPU_NONNULL("copy_2d", src);
+    CPU_NONNULL("copy_2d", dst);
+#pragma omp parallel for num_threads(cpu_team(b, rows * cols)) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + r * ld_dst, src + r * ld_src, (size_t)cols * sizeof(float));
+    return 0;
+}
+
+/* One tile of y (cols, rows) = x (rows, cols)^T: reads x rows r0..r1 and
+ * columns c0..c1. Tiles keep both sides in L1. */
+#define TR_TILE 32
+static void transpose_tile(int64_t rows, int64_t cols, const float *restrict x, float *restrict y, int64_t r0,
+                           int64_t r1, int64_t c0, int64_t c1)
+{
+    for (int64_t c = c0; c < c1; c++) {
+        float *restrict yr = y + c * rows;
+        for (int64_t r = r0; r < r1; r++)
+            yr[r] = x[r * cols + c];
+    }
+}
+
+int cpu_transpose(eng_backend *b, int64_t batch, int64_t rows, int64_t cols, const float *x, float *y)
+{
+    CPU_CHECK(batch >= 0 && rows >= 0 && cols >= 0, "cpu transpose: negative size");
+    if (batch == 0 || rows == 0 || cols == 0)
+        return 0;
+    CPU_NONNULL("transpose", x);
+    CPU_NONNULL("transpose", y);
+    CPU_CHECK(x != y || rows == 1 || cols == 1, "cpu transpose: cannot run in place");
+    if (rows == 1 || cols == 1) {
+        if (x != y)
+            memcpy(y, x, (size_t)(batch * rows * cols) * sizeof(float));
+        return 0;
+    }
+    const int64_t rt = (rows + TR_TILE - 1) / TR_TILE, ct = (cols + TR_TILE - 1) / TR_TILE;
+    const int64_t tasks = batch * rt;
+#pragma omp parallel for num_threads(cpu_team(b, batch * rows * cols)) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t i = t / rt, r0 = (t % rt) * TR_TILE, r1 = r0 + TR_TILE < rows ? r0 + TR_TILE : rows;
+        const float *xi = x + i * rows * cols;
+        float *yi = y + i * rows * cols;
+        for (int64_t k = 0; k < ct; k++) {
+            const int64_t c0 = k * TR_TILE, c1 = c0 + TR_TILE < cols ? c0 + TR_TILE : cols;
+            transpose_tile(rows, cols, xi, yi, r0, r1, c0, c1);
+        }
+    }
+    return 0;
+}
+
+CPU_KERNEL static void mean_rows_kernel(int64_t rows, int64_t n, const float *restrict x, float *restrict y)
+{
+    const double inv = 1.0 / (double)n;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < n; j++)
+            s += (double)xr[j];
+        y[r] = (float)(s * inv);
+    }
+}
+
+int cpu_mean_lastdim_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y)
+{
+    CPU_CHECK(rows >= 0 && n > 0, "cpu mean_lastdim_forward: bad size (rows %lld, n %lld)", (long long)rows,
+              (long long)n);
+    if (rows == 0)
+        return 0;
+    CPU_NONNULL("mean_lastdim_forward", x);
+    CPU_NONNULL("mean_lastdim_forward", y);
+    const int64_t per = cpu_chunk_size(rows, (ELEM_CHUNK + n - 1) / n, 4096);
+    const int64_t nchunks = (rows + per - 1) / per;
+#pragma omp parallel for num_threads(cpu_team(b, rows * n)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t lo = k * per, hi = lo + per < rows ? lo + per : rows;
+        mean_rows_kernel(hi - lo, n, x + lo * n, y + lo);
+    }
+    return 0;
+}
+
+CPU_KERNEL static void mean_back_kernel(int64_t rows, int64_t n, const float *restrict dy, float *restrict dx)
+{
+    const float fn = (float)n;
+    for (int64_t r = 0; r < rows; r++) {
+        const float g = dy[r] / fn;
+        float *restrict d = dx + r * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            d[j] = g;
+    }
+}
+
+int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const float *dy, float *dx)
+{
+    CPU_CHECK(rows >= 0 && n > 0, "cpu mean_lastdim_backward: bad size (rows %lld, n %lld)", (long long)rows,
+              (long long)n);
+    if (rows == 0)
+        return 0;
+    CPU_NONNULL("mean_lastdim_backward", dy);
+    CPU_NONNULL("mean_lastdim_backward", dx);
+    const int64_t per = cpu_chunk_size(rows, (ELEM_CHUNK + n - 1) / n, 4096);
+    const int64_t nchunks = (rows + per - 1) / per;
+#pragma omp parallel for num_threads(cpu_team(b, rows * n)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t lo = k * per, hi = lo + per < rows ? lo + per : rows;
+        mean_back_kernel(hi - lo, n, dy + lo, dx + lo * n);
+    }
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* Private declarations of the CPU backend: the functions behind its operation
+ * table and the small helpers its files share.
+ *
+ * Determinism: every loop is statically partitioned, nothing uses atomics, and
+ * every reduction writes per-chunk partial sums that are combined in a fixed
+ * order. Wherever it is cheap the chunks have a fixed size, so that results do
+ * not even depend on the number of threads (the exception is the weight
+ * gradient of conv2d, summed per thread; see cpu_conv2d.c). */
+#ifndef ENG_CPU_INTERNAL_H
+#define ENG_CPU_INTERNAL_H
+
+/* GCC vectorises a loop with a float select (`a < b ? c : d`) only when it
+ * may assume that floating-point exceptions are not observed. Nothing here
+ * reads them, and results are unchanged. (sqrtf would also need
+ * -fno-math-errno, which a pragma cannot set: Adam's loop stays scalar.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+
+/* Hot loops are compiled twice, for AVX2 machines and for the x86-64-v2
+ * baseline the project builds for, and picked at load time. No FMA
+ * contraction happens in C11 mode, so elementwise results are identical in
+ * both versions. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
+#define CPU_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_KERNEL
+#endif
+
+/* Below this many elements a loop runs on the calling thread: waking the
+ * OpenMP team costs more than it saves. */
+#define CPU_PAR_MIN ((int64_t)1 << 15)
+
+/* Validation helpers: every op reports a bad argument as ENG_EINVAL. */
+#define CPU_CHECK(cond, ...)                                                                                      \
+    do {                                                                                                          \
+        if (!(cond))                                                                                              \
+            return eng_error(ENG_EINVAL, __VA_ARGS__);                                                            \
+    } while (0)
+#define CPU_NONNULL(op, p) CPU_CHECK((p) != NULL, "cpu %s: %s is NULL", op, #p)
+
+static inline int cpu_threads(const eng_backend *b) { return b->threads > 0 ? b->threads : 1; }
+
+/* The number of threads a loop over `work` elements should use. */
+static inline int cpu_team(const eng_backend *b, int64_t work) { return work < CPU_PAR_MIN ? 1 : cpu_threads(b); }
+
+/* Splits `total` items into chunks of at least `min_chunk` items and at most
+ * `max_chunks` chunks. The split depends only on its arguments (never on the
+ * thread count), so per-chunk partial sums combined in chunk order give the
+ * same bits with any number of threads. Returns the chunk size (>= 1). */
+static inline int64_t cpu_chunk_size(int64_t total, int64_t min_chunk, int64_t max_chunks)
+{
+    int64_t c = (total + max_chunks - 1) / max_chunks;
+    if (c < min_chunk)
+        c = min_chunk;
+    return c < 1 ? 1 : c;
+}
+
+/* Lets OpenBLAS (OpenMP build: it reads the OpenMP thread count at every
+ * call) use the backend's threads for a GEMM issued outside our own parallel
+ * regions; inside one it runs single-threaded by itself. */
+void cpu_blas_threads(const eng_backend *b);
+
+/* Shared reduction: db[j] = sum over (o, i) of dy[o, j, i], summed in double
+ * in a thread-count independent order. */
+int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db);
+
+/* ---- the operation table's functions, one family per file ---- */
+
+/* cpu_gemm.c */
+int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C);
+
+/* cpu_elementwise.c */
+int cpu_bias_add(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias);
+int cpu_bias_grad(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db);
+int cpu_add(eng_backend *b, int64_t n, const float *a, const float *c, float *y);
+int cpu_copy_2d(eng_backend *b, int64_t rows, int64_t cols, const float *src, int64_t ld_src, float *dst,
+                int64_t ld_dst);
+int cpu_transpose(eng_backend *b, int64_t batch, int64_t rows, int64_t cols, const float *x, float *y);
+int cpu_mean_lastdim_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);
+int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const float *dy, float *dx);
+
+/* cpu_conv2d.c */
+size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d);
+int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
+                       float *y, void *ws);
+int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, void *ws);
+
+/* cpu_pool.c */
+int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, float *y);
+int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,
+                      float *dx);
+
+/* cpu_batchnorm.c */
+int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                const float *beta, float *y, float *running_mean, float *running_var,
+                                float *save_mean, float *save_invstd);
+int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean, const float *running_var, float *y);
+int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                           float *dgamma, float *dbeta);
+
+/* cpu_layernorm.c */
+int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                          const float *beta, float *y, float *save_mean, float *save_rstd);
+int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
+                           float *dgamma, float *dbeta);
+
+/* cpu_act.c */
+int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
+int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
+                     const float *dy, float *dx);
+
+/* cpu_softmax.c */
+int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);
+int cpu_softmax_backward(eng_backend *b, int64_t rows, int64_t n, const float *y, const float *dy, float *dx);
+
+/* cpu_xent.c */
+int cpu_xent(eng_backend *b, const eng_xent_desc *d, const float *logits, const int32_t *labels, float *dlogits,
+             double *acc);
+
+/* cpu_dropout.c */
+int cpu_dropout(eng_backend *b, int64_t n, float p, uint64_t key, uint64_t counter, const float *x, float *y);
+
+/* cpu_patchify.c */
+int cpu_patchify_forward(eng_backend *b, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, const float *x,
+                         float *y);
+int cpu_patchify_backward(eng_backend *b, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, const float *dy,
+                          float *dx);
+
+/* cpu_batch.c */
+int cpu_batch_gather(eng_backend *b, const eng_batch_desc *d, const uint8_t *images, const int32_t *all_labels,
+                     const int32_t *idx, const int16_t *aug, float *x, int32_t *labels);
+
+/* cpu_optim.c */
+int cpu_adam_step(eng_backend *b, int64_t n, float *p, const float *g, float *m, float *v, const eng_adam_args *a);
+int cpu_sgd_step(eng_backend *b, int64_t n, float *p, const float *g, float *buf, const eng_sgd_args *a);
+int cpu_sumsq(eng_backend *b, int64_t n, const float *x, double *sumsq);
+int cpu_clip_by_norm(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm);
+
+#endif

@@ -1,0 +1,307 @@
+/* Layer normalisation over a tensor viewed as (outer, n, inner): statistics
+ * per (o, i) over j < n; gamma and beta have n entries indexed by j.
+ *
+ * inner == 1 is a norm over contiguous rows (the last dimension); inner > 1
+ * normalises over a middle dimension, with the inner index vectorised. Mean
+ * and variance are computed in double by two passes over the (cache-resident)
+ * row. The gamma/beta gradients are reduced over fixed chunks of `outer` and
+ * combined in chunk order, independent of the thread count. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "engine/cpu/cpu_internal.h"
+
+#define LN_CHUNK_ELEMS ((int64_t)1 << 15)
+#define LN_MAX_CHUNKS 256
+
+static int ln_check(const char *op, const eng_norm_desc *d)
+{
+    CPU_NONNULL(op, d);
+    CPU_CHECK(d->outer >= 0 && d->n >= 1 && d->inner >= 1, "cpu %s: bad view (outer %lld, n %lld, inner %lld)", op,
+              (long long)d->outer, (long long)d->n, (long long)d->inner);
+    CPU_CHECK(d->eps >= 0.0f, "cpu %s: eps %g is negative", op, (double)d->eps);
+    return 0;
+}
+
+static int64_t ln_chunk(const eng_norm_desc *d)
+{
+    const int64_t per_o = d->n * d->inner;
+    return cpu_chunk_size(d->outer, (LN_CHUNK_ELEMS + per_o - 1) / per_o, LN_MAX_CHUNKS);
+}
+
+/* One row: x (n), contiguous. */
+CPU_KERNEL static void ln_row_forward(int64_t n, float eps, const float *restrict x, const float *restrict gamma,
+                                      const float *restrict beta, float *restrict y, float *mean_out,
+                                      float *rstd_out)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; j++)
+        s += (double)x[j];
+    const double mean = s / (double)n;
+    double q = 0.0;
+#pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < n; j++) {
+        const double v = (double)x[j] - mean;
+        q += v * v;
+    }
+    const double rstd = 1.0 / sqrt(q / (double)n + (double)eps);
+    const float m = (float)mean, r = (float)rstd;
+    if (gamma) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            y[j] = (x[j] - m) * r * gamma[j] + beta[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            y[j] = (x[j] - m) * r;
+    }
+    if (mean_out)
+        *mean_out = m;
+    if (rstd_out)
+        *rstd_out = r;
+}
+
+/* One outer slice x (n, inner); acc is 3*inner doubles of scratch. */
+CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, const float *restrict x,
+                                        const float *restrict gamma, const float *restrict beta, float *restrict y,
+                                        float *restrict mean_out, float *restrict rstd_out, double *restrict acc)
+{
+    double *restrict mu = acc, *restrict q = acc + inner;
+    for (int64_t i = 0; i < inner; i++)
+        mu[i] = q[i] = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict r = x + j * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++)
+            mu[i] += (double)r[i];
+    }
+    const double inv_n = 1.0 / (double)n;
+#pragma omp simd
+    for (int64_t i = 0; i < inner; i++)
+        mu[i] *= inv_n;
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict r = x + j * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++) {
+            const double v = (double)r[i] - mu[i];
+            q[i] += v * v;
+        }
+    }
+    for (int64_t i = 0; i < inner; i++) {
+        const double rs = 1.0 / sqrt(q[i] * inv_n + (double)eps);
+        q[i] = rs;
+        if (mean_out)
+            mean_out[i] = (float)mu[i];
+        if (rstd_out)
+            rstd_out[i] = (float)rs;
+    }
+    /* float copies for the vectorised normalisation, after the doubles */
+    float *restrict mf = (float *)(acc + 2 * inner), *restrict rf = mf + inner;
+    for (int64_t i = 0; i < inner; i++) {
+        const float m = (float)mu[i], r = (float)q[i];
+        mf[i] = m;
+        rf[i] = r;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict r = x + j * inner;
+        float *restrict w = y + j * inner;
+        const float gj = gamma ? gamma[j] : 1.0f, bj = gamma ? beta[j] : 0.0f;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++)
+            w[i] = (r[i] - mf[i]) * rf[i] * gj + bj;
+    }
+}
+
+int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                          const float *beta, float *y, float *save_mean, float *save_rstd)
+{
+    int rc = ln_check("layernorm_forward", d);
+    if (rc < 0)
+        return rc;
+    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu layernorm_forward: gamma and beta must both be set or both NULL");
+    if (d->outer == 0)
+        return 0;
+    CPU_NONNULL("layernorm_forward", x);
+    CPU_NONNULL("layernorm_forward", y);
+    const int64_t n = d->n, inner = d->inner, total = d->outer * n * inner;
+    if (inner == 1) {
+        const int64_t rows = d->outer;
+#pragma omp parallel for num_threads(cpu_team(b, total)) schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            ln_row_forward(n, d->eps, x + r * n, gamma, beta, y + r * n, save_mean ? save_mean + r : NULL,
+                           save_rstd ? save_rstd + r : NULL);
+        return 0;
+    }
+    const int team = cpu_team(b, total);
+    double *acc = malloc((size_t)(team * 3 * inner) * sizeof *acc);
+    if (!acc)
+        return eng_error(ENG_ENOMEM, "cpu layernorm_forward: out of memory");
+#pragma omp parallel num_threads(team)
+    {
+        double *mine = acc + (int64_t)omp_get_thread_num() * 3 * inner;
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < d->outer; o++)
+            ln_slice_forward(n, inner, d->eps, x + o * n * inner, gamma, beta, y + o * n * inner,
+                             save_mean ? save_mean + o * inner : NULL, save_rstd ? save_rstd + o * inner : NULL,
+                             mine);
+    }
+    free(acc);
+    return 0;
+}
+
+/* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
+ * pg, pb (double, n entries) when gamma is set. */
+CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const float *restrict dy,
+                                       const float *restrict gamma, float mean, float rstd, float *restrict dx,
+                                       double *restrict pg, double *restrict pb)
+{
+    /* g = dy * gamma, xhat = (x - mean) * rstd;
+     * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
+    double sg = 0.0, sgx = 0.0;
+    if (gamma) {
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            const double g = (double)(dy[j] * gamma[j]);
+            sg += g;
+            sgx += g * (double)xh;
+            pg[j] += (double)(dy[j] * xh);
+            pb[j] += (double)dy[j];
+        }
+    } else {
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            const double g = (double)dy[j];
+            sg += g;
+            sgx += g * (double)xh;
+        }
+    }
+    const float mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n);
+    if (gamma) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            dx[j] = rstd * (dy[j] * gamma[j] - mg - xh * mgx);
+        }
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            dx[j] = rstd * (dy[j] - mg - xh * mgx);
+        }
+    }
+}
+
+/* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch. */
+CPU_KERNEL static void ln_slice_backward(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
+                                         const float *restrict gamma, const float *restrict mean,
+                                         const float *restrict rstd, float *restrict dx, double *restrict pg,
+                                         double *restrict pb, double *restrict acc)
+{
+    double *restrict sg = acc, *restrict sgx = acc + inner;
+    for (int64_t i = 0; i < inner; i++)
+        sg[i] = sgx[i] = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict xr = x + j * inner, *restrict gr = dy + j * inner;
+        const float gj = gamma ? gamma[j] : 1.0f;
+        double gsum = 0.0, gxsum = 0.0;
+#pragma omp simd reduction(+ : gsum, gxsum)
+        for (int64_t i = 0; i < inner; i++) {
+            const float xh = (xr[i] - mean[i]) * rstd[i];
+            const double g = (double)(gr[i] * gj);
+            sg[i] += g;
+            sgx[i] += g * (double)xh;
+            gsum += (double)gr[i];
+            gxsum += (double)(gr[i] * xh);
+        }
+        if (gamma) {
+            pg[j] += gxsum;
+            pb[j] += gsum;
+        }
+    }
+    const double inv_n = 1.0 / (double)n;
+    float *restrict mg = (float *)(acc + 2 * inner), *restrict mgx = mg + inner;
+    for (int64_t i = 0; i < inner; i++) {
+        const float a = (float)(sg[i] * inv_n), c = (float)(sgx[i] * inv_n);
+        mg[i] = a;
+        mgx[i] = c;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        const float *restrict xr = x + j * inner, *restrict gr = dy + j * inner;
+        float *restrict dr = dx + j * inner;
+        const float gj = gamma ? gamma[j] : 1.0f;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++) {
+            const float xh = (xr[i] - mean[i]) * rstd[i];
+            dr[i] = rstd[i] * (gr[i] * gj - mg[i] - xh * mgx[i]);
+        }
+    }
+}
+
+int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
+                           float *dgamma, float *dbeta)
+{
+    int rc = ln_check("layernorm_backward", d);
+    if (rc < 0)
+        return rc;
+    const int64_t n = d->n, inner = d->inner, total = d->outer * n * inner;
+    if (gamma) {
+        CPU_NONNULL("layernorm_backward", dgamma);
+        CPU_NONNULL("layernorm_backward", dbeta);
+    }
+    if (d->outer == 0) {
+        for (int64_t j = 0; gamma && j < n; j++)
+            dgamma[j] = dbeta[j] = 0.0f;
+        return 0;
+    }
+    CPU_NONNULL("layernorm_backward", x);
+    CPU_NONNULL("layernorm_backward", dy);
+    CPU_NONNULL("layernorm_backward", save_mean);
+    CPU_NONNULL("layernorm_backward", save_rstd);
+    CPU_NONNULL("layernorm_backward", dx);
+
+    const int64_t chunk = ln_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
+    double *part = gamma ? calloc((size_t)(nchunks * 2 * n), sizeof *part) : NULL;
+    const int team = nchunks > 1 ? cpu_team(b, total) : 1;
+    double *acc = inner > 1 ? malloc((size_t)(team * 3 * inner) * sizeof *acc) : NULL;
+    if ((gamma && !part) || (inner > 1 && !acc)) {
+        free(part);
+        free(acc);
+        return eng_error(ENG_ENOMEM, "cpu layernorm_backward: out of memory");
+    }
+#pragma omp parallel num_threads(team)
+    {
+        double *mine = acc ? acc + (int64_t)omp_get_thread_num() * 3 * inner : NULL;
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nchunks; k++) {
+            const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+            double *pg = part ? part + k * 2 * n : NULL, *pb = part ? part + k * 2 * n + n : NULL;
+            for (int64_t o = o0; o < o1; o++) {
+                const int64_t off = o * n * inner;
+                if (inner == 1)
+                    ln_row_backward(n, x + off, dy + off, gamma, save_mean[o], save_rstd[o], dx + off, pg, pb);
+                else
+                    ln_slice_backward(n, inner, x + off, dy + off, gamma, save_mean + o * inner,
+                                      save_rstd + o * inner, dx + off, pg, pb, mine);
+            }
+        }
+    }
+    if (gamma) {
+        for (int64_t j = 0; j < n; j++) {
+            double sg = 0.0, sb = 0.0;
+            for (int64_t k = 0; k < nchunks; k++) {
+                sg += part[k * 2 * n + j];
+                sb += part[k * 2 * n + n + j];
+            }
+            dgamma[j] = (float)sg;
+            dbeta[j] = (float)sb;
+        }
+    }
+    free(part);
+    free(acc);
+    return 0;
+}
