@@ -65,7 +65,7 @@ static int print_json(const spec *s, const eng_model *m)
     json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I}", "name", s->name, "template",
                              eng_template_name(s->model.template_kind), "dataset", eng_dataset_name(s->data.dataset),
                              "input_shape", shape_json(&input), "classes", (json_int_t)eng_model_classes(m),
-                             "params", (json_int_t)eng_model_param_count(m), "buffers",
+                             "params", (json_int_t)eng_model_param_count(m), "buffer_count",
                              (json_int_t)eng_model_buffer_count(m), "flops", (json_int_t)eng_model_flops(m));
     json_t *layers = json_array(), *params = json_array(), *buffers = json_array();
     if (!root || !layers || !params || !buffers) {
