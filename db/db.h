@@ -94,6 +94,9 @@ const char *db_path(const db *d);
 /* Groups several calls into one transaction (BEGIN IMMEDIATE: it waits for
  * the write lock up front, so it cannot fail half-way on a busy database). */
 int db_begin(db *d);
+/* A read transaction (BEGIN DEFERRED): several reads see one snapshot and
+ * take no write lock, so the service is never held up by a reader. */
+int db_begin_read(db *d);
 int db_commit(db *d);
 int db_rollback(db *d);
 

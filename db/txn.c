@@ -48,6 +48,15 @@ int db__txn_end(db *d, int rc)
 
 int db_begin(db *d) { return db__txn_begin(d); }
 
+int db_begin_read(db *d)
+{
+    int rc = d->txn_depth == 0 ? db__exec(d, "BEGIN DEFERRED", "begin read transaction")
+                               : db__exec(d, "SAVEPOINT db_nested", "savepoint");
+    if (rc == DB_OK)
+        d->txn_depth++;
+    return rc;
+}
+
 int db_commit(db *d) { return db__txn_end(d, DB_OK); }
 
 int db_rollback(db *d)
