@@ -13,6 +13,7 @@ typedef struct run_command {
 
 /* Each command appears here once its implementation exists. */
 static const run_command commands[] = {
+    {"check", run_cmd_check, "validate spec files (and expand sweeps) without running them"},
     {"run", run_cmd_run, "train a spec in the foreground, recording it in the database"},
     {"summary", run_cmd_summary, "layers, output shapes, parameters and FLOPs of a spec's model"},
     {"export", run_cmd_export, "write a run's trained weights as safetensors"},

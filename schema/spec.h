@@ -1,0 +1,134 @@
+/* Spec v1: an experiment spec file loaded from YAML and validated.
+ *
+ * A file gives one entry, or one entry per combination of its `matrix:`
+ * (a sweep). Each entry carries either a valid `spec` (the plain engine
+ * descriptions filled in) or its diagnostics, every one located as
+ * "file:line:col: key.path: message". Problems that concern the whole file
+ * (unreadable, not YAML, a bad matrix) are the file's own diagnostics.
+ *
+ * Nothing here exits, aborts or prints unless asked to; functions return 0
+ * or a negative SPEC_E* code, and a spec that is merely invalid is not an
+ * error of the call. */
+#ifndef SPEC_SPEC_H
+#define SPEC_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/desc.h"
+
+enum {
+    SPEC_OK = 0,
+    SPEC_ENOMEM = -1, /* an allocation failed: no result */
+};
+
+/* ---- diagnostics ---- */
+
+typedef struct spec_diag {
+    char *file;    /* the spec file as given */
+    int line, col; /* 1-based; 0 when the problem has no place in the file */
+    char *path;    /* key path ("model.channels[13]"), "" for the document */
+    char *message; /* "expected an integer >= 1, found 0" */
+} spec_diag;
+
+typedef struct spec_diags {
+    spec_diag *v;
+    int n, cap;
+} spec_diags;
+
+/* Adds one diagnostic (copies every string); 0 or SPEC_ENOMEM. */
+int spec_diags_add(spec_diags *d, const char *file, int line, int col, const char *path, const char *message);
+/* Prints "file:line:col: path: message" (fields that are absent left out), one a line. */
+void spec_diags_print(FILE *f, const spec_diags *d);
+/* The same lines in one malloc'd string (for the runs table's `error`); NULL on OOM. */
+char *spec_diags_join(const spec_diags *d);
+/* One diagnostic's line (no newline) into buf; returns what snprintf returns. */
+int spec_diag_format(const spec_diag *g, char *buf, size_t len);
+void spec_diags_clear(spec_diags *d);
+
+/* ---- the spec ---- */
+
+typedef enum spec_device_kind { SPEC_DEVICE_AUTO = 0, SPEC_DEVICE_CPU, SPEC_DEVICE_CUDA } spec_device_kind;
+
+typedef struct spec {
+    char *name;       /* `name:`, or the file name without .yaml/.yml; for sweeps the filled-in template */
+    char *path;       /* the spec file as given */
+    char *text;       /* the file's bytes; for a sweep combination its effective YAML (NUL-terminated) */
+    size_t text_len;
+    char sha256[65];  /* identity: of `text` */
+    char *sweep_json; /* NULL, or {"model.patch_size":4,...} for a sweep combination */
+    spec_device_kind device;
+    int device_index; /* cuda:N -> N, else -1 */
+    int64_t priority;
+    int64_t params;   /* trainable parameters as the engine counts them; -1 if not built */
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train; /* train.seed = `seed:` */
+} spec;
+
+void spec_free(spec *s);
+
+/* ---- options ---- */
+
+typedef struct spec_options {
+    /* If n_data_roots > 0, data.root and model.init_from must resolve (after
+     * symlinks) under one of these directories. */
+    const char *const *data_roots;
+    int n_data_roots;
+    bool check_files;         /* probe the dataset's files and init_from (default true) */
+    size_t max_file_bytes;    /* default 1 MiB */
+    int max_depth;            /* YAML nesting, default 32 */
+    int64_t max_nodes;        /* YAML nodes after alias expansion, default 100000 */
+    int64_t max_params;       /* default 1e9 */
+    size_t max_memory_bytes;  /* the engine's estimate at the batch size; default 3/4 of physical memory */
+    int64_t max_combinations; /* sweep size, default 1024 */
+    int max_diags;            /* per entry, default 100 */
+} spec_options;
+
+void spec_options_default(spec_options *o);
+
+/* ---- loading ---- */
+
+typedef struct spec_entry {
+    spec *spec;         /* NULL when invalid */
+    spec_diags diags;   /* empty when valid */
+    char *name;         /* always set (the file stem when name: itself is broken) */
+    char *sweep_json;   /* NULL, or the combination's values as compact JSON, keys in matrix order */
+    char *text;         /* as spec->text, also for an invalid entry (what the runs table stores) */
+    size_t text_len;
+    char sha256[65];    /* as spec->sha256, also for an invalid entry */
+} spec_entry;
+
+typedef struct spec_file {
+    char *path;
+    char sha256[65];        /* of the file's bytes ("" if it could not be read) */
+    spec_diags file_diags;  /* unreadable, too large, not YAML, bad matrix ... */
+    bool is_sweep;          /* the file has `matrix:` or `include:` */
+    spec_entry *entries;
+    int n_entries;
+} spec_file;
+
+/* Reads and validates a spec file. 0 even when the spec is invalid (see the
+ * diagnostics); SPEC_ENOMEM only when memory ran out (then *out is NULL). */
+int spec_file_load(const char *path, const spec_options *opt, spec_file **out);
+/* The same from bytes in memory; path names the file in messages and is the
+ * base of relative paths (NULL: "<buffer>", relative to the working directory). */
+int spec_file_load_buffer(const char *path, const char *buf, size_t len, const spec_options *opt, spec_file **out);
+
+/* True when the file has no file-level problem and every entry is valid. */
+bool spec_file_valid(const spec_file *f);
+/* Every diagnostic of the file, file-level ones first. */
+void spec_file_print_diags(FILE *f, const spec_file *sf);
+/* Takes entry i's spec out of the file (the caller frees it with spec_free). */
+spec *spec_file_take(spec_file *f, int i);
+void spec_file_free(spec_file *f);
+
+/* ---- helpers also used by the runner ---- */
+
+/* SHA-256 of data as 64 lower-case hex digits (schema/sha256.c). */
+void spec_sha256_hex(const void *data, size_t len, char out[65]);
+const char *spec_device_name(spec_device_kind k);
+
+#endif

@@ -1,0 +1,551 @@
+/* Sweeps: `matrix:` and `include:` expanded into one entry per combination.
+ *
+ * Each combination is the base tree (the file without matrix/include) with
+ * the combination's values set at their key paths; the values keep their
+ * own source marks, so a problem is located at the matrix value (or the base
+ * key) that causes it. A combination's stored text is its effective YAML
+ * (spec_node_yaml) and its identity the SHA-256 of that text: it changes
+ * only when the base or this combination's values change. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/alloc.h"
+#include "schema/internal.h"
+#include "schema/sha256.h"
+#include "schema/suggest.h"
+
+typedef struct assign {
+    const char *path; /* "model.patch_size" */
+    const ynode *key;    /* the key node in matrix or include (for locations) */
+    const ynode *value;
+} assign;
+
+typedef struct axis {
+    const char *path;
+    const ynode *key;
+    const ynode *values; /* a non-empty list */
+} axis;
+
+/* A key path: identifiers joined by dots. */
+static bool path_ok(const char *p)
+{
+    if (!*p || strlen(p) >= 200)
+        return false;
+    for (const char *s = p; *s; s++) {
+        bool ident = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_';
+        if (*s == '.') {
+            if (s == p || s[1] == '\0' || s[1] == '.')
+                return false;
+        } else if (!ident) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool first_is(const char *p, const char *k)
+{
+    size_t n = strlen(k);
+    return !strncmp(p, k, n) && (p[n] == '\0' || p[n] == '.');
+}
+
+/* One path is the other or lies inside it. */
+static bool overlap(const char *a, const char *b) { return first_is(a, b) || first_is(b, a); }
+
+/* include: entries may set name (an explicit extra run); matrix: may not. */
+static bool key_path_ok(load_ctx *L, const ynode *k, const char *where, bool name_ok)
+{
+    if (!path_ok(k->s)) {
+        spec_file_error(L, k->line, k->col, where, "expected a key path like model.patch_size, found '%.80s'", k->s);
+        return false;
+    }
+    if (first_is(k->s, "matrix") || first_is(k->s, "include") || (!name_ok && !strcmp(k->s, "name"))) {
+        spec_file_error(L, k->line, k->col, where, "%s cannot be swept%s", k->s,
+                        !strcmp(k->s, "name") ? " (put placeholders like {model.patch_size} in name: instead)" : "");
+        return false;
+    }
+    return true;
+}
+
+/* The value at path in tree, or NULL. */
+static const ynode *lookup(const ynode *tree, const char *path)
+{
+    char comp[SPEC_PATH_LEN];
+    const ynode *cur = tree;
+    while (cur && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (n >= sizeof comp)
+            return NULL;
+        memcpy(comp, path, n);
+        comp[n] = '\0';
+        cur = yn_map_get(cur, comp);
+        path += n + (dot ? 1 : 0);
+    }
+    return cur;
+}
+
+/* Appends (key, value) to map, which lives in arena a. */
+static bool map_append(yn_arena *a, ynode *map, ynode *key, ynode *value)
+{
+    ynode **v = yn_alloc(a, (size_t)(2 * map->n + 2) * sizeof *v);
+    if (!v)
+        return false;
+    if (map->n)
+        memcpy(v, map->v, (size_t)(2 * map->n) * sizeof *v);
+    v[2 * map->n] = key;
+    v[2 * map->n + 1] = value;
+    map->v = v;
+    map->n++;
+    return true;
+}
+
+/* Sets path in tree to value, creating maps on the way. 0; SPEC_ENOMEM; or
+ * 1 when a component on the way is not a map (reported into extra). */
+static int set_path(load_ctx *L, yn_arena *a, ynode *tree, const assign *as, spec_diags *extra, const char *suffix)
+{
+    char comp[SPEC_PATH_LEN], sofar[SPEC_PATH_LEN];
+    const char *path = as->path; /* path_ok: shorter than SPEC_PATH_LEN */
+    ynode *cur = tree;
+    int line = as->key->line, col = as->key->col;
+    for (;;) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        memcpy(comp, path, n);
+        comp[n] = '\0';
+        snprintf(sofar, sizeof sofar, "%.*s", (int)(path + n - as->path), as->path);
+        ynode *child = NULL;
+        int64_t at = -1;
+        for (int64_t i = 0; i < cur->n; i++) {
+            if (!strcmp(cur->v[2 * i]->s, comp)) {
+                child = cur->v[2 * i + 1];
+                at = i;
+                break;
+            }
+        }
+        if (!dot) {
+            ynode *v = yn_copy(a, as->value);
+            if (!v)
+                return SPEC_ENOMEM;
+            if (at >= 0) {
+                cur->v[2 * at + 1] = v;
+                return 0;
+            }
+            ynode *k = yn_new_scalar(a, comp, n, false, line, col);
+            return k && map_append(a, cur, k, v) ? 0 : SPEC_ENOMEM;
+        }
+        if (!child) {
+            ynode *k = yn_new_scalar(a, comp, n, false, line, col);
+            child = yn_new_map(a, 0, line, col);
+            if (!k || !child || !map_append(a, cur, k, child))
+                return SPEC_ENOMEM;
+        } else if (child->kind != YN_MAP) {
+            char msg[SPEC_PATH_LEN + 128];
+            snprintf(msg, sizeof msg, "cannot set %s: %s is not a map in this spec%s", as->path, sofar, suffix);
+            return spec_diags_add(extra, L->file, line, col, as->path, msg) ? SPEC_ENOMEM : 1;
+        }
+        cur = child;
+        path = dot + 1;
+    }
+}
+
+/* Keeps what may appear in a run name; the rest becomes '_'. */
+static void sanitize(char *s)
+{
+    for (; *s; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-' || ch == '.' || ch == '+' || ch == '='))
+            *s = '_';
+    }
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void put(sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *q = spec_realloc(b->p, cap);
+        if (!q) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n + 1);
+    b->n += n;
+}
+
+static void put_node(sbuf *b, const ynode *n, bool bare)
+{
+    char *s = spec_node_json(n, bare);
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    put(b, s);
+    free(s);
+}
+
+/* Fills {key.path} placeholders of a name template. 0, SPEC_ENOMEM, or 1 when
+ * a placeholder is not defined (reported into extra). */
+static int fill_name(load_ctx *L, const ynode *name, const ynode *tree, const assign *as, int nas, sbuf *out,
+                     spec_diags *extra, const char *suffix)
+{
+    const char *s = name->s;
+    while (*s) {
+        const char *open = strchr(s, '{');
+        if (!open) {
+            put(out, s);
+            break;
+        }
+        char lit[SPEC_PATH_LEN];
+        snprintf(lit, sizeof lit, "%.*s", (int)(open - s), s);
+        put(out, lit);
+        const char *close = strchr(open, '}');
+        char key[SPEC_PATH_LEN], msg[SPEC_PATH_LEN + 256];
+        if (!close || (size_t)(close - open - 1) >= sizeof key) {
+            snprintf(msg, sizeof msg, "a placeholder opened with { is not closed with }%s", suffix);
+            return spec_diags_add(extra, L->file, name->line, name->col, "name", msg) ? SPEC_ENOMEM : 1;
+        }
+        snprintf(key, sizeof key, "%.*s", (int)(close - open - 1), open + 1);
+        const ynode *v = NULL;
+        for (int i = 0; i < nas && !v; i++)
+            if (!strcmp(as[i].path, key))
+                v = as[i].value;
+        if (!v && path_ok(key))
+            v = lookup(tree, key);
+        if (!v) {
+            const char *cands[64];
+            int nc = 0;
+            for (int i = 0; i < nas && nc < 64; i++)
+                cands[nc++] = as[i].path;
+            const char *sug = spec_suggest(key, cands, nc);
+            char hint[SPEC_PATH_LEN + 32] = "";
+            if (sug)
+                snprintf(hint, sizeof hint, " (did you mean {%s}?)", sug);
+            snprintf(msg, sizeof msg, "placeholder {%s} is neither a swept key nor a key of the spec%s%s", key, hint,
+                     suffix);
+            return spec_diags_add(extra, L->file, name->line, name->col, "name", msg) ? SPEC_ENOMEM : 1;
+        }
+        put_node(out, v, true);
+        s = close + 1;
+    }
+    return out->oom ? SPEC_ENOMEM : 0;
+}
+
+/* Builds and validates one combination into entry e. */
+static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas, spec_entry *e)
+{
+    int rc = 0;
+    spec_diags extra = {0};
+    sbuf json = {0}, suffix = {0}, name = {0};
+    yn_arena *a = yn_arena_new();
+    if (!a)
+        return SPEC_ENOMEM;
+    put(&json, "{");
+    put(&suffix, " [");
+    for (int i = 0; i < nas; i++) {
+        put(&json, i ? ",\"" : "\"");
+        put(&json, as[i].path);
+        put(&json, "\":");
+        put_node(&json, as[i].value, false);
+        put(&suffix, i ? ", " : "");
+        put(&suffix, as[i].path);
+        put(&suffix, "=");
+        put_node(&suffix, as[i].value, true);
+    }
+    put(&json, "}");
+    put(&suffix, "]");
+    ynode *tree = yn_copy(a, base);
+    if (json.oom || suffix.oom || !tree) {
+        rc = SPEC_ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < nas && !rc; i++) {
+        int r = set_path(L, a, tree, &as[i], &extra, suffix.p);
+        if (r < 0)
+            rc = r;
+    }
+    if (rc)
+        goto done;
+
+    /* the run name: the template filled in, or the file name and the values */
+    const ynode *nm = yn_map_get(tree, "name");
+    int line = 1, col = 1;
+    int fr = 1;
+    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
+        line = nm->line;
+        col = nm->col;
+        fr = fill_name(L, nm, tree, as, nas, &name, &extra, suffix.p);
+        if (fr < 0) {
+            rc = fr;
+            goto done;
+        }
+    }
+    if (!nm || fr == 1) {
+        free(name.p);
+        name = (sbuf){0};
+        put(&name, L->stem);
+        for (int i = 0; i < nas; i++) {
+            const char *leaf = strrchr(as[i].path, '.');
+            put(&name, "_");
+            put(&name, leaf ? leaf + 1 : as[i].path);
+            put_node(&name, as[i].value, true);
+        }
+        if (name.oom) {
+            rc = SPEC_ENOMEM;
+            goto done;
+        }
+        sanitize(name.p);
+    }
+    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
+        ynode *filled = yn_new_scalar(a, name.p, name.n, true, line, col);
+        if (!filled) {
+            rc = SPEC_ENOMEM;
+            goto done;
+        }
+        for (int64_t i = 0; i < tree->n; i++)
+            if (!strcmp(tree->v[2 * i]->s, "name"))
+                tree->v[2 * i + 1] = filled;
+    } else if (!nm) {
+        /* the generated name goes first into the effective YAML */
+        ynode *k = yn_new_scalar(a, "name", 4, false, 1, 1), *v = yn_new_scalar(a, name.p, name.n, true, 1, 1);
+        ynode **kv = yn_alloc(a, (size_t)(2 * tree->n + 2) * sizeof *kv);
+        if (!k || !v || !kv) {
+            rc = SPEC_ENOMEM;
+            goto done;
+        }
+        kv[0] = k;
+        kv[1] = v;
+        if (tree->n)
+            memcpy(kv + 2, tree->v, (size_t)(2 * tree->n) * sizeof *kv);
+        tree->v = kv;
+        tree->n++;
+    }
+    size_t len = 0;
+    char *text = spec_node_yaml(tree, &len);
+    if (!text) {
+        rc = SPEC_ENOMEM;
+        goto done;
+    }
+    rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
+    json.p = NULL;
+done:
+    free(json.p);
+    free(suffix.p);
+    free(name.p);
+    spec_diags_clear(&extra);
+    yn_arena_free(a);
+    return rc;
+}
+
+int spec_sweep_load(load_ctx *L, const ynode *root)
+{
+    const ynode *matrix = yn_map_get(root, "matrix"), *include = yn_map_get(root, "include");
+    const int64_t maxc = L->opt->max_combinations;
+    axis *axes = NULL;
+    int naxes = 0, rc = 0;
+    int64_t nmatrix = 0, ninclude = 0;
+    bool bad = false;
+    char found[96];
+
+    if (matrix) {
+        if (matrix->kind != YN_MAP || matrix->n == 0) {
+            spec_file_error(L, matrix->line, matrix->col, "matrix",
+                            "expected a map of key paths to lists of values, like {model.patch_size: [4, 2]}, "
+                            "found %s",
+                            matrix->kind == YN_MAP ? "an empty map" : matrix->kind == YN_SEQ ? "a list" : "a value");
+            bad = true;
+        } else {
+            axes = spec_calloc((size_t)matrix->n, sizeof *axes);
+            if (!axes)
+                return SPEC_ENOMEM;
+            nmatrix = 1;
+            for (int64_t i = 0; i < matrix->n; i++) {
+                const ynode *k = matrix->v[2 * i], *v = matrix->v[2 * i + 1];
+                char where[SPEC_PATH_LEN];
+                snprintf(where, sizeof where, "matrix.%s", k->s);
+                if (!key_path_ok(L, k, "matrix", false)) {
+                    bad = true;
+                    continue;
+                }
+                for (int j = 0; j < naxes; j++) {
+                    if (overlap(axes[j].path, k->s)) {
+                        spec_file_error(L, k->line, k->col, where, "overlaps the swept key %s", axes[j].path);
+                        bad = true;
+                    }
+                }
+                if (v->kind != YN_SEQ || v->n == 0) {
+                    const char *what = v->kind == YN_SEQ ? "an empty list" : v->kind == YN_MAP ? "a map" : NULL;
+                    if (!what) {
+                        snprintf(found, sizeof found, "%.60s", yn_is_null(v) ? "nothing" : v->s);
+                        what = found;
+                    }
+                    spec_file_error(L, v->line, v->col, where, "expected a non-empty list of values, found %s%s",
+                                    what, v->kind == YN_SCALAR ? " (write [value] for a single value)" : "");
+                    bad = true;
+                    continue;
+                }
+                axes[naxes++] = (axis){.path = k->s, .key = k, .values = v};
+                if (nmatrix > maxc / v->n + 1)
+                    nmatrix = maxc + 1; /* saturate: only "too many" matters */
+                else
+                    nmatrix *= v->n;
+            }
+            /* each key path must lead through maps of the base */
+            for (int j = 0; j < naxes; j++) {
+                const char *p = axes[j].path;
+                const ynode *cur = root;
+                for (const char *dot; cur && (dot = strchr(p, '.'));) {
+                    char comp[SPEC_PATH_LEN];
+                    snprintf(comp, sizeof comp, "%.*s", (int)(dot - p), p);
+                    cur = yn_map_get(cur, comp);
+                    if (cur && cur->kind != YN_MAP) {
+                        char where[SPEC_PATH_LEN];
+                        snprintf(where, sizeof where, "matrix.%s", axes[j].path);
+                        spec_file_error(L, axes[j].key->line, axes[j].key->col, where,
+                                        "cannot set %s: %.*s is not a map in this spec", axes[j].path,
+                                        (int)(dot - axes[j].path), axes[j].path);
+                        bad = true;
+                    }
+                    p = dot + 1;
+                }
+            }
+        }
+    }
+    if (include) {
+        if (include->kind != YN_SEQ || include->n == 0) {
+            spec_file_error(L, include->line, include->col, "include",
+                            "expected a non-empty list of maps of key paths to values, like "
+                            "[{model.patch_size: 8, model.hidden: 256}]");
+            bad = true;
+        } else {
+            ninclude = include->n;
+            for (int64_t i = 0; i < include->n; i++) {
+                const ynode *m = include->v[i];
+                char where[SPEC_PATH_LEN];
+                snprintf(where, sizeof where, "include[%" PRId64 "]", i);
+                if (m->kind != YN_MAP || m->n == 0) {
+                    spec_file_error(L, m->line, m->col, where,
+                                    "expected a map of key paths to values, like {model.patch_size: 8}");
+                    bad = true;
+                    continue;
+                }
+                for (int64_t j = 0; j < m->n; j++) {
+                    if (!key_path_ok(L, m->v[2 * j], where, true)) {
+                        bad = true;
+                        continue;
+                    }
+                    for (int64_t k = 0; k < j; k++) {
+                        if (overlap(m->v[2 * k]->s, m->v[2 * j]->s)) {
+                            spec_file_error(L, m->v[2 * j]->line, m->v[2 * j]->col, where, "%s overlaps %s",
+                                            m->v[2 * j]->s, m->v[2 * k]->s);
+                            bad = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (!bad && nmatrix + ninclude > maxc) {
+        const ynode *at = matrix ? matrix : include;
+        if (nmatrix > maxc)
+            spec_file_error(L, at->line, at->col, matrix ? "matrix" : "include",
+                            "the sweep has more than %" PRId64 " combinations (limit)", maxc);
+        else
+            spec_file_error(L, at->line, at->col, matrix ? "matrix" : "include",
+                            "the sweep has %" PRId64 " combinations, more than the limit of %" PRId64,
+                            nmatrix + ninclude, maxc);
+        bad = true;
+    }
+    if (bad || L->oom) {
+        free(axes);
+        return L->oom ? SPEC_ENOMEM : 0;
+    }
+
+    /* the base: the file without matrix: and include: */
+    yn_arena *a = yn_arena_new();
+    ynode *base = a ? yn_new_map(a, root->n, root->line, root->col) : NULL;
+    int64_t total = nmatrix + ninclude;
+    int nas_max = naxes;
+    for (int64_t i = 0; include && i < ninclude; i++)
+        if (include->v[i]->n > nas_max)
+            nas_max = (int)include->v[i]->n;
+    assign *as = spec_calloc((size_t)nas_max + 1, sizeof *as);
+    int64_t *digit = spec_calloc((size_t)naxes + 1, sizeof *digit);
+    L->f->entries = spec_calloc((size_t)total, sizeof *L->f->entries);
+    if (!base || !as || !digit || !L->f->entries) {
+        rc = SPEC_ENOMEM;
+        goto done;
+    }
+    base->n = 0;
+    for (int64_t i = 0; i < root->n; i++) {
+        const char *k = root->v[2 * i]->s;
+        if (!strcmp(k, "matrix") || !strcmp(k, "include"))
+            continue;
+        base->v[2 * base->n] = root->v[2 * i];
+        base->v[2 * base->n + 1] = root->v[2 * i + 1];
+        base->n++;
+    }
+    for (int64_t c = 0; c < total && !rc; c++) {
+        int nas = 0;
+        if (c < nmatrix) {
+            /* the first matrix key varies slowest, like nested loops in matrix order */
+            int64_t r = c;
+            for (int j = naxes - 1; j >= 0; j--) {
+                digit[j] = r % axes[j].values->n;
+                r /= axes[j].values->n;
+            }
+            for (int j = 0; j < naxes; j++)
+                as[nas++] = (assign){axes[j].path, axes[j].key, axes[j].values->v[digit[j]]};
+        } else {
+            const ynode *m = include->v[c - nmatrix];
+            for (int64_t j = 0; j < m->n; j++)
+                as[nas++] = (assign){m->v[2 * j]->s, m->v[2 * j], m->v[2 * j + 1]};
+        }
+        rc = build_combo(L, base, as, nas, &L->f->entries[c]);
+        L->f->n_entries = (int)(c + 1);
+    }
+    /* every combination must be a different run with a different name */
+    for (int64_t c = 1; c < total && !rc; c++) {
+        spec_entry *e = &L->f->entries[c];
+        for (int64_t d = 0; d < c; d++) {
+            const spec_entry *o = &L->f->entries[d];
+            const char *why = !strcmp(e->sha256, o->sha256) ? "repeats" : !strcmp(e->name, o->name) ? "has the name of" : NULL;
+            if (!why)
+                continue;
+            const ynode *nm = yn_map_get(root, "name");
+            const ynode *at = c >= nmatrix ? include->v[c - nmatrix] : nm ? nm : root;
+            char msg[512];
+            snprintf(msg, sizeof msg, "this combination %s combination %" PRId64 " (%s)%s", why, d + 1, o->name,
+                     why[0] == 'h' ? ": put the swept values in name:, like {model.patch_size}" : "");
+            if (spec_diags_add(&e->diags, L->file, at->line, at->col, c >= nmatrix ? "include" : "name", msg)) {
+                rc = SPEC_ENOMEM;
+                break;
+            }
+            spec_free(e->spec);
+            e->spec = NULL;
+            break;
+        }
+    }
+done:
+    free(axes);
+    free(as);
+    free(digit);
+    yn_arena_free(a);
+    return rc;
+}

@@ -1,0 +1,389 @@
+/* Validation of the `model:` section (templates and sequential layers) into eng_model_desc. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/alloc.h"
+#include "schema/paths.h"
+#include "schema/suggest.h"
+#include "schema/validate.h"
+
+static const char *const template_names[] = {
+    [ENG_TEMPLATE_MLP] = "mlp",
+    [ENG_TEMPLATE_CNN] = "cnn",
+    [ENG_TEMPLATE_RESNET] = "resnet",
+    [ENG_TEMPLATE_MLP_MIXER] = "mlp_mixer",
+    [ENG_TEMPLATE_SEQUENTIAL] = "sequential",
+};
+_Static_assert(V_NELEM(template_names) == ENG_TEMPLATE_SEQUENTIAL + 1, "every template has a spec name");
+
+static const char *const act_names[] = {
+    [ENG_ACT_NONE] = "none",       [ENG_ACT_RELU] = "relu",       [ENG_ACT_LEAKY_RELU] = "leaky_relu",
+    [ENG_ACT_GELU] = "gelu",       [ENG_ACT_SIGMOID] = "sigmoid", [ENG_ACT_TANH] = "tanh",
+};
+_Static_assert(V_NELEM(act_names) == ENG_ACT_TANH + 1, "every activation has a spec name");
+
+/* The keys each template takes besides template and init_from. */
+static const char *const template_keys[][6] = {
+    [ENG_TEMPLATE_MLP] = {"units", "activation", "last_activation", "batch_norm", "bias"},
+    [ENG_TEMPLATE_CNN] = {"channels", "activation", "batch_norm", "pool", "head"},
+    [ENG_TEMPLATE_RESNET] = {"channels", "block", "head"},
+    [ENG_TEMPLATE_MLP_MIXER] = {"patch_size", "hidden", "depth", "patching", "head"},
+    [ENG_TEMPLATE_SEQUENTIAL] = {"layers"},
+};
+
+#define MAX_WIDTH (1 << 24)
+
+/* Every model key of every template (for suggestions and "belongs under"). */
+int spec_model_keys(const char **out, int cap)
+{
+    int n = 0;
+    out[n++] = "template";
+    out[n++] = "init_from";
+    for (int t = 0; t < V_NELEM(template_keys); t++) {
+        for (int i = 0; i < 6 && template_keys[t][i]; i++) {
+            bool dup = false;
+            for (int j = 0; j < n; j++)
+                dup |= !strcmp(out[j], template_keys[t][i]);
+            if (!dup && n < cap)
+                out[n++] = template_keys[t][i];
+        }
+    }
+    return n;
+}
+
+/* "units: not a key of template cnn (it belongs to mlp)" */
+static const char *other_template(const char *key, char *buf, size_t len, void *arg)
+{
+    int t = *(int *)arg;
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int u = 0; u < V_NELEM(template_keys); u++) {
+        for (int i = 0; i < 6 && template_keys[u][i]; i++) {
+            if (strcmp(template_keys[u][i], key))
+                continue;
+            int w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", template_names[u]);
+            if (w > 0 && (size_t)w < len - o)
+                o += (size_t)w;
+        }
+    }
+    if (!o)
+        return NULL;
+    char belongs[128];
+    snprintf(belongs, sizeof belongs, "%s", buf);
+    if (t >= 0)
+        snprintf(buf, len, "not a key of template %s (it belongs to %s)", template_names[t], belongs);
+    else
+        snprintf(buf, len, "only for template %s", belongs);
+    return buf;
+}
+
+static int64_t *int_list(vctx *c, const ynode *map, const char *parent, const char *key, bool allow_p, int64_t *count,
+                         const char *what)
+{
+    char p[SPEC_PATH_LEN], q[SPEC_PATH_LEN], found[96];
+    const ynode *n = vget(c, map, parent, key, p);
+    *count = 0;
+    if (!n) {
+        v_missing(c, map, parent, key, what);
+        return NULL;
+    }
+    if (!vn_seq(c, n, p, what))
+        return NULL;
+    if (n->n == 0) {
+        vctx_error(c, n->line, n->col, p, "expected a non-empty list %s, found an empty list", what);
+        return NULL;
+    }
+    int64_t *v = spec_calloc((size_t)n->n, sizeof *v);
+    if (!v) {
+        c->oom = true;
+        return NULL;
+    }
+    bool ok = true;
+    for (int64_t i = 0; i < n->n; i++) {
+        const ynode *e = n->v[i];
+        vpath_index(q, p, i);
+        vctx_record(c, q, e);
+        if (allow_p && e->kind == YN_SCALAR && !strcmp(e->s, "p")) {
+            v[i] = ENG_POOL_ENTRY;
+            continue;
+        }
+        int64_t x;
+        if (allow_p && !spec_scalar_int(e, &x)) {
+            vctx_error(c, e->line, e->col, q, "expected a channel count >= 1 or p (pooling), found %s",
+                       vdescribe(e, found, sizeof found));
+            ok = false;
+        } else if (vn_int(c, e, q, 1, MAX_WIDTH, &v[i]) != V_OK) {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        free(v);
+        return NULL;
+    }
+    *count = n->n;
+    return v;
+}
+
+/* ---- sequential layers ---- */
+
+typedef struct layer_type {
+    const char *name;
+    eng_layer_kind kind;
+    const char *keys[5];
+} layer_type;
+
+static const layer_type layer_types[] = {
+    {"conv2d", ENG_LAYER_CONV2D, {"out", "kernel", "stride", "padding", "bias"}},
+    {"linear", ENG_LAYER_LINEAR, {"out", "bias"}},
+    {"batchnorm", ENG_LAYER_BATCHNORM, {"affine"}},
+    {"layernorm", ENG_LAYER_LAYERNORM, {"affine", "dims"}},
+    {"maxpool", ENG_LAYER_MAXPOOL, {"kernel", "stride", "padding"}},
+    {"avgpool", ENG_LAYER_AVGPOOL, {"kernel", "stride", "padding"}},
+    {"global_avgpool", ENG_LAYER_GLOBAL_AVGPOOL, {NULL}},
+    {"flatten", ENG_LAYER_FLATTEN, {NULL}},
+    {"dropout", ENG_LAYER_DROPOUT, {"p"}},
+    {"relu", ENG_LAYER_RELU, {NULL}},
+    {"leaky_relu", ENG_LAYER_LEAKY_RELU, {"slope"}},
+    {"gelu", ENG_LAYER_GELU, {NULL}},
+    {"sigmoid", ENG_LAYER_SIGMOID, {NULL}},
+    {"tanh", ENG_LAYER_TANH, {NULL}},
+    {"softmax", ENG_LAYER_SOFTMAX, {NULL}},
+    {"residual", ENG_LAYER_RESIDUAL, {"layers"}},
+};
+_Static_assert(V_NELEM(layer_types) == ENG_LAYER__COUNT, "every layer kind has a spec entry");
+
+static void v_layer_list(vctx *c, const ynode *seq, const char *path, eng_layer_desc **out, int64_t *nout);
+
+void spec_layers_free(eng_layer_desc *l, int64_t n)
+{
+    if (!l)
+        return;
+    for (int64_t i = 0; i < n; i++)
+        spec_layers_free(l[i].layers, l[i].n_layers);
+    free(l);
+}
+
+static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
+{
+    char found[96], p[SPEC_PATH_LEN];
+    const char *names[V_NELEM(layer_types)];
+    for (int i = 0; i < V_NELEM(layer_types); i++)
+        names[i] = layer_types[i].name;
+    if (item->kind != YN_MAP || item->n != 1) {
+        vctx_error(c, item->line, item->col, ipath,
+                   "expected one layer as a map with one key, like {conv2d: {out: 32, kernel: 3}} or {relu: {}}, "
+                   "found %s%s",
+                   item->kind == YN_MAP && item->n > 1 ? "a map with several keys" : vdescribe(item, found, sizeof found),
+                   item->kind == YN_MAP && item->n > 1 ? " (each layer is its own list entry: '- relu: {}')" : "");
+        return;
+    }
+    const ynode *k = item->v[0], *args = item->v[1];
+    const layer_type *t = NULL;
+    for (int i = 0; i < V_NELEM(layer_types); i++)
+        if (!strcmp(k->s, layer_types[i].name))
+            t = &layer_types[i];
+    if (!t) {
+        const char *s = spec_suggest(k->s, names, V_NELEM(names));
+        char list[320] = "";
+        for (int i = 0; i < V_NELEM(names); i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+        if (s)
+            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (did you mean '%s'?)", k->s, s);
+        else
+            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (expected one of %s)", k->s, list);
+        return;
+    }
+    l->kind = t->kind;
+    char lp[SPEC_PATH_LEN];
+    vpath(lp, ipath, t->name);
+    vctx_record(c, lp, args);
+    /* defaults follow PyTorch's constructors */
+    l->stride = 1;
+    l->bias = true;
+    l->affine = true;
+    l->dims = 1;
+    l->slope = 0.01f;
+    l->p = 0.5f;
+    if (yn_is_null(args)) {
+        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D, ENG_LAYER_LINEAR, ENG_LAYER_MAXPOOL,
+                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL};
+        for (int i = 0; i < V_NELEM(required); i++)
+            if (t->kind == required[i])
+                vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", t->name);
+        return;
+    }
+    int nkeys = 0;
+    while (nkeys < 5 && t->keys[nkeys])
+        nkeys++;
+    if (!vn_map(c, args, lp, nkeys ? "of settings" : "(this layer has no settings: {})"))
+        return;
+    v_check_keys(c, args, lp, t->keys, nkeys, NULL, NULL);
+    switch (t->kind) {
+    case ENG_LAYER_CONV2D:
+    case ENG_LAYER_LINEAR:
+        if (v_int(c, args, lp, "out", 1, MAX_WIDTH, &l->out) == V_ABSENT)
+            v_missing(c, args, lp, "out", "(the number of output features or channels)");
+        v_bool(c, args, lp, "bias", &l->bias);
+        if (t->kind == ENG_LAYER_LINEAR)
+            break;
+        if (v_int(c, args, lp, "kernel", 1, 1024, &l->kernel) == V_ABSENT)
+            v_missing(c, args, lp, "kernel", "(the kernel size)");
+        v_int(c, args, lp, "stride", 1, 1024, &l->stride);
+        v_int(c, args, lp, "padding", 0, 1024, &l->padding);
+        break;
+    case ENG_LAYER_MAXPOOL:
+    case ENG_LAYER_AVGPOOL: {
+        int rk = v_int(c, args, lp, "kernel", 1, 1024, &l->kernel);
+        if (rk == V_ABSENT)
+            v_missing(c, args, lp, "kernel", "(the window size)");
+        if (v_int(c, args, lp, "stride", 1, 1024, &l->stride) == V_ABSENT)
+            l->stride = l->kernel; /* PyTorch: stride defaults to the kernel size */
+        if (v_int(c, args, lp, "padding", 0, 1024, &l->padding) == V_OK && rk == V_OK && 2 * l->padding > l->kernel) {
+            const ynode *pn = yn_map_get(args, "padding");
+            vpath(p, lp, "padding");
+            vctx_error(c, pn->line, pn->col, p, "expected at most half the kernel (%lld), found %lld",
+                       (long long)(l->kernel / 2), (long long)l->padding);
+        }
+        break;
+    }
+    case ENG_LAYER_BATCHNORM:
+        v_bool(c, args, lp, "affine", &l->affine);
+        break;
+    case ENG_LAYER_LAYERNORM:
+        v_bool(c, args, lp, "affine", &l->affine);
+        v_int(c, args, lp, "dims", 1, 2, &l->dims);
+        break;
+    case ENG_LAYER_DROPOUT:
+        v_num(c, args, lp, "p", (vrange){0, 1, false, true}, &l->p);
+        break;
+    case ENG_LAYER_LEAKY_RELU:
+        v_num(c, args, lp, "slope", (vrange){-1e30, 1e30, false, false}, &l->slope);
+        break;
+    case ENG_LAYER_RESIDUAL: {
+        const ynode *ls = vget(c, args, lp, "layers", p);
+        if (!ls)
+            v_missing(c, args, lp, "layers", "(the layers of the residual branch)");
+        else
+            v_layer_list(c, ls, p, &l->layers, &l->n_layers);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void v_layer_list(vctx *c, const ynode *seq, const char *path, eng_layer_desc **out, int64_t *nout)
+{
+    char q[SPEC_PATH_LEN];
+    if (!vn_seq(c, seq, path, "of layers, like [{conv2d: {out: 32, kernel: 3}}, {relu: {}}]"))
+        return;
+    if (seq->n == 0) {
+        vctx_error(c, seq->line, seq->col, path, "expected at least one layer, found an empty list");
+        return;
+    }
+    eng_layer_desc *l = spec_calloc((size_t)seq->n, sizeof *l);
+    if (!l) {
+        c->oom = true;
+        return;
+    }
+    *out = l;
+    *nout = seq->n;
+    for (int64_t i = 0; i < seq->n; i++) {
+        vpath_index(q, path, i);
+        vctx_record(c, q, seq->v[i]);
+        v_layer(c, seq->v[i], q, &l[i]);
+    }
+}
+
+/* ---- model ---- */
+
+void v_model(vctx *c, const ynode *node, spec *s)
+{
+    eng_model_desc *m = &s->model;
+    const char *path = "model";
+    char p[SPEC_PATH_LEN];
+    if (!vn_map(c, node, path, "(template and its settings)"))
+        return;
+    int t = -1;
+    if (v_enum(c, node, path, "template", template_names, V_NELEM(template_names), &t) == V_ABSENT)
+        v_missing(c, node, path, "template", "(mlp, cnn, resnet, mlp_mixer or sequential)");
+    const char *known[8] = {"template", "init_from"};
+    int nknown = 2;
+    if (t >= 0) {
+        m->template_kind = (eng_template)t;
+        for (int i = 0; i < 6 && template_keys[t][i]; i++)
+            known[nknown++] = template_keys[t][i];
+        v_check_keys(c, node, path, known, nknown, other_template, &t);
+    } else {
+        const char *all[32];
+        int nall = spec_model_keys(all, 32);
+        v_check_keys(c, node, path, all, nall, NULL, NULL);
+    }
+
+    const ynode *n = vget(c, node, path, "init_from", p);
+    const char *str;
+    if (n && vn_str(c, n, p, &str) == V_OK && str[0] &&
+        spec_resolve_path(c->dir, str, m->init_from, sizeof m->init_from))
+        vctx_error(c, n->line, n->col, p, "the path is longer than %d bytes", ENG_PATH_MAX - 1);
+    if (n && n->kind == YN_SCALAR && yn_is_null(n))
+        m->init_from[0] = '\0';
+
+    static const char *const head_names[] = {"logits", "softmax"};
+    static const char *const last_act[] = {"none", "sigmoid", "softmax"};
+    static const eng_head last_act_head[] = {ENG_HEAD_LOGITS, ENG_HEAD_SIGMOID, ENG_HEAD_SOFTMAX};
+    int e;
+    switch (t) {
+    case ENG_TEMPLATE_MLP:
+        m->units = int_list(c, node, path, "units", false, &m->n_units, "of layer widths (the last is the class count)");
+        if (v_enum(c, node, path, "activation", act_names, V_NELEM(act_names), &e) == V_OK)
+            m->activation = (eng_act)e;
+        if (v_enum(c, node, path, "last_activation", last_act, V_NELEM(last_act), &e) == V_OK)
+            m->head = last_act_head[e];
+        v_bool(c, node, path, "batch_norm", &m->batch_norm);
+        v_bool(c, node, path, "bias", &m->bias);
+        break;
+    case ENG_TEMPLATE_CNN:
+        m->channels = int_list(c, node, path, "channels", true, &m->n_channels, "of channel counts and p (pooling)");
+        if (v_enum(c, node, path, "activation", act_names, V_NELEM(act_names), &e) == V_OK)
+            m->activation = (eng_act)e;
+        v_bool(c, node, path, "batch_norm", &m->batch_norm);
+        if ((n = vget(c, node, path, "pool", p)) && vn_map(c, n, p, "{kernel, stride}")) {
+            static const char *const keys[] = {"kernel", "stride"};
+            v_check_keys(c, n, p, keys, V_NELEM(keys), NULL, NULL);
+            v_int(c, n, p, "kernel", 1, 1024, &m->pool_kernel);
+            v_int(c, n, p, "stride", 1, 1024, &m->pool_stride);
+        }
+        if (v_enum(c, node, path, "head", head_names, V_NELEM(head_names), &e) == V_OK)
+            m->head = e ? ENG_HEAD_SOFTMAX : ENG_HEAD_LOGITS;
+        break;
+    case ENG_TEMPLATE_RESNET: {
+        static const char *const blocks[] = {"small", "big"};
+        m->channels = int_list(c, node, path, "channels", false, &m->n_channels, "of channel counts");
+        if (v_enum(c, node, path, "block", blocks, V_NELEM(blocks), &e) == V_OK)
+            m->block = e ? ENG_BLOCK_BIG : ENG_BLOCK_SMALL;
+        if (v_enum(c, node, path, "head", head_names, V_NELEM(head_names), &e) == V_OK)
+            m->head = e ? ENG_HEAD_SOFTMAX : ENG_HEAD_LOGITS;
+        break;
+    }
+    case ENG_TEMPLATE_MLP_MIXER: {
+        static const char *const patchings[] = {"patches", "reshape"};
+        v_int(c, node, path, "patch_size", 1, 1024, &m->patch_size);
+        v_int(c, node, path, "hidden", 1, MAX_WIDTH, &m->hidden);
+        v_int(c, node, path, "depth", 1, 1024, &m->depth);
+        if (v_enum(c, node, path, "patching", patchings, V_NELEM(patchings), &e) == V_OK)
+            m->patching = e ? ENG_PATCHING_RESHAPE : ENG_PATCHING_PATCHES;
+        if (v_enum(c, node, path, "head", head_names, V_NELEM(head_names), &e) == V_OK)
+            m->head = e ? ENG_HEAD_SOFTMAX : ENG_HEAD_LOGITS;
+        break;
+    }
+    case ENG_TEMPLATE_SEQUENTIAL:
+        if ((n = vget(c, node, path, "layers", p)))
+            v_layer_list(c, n, p, &m->layers, &m->n_layers);
+        else
+            v_missing(c, node, path, "layers", "(the list of layers)");
+        break;
+    default:
+        break;
+    }
+}
