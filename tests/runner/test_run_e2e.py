@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""End-to-end: `epochd run` on tiny synthetic specs, read back with Python's
+own sqlite3 module (a reader independent of db/), plus `summary --json`,
+`export` and Ctrl-C.
+
+  test_run_e2e.py EPOCHD SOURCE_ROOT
+"""
+import json
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+EPOCHD, SRC = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print('FAIL:', what)
+
+
+def epochd(*args, **kw):
+    return subprocess.run([EPOCHD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+TINY = """name: {name}
+seed: 3
+device: cpu
+data:
+  dataset: synthetic
+  synthetic: {{shape: [1, 8, 8], classes: 4, train: 256, test: 64}}
+  batch_size: 32
+model:
+  template: {template}
+{model}
+train:
+  epochs: {epochs}
+  optimizer: {{name: adam, lr: 3.0e-3}}
+  warmup_epochs: 1
+  grad_clip: 1.0
+"""
+MLP = "  units: [32, 4]\n  bias: true\n"
+CNN = "  channels: [4, p, 8]\n  pool: {kernel: 2, stride: 2}\n"
+
+
+def read_safetensors_header(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        return json.loads(f.read(n))
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    db = os.path.join(tmp, 'e.db')
+    state = os.path.join(tmp, 'state')
+    env = dict(os.environ, EPOCHD_THREADS='2')
+
+    # 1. a run that finishes: rows, views, checkpoints
+    spec = os.path.join(tmp, 'mlp.yaml')
+    open(spec, 'w').write(TINY.format(name='tiny_mlp', template='mlp', model=MLP, epochs=4))
+    r = epochd('run', spec, '--db', db, '--state-dir', state, env=env)
+    print(r.stdout, r.stderr)
+    check(r.returncode == 0, f'epochd run exits 0 (got {r.returncode})')
+    check('epoch 4/4' in r.stdout, 'one plain line per epoch when not on a terminal')
+    con = sqlite3.connect(db)
+    check(con.execute('PRAGMA journal_mode').fetchone()[0] == 'wal', 'the database is in WAL mode')
+    run = con.execute("SELECT id, name, status, params, device, spec_sha256, spec, attempts, started_at, finished_at, checkpoint "
+                      "FROM runs").fetchone()
+    check(run[1] == 'tiny_mlp' and run[2] == 'done', f'the run row says done: {run[:3]}')
+    check(run[3] == 32 * 64 + 32 + 4 * 32 + 4, f'params recorded ({run[3]})')
+    check(run[4] == 'cpu', 'device recorded')
+    check(len(run[5]) == 64 and run[6] == open(spec).read(), 'spec text and sha256 recorded')
+    check(run[8] and run[8].endswith('Z') and run[9] and run[9] >= run[8], 'ISO-8601 UTC start/finish times')
+    rows = con.execute('SELECT epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds, samples_per_sec '
+                       'FROM epochs WHERE run_id = ? ORDER BY epoch', (run[0],)).fetchall()
+    check([e[0] for e in rows] == [1, 2, 3, 4], f'epochs 1..4 recorded once each: {[e[0] for e in rows]}')
+    check(all(0 <= e[2] <= 1 and 0 <= e[4] <= 1 for e in rows), 'accuracies are fractions')
+    check(rows[-1][1] < rows[0][1], 'the training loss falls')
+    check(rows[-1][4] > 0.5, f'test accuracy well above chance (0.25): {rows[-1][4]}')
+    check(all(e[6] > 0 and e[7] > 0 for e in rows), 'seconds and samples/s recorded')
+    res = con.execute("SELECT COUNT(*) FROM results WHERE name = 'tiny_mlp' AND status = 'done'").fetchone()[0]
+    check(res == 4, 'the results view has one row per epoch')
+    board = con.execute("SELECT epochs_done, best_test_acc, best_epoch, final_test_acc FROM leaderboard WHERE id = ?",
+                        (run[0],)).fetchone()
+    best = max(e[4] for e in rows)
+    check(board[0] == 4 and board[1] == best and rows[board[2] - 1][4] == best and board[3] == rows[-1][4],
+          f'leaderboard: {board}')
+    ck = run[10]
+    check(ck and os.path.exists(ck) and os.path.exists(os.path.join(os.path.dirname(ck), 'best.safetensors')),
+          f'last and best checkpoints exist: {ck}')
+
+    # 2. export: the summary's parameter names, in PyTorch layouts, no optimizer state
+    out = os.path.join(tmp, 'w.safetensors')
+    r = epochd('export', str(run[0]), '--db', db, '-o', out)
+    check(r.returncode == 0, f'export exits 0: {r.stderr}')
+    hdr = read_safetensors_header(out)
+    summ = json.loads(epochd('summary', '--json', spec).stdout)
+    names = {p['name']: p['shape'] for p in summ['parameters']}
+    names.update({b['name']: b['shape'] for b in summ['buffers']})
+    tensors = {k: v for k, v in hdr.items() if k != '__metadata__'}
+    check(all(tensors[k]['shape'] == v for k, v in names.items()), 'export holds every parameter and buffer')
+    check(not any(k.startswith('optimizer.') for k in tensors), 'export has no optimizer state')
+    check(hdr['__metadata__']['format'] == 'epochd-weights', 'export metadata')
+
+    # 3. summary of the seed's normal_cnn: exactly the seed's parameter count
+    summ = json.loads(epochd('summary', '--json', os.path.join(SRC, 'experiments/seed/normal_cnn.yaml')).stdout)
+    check(summ['params'] == 1183322, f"normal_cnn has 1,183,322 parameters ({summ['params']})")
+    check(summ['parameters'][0] == {'name': '0.weight', 'shape': [16, 3, 3, 3], 'numel': 432},
+          'PyTorch layout of the first convolution')
+
+    # 4. an invalid spec: located messages, exit 65, an `invalid` row
+    bad = os.path.join(tmp, 'bad.yaml')
+    open(bad, 'w').write(TINY.format(name='bad', template='mlp', model="  units: [32, 5]\n", epochs=1))
+    r = epochd('run', bad, '--db', db, '--state-dir', state, env=env)
+    check(r.returncode == 65, f'invalid spec exits 65 (got {r.returncode})')
+    check(f'{bad}:10:' in r.stderr and 'model.units[1]' in r.stderr, f'located message: {r.stderr.strip()}')
+    st = con.execute("SELECT status, error FROM runs WHERE name = 'bad'").fetchone()
+    check(st and st[0] == 'invalid' and 'model.units[1]' in st[1], f'invalid run recorded: {st}')
+
+    # 5. Ctrl-C: the run becomes interrupted and epochd exits 130
+    slow = os.path.join(tmp, 'slow.yaml')
+    open(slow, 'w').write(TINY.format(name='slow', template='cnn', model=CNN, epochs=200))
+    p = subprocess.Popen([EPOCHD, 'run', slow, '--db', db, '--state-dir', state], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        got = con.execute("SELECT COUNT(*) FROM epochs JOIN runs ON runs.id = run_id WHERE name = 'slow'").fetchone()[0]
+        if got >= 1:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    so, se = p.communicate(timeout=60)
+    check(p.returncode == 130, f'interrupted run exits 130 (got {p.returncode}) {se}')
+    st = con.execute("SELECT status, finished_at FROM runs WHERE name = 'slow'").fetchone()
+    check(st[0] == 'interrupted', f'the run is marked interrupted: {st}')
+    con.close()
+
+if failures:
+    print(f'{len(failures)} check(s) failed')
+    sys.exit(1)
+print('all end-to-end checks passed')
