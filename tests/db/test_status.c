@@ -64,6 +64,7 @@ static char *line_with(const char *text, const char *needle)
         b--;
     size_t n = e ? (size_t)(e - b) : strlen(b);
     char *l = malloc(n + 1);
+    assert_non_null(l);
     memcpy(l, b, n);
     l[n] = '\0';
     return l;
@@ -71,8 +72,8 @@ static char *line_with(const char *text, const char *needle)
 
 static void assert_has(const char *line, const char *what)
 {
-    if (!strstr(line, what))
-        fail_msg("expected '%s' in: %s", what, line);
+    if (!line || !strstr(line, what))
+        fail_msg("expected '%s' in: %s", what, line ? line : "(nothing)");
 }
 
 static void test_active_runs(void **state)
