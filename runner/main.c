@@ -18,6 +18,9 @@ static const run_command commands[] = {
     {"summary", run_cmd_summary, "layers, output shapes, parameters and FLOPs of a spec's model"},
     {"export", run_cmd_export, "write a run's trained weights as safetensors"},
     {"worker", run_cmd_worker, "(internal) run one run for the service, JSON lines on stdout"},
+    {"status", run_cmd_status, "queued and running runs with progress and ETA, recent results"},
+    {"compare", run_cmd_compare, "best/final metrics of runs side by side (table, csv, json, markdown)"},
+    {"plot", run_cmd_plot, "train/test loss and accuracy curves of runs as an SVG"},
     {NULL, NULL, NULL},
 };
 
