@@ -5,7 +5,10 @@
  * their channel (which removes most of the cancellation in E[x^2] - E[x]^2),
  * over fixed chunks of `outer` whose partial sums are combined in chunk
  * order: the result does not depend on the thread count. The normalisation
- * itself is y = x * a[j] + c[j] with a, c computed once per channel. */
+ * itself is y = ((x - mhi[j]) - mlo[j]) * a[j] + beta[j] with a = gamma *
+ * invstd and the double mean split into two floats: not x * a + c, nor one
+ * rounded mean, which both lose digits when the mean is large against the
+ * spread (inputs around 1000 with unit spread keep 1e-6 instead of 1e-3). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -64,9 +67,10 @@ CPU_KERNEL static void bn_stats_chunk(const eng_norm_desc *d, const float *restr
     }
 }
 
-/* y = x * a[j] + c[j] over outer rows [o0, o1). */
-CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict a,
-                                      const float *restrict c, int64_t o0, int64_t o1, float *restrict y)
+/* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1). */
+CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
+                                      const float *restrict ml, const float *restrict a, const float *restrict c,
+                                      int64_t o0, int64_t o1, float *restrict y)
 {
     const int64_t n = d->n, inner = d->inner;
     for (int64_t o = o0; o < o1; o++) {
@@ -75,29 +79,29 @@ CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restr
         if (inner == 1) {
 #pragma omp simd
             for (int64_t j = 0; j < n; j++)
-                yo[j] = xo[j] * a[j] + c[j];
+                yo[j] = ((xo[j] - m[j]) - ml[j]) * a[j] + c[j];
             continue;
         }
         for (int64_t j = 0; j < n; j++) {
-            const float aj = a[j], cj = c[j];
+            const float mj = m[j], mlj = ml[j], aj = a[j], cj = c[j];
             const float *restrict r = xo + j * inner;
             float *restrict w = yo + j * inner;
 #pragma omp simd
             for (int64_t i = 0; i < inner; i++)
-                w[i] = r[i] * aj + cj;
+                w[i] = ((r[i] - mj) - mlj) * aj + cj;
         }
     }
 }
 
 /* Runs bn_apply_chunk over all of outer. */
-static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *x, const float *a, const float *c,
-                     float *y)
+static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *x, const float *m, const float *ml,
+                     const float *a, const float *c, float *y)
 {
     const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(cpu_team(b, d->outer * d->n * d->inner)) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_apply_chunk(d, x, a, c, o0, o1, y);
+        bn_apply_chunk(d, x, m, ml, a, c, o0, o1, y);
     }
 }
 
@@ -118,15 +122,15 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
               "cpu batchnorm_forward_train: running_mean and running_var must both be set or both NULL");
 
     const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
-    /* part: nchunks x (2n) sums; shift, a, c: n floats each */
+    /* part: nchunks x (2n) sums; shift, a, c, mean (high, low): n floats each */
     double *part = calloc((size_t)(nchunks * 2 * n), sizeof *part);
-    float *fbuf = malloc((size_t)(3 * n) * sizeof *fbuf);
+    float *fbuf = malloc((size_t)(5 * n) * sizeof *fbuf);
     if (!part || !fbuf) {
         free(part);
         free(fbuf);
         return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_train: out of memory");
     }
-    float *shift = fbuf, *a = fbuf + n, *c = fbuf + 2 * n;
+    float *shift = fbuf, *a = fbuf + n, *c = fbuf + 2 * n, *mf = fbuf + 3 * n, *ml = fbuf + 4 * n;
     for (int64_t j = 0; j < n; j++)
         shift[j] = x[j * d->inner];
 
@@ -151,7 +155,9 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
         const double invstd = 1.0 / sqrt(var + (double)d->eps);
         const double g = gamma ? (double)gamma[j] : 1.0, bt = beta ? (double)beta[j] : 0.0;
         a[j] = (float)(g * invstd);
-        c[j] = (float)(bt - mean * g * invstd);
+        c[j] = (float)bt;
+        mf[j] = (float)mean;
+        ml[j] = (float)(mean - (double)mf[j]);
         if (save_mean)
             save_mean[j] = (float)mean;
         if (save_invstd)
@@ -164,7 +170,7 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
         }
     }
     free(part);
-    bn_apply(b, d, x, a, c, y);
+    bn_apply(b, d, x, mf, ml, a, c, y);
     free(fbuf);
     return 0;
 }
@@ -183,17 +189,18 @@ int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const flo
     CPU_NONNULL("batchnorm_forward_eval", x);
     CPU_NONNULL("batchnorm_forward_eval", y);
     const int64_t n = d->n;
-    float *a = malloc((size_t)(2 * n) * sizeof *a);
+    float *a = malloc((size_t)(3 * n) * sizeof *a);
     if (!a)
         return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_eval: out of memory");
-    float *c = a + n;
+    float *c = a + n, *zero = a + 2 * n;
     for (int64_t j = 0; j < n; j++) {
         const double invstd = 1.0 / sqrt((double)running_var[j] + (double)d->eps);
-        const double g = gamma ? (double)gamma[j] : 1.0, bt = beta ? (double)beta[j] : 0.0;
+        const double g = gamma ? (double)gamma[j] : 1.0;
         a[j] = (float)(g * invstd);
-        c[j] = (float)(bt - (double)running_mean[j] * g * invstd);
+        c[j] = beta ? beta[j] : 0.0f;
+        zero[j] = 0.0f;
     }
-    bn_apply(b, d, x, a, c, y);
+    bn_apply(b, d, x, running_mean, zero, a, c, y);
     free(a);
     return 0;
 }
