@@ -240,6 +240,10 @@ void v_check_keys(vctx *c, const ynode *map, const char *path, const char *const
             ok = !strcmp(k->s, known[j]);
         if (ok)
             continue;
+        if (c->diags->n >= c->opt->max_diags) {
+            c->ndropped++; /* only counted: no need for a suggestion */
+            continue;
+        }
         char p[SPEC_PATH_LEN], why[256];
         vpath(p, path, k->s);
         const char *w = other ? other(k->s, why, sizeof why, arg) : NULL;
