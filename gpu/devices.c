@@ -1,0 +1,37 @@
+/* Device enumeration: name, memory and compute capability of each CUDA
+ * device, for `epochd devices` (run by the service in a child process so
+ * that the service itself never holds a CUDA context). */
+#include <stdio.h>
+#include <string.h>
+
+#include "gpu/check.h"
+#include "gpu/gpu.h"
+
+int gpu_device_list(gpu_device_info *out, int max, int *count)
+{
+    *count = 0;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInitializationError ||
+        e == cudaErrorNotSupported || e == cudaErrorSystemDriverMismatch ||
+        e == cudaErrorCompatNotSupportedOnDevice) {
+        (void)cudaGetLastError(); /* not an error for a listing: there is simply no usable device */
+        return 0;
+    }
+    if (e != cudaSuccess)
+        return gpu_fail_cuda(e, "cudaGetDeviceCount(&n)", __FILE__, __LINE__);
+    *count = n;
+    for (int i = 0; i < n && i < max; i++) {
+        struct cudaDeviceProp prop;
+        GPU_CUDA(cudaGetDeviceProperties(&prop, i));
+        gpu_device_info *d = &out[i];
+        memset(d, 0, sizeof *d);
+        d->ordinal = i;
+        snprintf(d->name, sizeof d->name, "%s", prop.name);
+        d->total_memory = prop.totalGlobalMem;
+        d->cc_major = prop.major;
+        d->cc_minor = prop.minor;
+        d->multiprocessors = prop.multiProcessorCount;
+    }
+    return 0;
+}
