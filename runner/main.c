@@ -21,6 +21,7 @@ static const run_command commands[] = {
     {"status", run_cmd_status, "queued and running runs with progress and ETA, recent results"},
     {"compare", run_cmd_compare, "best/final metrics of runs side by side (table, csv, json, markdown)"},
     {"plot", run_cmd_plot, "train/test loss and accuracy curves of runs as an SVG"},
+    {"devices", run_cmd_devices, "the CUDA devices of this machine (name, memory, compute capability); --json"},
     {NULL, NULL, NULL},
 };
 
