@@ -51,11 +51,7 @@ static void *arena_alloc(eng_json_doc *doc, size_t bytes)
     return p;
 }
 
-static int fail(parser *p, size_t at, const char *what)
-{
-    (void)p;
-    return eng_error(ENG_EFORMAT, "byte %zu: %s", at, what);
-}
+static int fail_at(size_t at, const char *what) { return eng_error(ENG_EFORMAT, "byte %zu: %s", at, what); }
 
 static void skip_ws(parser *p)
 {
@@ -167,7 +163,7 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
     size_t end = start;
     for (;;) {
         if (end >= p->len)
-            return fail(p, start - 1, "unterminated string");
+            return fail_at(start - 1, "unterminated string");
         unsigned char c = p->s[end];
         if (c == '"')
             break;
@@ -180,11 +176,11 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
     while (i < end) {
         unsigned char c = p->s[i];
         if (c < 0x20)
-            return fail(p, i, "control character in string (must be escaped)");
+            return fail_at(i, "control character in string (must be escaped)");
         if (c != '\\') {
             size_t k = utf8_seq(p->s + i, end - i);
             if (!k)
-                return fail(p, i, "invalid UTF-8 in string");
+                return fail_at(i, "invalid UTF-8 in string");
             memcpy(o + n, p->s + i, k);
             n += k;
             i += k;
@@ -204,15 +200,15 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
         case 'u': {
             unsigned cp;
             if (end - i < 4 || hex4(p->s + i, &cp))
-                return fail(p, i - 2, "bad \\u escape (expected 4 hex digits)");
+                return fail_at(i - 2, "bad \\u escape (expected 4 hex digits)");
             i += 4;
             if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return fail(p, i - 6, "unpaired low surrogate in \\u escape");
+                return fail_at(i - 6, "unpaired low surrogate in \\u escape");
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
                 if (end - i < 6 || p->s[i] != '\\' || p->s[i + 1] != 'u' || hex4(p->s + i + 2, &lo) ||
                     lo < 0xDC00 || lo > 0xDFFF)
-                    return fail(p, i - 6, "high surrogate in \\u escape not followed by a low surrogate");
+                    return fail_at(i - 6, "high surrogate in \\u escape not followed by a low surrogate");
                 i += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
@@ -220,7 +216,7 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
             break;
         }
         default:
-            return fail(p, i - 2, "invalid escape in string");
+            return fail_at(i - 2, "invalid escape in string");
         }
     }
     o[n] = '\0';
@@ -239,11 +235,11 @@ static int parse_number(parser *p, eng_json *node)
         i++;
     }
     if (i >= p->len || p->s[i] < '0' || p->s[i] > '9')
-        return fail(p, start, "invalid number");
+        return fail_at(start, "invalid number");
     if (p->s[i] == '0') {
         i++;
         if (i < p->len && p->s[i] >= '0' && p->s[i] <= '9')
-            return fail(p, start, "leading zero in number");
+            return fail_at(start, "leading zero in number");
     } else
         while (i < p->len && p->s[i] >= '0' && p->s[i] <= '9')
             i++;
@@ -252,7 +248,7 @@ static int parse_number(parser *p, eng_json *node)
         integral = false;
         i++;
         if (i >= p->len || p->s[i] < '0' || p->s[i] > '9')
-            return fail(p, i, "expected a digit after the decimal point");
+            return fail_at(i, "expected a digit after the decimal point");
         while (i < p->len && p->s[i] >= '0' && p->s[i] <= '9')
             i++;
     }
@@ -262,7 +258,7 @@ static int parse_number(parser *p, eng_json *node)
         if (i < p->len && (p->s[i] == '+' || p->s[i] == '-'))
             i++;
         if (i >= p->len || p->s[i] < '0' || p->s[i] > '9')
-            return fail(p, i, "expected a digit in the exponent");
+            return fail_at(i, "expected a digit in the exponent");
         while (i < p->len && p->s[i] >= '0' && p->s[i] <= '9')
             i++;
     }
@@ -313,7 +309,7 @@ static int parse_literal(parser *p, const char *word, eng_json_type t, bool b, e
 {
     size_t n = strlen(word);
     if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
-        return fail(p, p->pos, "invalid literal (expected a value)");
+        return fail_at(p->pos, "invalid literal (expected a value)");
     int rc = new_node(p, t, out);
     if (rc)
         return rc;
@@ -345,12 +341,12 @@ static int parse_container(parser *p, bool object, eng_json **out)
         skip_ws(p);
         if (object) {
             if (p->pos >= p->len || p->s[p->pos] != '"')
-                return fail(p, p->pos, "expected a string key in object");
+                return fail_at(p->pos, "expected a string key in object");
             if ((rc = parse_string(p, &key, &key_len)))
                 return rc;
             skip_ws(p);
             if (p->pos >= p->len || p->s[p->pos] != ':')
-                return fail(p, p->pos, "expected ':' after object key");
+                return fail_at(p->pos, "expected ':' after object key");
             p->pos++;
             skip_ws(p);
         }
@@ -364,13 +360,13 @@ static int parse_container(parser *p, bool object, eng_json **out)
         node->len++;
         skip_ws(p);
         if (p->pos >= p->len)
-            return fail(p, p->pos, object ? "unterminated object" : "unterminated array");
+            return fail_at(p->pos, object ? "unterminated object" : "unterminated array");
         unsigned char c = p->s[p->pos++];
         if (c == ',')
             continue;
         if (c == (object ? '}' : ']'))
             break;
-        return fail(p, p->pos - 1, object ? "expected ',' or '}' in object" : "expected ',' or ']' in array");
+        return fail_at(p->pos - 1, object ? "expected ',' or '}' in object" : "expected ',' or ']' in array");
     }
     p->depth--;
     *out = node;
@@ -380,7 +376,7 @@ static int parse_container(parser *p, bool object, eng_json **out)
 static int parse_value(parser *p, eng_json **out)
 {
     if (p->pos >= p->len)
-        return fail(p, p->pos, "unexpected end of text (expected a value)");
+        return fail_at(p->pos, "unexpected end of text (expected a value)");
     unsigned char c = p->s[p->pos];
     int rc;
     switch (c) {
@@ -399,7 +395,7 @@ static int parse_value(parser *p, eng_json **out)
                 return rc;
             return parse_number(p, *out);
         }
-        return fail(p, p->pos, "unexpected character (expected a value)");
+        return fail_at(p->pos, "unexpected character (expected a value)");
     }
 }
 
@@ -421,7 +417,7 @@ int eng_json_parse(const char *text, size_t len, const eng_json_limits *limits, 
     if (!rc) {
         skip_ws(&p);
         if (p.pos != p.len)
-            rc = fail(&p, p.pos, "unexpected text after the JSON value");
+            rc = fail_at(p.pos, "unexpected text after the JSON value");
     }
     if (p.c_locale)
         freelocale(p.c_locale);

@@ -81,7 +81,8 @@ int eng_st_add_metadata(eng_st_writer *w, const char *key, const char *value);
 
 /* Writes the file atomically: `path`.tmp is written and fsync'ed, renamed
  * over `path`, then the directory is fsync'ed. On failure `path` is
- * untouched and the temporary file removed. */
+ * untouched and the temporary file removed. One writer per path at a time
+ * (the temporary name is fixed). */
 int eng_st_write_file(eng_st_writer *w, const char *path);
 
 /* The whole file image in memory (malloc'ed; the caller frees it). */

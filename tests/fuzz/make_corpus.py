@@ -4,8 +4,8 @@
 Valid files in the layouts of both writers (ours: compact header, insertion
 order; the reference: sorted keys, ", " separators, data sorted by alignment),
 every dtype, escapes and odd names, zero-size tensors, metadata; plus one
-broken variant per validation rule. Standard library only; the committed
-corpus is its output (and anything the fuzzer found worth keeping).
+broken variant per validation rule. Standard library only. The committed
+corpus is its output plus the fuzzer's finds (found-*, see README.md).
 
 usage: make_corpus.py [OUTDIR]
 """
