@@ -8,6 +8,13 @@
 #include <math.h>
 
 #include "gpu/chanred.cuh"
+#include "gpu/hd.h"
+
+// Per-channel constants, kept in the scratch's result area (16 bytes per
+// channel): forward y = ((x - m) - ml) * a + c, with the mean split into a
+// float m and its remainder ml (as the CPU backend does, so a large mean
+// loses nothing); backward dx = (dy - (x - mean) * kk - mdy) * sc.
+// Multiplies and adds unfused: the same rounding as the CPU's loops.
 
 struct gpu_bn_stats {
     const float *x;
@@ -22,78 +29,82 @@ struct gpu_bn_stats {
 struct gpu_bn_stats_store {
     double cnt;
     float eps, momentum;
+    const float *gamma, *beta;
     float *save_mean, *save_invstd, *running_mean, *running_var;
+    float4 *aff;
     __host__ __device__ void operator()(int64_t j, double a0, double a1) const
     {
         const double mean = a0 / cnt;
         double var = a1 / cnt - mean * mean; // biased, for the normalisation
         if (var < 0.0)
             var = 0.0;
-        save_mean[j] = (float)mean;
-        save_invstd[j] = (float)(1.0 / sqrt(var + (double)eps));
-        if (running_mean)
-            running_mean[j] = (1.0f - momentum) * running_mean[j] + momentum * (float)mean;
-        if (running_var) {
+        const double invstd = 1.0 / sqrt(var + (double)eps);
+        const float mf = (float)mean;
+        const double g = gamma ? (double)gamma[j] : 1.0;
+        aff[j] = make_float4(mf, (float)(mean - (double)mf), (float)(g * invstd), beta ? beta[j] : 0.0f);
+        save_mean[j] = mf;
+        save_invstd[j] = (float)invstd;
+        if (running_mean) { // in double, rounded once (as the CPU backend)
+            const double m = (double)momentum;
             const double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-            running_var[j] = (1.0f - momentum) * running_var[j] + momentum * (float)unbiased;
+            running_mean[j] = (float)((1.0 - m) * (double)running_mean[j] + m * mean);
+            running_var[j] = (float)((1.0 - m) * (double)running_var[j] + m * unbiased);
         }
     }
 };
 
-__global__ void gpu_bn_apply(int64_t total, int64_t n, int64_t inner, const float *x, const float *mean,
-                             const float *invstd, const float *gamma, const float *beta, float *y)
+__global__ void gpu_bn_apply(int64_t total, int64_t n, int64_t inner, const float *x, const float4 *aff, float *y)
 {
     for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t j = (t / inner) % n;
-        const float xh = (x[t] - mean[j]) * invstd[j];
-        y[t] = gamma ? xh * gamma[j] + beta[j] : xh;
+        const float4 f = aff[(t / inner) % n];
+        y[t] = GPU_FADD(GPU_FMUL((x[t] - f.x) - f.y, f.z), f.w);
     }
 }
 
-__global__ void gpu_bn_eval(int64_t total, int64_t n, int64_t inner, float eps, const float *x, const float *rm,
-                            const float *rv, const float *gamma, const float *beta, float *y)
+__global__ void gpu_bn_eval_consts(int64_t n, float eps, const float *rm, const float *rv, const float *gamma,
+                                   const float *beta, float4 *aff)
 {
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t j = (t / inner) % n;
-        const float xh = (x[t] - rm[j]) * (1.0f / sqrtf(rv[j] + eps));
-        y[t] = gamma ? xh * gamma[j] + beta[j] : xh;
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < n; j += (int64_t)gridDim.x * blockDim.x) {
+        const double invstd = 1.0 / sqrt((double)rv[j] + (double)eps);
+        const double g = gamma ? (double)gamma[j] : 1.0;
+        aff[j] = make_float4(rm[j], 0.0f, (float)(g * invstd), beta ? beta[j] : 0.0f);
     }
 }
 
 struct gpu_bn_grads {
-    const float *x, *dy, *mean, *invstd;
+    const float *x, *dy, *mean;
     __host__ __device__ void operator()(int64_t, int64_t j, int64_t, int64_t idx, double &a0, double &a1) const
     {
-        const float xh = (x[idx] - mean[j]) * invstd[j];
-        const float d = dy[idx];
+        const double d = dy[idx];
         a0 += d;
-        a1 += (double)d * xh;
+        a1 += d * ((double)x[idx] - (double)mean[j]);
     }
 };
 
 struct gpu_bn_grads_store {
-    double2 *res;
+    double cnt;
+    const float *gamma, *invstd;
     float *dgamma, *dbeta;
-    __host__ __device__ void operator()(int64_t j, double a0, double a1) const
+    float4 *aff;
+    __host__ __device__ void operator()(int64_t j, double sdy, double sdyx) const
     {
-        res[j] = make_double2(a0, a1);
-        if (dgamma)
-            dgamma[j] = (float)a1;
-        if (dbeta)
-            dbeta[j] = (float)a0;
+        const double is = (double)invstd[j], g = gamma ? (double)gamma[j] : 1.0;
+        aff[j] = make_float4((float)(sdyx / cnt * is * is), (float)(sdy / cnt), (float)(is * g), 0.0f);
+        if (gamma) {
+            dgamma[j] = (float)(sdyx * is);
+            dbeta[j] = (float)sdy;
+        }
     }
 };
 
-// dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-__global__ void gpu_bn_dx(int64_t total, int64_t n, int64_t inner, double cnt, const float *x, const float *dy,
-                          const float *mean, const float *invstd, const float *gamma, const double2 *res, float *dx)
+__global__ void gpu_bn_dx(int64_t total, int64_t n, int64_t inner, const float *x, const float *dy,
+                          const float *mean, const float4 *aff, float *dx)
 {
     for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
         const int64_t j = (t / inner) % n;
-        const float xh = (x[t] - mean[j]) * invstd[j];
-        const float mdy = (float)(res[j].x / cnt), mdyx = (float)(res[j].y / cnt);
-        const float gk = (gamma ? gamma[j] : 1.0f) * invstd[j];
-        dx[t] = gk * (dy[t] - mdy - xh * mdyx);
+        const float4 f = aff[j]; // kk, mdy, sc
+        const float u = GPU_FADD(dy[t], -GPU_FMUL(x[t] - mean[j], f.x));
+        dx[t] = GPU_FMUL(u - f.y, f.z);
     }
 }
 
@@ -119,14 +130,14 @@ extern "C" int gpu_batchnorm_forward_train(gpu_ctx *g, const eng_norm_desc *d, c
     if (!x || !y || !save_mean || !save_invstd || (!gamma != !beta) || (!running_mean != !running_var))
         return eng_error(ENG_EINVAL, "batchnorm_forward_train: NULL tensor");
     const double cnt = (double)(d->outer * d->inner);
+    float4 *aff = (float4 *)gpu_chan_results(g);
     rc = gpu_chan_reduce(g, "batchnorm_forward_train", d->outer, d->n, d->inner, gpu_bn_stats{x},
-                         gpu_bn_stats_store{cnt, d->eps, d->momentum, save_mean, save_invstd, running_mean,
-                                            running_var});
+                         gpu_bn_stats_store{cnt, d->eps, d->momentum, gamma, beta, save_mean, save_invstd,
+                                            running_mean, running_var, aff});
     if (rc < 0)
         return rc;
     const int64_t total = d->outer * d->n * d->inner;
-    gpu_bn_apply<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, save_mean, save_invstd,
-                                                                   gamma, beta, y);
+    gpu_bn_apply<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, aff, y);
     GPU_LAUNCHED(gpu_bn_apply);
     return 0;
 }
@@ -145,9 +156,14 @@ extern "C" int gpu_batchnorm_forward_eval(gpu_ctx *g, const eng_norm_desc *d, co
         return 0;
     if (!x || !y)
         return eng_error(ENG_EINVAL, "batchnorm_forward_eval: NULL tensor");
-    gpu_bn_eval<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, d->eps, x, running_mean,
-                                                                  running_var, gamma, beta, y);
-    GPU_LAUNCHED(gpu_bn_eval);
+    if ((size_t)d->n * 2 > g->scratch_doubles)
+        return eng_error(ENG_ELIMIT, "batchnorm_forward_eval: %lld channels exceed the scratch", (long long)d->n);
+    float4 *aff = (float4 *)gpu_chan_results(g);
+    gpu_bn_eval_consts<<<gpu_blocks(d->n, 128), 128, 0, g->stream>>>(d->n, d->eps, running_mean, running_var, gamma,
+                                                                     beta, aff);
+    GPU_LAUNCHED(gpu_bn_eval_consts);
+    gpu_bn_apply<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, aff, y);
+    GPU_LAUNCHED(gpu_bn_apply);
     return 0;
 }
 
@@ -162,16 +178,14 @@ extern "C" int gpu_batchnorm_backward(gpu_ctx *g, const eng_norm_desc *d, const 
         return eng_error(ENG_EINVAL, "batchnorm_backward: empty batch");
     if (!x || !dy || !save_mean || !save_invstd || (gamma && (!dgamma || !dbeta)))
         return eng_error(ENG_EINVAL, "batchnorm_backward: NULL tensor");
-    double2 *res = gpu_chan_results(g);
-    rc = gpu_chan_reduce(g, "batchnorm_backward", d->outer, d->n, d->inner,
-                         gpu_bn_grads{x, dy, save_mean, save_invstd},
-                         gpu_bn_grads_store{res, gamma ? dgamma : NULL, gamma ? dbeta : NULL});
+    const double cnt = (double)(d->outer * d->inner);
+    float4 *aff = (float4 *)gpu_chan_results(g);
+    rc = gpu_chan_reduce(g, "batchnorm_backward", d->outer, d->n, d->inner, gpu_bn_grads{x, dy, save_mean},
+                         gpu_bn_grads_store{cnt, gamma, save_invstd, dgamma, dbeta, aff});
     if (rc < 0 || !dx)
         return rc;
     const int64_t total = d->outer * d->n * d->inner;
-    const double cnt = (double)(d->outer * d->inner);
-    gpu_bn_dx<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, cnt, x, dy, save_mean,
-                                                                save_invstd, gamma, res, dx);
+    gpu_bn_dx<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, dy, save_mean, aff, dx);
     GPU_LAUNCHED(gpu_bn_dx);
     return 0;
 }

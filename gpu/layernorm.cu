@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "gpu/chanred.cuh"
+#include "gpu/hd.h"
 
 template <int TPR>
 __global__ void gpu_ln_fwd_rows(int64_t rows, int64_t n, float eps, const float *x, const float *gamma,
@@ -34,10 +35,7 @@ __global__ void gpu_ln_fwd_rows(int64_t rows, int64_t n, float eps, const float 
     const float mf = (float)mean, rf = (float)(1.0 / sqrt(var + (double)eps));
     for (int64_t j = lane; j < n; j += TPR) {
         const float xh = (xr[j] - mf) * rf;
-        float v = gamma ? xh * gamma[j] : xh;
-        if (beta)
-            v += beta[j];
-        yr[j] = v;
+        yr[j] = gamma ? GPU_FADD(GPU_FMUL(xh, gamma[j]), beta[j]) : xh;
     }
     if (lane == 0 && save_mean)
         save_mean[r] = mf;
@@ -65,10 +63,7 @@ __global__ void gpu_ln_fwd_cols(int64_t outer, int64_t n, int64_t inner, float e
         const float mf = (float)mean, rf = (float)(1.0 / sqrt(q / (double)n + (double)eps));
         for (int64_t j = 0; j < n; j++) {
             const float xh = (xc[j * inner] - mf) * rf;
-            float v = gamma ? xh * gamma[j] : xh;
-            if (beta)
-                v += beta[j];
-            yc[j * inner] = v;
+            yc[j * inner] = gamma ? GPU_FADD(GPU_FMUL(xh, gamma[j]), beta[j]) : xh;
         }
         if (save_mean)
             save_mean[t] = mf;
@@ -101,7 +96,7 @@ __global__ void gpu_ln_bwd_rows(int64_t rows, int64_t n, const float *x, const f
     for (int64_t j = lane; j < n; j += TPR) {
         const float gj = gamma ? dyr[j] * gamma[j] : dyr[j];
         const float xh = (xr[j] - mf) * rf;
-        dxr[j] = rf * (gj - mg - xh * mgx);
+        dxr[j] = rf * GPU_FADD(gj - mg, -GPU_FMUL(xh, mgx));
     }
 }
 
@@ -125,7 +120,7 @@ __global__ void gpu_ln_bwd_cols(int64_t outer, int64_t n, int64_t inner, const f
             const int64_t e = base + j * inner;
             const float gj = gamma ? dy[e] * gamma[j] : dy[e];
             const float xh = (x[e] - mf) * rf;
-            dx[e] = rf * (gj - mg - xh * mgx);
+            dx[e] = rf * GPU_FADD(gj - mg, -GPU_FMUL(xh, mgx));
         }
     }
 }
@@ -137,7 +132,7 @@ struct gpu_ln_param_grads {
     {
         const int64_t s = o * inner + i;
         const float d = dy[idx];
-        a0 += (double)d * ((x[idx] - mean[s]) * rstd[s]);
+        a0 += (double)(d * ((x[idx] - mean[s]) * rstd[s]));
         a1 += d;
     }
 };
