@@ -144,7 +144,9 @@ int db_run_requeue(db *d, int64_t id, const char *note);
 
 /* Live progress of the epoch in flight: epoch (1-based) and the fraction of
  * it done, the current training rate, and the training samples per epoch
- * (<= 0: unknown); `epochd status` computes the ETA from these. */
+ * (<= 0: unknown); `epochd status` computes the ETA from these. Outside a
+ * caller's transaction its commit skips the fsync (progress is ephemeral;
+ * ~0.1 ms instead of ~6 ms): call it as often as once a second. */
 typedef struct db_progress {
     int64_t epoch;
     double fraction;

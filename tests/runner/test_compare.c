@@ -3,6 +3,8 @@
  * RFC 4180 reader, JSON by jansson, Markdown rows), globs, sweep groups.
  * Expected orders and numbers are worked out by hand below. */
 #include <math.h>
+#include <pty.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -382,6 +384,35 @@ static void test_table_marks_best(void **state)
     capture_free(&c);
 }
 
+/* On a terminal the best values are bold (and still marked with '*'). */
+static void test_bold_on_a_terminal(void **state)
+{
+    (void)state;
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsetenv("NO_COLOR");
+        char *argv[] = {"compare", "--db", dbpath, "mlp_b", NULL};
+        _exit(run_cmd_compare(4, argv));
+    }
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(master, buf + len, sizeof buf - 1 - len);
+        if (n <= 0) /* EIO once the child has closed the terminal */
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(master);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(buf, "\033[1m0.8800*\033[0m"));
+    assert_non_null(strstr(buf, "mlp_b"));
+}
+
 static void test_globs(void **state)
 {
     (void)state;
@@ -530,7 +561,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sort_orders),     cmocka_unit_test(test_csv_fields),
         cmocka_unit_test(test_json_matches_view), cmocka_unit_test(test_markdown_rows),
-        cmocka_unit_test(test_table_marks_best), cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_table_marks_best), cmocka_unit_test(test_bold_on_a_terminal),
+        cmocka_unit_test(test_globs),
         cmocka_unit_test(test_group_by_sweep),  cmocka_unit_test(test_exit_codes),
     };
     return cmocka_run_group_tests_name("compare", tests, setup, teardown);
