@@ -21,6 +21,8 @@ static const run_command commands[] = {
     {"status", run_cmd_status, "queued and running runs with progress and ETA, recent results"},
     {"compare", run_cmd_compare, "best/final metrics of runs side by side (table, csv, json, markdown)"},
     {"plot", run_cmd_plot, "train/test loss and accuracy curves of runs as an SVG"},
+    {"serve", run_cmd_serve, "the service: watch a folder of specs, queue and train them, record results"},
+    {"cancel", run_cmd_cancel, "stop a queued or running run (the service acts on it)"},
     {"devices", run_cmd_devices, "the CUDA devices of this machine (name, memory, compute capability); --json"},
     {NULL, NULL, NULL},
 };
