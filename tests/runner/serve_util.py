@@ -1,0 +1,215 @@
+"""Shared helpers of the `epochd serve` integration tests (suite 'serve'):
+a service in a temporary folder, its database read with Python's own sqlite3
+(independent of db/), tiny synthetic specs, checks that collect failures."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+EPOCHD = os.path.abspath(sys.argv[1])
+failures = []
+services = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print('FAIL:', what, flush=True)
+    return cond
+
+
+def finish():
+    if failures:
+        for sv in services:
+            for t in sv.logs:
+                print(f'---- {t[0]} (last 60 lines) ----')
+                print('\n'.join(t[1].splitlines()[-60:]))
+        print(f'{len(failures)} check(s) failed', flush=True)
+        sys.exit(1)
+    print('all checks passed', flush=True)
+    sys.exit(0)
+
+
+def spec(name, epochs=2, seed=1, train=256, test=64, units='[32, 4]', shape='[1, 8, 8]', device='cpu',
+         priority=0, batch=32, extra=''):
+    return f"""name: {name}
+seed: {seed}
+device: {device}
+priority: {priority}
+data:
+  dataset: synthetic
+  batch_size: {batch}
+  synthetic: {{shape: {shape}, classes: 4, train: {train}, test: {test}}}
+model: {{template: mlp, units: {units}}}
+train:
+  epochs: {epochs}
+{extra}"""
+
+
+# A run that takes a few seconds of one core: long enough to be killed in
+# the middle of an epoch (the machine may be busy, so tests poll, not sleep).
+def slow_spec(name, epochs=6, seed=5, train=4096):
+    return spec(name, epochs=epochs, seed=seed, train=train, test=256, units='[256, 256, 4]',
+                shape='[1, 16, 16]', batch=64)
+
+
+def write(path, text):
+    """Writes a spec the way a careful tool does: elsewhere, then rename."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.part')
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    check(False, f'timed out after {timeout} s waiting for {what}')
+    return None
+
+
+class Service:
+    """One `epochd serve` on a temporary experiments folder, database and state folder."""
+
+    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None):
+        self.tmp = tmp
+        self.exp = os.path.join(tmp, 'exp')
+        self.db = os.path.join(tmp, 'epochd.db')
+        self.state = os.path.join(tmp, 'state')
+        self.cfg = os.path.join(tmp, 'epochd.yaml')
+        os.makedirs(self.exp, exist_ok=True)
+        with open(self.cfg, 'w') as f:
+            f.write(f"""experiments: exp
+db: epochd.db
+state_dir: state
+settle_ms: {settle_ms}
+cpu_slots: {cpu_slots}
+worker_threads: {threads}
+cancel_poll_ms: 100
+stop_timeout_s: 20
+log_level: debug
+{extra}""")
+        self.env = env
+        self.proc = None
+        self.n_starts = 0
+        self.logs = []
+        services.append(self)
+
+    def start(self, *args):
+        self.n_starts += 1
+        self.log_path = os.path.join(self.tmp, f'serve{self.n_starts}.log')
+        self.log = open(self.log_path, 'w')
+        env = dict(os.environ)
+        env.pop('NOTIFY_SOCKET', None)
+        env.pop('WATCHDOG_USEC', None)
+        if self.env:
+            env.update(self.env)
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen([EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
+        return self.proc
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            check(False, f'service did not exit within {timeout} s of signal {sig}')
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    def q(self, sql, args=()):
+        if not os.path.exists(self.db):
+            return []
+        for _ in range(50):
+            try:
+                con = sqlite3.connect(self.db, timeout=10)
+                try:
+                    return con.execute(sql, args).fetchall()
+                finally:
+                    con.close()
+            except sqlite3.OperationalError as e:  # schema not there yet, or busy
+                last = e
+                time.sleep(0.05)
+        raise last
+
+    def runs(self):
+        return self.q('SELECT id, name, status, spec_path, attempts, error, note FROM runs ORDER BY id')
+
+    def status_of(self, run_id):
+        r = self.q('SELECT status FROM runs WHERE id = ?', (run_id,))
+        return r[0][0] if r else None
+
+    def epochs(self, run_id):
+        """Each epoch's exact values (quote() keeps every bit of the REAL)."""
+        return self.q('SELECT epoch, quote(train_loss), quote(train_acc), quote(test_loss), quote(test_acc),'
+                      ' quote(lr) FROM epochs WHERE run_id = ? ORDER BY epoch', (run_id,))
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        # keep the logs for finish() (the folder is about to go); SERVE_LOG_DIR keeps copies
+        keep = os.environ.get('SERVE_LOG_DIR')
+        for i in range(1, self.n_starts + 1):
+            p = os.path.join(self.tmp, f'serve{i}.log')
+            if os.path.exists(p):
+                with open(p) as f:
+                    text = f.read()
+                self.logs.append((os.path.basename(sys.argv[0]) + f' serve{i}.log', text))
+                if keep:
+                    os.makedirs(keep, exist_ok=True)
+                    with open(os.path.join(keep, os.path.basename(sys.argv[0]) + f'.serve{i}.log'), 'w') as f:
+                        f.write(text)
+
+
+def tempdir():
+    return tempfile.TemporaryDirectory(prefix='epochd-serve-')
+
+
+def reference_epochs(tmp, name, text, threads=1):
+    """The same spec trained by `epochd run` without interruption."""
+    d = os.path.join(tmp, 'ref-' + name)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, name + '.yaml')
+    with open(path, 'w') as f:
+        f.write(text)
+    db = os.path.join(d, 'ref.db')
+    t0 = time.monotonic()
+    p = subprocess.run([EPOCHD, 'run', path, '--db', db, '--state-dir', os.path.join(d, 'state'),
+                        '--threads', str(threads)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    check(p.returncode == 0, f'epochd run {name}: exit {p.returncode}: {p.stderr}')
+    con = sqlite3.connect(db)
+    rows = con.execute('SELECT epoch, quote(train_loss), quote(train_acc), quote(test_loss), quote(test_acc),'
+                       ' quote(lr) FROM epochs ORDER BY epoch').fetchall()
+    ips = con.execute('SELECT avg(samples_per_sec) FROM epochs').fetchone()[0]
+    con.close()
+    return rows, ips, wall
