@@ -18,7 +18,9 @@
  *           change "update.<name>" = step3 - initial, on its own scale (the
  *           optimiser's arithmetic is invisible at the parameters' scale
  *           when lr is small); num_batches_tracked; an evaluation-mode
- *           forward -> "eval_out".
+ *           forward -> "eval_out". Then the weights are exported with
+ *           eng_model_save_weights to <case>.epochd.safetensors, which
+ *           torch_reference.py --check-export loads into the PyTorch module.
  *
  * Error metric per tensor: max_i |a_i - b_i| / max(max_i |b_i|, 1e-6), a the
  * engine's value, b PyTorch's float32 value (in double). A tensor passes when
@@ -801,6 +803,11 @@ static bool run_case(pcase *pc, run *r)
     if (!fetch(pc, r, out, out_n))
         return false;
     check(pc, K_EVAL, r->ref, "eval_out", oshape, 2, r->hd, out_n);
+
+    /* the export, for torch_reference.py --check-export (load_state_dict) */
+    snprintf(path, sizeof path, "%s/%s.epochd.safetensors", g_ref_dir, pc->name);
+    eng_kv meta[] = {{"case", pc->name}};
+    REQUIRE(eng_model_save_weights(m, path, meta, 1) == 0, "exporting the weights failed");
     return true;
 }
 

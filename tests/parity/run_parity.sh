@@ -1,6 +1,7 @@
 #!/bin/sh
-# The 'parity' meson test: the PyTorch reference writes its files, then the C
-# checker compares the engine with them. Skips (77) when torch is missing.
+# The 'parity' meson test: the PyTorch reference writes its files, the C
+# checker compares the engine with them and exports the trained weights,
+# then PyTorch loads that export. Skips (77) when torch is missing.
 #   run_parity.sh PYTHON SCRIPT CASES_JSON CHECKER OUT_DIR
 set -u
 py=$1 script=$2 cases=$3 checker=$4 out=$5
@@ -10,4 +11,8 @@ if ! [ -x "$py" ] || ! "$py" -c 'import torch' >/dev/null 2>&1; then
 fi
 rm -rf "$out" && mkdir -p "$out" || exit 1
 "$py" "$script" "$cases" "$out" || { echo "torch_reference.py failed"; exit 1; }
-exec "$checker" "$cases" "$out"
+"$checker" "$cases" "$out"
+rc=$?
+echo
+"$py" "$script" --check-export "$cases" "$out" || rc=1
+exit $rc

@@ -19,6 +19,10 @@ lr_t = lr * (t + 1) / W for t < W, W = round(warmup_epochs * steps_per_epoch)
 (epochd's eng_schedule_lr); optimiser Adam (L2 weight decay) / AdamW / SGD.
 
   /usr/bin/python3 torch_reference.py CASES_JSON OUT_DIR [CASE ...]
+  /usr/bin/python3 torch_reference.py --check-export CASES_JSON OUT_DIR [CASE ...]
+      loads each <case>.epochd.safetensors (epochd's export after the three
+      steps, written by parity_check) with load_state_dict(strict=True) and
+      compares the evaluation-mode output with PyTorch's own "eval_out"
 
 Exit status 0, 1 on error, 77 when torch is missing. float32, CPU, fixed seeds.
 """
@@ -430,7 +434,53 @@ def run_case(case, out_dir):
     return sum(p.numel() for p in model.parameters()), norms
 
 
+def read_safetensors(path):
+    """{name: tensor} of a safetensors file (F32, F64, I64, I32)."""
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    data = blob[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        t = torch.frombuffer(bytearray(data[b:end]), dtype=dtypes[e["dtype"]]) if end > b else \
+            torch.zeros(0, dtype=dtypes[e["dtype"]])
+        out[name] = t.reshape(e["shape"])
+    return out
+
+
+def check_export(case, out_dir):
+    """Loads epochd's export (parity_check writes it after the three steps)
+    into the PyTorch module with load_state_dict(strict=True) and checks its
+    evaluation-mode output against PyTorch's own after the same steps."""
+    name = case["name"]
+    path = os.path.join(out_dir, name + ".epochd.safetensors")
+    if not os.path.exists(path):
+        print(f"{name}: no export {path} (the C checker did not finish this case)")
+        return False
+    model = build(case)
+    model.load_state_dict(read_safetensors(path), strict=True)
+    model.eval()
+    ref = read_safetensors(os.path.join(out_dir, name + ".ref.safetensors"))
+    with torch.no_grad():
+        y = model(ref["x"]).double()
+    want = ref["eval_out"].double()
+    err = ((y - want).abs().max() / max(want.abs().max().item(), 1e-6)).item()
+    tracked = [v.item() for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")]
+    ok = err <= 1e-4 and all(t == STEPS for t in tracked)
+    print(f"{name:36s} export loads (strict), eval_out error {err:.2e}, num_batches_tracked {tracked}"
+          f"{'' if ok else '  FAIL'}")
+    return ok
+
+
 def main(argv):
+    export = len(argv) > 1 and argv[1] == "--check-export"
+    if export:
+        argv = argv[:1] + argv[2:]
     if len(argv) < 3:
         print(__doc__.strip(), file=sys.stderr)
         return 1
@@ -438,6 +488,11 @@ def main(argv):
     with open(argv[1]) as f:
         cases = json.load(f)["cases"]
     only = set(argv[3:])
+    if export:
+        bad = [c["name"] for c in cases if (not only or c["name"] in only) and not check_export(c, argv[2])]
+        if bad:
+            print("export check failed: " + ", ".join(bad))
+        return 1 if bad else 0
     os.makedirs(argv[2], exist_ok=True)
     for case in cases:
         if only and case["name"] not in only:
