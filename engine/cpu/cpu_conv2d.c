@@ -3,23 +3,34 @@
  * The images of a batch are processed in groups of g images; one GEMM per
  * group computes the whole group, so that the GEMM's column count g*oh*ow
  * stays large where the spatial size is small (the late layers of a CNN have
- * 3x3 or 1x1 outputs). Column layout of a group: (c*kh*kw, g, oh*ow).
+ * 3x3 outputs). Column layout of a group: (c*kh*kw, g, oh*ow).
  *
  *   forward:  Y_g (k, g*ohw)   = W (k, ckk) * col_g (ckk, g*ohw), scattered to NCHW
  *   backward: dW   += dY_g (k, g*ohw) * col_g^T
- *             dcol  = W^T * dY_g, then col2im adds it into dx
+ *             dcol  = W^T * dY_g, then col2im writes dx
+ *
+ * Three shapes skip im2col:
+ *  - stride 1 with output rows of at least CPU_DIRECT_MIN_OW pixels: the
+ *    direct kernels of cpu_conv_direct.c, image by image, read a zero-padded
+ *    copy of the image (the first layers of a CNN, where im2col + sgemm
+ *    would spend as long on the column matrix as on the products);
+ *  - a 1x1 kernel with stride 1 and no padding on images large enough to be
+ *    their own group: x is its own column matrix;
+ *  - 1x1 images with 1x1 outputs (the seed CNN's last convolutions), where
+ *    only the kernel's tap (pad, pad) ever meets the image: the whole batch
+ *    is one GEMM, y (n, k) = x (n, c) * W[:, :, pad, pad]^T.
  *
  * Groups are spread over the threads with single-threaded BLAS inside (on 2
  * cores this beats threaded BLAS on each small GEMM); with a single group
  * the GEMMs use OpenBLAS's threads instead. Each thread accumulates its
- * own dW partial and the partials are summed in thread order, so the result
- * is deterministic for a given thread count. The bias gradient is summed
- * per image and then over images in order, independent of the threads.
+ * own dW partial and the partials are summed in thread order, so dW is
+ * deterministic for a given thread count. The bias gradient is summed per
+ * image and then over images in order, independent of the threads.
  *
- * Workspace (conv2d_workspace): per thread a column buffer and a group
- * output buffer, per thread but the first a dW partial, and n*k doubles for
- * the bias gradient. The workspace computed for a batch of n images also
- * serves any smaller batch with the same other dimensions. */
+ * Workspace (conv2d_workspace): per thread a column buffer, a group output
+ * buffer and a padded plane; per thread but the first a dW partial; n*k
+ * doubles for the bias gradient. The workspace computed for a batch of n
+ * images also serves any smaller batch with the same other dimensions. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -31,17 +42,69 @@
 #define CPU_CONV_COLS 1024
 #endif
 #define CPU_CONV_COL_CAP ((int64_t)1 << 23) /* floats: 32 MiB per thread */
+#define CONV_MAX_THREADS 64
+
+#ifndef CPU_DIRECT_MIN_OW
+#define CPU_DIRECT_MIN_OW 12
+#endif
+
+typedef enum conv_kind {
+    CONV_IM2COL,
+    CONV_DIRECT,  /* 1x1, stride 1, no padding, one image per group */
+    CONV_POINT,   /* 1x1 images, 1x1 outputs: one tap, one GEMM for the batch */
+    CONV_STRIDE1, /* the direct kernels of cpu_conv_direct.c, image by image */
+} conv_kind;
 
 typedef struct conv_plan {
+    conv_kind kind;
     int64_t ckk, ohw, hw;
     int64_t g;       /* images per group (the last group may have fewer) */
     int64_t ngroups;
     int nthr;        /* partitions of the groups; 1: groups in turn, threaded BLAS */
-    bool direct;     /* 1x1, stride 1, no padding, one image per group: x is its own column matrix */
     int64_t col_n;   /* floats per column buffer */
     int64_t tmp_n;   /* floats per group output buffer (0 when g == 1) */
+    int64_t pad_n;   /* floats per padded plane */
     int64_t dw_n;    /* floats per dW partial */
 } conv_plan;
+
+typedef struct conv_ws {
+    float *col[CONV_MAX_THREADS], *tmp[CONV_MAX_THREADS], *pad[CONV_MAX_THREADS], *dw[CONV_MAX_THREADS];
+    double *db_img;
+    float *weff, *dweff; /* CONV_POINT: W[:, :, pad, pad] and its gradient */
+    /* CONV_STRIDE1: per thread the padded image, padded dy (for dx) and dy
+     * rows (for dw); shared the blocked weights for y and for dx */
+    float *xp[CONV_MAX_THREADS], *dyp[CONV_MAX_THREADS], *dyr[CONV_MAX_THREADS];
+    float *wblk, *wflip;
+} conv_ws;
+
+/* Geometry of the CONV_STRIDE1 buffers. */
+typedef struct s1_geo {
+    int64_t hp, wp;           /* padded x: (h + 2 pad) x (roundup(ow, 16) + kw + 2) */
+    int64_t top2, left2;      /* padding of dy for dx: kh-1-pad, kw-1-pad */
+    int64_t hp2, wp2;         /* padded dy: (h + kh - 1) x (roundup(w, 16) + kw + 2) */
+    int64_t owv, kr, cr;      /* ow rounded to 8; k and c rounded to 4 */
+} s1_geo;
+
+static s1_geo s1_geometry(const eng_conv_desc *d)
+{
+    s1_geo g;
+    g.hp = d->h + 2 * d->pad;
+    g.wp = (d->ow + 15) / 16 * 16 + d->kw + 2;
+    g.top2 = d->kh - 1 - d->pad;
+    g.left2 = d->kw - 1 - d->pad;
+    g.hp2 = d->h + d->kh - 1;
+    g.wp2 = (d->w + 15) / 16 * 16 + d->kw + 2;
+    g.owv = (d->ow + 7) / 8 * 8;
+    g.kr = (d->k + 3) / 4 * 4;
+    g.cr = (d->c + 3) / 4 * 4;
+    return g;
+}
+
+static bool conv_is_stride1(const eng_conv_desc *d)
+{
+    return d->stride == 1 && d->pad <= d->kh - 1 && d->pad <= d->kw - 1 && d->ow >= CPU_DIRECT_MIN_OW &&
+           !(d->kh == 1 && d->kw == 1);
+}
 
 static int conv_check(const char *op, const eng_conv_desc *d)
 {
@@ -59,10 +122,12 @@ static int conv_check(const char *op, const eng_conv_desc *d)
               op, (long long)d->oh, (long long)d->ow, (long long)d->h, (long long)d->w, (long long)d->kh,
               (long long)d->kw, (long long)d->stride, (long long)d->pad);
     const int64_t ckk = d->c * d->kh * d->kw;
-    CPU_CHECK(ckk <= INT32_MAX && d->k <= INT32_MAX && oh * ow <= INT32_MAX / 2,
+    CPU_CHECK(ckk <= INT32_MAX && d->k <= INT32_MAX && d->n <= INT32_MAX && oh * ow <= INT32_MAX / 2,
               "cpu %s: dimensions exceed the BLAS integer range", op);
     return 0;
 }
+
+static bool conv_is_point(const eng_conv_desc *d) { return d->h == 1 && d->w == 1 && d->oh == 1 && d->ow == 1; }
 
 /* The group size before balancing: what the workspace is sized for. */
 static int64_t conv_group_max(const eng_conv_desc *d)
@@ -78,12 +143,32 @@ static int64_t conv_group_max(const eng_conv_desc *d)
     return g < 1 ? 1 : g;
 }
 
+/* Buffer sizes for groups of g images. */
+static void conv_plan_sizes(const eng_conv_desc *d, conv_plan *p, int64_t g)
+{
+    const bool direct = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 && g == 1;
+    p->col_n = direct ? 0 : p->ckk * g * p->ohw;
+    p->tmp_n = g > 1 ? d->k * g * p->ohw : 0;
+    p->pad_n = d->pad > 0 ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 0;
+    p->dw_n = d->k * p->ckk;
+}
+
 static void conv_plan_make(const eng_backend *b, const eng_conv_desc *d, conv_plan *p)
 {
-    const int T = cpu_threads(b);
+    const int T = cpu_threads(b) < CONV_MAX_THREADS ? cpu_threads(b) : CONV_MAX_THREADS;
     p->ckk = d->c * d->kh * d->kw;
     p->ohw = d->oh * d->ow;
     p->hw = d->h * d->w;
+    if (conv_is_point(d) || conv_is_stride1(d)) {
+        /* image by image (or the whole batch at once) */
+        p->kind = conv_is_point(d) ? CONV_POINT : CONV_STRIDE1;
+        p->g = 1;
+        p->ngroups = d->n;
+        p->nthr = p->kind == CONV_POINT ? 1 : (d->n < T ? (int)d->n : T);
+        p->col_n = p->tmp_n = p->pad_n = 0;
+        p->dw_n = d->k * p->ckk;
+        return;
+    }
     int64_t g = conv_group_max(d);
     int64_t ng = (d->n + g - 1) / g;
     /* a few large groups: make their count a multiple of the threads */
@@ -95,174 +180,252 @@ static void conv_plan_make(const eng_backend *b, const eng_conv_desc *d, conv_pl
     p->g = g;
     p->ngroups = ng;
     p->nthr = ng < T ? (int)ng : T;
-    p->direct = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 && g == 1;
-    p->col_n = p->direct ? 0 : p->ckk * g * p->ohw;
-    p->tmp_n = g > 1 ? d->k * g * p->ohw : 0;
-    p->dw_n = d->k * p->ckk;
+    p->kind = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 && g == 1 ? CONV_DIRECT : CONV_IM2COL;
+    conv_plan_sizes(d, p, g);
 }
 
-/* Workspace layout, 64-byte aligned regions. */
 static size_t round64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+static size_t fl_bytes(int64_t n) { return round64((size_t)n * sizeof(float)); }
 
-static size_t conv_ws_bytes(const conv_plan *p, int nthr, int64_t n, int64_t k)
+/* Bytes of the workspace, sized for the largest group and all threads so
+ * that any smaller batch fits as well. */
+static size_t conv_ws_layout(const eng_backend *b, const eng_conv_desc *d, void *ws, conv_ws *out)
 {
-    size_t per_thread = round64((size_t)p->col_n * sizeof(float)) + round64((size_t)p->tmp_n * sizeof(float));
-    return (size_t)nthr * per_thread + (size_t)(nthr > 1 ? nthr - 1 : 0) * round64((size_t)p->dw_n * sizeof(float)) +
-           round64((size_t)(n * k) * sizeof(double));
-}
-
-#define CONV_MAX_THREADS 64
-
-typedef struct conv_ws {
-    float *col[CONV_MAX_THREADS], *tmp[CONV_MAX_THREADS], *dw[CONV_MAX_THREADS];
-    double *db_img;
-} conv_ws;
-
-static void conv_ws_carve(const conv_plan *p, int nthr, void *ws, conv_ws *out)
-{
-    char *q = ws;
-    for (int t = 0; t < nthr; t++) {
-        out->col[t] = (float *)q;
-        q += round64((size_t)p->col_n * sizeof(float));
-        out->tmp[t] = (float *)q;
-        q += round64((size_t)p->tmp_n * sizeof(float));
+    char *base = ws, *q = ws;
+    if (conv_is_point(d)) {
+        if (out) {
+            out->weff = (float *)q;
+            out->dweff = (float *)(q + fl_bytes(d->k * d->c));
+        }
+        return 2 * fl_bytes(d->k * d->c);
     }
-    out->dw[0] = NULL; /* thread 0 writes into dw itself */
-    for (int t = 1; t < nthr; t++) {
-        out->dw[t] = (float *)q;
-        q += round64((size_t)p->dw_n * sizeof(float));
+    const int T = cpu_threads(b) < CONV_MAX_THREADS ? cpu_threads(b) : CONV_MAX_THREADS;
+    if (conv_is_stride1(d)) {
+        const s1_geo g = s1_geometry(d);
+        const int64_t taps = d->kh * d->kw;
+        for (int t = 0; t < T; t++) {
+            if (out) {
+                out->xp[t] = (float *)q;
+                out->dyp[t] = (float *)(q + fl_bytes(d->c * g.hp * g.wp));
+                out->dyr[t] = (float *)(q + fl_bytes(d->c * g.hp * g.wp) + fl_bytes(d->k * g.hp2 * g.wp2));
+            }
+            q += fl_bytes(d->c * g.hp * g.wp) + fl_bytes(d->k * g.hp2 * g.wp2) + fl_bytes(g.kr * d->oh * g.owv);
+        }
+        if (out) {
+            out->wblk = (float *)q;
+            out->wflip = (float *)(q + fl_bytes(g.kr * d->c * taps));
+            out->dw[0] = NULL;
+        }
+        q += fl_bytes(g.kr * d->c * taps) + fl_bytes(g.cr * d->k * taps);
+        for (int t = 1; t < T; t++) {
+            if (out)
+                out->dw[t] = (float *)q;
+            q += fl_bytes(d->k * d->c * taps);
+        }
+        if (out)
+            out->db_img = (double *)q;
+        q += round64((size_t)(d->n * d->k) * sizeof(double));
+        return (size_t)(q - base);
     }
-    out->db_img = (double *)q;
-}
-
-/* A plan sized like the workspace: the largest group and all threads. */
-static void conv_plan_ws(const eng_backend *b, const eng_conv_desc *d, conv_plan *p, int *nthr)
-{
-    conv_plan_make(b, d, p);
-    const int64_t g = conv_group_max(d);
-    p->col_n = (d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 && g == 1) ? 0 : p->ckk * g * p->ohw;
-    p->tmp_n = g > 1 ? d->k * g * p->ohw : 0;
-    int T = cpu_threads(b);
-    *nthr = T > CONV_MAX_THREADS ? CONV_MAX_THREADS : T;
+    conv_plan p;
+    conv_plan_make(b, d, &p);
+    conv_plan_sizes(d, &p, conv_group_max(d));
+    for (int t = 0; t < T; t++) {
+        if (out) {
+            out->col[t] = (float *)q;
+            out->tmp[t] = (float *)(q + fl_bytes(p.col_n));
+            out->pad[t] = (float *)(q + fl_bytes(p.col_n) + fl_bytes(p.tmp_n));
+        }
+        q += fl_bytes(p.col_n) + fl_bytes(p.tmp_n) + fl_bytes(p.pad_n);
+    }
+    if (out)
+        out->dw[0] = NULL; /* thread 0 accumulates into dw itself */
+    for (int t = 1; t < T; t++) {
+        if (out)
+            out->dw[t] = (float *)q;
+        q += fl_bytes(p.dw_n);
+    }
+    if (out)
+        out->db_img = (double *)q;
+    q += round64((size_t)(d->n * d->k) * sizeof(double));
+    return (size_t)(q - base);
 }
 
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 {
     if (!d || conv_check("conv2d_workspace", d) < 0)
         return 0;
-    conv_plan p;
-    int nthr;
-    conv_plan_ws(b, d, &p, &nthr);
-    return conv_ws_bytes(&p, nthr, d->n, d->k);
+    return conv_ws_layout(b, d, NULL, NULL);
 }
 
-/* The plan of a call, checked against the workspace the caller passed
- * (which conv2d_workspace sized for the largest group and all threads). */
 static int conv_prepare(const eng_backend *b, const char *op, const eng_conv_desc *d, void *ws, conv_plan *p,
                         conv_ws *w)
 {
     int rc = conv_check(op, d);
     if (rc < 0)
         return rc;
-    conv_plan wp;
-    int wthr;
-    conv_plan_ws(b, d, &wp, &wthr);
+    CPU_CHECK(ws != NULL, "cpu %s: workspace is NULL", op);
     conv_plan_make(b, d, p);
-    if (p->nthr > wthr)
-        p->nthr = wthr;
-    if (conv_ws_bytes(&wp, wthr, d->n, d->k) > 0)
-        CPU_CHECK(ws != NULL, "cpu %s: workspace is NULL", op);
-    conv_ws_carve(&wp, wthr, ws, w);
+    conv_ws_layout(b, d, ws, w);
     return 0;
 }
 
-/* col (ckk, gn*ohw) of images n0 .. n0+gn-1. */
-static void im2col(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col)
+/* ---- the 1x1-image case ---- */
+
+/* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the kernel). */
+static void point_weights(const eng_conv_desc *d, const float *w, float *weff)
 {
-    const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
-    const int64_t ohw = OH * OW, ld = gn * ohw;
-    for (int64_t gi = 0; gi < gn; gi++) {
-        const float *xi = x + (n0 + gi) * d->c * H * W;
-        for (int64_t ci = 0; ci < d->c; ci++) {
-            const float *plane = xi + ci * H * W;
-            for (int64_t ky = 0; ky < d->kh; ky++) {
-                for (int64_t kx = 0; kx < d->kw; kx++) {
-                    const int64_t row = (ci * d->kh + ky) * d->kw + kx;
-                    float *dst = col + row * ld + gi * ohw;
-                    /* ox with 0 <= ox*S - P + kx < W */
-                    int64_t lo = P - kx > 0 ? (P - kx + S - 1) / S : 0;
-                    int64_t hi = (W - 1 + P - kx) >= 0 ? (W - 1 + P - kx) / S + 1 : 0;
-                    if (hi > OW)
-                        hi = OW;
-                    if (lo > hi)
-                        lo = hi;
-                    for (int64_t oy = 0; oy < OH; oy++) {
-                        float *drow = dst + oy * OW;
-                        const int64_t iy = oy * S - P + ky;
-                        if (iy < 0 || iy >= H) {
-                            memset(drow, 0, (size_t)OW * sizeof(float));
-                            continue;
-                        }
-                        const float *src = plane + iy * W;
-                        for (int64_t ox = 0; ox < lo; ox++)
-                            drow[ox] = 0.0f;
-                        if (S == 1)
-                            memcpy(drow + lo, src + (lo - P + kx), (size_t)(hi - lo) * sizeof(float));
-                        else
-                            for (int64_t ox = lo; ox < hi; ox++)
-                                drow[ox] = src[ox * S - P + kx];
-                        for (int64_t ox = hi; ox < OW; ox++)
-                            drow[ox] = 0.0f;
-                    }
-                }
+    const bool inside = d->pad < d->kh && d->pad < d->kw;
+    for (int64_t k = 0; k < d->k; k++)
+        for (int64_t c = 0; c < d->c; c++)
+            weff[k * d->c + c] = inside ? w[((k * d->c + c) * d->kh + d->pad) * d->kw + d->pad] : 0.0f;
+}
+
+static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                          const float *bias, float *y, conv_ws *cw)
+{
+    point_weights(d, w, cw->weff);
+    cpu_blas_threads(b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->n, (blasint)d->k, (blasint)d->c, 1.0f, x,
+                (blasint)d->c, cw->weff, (blasint)d->c, 0.0f, y, (blasint)d->k);
+    if (bias)
+        cpu_bias_add(b, d->n, d->k, 1, y, bias);
+}
+
+static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                          const float *dy, float *dx, float *dw, float *db, conv_ws *cw)
+{
+    cpu_blas_threads(b);
+    /* dweff (k, c) = dy^T (k, n) * x (n, c); every other tap gets zero */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)d->k, (blasint)d->c, (blasint)d->n, 1.0f, dy,
+                (blasint)d->k, x, (blasint)d->c, 0.0f, cw->dweff, (blasint)d->c);
+    memset(dw, 0, (size_t)(d->k * d->c * d->kh * d->kw) * sizeof(float));
+    if (d->pad < d->kh && d->pad < d->kw)
+        for (int64_t k = 0; k < d->k; k++)
+            for (int64_t c = 0; c < d->c; c++)
+                dw[((k * d->c + c) * d->kh + d->pad) * d->kw + d->pad] = cw->dweff[k * d->c + c];
+    if (db) {
+        int rc = cpu_bias_grad_impl(b, d->n, d->k, 1, dy, db);
+        if (rc < 0)
+            return rc;
+    }
+    if (dx) {
+        point_weights(d, w, cw->weff);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->n, (blasint)d->c, (blasint)d->k, 1.0f,
+                    dy, (blasint)d->k, cw->weff, (blasint)d->c, 0.0f, dx, (blasint)d->c);
+    }
+    return 0;
+}
+
+/* ---- stride 1, long rows: the direct kernels ---- */
+
+/* Planes of src (nc, h, w) into dst (nc, hp, wp) at (top, left); the rest of
+ * dst is zero already and stays so. */
+static void s1_fill(const float *src, int64_t nc, int64_t h, int64_t w, int64_t top, int64_t left, int64_t hp,
+                    int64_t wp, float *dst)
+{
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t y = 0; y < h; y++)
+            memcpy(dst + (c * hp + y + top) * wp + left, src + (c * h + y) * w, (size_t)w * sizeof(float));
+}
+
+/* wblk[o/4][i][ky][kx][o%4] = W[o, i, ky, kx], zero for o >= k. */
+static void s1_block_weights(const eng_conv_desc *d, const float *w, int64_t kr, float *wblk)
+{
+    const int64_t taps = d->kh * d->kw;
+    for (int64_t o = 0; o < kr; o++)
+        for (int64_t i = 0; i < d->c; i++)
+            for (int64_t t = 0; t < taps; t++)
+                wblk[((o / 4) * d->c * taps + i * taps + t) * 4 + o % 4] =
+                    o < d->k ? w[(o * d->c + i) * taps + t] : 0.0f;
+}
+
+/* wflip[c/4][o][ky][kx][c%4] = W[o, c, kh-1-ky, kw-1-kx], zero for c >= C:
+ * dx is the correlation of dy (padded by kh-1-pad) with these weights. */
+static void s1_flip_weights(const eng_conv_desc *d, const float *w, int64_t cr, float *wflip)
+{
+    const int64_t taps = d->kh * d->kw;
+    for (int64_t c = 0; c < cr; c++)
+        for (int64_t o = 0; o < d->k; o++)
+            for (int64_t ky = 0; ky < d->kh; ky++)
+                for (int64_t kx = 0; kx < d->kw; kx++)
+                    wflip[((c / 4) * d->k * taps + o * taps + ky * d->kw + kx) * 4 + c % 4] =
+                        c < d->c ? w[((o * d->c + c) * d->kh + d->kh - 1 - ky) * d->kw + d->kw - 1 - kx] : 0.0f;
+}
+
+static void s1_forward(const eng_conv_desc *d, const conv_plan *p, const float *x, const float *w, const float *bias,
+                       float *y, conv_ws *cw)
+{
+    const s1_geo g = s1_geometry(d);
+    s1_block_weights(d, w, g.kr, cw->wblk);
+    const int nthr = p->nthr;
+#pragma omp parallel num_threads(nthr)
+    for (int t = omp_get_thread_num(); t < nthr; t += omp_get_num_threads()) {
+        float *xp = cw->xp[t];
+        memset(xp, 0, (size_t)(d->c * g.hp * g.wp) * sizeof(float));
+        for (int64_t i = d->n * t / nthr; i < d->n * (t + 1) / nthr; i++) {
+            s1_fill(x + i * d->c * p->hw, d->c, d->h, d->w, d->pad, d->pad, g.hp, g.wp, xp);
+            cpu_direct_correlate(xp, d->c, g.hp, g.wp, d->kh, d->kw, cw->wblk, d->k, d->oh, d->ow, bias,
+                                 y + i * d->k * p->ohw);
+        }
+    }
+}
+
+/* dy rows of image i into dyr (kr planes of oh x owv, zero beyond ow), and
+ * its per-channel sums into db_img[k] (when set). */
+static void s1_dy_rows(const eng_conv_desc *d, const s1_geo *g, const float *dyi, float *dyr, double *db_img)
+{
+    for (int64_t k = 0; k < d->k; k++) {
+        double s = 0.0;
+        for (int64_t yy = 0; yy < d->oh; yy++) {
+            const float *src = dyi + (k * d->oh + yy) * d->ow;
+            memcpy(dyr + (k * d->oh + yy) * g->owv, src, (size_t)d->ow * sizeof(float));
+            if (db_img) {
+                double r = 0.0;
+#pragma omp simd reduction(+ : r)
+                for (int64_t xx = 0; xx < d->ow; xx++)
+                    r += (double)src[xx];
+                s += r;
+            }
+        }
+        if (db_img)
+            db_img[k] = s;
+    }
+}
+
+static void s1_backward(const eng_conv_desc *d, const conv_plan *p, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, double *db_img, conv_ws *cw)
+{
+    const s1_geo g = s1_geometry(d);
+    if (dx)
+        s1_flip_weights(d, w, g.cr, cw->wflip);
+    const int nthr = p->nthr;
+    cw->dw[0] = dw;
+#pragma omp parallel num_threads(nthr)
+    for (int t = omp_get_thread_num(); t < nthr; t += omp_get_num_threads()) {
+        float *xp = cw->xp[t], *dyp = cw->dyp[t], *dyr = cw->dyr[t], *dwp = cw->dw[t];
+        memset(xp, 0, (size_t)(d->c * g.hp * g.wp) * sizeof(float));
+        memset(dyr, 0, (size_t)(g.kr * d->oh * g.owv) * sizeof(float));
+        memset(dwp, 0, (size_t)p->dw_n * sizeof(float));
+        if (dx)
+            memset(dyp, 0, (size_t)(d->k * g.hp2 * g.wp2) * sizeof(float));
+        for (int64_t i = d->n * t / nthr; i < d->n * (t + 1) / nthr; i++) {
+            const float *dyi = dy + i * d->k * p->ohw;
+            s1_fill(x + i * d->c * p->hw, d->c, d->h, d->w, d->pad, d->pad, g.hp, g.wp, xp);
+            s1_dy_rows(d, &g, dyi, dyr, db_img ? db_img + i * d->k : NULL);
+            cpu_direct_wgrad(xp, d->c, g.hp, g.wp, d->kh, d->kw, dyr, d->k, d->oh, g.owv, dwp);
+            if (dx) {
+                s1_fill(dyi, d->k, d->oh, d->ow, g.top2, g.left2, g.hp2, g.wp2, dyp);
+                cpu_direct_correlate(dyp, d->k, g.hp2, g.wp2, d->kh, d->kw, cw->wflip, d->c, d->h, d->w, NULL,
+                                     dx + i * d->c * p->hw);
             }
         }
     }
 }
 
-/* dx of images n0 .. n0+gn-1 = col2im(dcol): overwrites those images. */
-CPU_KERNEL static void col2im(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx)
-{
-    const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
-    const int64_t ohw = OH * OW, ld = gn * ohw;
-    for (int64_t gi = 0; gi < gn; gi++) {
-        float *dxi = dx + (n0 + gi) * d->c * H * W;
-        memset(dxi, 0, (size_t)(d->c * H * W) * sizeof(float));
-        for (int64_t ci = 0; ci < d->c; ci++) {
-            float *plane = dxi + ci * H * W;
-            for (int64_t ky = 0; ky < d->kh; ky++) {
-                for (int64_t kx = 0; kx < d->kw; kx++) {
-                    const int64_t row = (ci * d->kh + ky) * d->kw + kx;
-                    const float *srcrow = dcol + row * ld + gi * ohw;
-                    int64_t lo = P - kx > 0 ? (P - kx + S - 1) / S : 0;
-                    int64_t hi = (W - 1 + P - kx) >= 0 ? (W - 1 + P - kx) / S + 1 : 0;
-                    if (hi > OW)
-                        hi = OW;
-                    for (int64_t oy = 0; oy < OH; oy++) {
-                        const int64_t iy = oy * S - P + ky;
-                        if (iy < 0 || iy >= H || lo >= hi)
-                            continue;
-                        const float *restrict s = srcrow + oy * OW;
-                        if (S == 1) {
-                            /* dx row from ix = lo - P + kx on, aligned with s from lo */
-                            float *restrict drow = plane + iy * W + (lo - P + kx);
-                            const float *restrict sl = s + lo;
-#pragma omp simd
-                            for (int64_t j = 0; j < hi - lo; j++)
-                                drow[j] += sl[j];
-                        } else {
-                            float *restrict drow = plane + iy * W;
-                            for (int64_t ox = lo; ox < hi; ox++)
-                                drow[ox * S - P + kx] += s[ox];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+/* ---- groups of images ---- */
 
-/* y of images n0.. = tmp (k, gn, ohw) + bias, or bias added in place. */
+/* y of images n0.. = tmp (k, gn, ohw) + bias. */
 CPU_KERNEL static void scatter_bias(int64_t k, int64_t gn, int64_t ohw, const float *restrict tmp,
                                     const float *restrict bias, float *restrict y)
 {
@@ -289,51 +452,48 @@ CPU_KERNEL static void add_bias_rows(int64_t k, int64_t ohw, const float *restri
     }
 }
 
-/* tmp (k, gn, ohw) = dy of images n0.. (n, k, ohw); also the per-image bias
- * gradient sums db_img[n, kk] in double. */
+/* tmp (k, gn, ohw) = dy of images n0.. (gn, k, ohw) when tmp is set; and the
+ * per-image bias gradient sums db_img[i, kk] in double when db_img is set. */
 CPU_KERNEL static void gather_dy(int64_t k, int64_t gn, int64_t ohw, const float *restrict dy, float *restrict tmp,
                                  double *restrict db_img)
 {
     for (int64_t gi = 0; gi < gn; gi++) {
         for (int64_t kk = 0; kk < k; kk++) {
             const float *restrict s = dy + (gi * k + kk) * ohw;
-            double acc = 0.0;
             if (tmp) {
                 float *restrict o = tmp + (kk * gn + gi) * ohw;
-#pragma omp simd reduction(+ : acc)
-                for (int64_t i = 0; i < ohw; i++) {
+#pragma omp simd
+                for (int64_t i = 0; i < ohw; i++)
                     o[i] = s[i];
-                    acc += (double)s[i];
-                }
-            } else {
+            }
+            if (db_img) {
+                double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
                 for (int64_t i = 0; i < ohw; i++)
                     acc += (double)s[i];
-            }
-            if (db_img)
                 db_img[gi * k + kk] = acc;
+            }
         }
     }
 }
 
 static void conv_forward_group(const eng_conv_desc *d, const conv_plan *p, int64_t grp, const float *x,
-                               const float *w, const float *bias, float *y, float *col, float *tmp)
+                               const float *w, const float *bias, float *y, float *col, float *tmp, float *pad)
 {
     const int64_t n0 = grp * p->g, gn = n0 + p->g <= d->n ? p->g : d->n - n0, cols = gn * p->ohw;
     const float *colp = col;
-    if (p->direct)
+    if (p->kind == CONV_DIRECT)
         colp = x + n0 * d->c * p->hw;
     else
-        im2col(d, x, n0, gn, col);
+        cpu_im2col(d, x, n0, gn, col, pad);
     float *yg = y + n0 * d->k * p->ohw;
+    float *out = p->g == 1 ? yg : tmp;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->k, (blasint)cols, (blasint)p->ckk, 1.0f, w,
+                (blasint)p->ckk, colp, (blasint)cols, 0.0f, out, (blasint)cols);
     if (p->g == 1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->k, (blasint)cols, (blasint)p->ckk, 1.0f,
-                    w, (blasint)p->ckk, colp, (blasint)cols, 0.0f, yg, (blasint)cols);
         if (bias)
             add_bias_rows(d->k, p->ohw, bias, yg);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->k, (blasint)cols, (blasint)p->ckk, 1.0f,
-                    w, (blasint)p->ckk, colp, (blasint)cols, 0.0f, tmp, (blasint)cols);
         scatter_bias(d->k, gn, p->ohw, tmp, bias, yg);
     }
 }
@@ -349,10 +509,18 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
     CPU_NONNULL("conv2d_forward", x);
     CPU_NONNULL("conv2d_forward", w);
     CPU_NONNULL("conv2d_forward", y);
+    if (p.kind == CONV_POINT) {
+        point_forward(b, d, x, w, bias, y, &cw);
+        return 0;
+    }
+    if (p.kind == CONV_STRIDE1) {
+        s1_forward(d, &p, x, w, bias, y, &cw);
+        return 0;
+    }
     if (p.nthr <= 1) {
         cpu_blas_threads(b);
         for (int64_t grp = 0; grp < p.ngroups; grp++)
-            conv_forward_group(d, &p, grp, x, w, bias, y, cw.col[0], cw.tmp[0]);
+            conv_forward_group(d, &p, grp, x, w, bias, y, cw.col[0], cw.tmp[0], cw.pad[0]);
         return 0;
     }
     const int nthr = p.nthr;
@@ -362,7 +530,7 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
         for (int t = omp_get_thread_num(); t < nthr; t += omp_get_num_threads()) {
             const int64_t g0 = p.ngroups * t / nthr, g1 = p.ngroups * (t + 1) / nthr;
             for (int64_t grp = g0; grp < g1; grp++)
-                conv_forward_group(d, &p, grp, x, w, bias, y, cw.col[t], cw.tmp[t]);
+                conv_forward_group(d, &p, grp, x, w, bias, y, cw.col[t], cw.tmp[t], cw.pad[t]);
         }
     }
     return 0;
@@ -370,31 +538,30 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
 
 static void conv_backward_group(const eng_conv_desc *d, const conv_plan *p, int64_t grp, bool first, const float *x,
                                 const float *w, const float *dy, float *dx, float *dwp, double *db_img, float *col,
-                                float *tmp)
+                                float *tmp, float *pad)
 {
     const int64_t n0 = grp * p->g, gn = n0 + p->g <= d->n ? p->g : d->n - n0, cols = gn * p->ohw;
     const float *dyg = dy + n0 * d->k * p->ohw;
-    gather_dy(d->k, gn, p->ohw, dyg, p->g > 1 ? tmp : NULL, db_img ? db_img + n0 * d->k : NULL);
+    if (p->g > 1 || db_img)
+        gather_dy(d->k, gn, p->ohw, dyg, p->g > 1 ? tmp : NULL, db_img ? db_img + n0 * d->k : NULL);
     if (p->g > 1)
         dyg = tmp;
     const float *colp = col;
-    if (p->direct)
+    if (p->kind == CONV_DIRECT)
         colp = x + n0 * d->c * p->hw;
     else
-        im2col(d, x, n0, gn, col);
+        cpu_im2col(d, x, n0, gn, col, pad);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->k, (blasint)p->ckk, (blasint)cols, 1.0f, dyg,
                 (blasint)cols, colp, (blasint)cols, first ? 0.0f : 1.0f, dwp, (blasint)p->ckk);
     if (!dx)
         return;
-    if (p->direct) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)p->ckk, (blasint)cols, (blasint)d->k, 1.0f, w,
-                    (blasint)p->ckk, dyg, (blasint)cols, 0.0f, dx + n0 * d->c * p->hw, (blasint)cols);
-        return;
-    }
-    /* the column buffer is free again: dcol goes there */
+    /* dcol = W^T dY: straight into dx for the direct case, else into the
+     * column buffer, which is free again, and then col2im */
+    float *dcol = p->kind == CONV_DIRECT ? dx + n0 * d->c * p->hw : col;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)p->ckk, (blasint)cols, (blasint)d->k, 1.0f, w,
-                (blasint)p->ckk, dyg, (blasint)cols, 0.0f, col, (blasint)cols);
-    col2im(d, col, n0, gn, dx);
+                (blasint)p->ckk, dyg, (blasint)cols, 0.0f, dcol, (blasint)cols);
+    if (p->kind != CONV_DIRECT)
+        cpu_col2im(d, col, n0, gn, dx, pad);
 }
 
 CPU_KERNEL static void sum_partials(int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts)
@@ -419,11 +586,15 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
     CPU_NONNULL("conv2d_backward", w);
     CPU_NONNULL("conv2d_backward", dy);
     CPU_NONNULL("conv2d_backward", dw);
+    if (p.kind == CONV_POINT)
+        return point_backward(b, d, x, w, dy, dx, dw, db, &cw);
     double *db_img = db ? cw.db_img : NULL;
-    if (p.nthr <= 1) {
+    if (p.kind == CONV_STRIDE1) {
+        s1_backward(d, &p, x, w, dy, dx, dw, db_img, &cw);
+    } else if (p.nthr <= 1) {
         cpu_blas_threads(b);
         for (int64_t grp = 0; grp < p.ngroups; grp++)
-            conv_backward_group(d, &p, grp, grp == 0, x, w, dy, dx, dw, db_img, cw.col[0], cw.tmp[0]);
+            conv_backward_group(d, &p, grp, grp == 0, x, w, dy, dx, dw, db_img, cw.col[0], cw.tmp[0], cw.pad[0]);
     } else {
         const int nthr = p.nthr;
         cw.dw[0] = dw;
@@ -433,9 +604,12 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
                 const int64_t g0 = p.ngroups * t / nthr, g1 = p.ngroups * (t + 1) / nthr;
                 for (int64_t grp = g0; grp < g1; grp++)
                     conv_backward_group(d, &p, grp, grp == g0, x, w, dy, dx, cw.dw[t], db_img, cw.col[t],
-                                        cw.tmp[t]);
+                                        cw.tmp[t], cw.pad[t]);
             }
         }
+    }
+    if (p.nthr > 1) {
+        const int nthr = p.nthr;
         /* dw = partial 0 + partial 1 + ... in thread order, split by element */
         const int64_t chunk = 1 << 14, nchunks = (p.dw_n + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(cpu_team(b, p.dw_n * nthr)) schedule(static)

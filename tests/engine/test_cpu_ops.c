@@ -590,6 +590,12 @@ static void test_conv2d(void **state)
         {5, 2, 23, 23, 3, 3, 1, 1, true},  /* batch larger than the image group (2 per group) */
         {64, 3, 3, 3, 4, 3, 1, 1, true},   /* 3x3 images: large groups */
         {6, 2, 1, 1, 3, 3, 1, 1, false},   /* 1x1 images through a 3x3 kernel, as the seed CNN's last convs */
+        /* stride 1 with rows of 12+ pixels: the direct kernels */
+        {3, 3, 13, 17, 5, 3, 1, 1, true},  /* 5 output channels: a partial block of 4; 17 = 16 + 1 pixels */
+        {2, 2, 14, 12, 6, 5, 1, 2, false}, /* 5x5 */
+        {2, 5, 12, 20, 3, 3, 1, 0, true},  /* no padding */
+        {3, 2, 16, 16, 4, 7, 1, 3, true},  /* 7x7, taps in chunks of 3 */
+        {1, 3, 12, 12, 8, 3, 1, 1, true},  /* batch 1 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         conv_run(&cases[i], 60);
