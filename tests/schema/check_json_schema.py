@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""The editors' JSON Schema (schema/spec.schema.json) against the spec fixtures.
+
+It must be a valid draft-07 schema, accept every good fixture, reject
+specs with mistakes the validator also rejects, and name every key that
+docs/spec.md documents. Exits 77 (skipped) without jsonschema and PyYAML.
+"""
+import json
+import os
+import re
+import sys
+
+try:
+    import jsonschema
+    import yaml
+except ImportError as e:
+    print(f"skipped: {e}")
+    sys.exit(77)
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(os.path.dirname(here))
+with open(os.path.join(root, "schema", "spec.schema.json")) as f:
+    schema = json.load(f)
+jsonschema.Draft7Validator.check_schema(schema)
+v = jsonschema.Draft7Validator(schema)
+
+
+def errors(doc):
+    return [e.message for e in v.iter_errors(doc)]
+
+
+failed = 0
+good = ["full.yaml", "synthetic.yaml", "sweep.yaml", "seed_compare.yaml"]
+for name in good:
+    with open(os.path.join(here, name)) as f:
+        doc = yaml.safe_load(f)
+    errs = errors(doc)
+    if errs:
+        print(f"{name}: rejected: {errs}")
+        failed += 1
+
+MLP = "data: {dataset: mnist}\nmodel: {template: mlp, units: [10]}\n"
+bad = {
+    "unknown top key": "datta: {}\n" + MLP,
+    "unknown data key": "data: {dataset: mnist, batchsize: 5}\nmodel: {template: mlp, units: [10]}\n",
+    "batch_size 0": "data: {dataset: mnist, batch_size: 0}\nmodel: {template: mlp, units: [10]}\n",
+    "bad dataset": "data: {dataset: cifar}\nmodel: {template: mlp, units: [10]}\n",
+    "cifar without root": "data: {dataset: cifar10}\nmodel: {template: mlp, units: [10]}\n",
+    "root with synthetic": "data: {dataset: synthetic, root: /x}\nmodel: {template: mlp, units: [10]}\n",
+    "synthetic with cifar": "data: {dataset: cifar10, root: /x, synthetic: {classes: 3}}\nmodel: {template: mlp, units: [10]}\n",
+    "units on a cnn": "data: {dataset: mnist}\nmodel: {template: cnn, channels: [8], units: [10]}\n",
+    "mlp without units": "data: {dataset: mnist}\nmodel: {template: mlp}\n",
+    "bad layer": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{conv3d: {out: 3}}]}\n",
+    "two layers in one": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{relu: {}, gelu: {}}]}\n",
+    "conv without kernel": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{conv2d: {out: 3}}]}\n",
+    "nested bad layer": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{residual: {layers: [{dense: {}}]}}]}\n",
+    "dropout 1": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{dropout: {p: 1}}]}\n",
+    "lr 0": MLP + "train: {optimizer: {lr: 0}}\n",
+    "betas on sgd": MLP + "train: {optimizer: {name: sgd, betas: [0.9, 0.99]}}\n",
+    "momentum on adam": MLP + "train: {optimizer: {momentum: 0.9}}\n",
+    "step without step_epochs": MLP + "train: {schedule: {name: step}}\n",
+    "min_lr on step": MLP + "train: {schedule: {name: step, step_epochs: 2, min_lr: 0.1}}\n",
+    "bad precision": MLP + "train: {precision: fp16}\n",
+    "bad device": "device: gpu\n" + MLP,
+    "no model": "data: {dataset: mnist}\n",
+    "matrix not a list": MLP + "matrix: {model.hidden: 128}\n",
+    "matrix bad path": MLP + "matrix: {'model..x': [1]}\n",
+    "bad name": "name: 'my run'\n" + MLP,
+}
+for what, text in bad.items():
+    if not errors(yaml.safe_load(text)):
+        print(f"accepted a spec with a mistake: {what}")
+        failed += 1
+
+
+def keys(node, out):
+    if isinstance(node, dict):
+        for k, sub in node.get("properties", {}).items():
+            out.add(k)
+        for sub in node.values():
+            keys(sub, out)
+    elif isinstance(node, list):
+        for sub in node:
+            keys(sub, out)
+    return out
+
+
+with open(os.path.join(root, "docs", "spec.md")) as f:
+    doc = f.read()
+for k in sorted(keys(schema, set())):
+    if not re.search(r"`%s\b" % re.escape(k), doc):
+        print(f"docs/spec.md does not document `{k}`")
+        failed += 1
+
+print(f"{len(good)} good fixtures, {len(bad)} bad specs, {failed} problems")
+sys.exit(1 if failed else 0)
