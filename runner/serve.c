@@ -192,7 +192,7 @@ void run_serve_reload(run_serve *sv)
         run_log(RUN_LOG_ERR, "the new settings are not valid; keeping the previous ones");
         spec_diags_clear(&diags);
         if (sv->watch)
-            run_watch_rescan(sv->watch);
+            run_watch_rescan(sv->watch, true);
         return;
     }
     spec_diags_clear(&diags);
@@ -234,7 +234,7 @@ void run_serve_reload(run_serve *sv)
         } else {
             run_watch_opts o = watch_opts(&sv->cfg);
             run_watch_set_opts(sv->watch, &o);
-            run_watch_rescan(sv->watch);
+            run_watch_rescan(sv->watch, true);
         }
         uv_timer_start(&sv->poll_timer, on_poll, (uint64_t)sv->cfg.cancel_poll_ms,
                        (uint64_t)sv->cfg.cancel_poll_ms);

@@ -1,7 +1,9 @@
 /* From a settled spec file to run rows: one queued run per valid entry (a
  * sweep gives one per combination) and an `invalid` row with the located
  * messages per invalid entry, each exactly once (identity: path, SHA-256 of
- * the entry's text, sweep values). Queued runs that never started are
+ * the entry's text, sweep values); an entry that was invalid and now
+ * validates (its dataset appeared, the limits changed) is queued when it is
+ * read again (at start, on SIGHUP). Queued runs that never started are
  * cancelled when their file changes (superseded) or disappears; runs that
  * started keep going (`epochd cancel` stops them). */
 #include <stdio.h>
@@ -90,12 +92,22 @@ static int record(run_serve *sv, const char *path, const spec_file *sf, const sp
     const char *sweep = e ? e->sweep_json : NULL;
     int64_t id;
     int rc = db_run_find_spec(sv->db, path, sha, sweep, &id);
-    if (rc == 0) {
+    bool was_invalid = false;
+    if (rc == 0 && e && e->spec) {
+        /* the same bytes were invalid before, but the world changed (the
+         * dataset appeared, the limits were raised): it runs now */
+        db_run *prev = NULL;
+        if ((rc = db_run_get(sv->db, id, &prev)) < 0)
+            return rc;
+        was_invalid = prev->status == DB_INVALID;
+        db_run_free(prev);
+    }
+    if (rc == 0 && !was_invalid) {
         run_log(RUN_LOG_DEBUG, "%s%s%s: unchanged (run %lld)", path, sweep ? " " : "", sweep ? sweep : "",
                 (long long)id);
         return 0;
     }
-    if (rc != DB_ENOTFOUND)
+    if (rc != 0 && rc != DB_ENOTFOUND)
         return rc;
     if (e && e->spec) {
         const spec *s = e->spec;
@@ -108,9 +120,10 @@ static int record(run_serve *sv, const char *path, const spec_file *sf, const sp
         rc = db_run_create(sv->db, &row, &id);
         if (rc == 0) {
             (*n_new)++;
-            run_log_run(RUN_LOG_INFO, id, "queued %s from %s%s%s (%s, %lld parameters, %lld epochs, priority %lld)",
+            run_log_run(RUN_LOG_INFO, id, "queued %s from %s%s%s (%s, %lld parameters, %lld epochs, priority %lld)%s",
                         s->name, path, s->sweep_json ? " " : "", s->sweep_json ? s->sweep_json : "", dev,
-                        (long long)s->params, (long long)s->train.epochs, (long long)s->priority);
+                        (long long)s->params, (long long)s->train.epochs, (long long)s->priority,
+                        was_invalid ? ": it was invalid before and is valid now" : "");
         }
         return rc;
     }

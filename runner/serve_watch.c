@@ -61,6 +61,7 @@ struct run_watch {
     uv_timer_t debounce, settle, rescan;
     unsigned gen;
     bool full_wanted;
+    bool rehand;      /* the next full rescan hands every file on again */
     size_t n_pending;
     int open_handles;
     bool closing;
@@ -189,14 +190,19 @@ static void file_seen(run_watch *w, const char *path, const char *dir, const str
         return;
     }
     f->gen = gen;
+    if (w->rehand && !f->pending) {
+        f->done_sig.size = -1; /* differs from any file's: read it again */
+        f->since = now - (uint64_t)w->o.settle_ms;
+    }
     if (f->pending) {
         if (!sig_eq(&s, &f->sig)) {
             f->sig = s;
             f->since = now;
         }
     } else if (!sig_eq(&s, &f->done_sig)) {
+        if (!sig_eq(&s, &f->sig) || !w->rehand)
+            f->since = now;
         f->sig = s;
-        f->since = now;
         f->pending = true;
         f->busy_logged = false;
         w->n_pending++;
@@ -549,10 +555,14 @@ static void full_rescan(run_watch *w)
 {
     w->full_wanted = false;
     unsigned gen = ++w->gen;
+    bool rehand = w->rehand;
     wdir *root = run_map_get(&w->dirs, "");
     if (root)
         scan_dir(w, root, gen, true, 0);
     sweep(w, "", gen, true);
+    w->rehand = false;
+    if (rehand)
+        run_log(RUN_LOG_DEBUG, "every spec file is read again");
     for (run_map_iter it = run_map_begin(&w->dirs); run_map_next(&it);)
         ((wdir *)it.value)->dirty = false;
     run_log(RUN_LOG_DEBUG, "rescan of %s: %zu spec files, %zu folders, %zu settling", w->root, w->files.n,
@@ -626,9 +636,10 @@ static void on_rescan_timer(uv_timer_t *t)
     debounce(w);
 }
 
-void run_watch_rescan(run_watch *w)
+void run_watch_rescan(run_watch *w, bool all)
 {
     w->full_wanted = true;
+    w->rehand |= all;
     debounce(w);
 }
 
@@ -686,7 +697,7 @@ int run_watch_new(uv_loop_t *loop, const char *root, const run_watch_opts *o, co
         return -ENOMEM;
     }
     run_watch_set_opts(w, o);
-    run_watch_rescan(w);
+    run_watch_rescan(w, false);
     *out = w;
     return 0;
 }

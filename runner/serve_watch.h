@@ -41,8 +41,10 @@ int run_watch_new(uv_loop_t *loop, const char *root, const run_watch_opts *o, co
 /* The resolved root ("/srv/epochd/experiments"). */
 const char *run_watch_root(const run_watch *w);
 void run_watch_set_opts(run_watch *w, const run_watch_opts *o);
-/* Lists the whole tree again (SIGHUP); scan_done follows. */
-void run_watch_rescan(run_watch *w);
+/* Lists the whole tree again; scan_done follows. With all, every file is
+ * handed on again even if unchanged (SIGHUP: the settings that judge a spec
+ * may have changed). */
+void run_watch_rescan(run_watch *w, bool all);
 /* True when path (absolute) is a spec file present under the root, whether
  * handed on yet or still settling. */
 bool run_watch_has(const run_watch *w, const char *path);

@@ -103,7 +103,15 @@ log_level: debug
         self.logs = []
         services.append(self)
 
-    def start(self, *args):
+    def start(self, *args, ready=True):
+        """Starts the service; with ready, waits for its first scan to be done."""
+        p = self._start(*args)
+        if ready:
+            wait_until(lambda: 'ready: watching' in self.log_text() or p.poll() is not None, 60,
+                       'the service to be ready')
+        return p
+
+    def _start(self, *args):
         self.n_starts += 1
         self.log_path = os.path.join(self.tmp, f'serve{self.n_starts}.log')
         self.log = open(self.log_path, 'w')
@@ -183,10 +191,11 @@ log_level: debug
             if os.path.exists(p):
                 with open(p) as f:
                     text = f.read()
-                self.logs.append((os.path.basename(sys.argv[0]) + f' serve{i}.log', text))
+                tag = f'{os.path.basename(sys.argv[0])}.{services.index(self)}.serve{i}.log'
+                self.logs.append((tag, text))
                 if keep:
                     os.makedirs(keep, exist_ok=True)
-                    with open(os.path.join(keep, os.path.basename(sys.argv[0]) + f'.serve{i}.log'), 'w') as f:
+                    with open(os.path.join(keep, tag), 'w') as f:
                         f.write(text)
 
 

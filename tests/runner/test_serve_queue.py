@@ -134,4 +134,37 @@ with tempdir() as tmp:
         check(all(l.startswith('<3>') for l in p.stderr.splitlines()), 'errors carry the <3> priority prefix')
     finally:
         sv.cleanup()
+
+# limits and data roots from the config judge specs; an invalid spec whose
+# bytes do not change is read again on SIGHUP and runs once the new settings
+# allow it
+with tempdir() as tmp:
+    sv = Service(tmp, settle_ms=100, extra='limits: {params: 1000}\ndata_roots: [data]\n')
+    try:
+        os.makedirs(os.path.join(tmp, 'data'))
+        os.makedirs(os.path.join(tmp, 'elsewhere'))
+        sv.start()
+        write(os.path.join(sv.exp, 'big.yaml'), spec('big'))  # 2176 parameters
+        write(os.path.join(sv.exp, 'outside.yaml'), spec('outside').replace(
+            'dataset: synthetic', f'dataset: mnist\n  root: {tmp}/elsewhere'))
+        wait_until(lambda: sv.q("SELECT count(*) FROM runs WHERE status = 'invalid'")[0][0] == 2, 30,
+                   'two invalid runs')
+        err = dict(sv.q('SELECT name, error FROM runs'))
+        check('big.yaml:' in (err.get('big') or '') and '1000' in (err.get('big') or ''),
+              f'the parameter limit is named: {err.get("big")}')
+        check('outside.yaml:' in (err.get('outside') or '') and 'data.root' in (err.get('outside') or ''),
+              f'the data root is refused: {err.get("outside")}')
+        text = open(sv.cfg).read().replace('limits: {params: 1000}', 'limits: {params: 100000}')
+        open(sv.cfg, 'w').write(text)
+        sv.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: sv.q("SELECT 1 FROM runs WHERE name = 'big' AND status = 'done'"), 60,
+                   'big to run after the limit was raised')
+        time.sleep(0.5)
+        rows = sv.q("SELECT status FROM runs WHERE name = 'big' ORDER BY id")
+        check(rows == [('invalid',), ('done',)], f'big: the invalid row stays, one new run: {rows}')
+        check(sv.q("SELECT status FROM runs WHERE name = 'outside'") == [('invalid',)],
+              'outside stays invalid, recorded once')
+        check(sv.stop() == 0, 'exit 0')
+    finally:
+        sv.cleanup()
 finish()
