@@ -1,5 +1,9 @@
-/* Batched row-major GEMM on OpenBLAS. */
+/* Batched row-major GEMM on OpenBLAS, including the batch-reducing form
+ * (one C = sum of the products, for weight gradients of per-sample left
+ * multiplies). */
 #include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
 
 #include "engine/cpu/cpu_internal.h"
 
@@ -18,18 +22,72 @@ static void scale_block(int64_t m, int64_t n, float beta, float *C, int64_t ldc)
     }
 }
 
-static void gemm_one(const eng_gemm_desc *d, int64_t i, const float *A, const float *B, float *C)
+/* C = alpha op(A[i]) op(B[i]) + beta C for the i-th pair, C given. */
+static void gemm_pair(const eng_gemm_desc *d, int64_t i, const float *A, const float *B, float beta, float *C,
+                      int64_t ldc)
 {
-    C += i * d->stride_c;
     if (d->k == 0 || d->alpha == 0.0f) {
-        scale_block(d->m, d->n, d->beta, C, d->ldc);
+        scale_block(d->m, d->n, beta, C, ldc);
         return;
     }
     A += i * d->stride_a;
     B += i * d->stride_b;
     cblas_sgemm(CblasRowMajor, d->ta ? CblasTrans : CblasNoTrans, d->tb ? CblasTrans : CblasNoTrans, (blasint)d->m,
-                (blasint)d->n, (blasint)d->k, d->alpha, A, (blasint)d->lda, B, (blasint)d->ldb, d->beta, C,
-                (blasint)d->ldc);
+                (blasint)d->n, (blasint)d->k, d->alpha, A, (blasint)d->lda, B, (blasint)d->ldb, beta, C,
+                (blasint)ldc);
+}
+
+static void gemm_one(const eng_gemm_desc *d, int64_t i, const float *A, const float *B, float *C)
+{
+    gemm_pair(d, i, A, B, d->beta, C + i * d->stride_c, d->ldc);
+}
+
+/* The parts of pairs [i0, i1) into C: the first with beta, the rest added. */
+static void gemm_reduce_range(const eng_gemm_desc *d, int64_t i0, int64_t i1, const float *A, const float *B,
+                              float beta, float *C, int64_t ldc)
+{
+    for (int64_t i = i0; i < i1; i++)
+        gemm_pair(d, i, A, B, i == i0 ? beta : 1.0f, C, ldc);
+}
+
+/* reduce_batch: C = alpha sum_i op(A[i]) op(B[i]) + beta C. Each thread sums
+ * a fixed range of pairs (thread 0 straight into C, the others into
+ * partials); the partials are then added to C in thread order. */
+static int gemm_reduce(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C)
+{
+    const int T = cpu_threads(b);
+    const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k * (double)d->batch;
+    int nparts = d->batch < T ? (int)d->batch : T;
+    if (flops < 1e6 || d->k == 0 || d->alpha == 0.0f)
+        nparts = 1;
+    if (nparts <= 1) {
+        cpu_blas_threads(b);
+        gemm_reduce_range(d, 0, d->batch, A, B, d->beta, C, d->ldc);
+        return 0;
+    }
+    const int64_t mn = d->m * d->n;
+    float *part = malloc((size_t)((nparts - 1) * mn) * sizeof *part);
+    if (!part)
+        return eng_error(ENG_ENOMEM, "cpu gemm: out of memory for %d partial sums of %lldx%lld", nparts - 1,
+                         (long long)d->m, (long long)d->n);
+#pragma omp parallel num_threads(nparts)
+    for (int t = omp_get_thread_num(); t < nparts; t += omp_get_num_threads()) {
+        const int64_t i0 = d->batch * t / nparts, i1 = d->batch * (t + 1) / nparts;
+        if (t == 0)
+            gemm_reduce_range(d, i0, i1, A, B, d->beta, C, d->ldc);
+        else
+            gemm_reduce_range(d, i0, i1, A, B, 0.0f, part + (t - 1) * mn, d->n);
+    }
+#pragma omp parallel for num_threads(cpu_team(b, mn * nparts)) schedule(static)
+    for (int64_t r = 0; r < d->m; r++)
+        for (int t = 1; t < nparts; t++) {
+            const float *restrict s = part + (t - 1) * mn + r * d->n;
+            float *restrict c = C + r * d->ldc;
+            for (int64_t j = 0; j < d->n; j++)
+                c[j] += s[j];
+        }
+    free(part);
+    return 0;
 }
 
 int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C)
@@ -51,18 +109,24 @@ int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float
               "cpu gemm: a dimension exceeds the BLAS integer range");
     CPU_CHECK(d->batch == 1 || (d->stride_a >= 0 && d->stride_b >= 0 && d->stride_c >= 0),
               "cpu gemm: negative batch stride");
+    CPU_CHECK(d->batch == 1 || d->reduce_batch || d->stride_c >= (d->m - 1) * d->ldc + d->n,
+              "cpu gemm: stride_c %lld lets the %lld products overlap (use reduce_batch to sum them)",
+              (long long)d->stride_c, (long long)d->batch);
     CPU_NONNULL("gemm", C);
     if (d->k > 0) {
         CPU_NONNULL("gemm", A);
         CPU_NONNULL("gemm", B);
     }
 
-    /* Many small products: one per thread with single-threaded BLAS. Few or
-     * large ones: in turn, each with OpenBLAS's own threads. Either way every
+    if (d->reduce_batch)
+        return gemm_reduce(b, d, A, B, C);
+
+    /* Many products: spread over the threads, each with single-threaded
+     * BLAS. Few: in turn, each with OpenBLAS's own threads. Either way every
      * element of C is computed by one thread in a fixed order. */
     const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k;
     const int nthr = cpu_threads(b);
-    if (d->batch >= 2 * nthr && nthr > 1 && flops < 4e6) {
+    if (nthr > 1 && (d->batch >= 4 * nthr || (d->batch >= 2 * nthr && flops < 4e6))) {
 #pragma omp parallel for num_threads(nthr) schedule(static)
         for (int64_t i = 0; i < d->batch; i++)
             gemm_one(d, i, A, B, C);

@@ -397,6 +397,69 @@ static void test_gemm(void **state)
         assert_true(C[i] == 0.5f * (float)i);
 }
 
+/* A shared matrix (stride 0) and the batch-reducing form. */
+static void gemm_batch_form(bool ta, bool tb, bool reduce, int64_t m, int64_t n, int64_t k, int64_t batch,
+                            float alpha, float beta)
+{
+    const int64_t lda = ta ? m : k, ldb = tb ? k : n, sa = reduce ? m * k : 0, sb = k * n;
+    double *A = drand_buf(reduce ? sa * batch : m * k, -1, 1), *Bm = drand_buf(sb * batch, -1, 1);
+    const int64_t nc = reduce ? m * n : m * n * batch;
+    double *C = drand_buf(nc, -1, 1), *want = dbuf(nc);
+    float *fA = to_f(A, reduce ? sa * batch : m * k), *fB = to_f(Bm, sb * batch), *fC = to_f(C, nc);
+    eng_gemm_desc d = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = n, .batch = batch,
+                       .stride_a = sa, .stride_b = sb, .stride_c = reduce ? 0 : m * n, .alpha = alpha,
+                       .beta = beta, .reduce_batch = reduce};
+    assert_int_equal(B->ops->gemm(B, &d, fA, fB, fC), 0);
+    if (reduce) {
+        double *acc = dbuf(m * n), *one = dbuf(m * n);
+        for (int64_t i = 0; i < batch; i++) {
+            ref_gemm(ta, tb, m, n, k, 1.0, A + i * sa, lda, Bm + i * sb, ldb, 0.0, one, n);
+            for (int64_t j = 0; j < m * n; j++)
+                acc[j] += one[j];
+        }
+        for (int64_t j = 0; j < m * n; j++)
+            want[j] = alpha * acc[j] + beta * C[j];
+    } else {
+        for (int64_t i = 0; i < batch; i++) {
+            memcpy(want + i * m * n, C + i * m * n, (size_t)(m * n) * sizeof(double));
+            ref_gemm(ta, tb, m, n, k, alpha, A, lda, Bm + i * sb, ldb, beta, want + i * m * n, n);
+        }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "gemm %s ta%d tb%d %lldx%lldx%lld batch %lld", reduce ? "reduce_batch" : "shared A",
+             ta, tb, (long long)m, (long long)n, (long long)k, (long long)batch);
+    CHECK_CLOSE(what, fC, want, nc, 1e-4);
+}
+
+static void test_gemm_batch_forms(void **state)
+{
+    (void)state;
+    gemm_batch_form(false, false, false, 5, 6, 7, 9, 1.0f, 0.0f);
+    gemm_batch_form(true, false, false, 24, 16, 24, 40, 1.0f, 0.5f); /* the mixer's token matmul, W^T */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            gemm_batch_form(ta, tb, true, 5, 4, 3, 7, 0.7f, 0.5f);     /* small: summed in turn */
+            gemm_batch_form(ta, tb, true, 32, 32, 64, 13, 0.7f, 0.5f); /* partial sums per thread */
+        }
+    gemm_batch_form(false, true, true, 32, 32, 64, 13, 1.0f, 0.0f);
+    /* reduce_batch is deterministic and, with beta 0, ignores what C held */
+    const int64_t m = 16, n = 16, k = 40, batch = 20;
+    float *A = to_f(drand_buf(m * k * batch, -1, 1), m * k * batch), *Bm = to_f(drand_buf(k * n * batch, -1, 1), k * n * batch);
+    float *C1 = fbuf(m * n), *C2 = fbuf(m * n);
+    for (int64_t i = 0; i < m * n; i++)
+        C2[i] = NAN;
+    eng_gemm_desc d = {.tb = true, .m = m, .n = n, .k = k, .lda = k, .ldb = k, .ldc = n, .batch = batch,
+                       .stride_a = m * k, .stride_b = k * n, .alpha = 1.0f, .reduce_batch = true};
+    assert_int_equal(B->ops->gemm(B, &d, A, Bm, C1), 0);
+    assert_int_equal(B->ops->gemm(B, &d, A, Bm, C2), 0);
+    assert_memory_equal(C1, C2, (size_t)(m * n) * sizeof(float));
+    /* overlapping outputs without reduce_batch are refused */
+    d.reduce_batch = false;
+    d.stride_c = 0;
+    eng_clear_error();
+    assert_int_equal(B->ops->gemm(B, &d, A, Bm, C1), ENG_EINVAL);
+}
+
 /* ===================== bias, add, copy, transpose, mean ===================== */
 
 typedef struct bias_ctx {
@@ -1455,7 +1518,7 @@ int main(int argc, char **argv)
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        T(test_backend_basics), T(test_argument_checks), T(test_gemm), T(test_bias), T(test_add_copy2d),
+        T(test_backend_basics), T(test_argument_checks), T(test_gemm), T(test_gemm_batch_forms), T(test_bias), T(test_add_copy2d),
         T(test_transpose), T(test_mean_lastdim), T(test_conv2d), T(test_pool), T(test_pool_ties),
         T(test_batchnorm), T(test_layernorm), T(test_activations), T(test_activation_accuracy), T(test_softmax),
         T(test_xent), T(test_dropout), T(test_patchify), T(test_batch_gather), T(test_adam), T(test_sgd),
