@@ -254,6 +254,44 @@ int spec_file_load_buffer(const char *path, const char *buf, size_t len, const s
     return finish(&L, load(&L, buf, len), out);
 }
 
+/* Reads at most limit + 1 bytes (the file may grow while it is read): 0 with
+ * the bytes in *buf, 1 when a read failed (reported), or SPEC_ENOMEM. */
+static int read_bounded(load_ctx *L, int fd, size_t size_hint, char **buf, size_t *len)
+{
+    size_t limit = L->opt->max_file_bytes, cap = size_hint + 1, n = 0;
+    char *b = spec_malloc(cap + 1);
+    if (!b)
+        return SPEC_ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            if (cap > limit)
+                break;
+            size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+            char *nb = spec_realloc(b, ncap + 1);
+            if (!nb) {
+                free(b);
+                return SPEC_ENOMEM;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            spec_file_error(L, 0, 0, "", "cannot read the file: %s", strerror(errno));
+            free(b);
+            return 1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
 int spec_file_load(const char *path, const spec_options *opt, spec_file **out)
 {
     spec_options def;
@@ -261,7 +299,8 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out)
     int rc = start(path, opt, &def, &L, out);
     if (rc)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO dropped into the experiments directory must not hang */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         spec_file_error(&L, 0, 0, "", "cannot read the file: %s", strerror(errno));
@@ -272,43 +311,14 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out)
         spec_file_error(&L, 0, 0, "", "the file has %lld bytes, more than the limit of %zu", (long long)st.st_size,
                         L.opt->max_file_bytes);
     } else {
-        /* read at most the limit + 1 bytes: the file may grow while we read */
-        size_t cap = (size_t)st.st_size + 1, n = 0;
-        char *buf = spec_malloc(cap + 1);
-        if (!buf) {
-            rc = SPEC_ENOMEM;
-        } else {
-            for (;;) {
-                if (n == cap) {
-                    if (cap > L.opt->max_file_bytes)
-                        break;
-                    size_t ncap = cap * 2 > L.opt->max_file_bytes + 1 ? L.opt->max_file_bytes + 1 : cap * 2;
-                    char *b = spec_realloc(buf, ncap + 1);
-                    if (!b) {
-                        rc = SPEC_ENOMEM;
-                        break;
-                    }
-                    buf = b;
-                    cap = ncap;
-                }
-                ssize_t r = read(fd, buf + n, cap - n);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r < 0) {
-                    spec_file_error(&L, 0, 0, "", "cannot read the file: %s", strerror(errno));
-                    rc = 1;
-                    break;
-                }
-                if (r == 0)
-                    break;
-                n += (size_t)r;
-            }
-            if (rc == 0)
-                rc = load(&L, buf, n);
-            else if (rc == 1)
-                rc = 0;
-            free(buf);
-        }
+        char *buf = NULL;
+        size_t len = 0;
+        rc = read_bounded(&L, fd, (size_t)st.st_size, &buf, &len);
+        if (rc == 0)
+            rc = load(&L, buf, len);
+        else if (rc == 1)
+            rc = 0; /* reported */
+        free(buf);
     }
     if (fd >= 0)
         close(fd);

@@ -758,6 +758,14 @@ static void test_data_root_checks(void **state)
     snprintf(expect, sizeof expect, "%s: not a regular file\n", tmpdir);
     assert_diags(f, expect);
     spec_file_free(f);
+    /* a FIFO does not block the load */
+    snprintf(dir, sizeof dir, "%s/fifo.yaml", tmpdir);
+    assert_int_equal(mkfifo(dir, 0644), 0);
+    assert_int_equal(spec_file_load(dir, &o, &f), 0);
+    snprintf(expect, sizeof expect, "%s: not a regular file\n", dir);
+    assert_diags(f, expect);
+    spec_file_free(f);
+    unlink(dir);
     snprintf(dir, sizeof dir, "%s/none.yaml", tmpdir);
     assert_int_equal(spec_file_load(dir, &o, &f), 0);
     snprintf(expect, sizeof expect, "%s: cannot read the file: No such file or directory\n", dir);
@@ -927,7 +935,7 @@ static void test_fault_injection(void **state)
             free(got);
             spec_file_free(f);
         }
-        assert_true(fails >= need / 2);
+        assert_int_equal(fails, need); /* every allocation matters: each failure is reported */
         free(want);
         spec_file_free(ref);
         free(text);
