@@ -769,6 +769,33 @@ static void test_pool_ties(void **state)
     }
 }
 
+/* -inf everywhere: the gradient goes to the window's first in-bounds
+ * element (not into the padding); a NaN wins the window and gets the
+ * gradient. */
+static void test_pool_special_values(void **state)
+{
+    (void)state;
+    eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = 1, .c = 1, .h = 4, .w = 4, .kh = 3, .kw = 3, .stride = 2,
+                       .pad = 1, .oh = 2, .ow = 2};
+    float *x = fbuf(16), *y = fbuf(4), *dy = fbuf(4), *dx = fbuf(16);
+    for (int i = 0; i < 16; i++)
+        x[i] = -INFINITY;
+    x[2 * 4 + 3] = NAN; /* only in the window of output (1, 1) */
+    for (int i = 0; i < 4; i++)
+        dy[i] = (float)(i + 1);
+    assert_int_equal(B->ops->pool_forward(B, &d, x, y), 0);
+    assert_true(y[0] == -INFINITY && y[1] == -INFINITY && y[2] == -INFINITY && isnan(y[3]));
+    assert_int_equal(B->ops->pool_backward(B, &d, x, y, dy, dx), 0);
+    /* output (0,0): window rows/cols -1..1 -> first in-bounds (0,0); (0,1): rows -1..1,
+     * cols 1..3 -> (0,1); (1,0): rows 1..3, cols -1..1 -> (1,0); (1,1): the NaN at (2,3) */
+    float want[16] = {0};
+    want[0] = 1.0f;
+    want[1] = 2.0f;
+    want[4] = 3.0f;
+    want[2 * 4 + 3] = 4.0f;
+    assert_memory_equal(dx, want, sizeof want);
+}
+
 /* ============================== batchnorm ============================== */
 
 typedef struct bn_ctx {
@@ -1519,7 +1546,7 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         T(test_backend_basics), T(test_argument_checks), T(test_gemm), T(test_gemm_batch_forms), T(test_bias), T(test_add_copy2d),
-        T(test_transpose), T(test_mean_lastdim), T(test_conv2d), T(test_pool), T(test_pool_ties),
+        T(test_transpose), T(test_mean_lastdim), T(test_conv2d), T(test_pool), T(test_pool_ties), T(test_pool_special_values),
         T(test_batchnorm), T(test_layernorm), T(test_activations), T(test_activation_accuracy), T(test_softmax),
         T(test_xent), T(test_dropout), T(test_patchify), T(test_batch_gather), T(test_adam), T(test_sgd),
         T(test_sumsq_clip), T(test_determinism),
