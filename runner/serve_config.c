@@ -40,6 +40,7 @@ void run_serve_config_free(run_serve_config *c)
     free(c->state_dir);
     free(c->devices);
     free_roots(c->data_roots, c->n_data_roots);
+    free_roots(c->worker_prefix, c->n_worker_prefix);
     memset(c, 0, sizeof *c);
 }
 
@@ -286,6 +287,43 @@ static void load_roots(cfg_ctx *x, const yaml_node_t *v, run_serve_config *c)
     }
 }
 
+/* A command prefix: a list of words (or one word). */
+static void load_prefix(cfg_ctx *x, const yaml_node_t *v, run_serve_config *c)
+{
+    free_roots(c->worker_prefix, c->n_worker_prefix);
+    c->worker_prefix = NULL;
+    c->n_worker_prefix = 0;
+    const yaml_node_item_t *items = NULL;
+    int n = 1;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        items = v->data.sequence.items.start;
+        n = (int)(v->data.sequence.items.top - items);
+    } else if (v->type != YAML_SCALAR_NODE || !*scalar(v)) {
+        err_at(x, v, "worker_prefix", "expected a list of words, e.g. [nice, -n, \"10\"]");
+        return;
+    }
+    if (n == 0)
+        return;
+    c->worker_prefix = calloc((size_t)n, sizeof *c->worker_prefix);
+    if (!c->worker_prefix) {
+        x->oom = true;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *e = items ? yaml_document_get_node(x->doc, items[i]) : (yaml_node_t *)v;
+        const char *w = scalar(e);
+        if (!w || !*w) {
+            err_at(x, e, "worker_prefix", "expected a word, found %s", w ? "an empty string" : "a collection");
+            continue;
+        }
+        if (!(c->worker_prefix[c->n_worker_prefix] = strdup(w))) {
+            x->oom = true;
+            return;
+        }
+        c->n_worker_prefix++;
+    }
+}
+
 static void load_devices(cfg_ctx *x, const yaml_node_t *v, run_serve_config *c)
 {
     char buf[512] = "";
@@ -319,6 +357,7 @@ static void load_devices(cfg_ctx *x, const yaml_node_t *v, run_serve_config *c)
 static const char *const top_keys[] = {
     "experiments", "db", "state_dir", "devices", "data_roots", "cpu_slots", "gpu_slots", "max_attempts",
     "worker_threads", "settle_ms", "stop_timeout_s", "cancel_poll_ms", "rescan_interval_s", "log_level", "limits",
+    "worker_prefix",
 };
 
 static void load_top(cfg_ctx *x, const yaml_node_t *root, run_serve_config *c)
@@ -352,6 +391,8 @@ static void load_top(cfg_ctx *x, const yaml_node_t *root, run_serve_config *c)
             load_devices(x, v, c);
         else if (!strcmp(name, "data_roots"))
             load_roots(x, v, c);
+        else if (!strcmp(name, "worker_prefix"))
+            load_prefix(x, v, c);
         else if (!strcmp(name, "cpu_slots"))
             get_int(x, v, name, 0, 1024, &c->cpu_slots);
         else if (!strcmp(name, "gpu_slots"))
@@ -397,6 +438,8 @@ static int copy_config(run_serve_config *dst, const run_serve_config *src)
     dst->devices = dup_or_null(src->devices);
     dst->data_roots = NULL;
     dst->n_data_roots = 0;
+    dst->worker_prefix = NULL;
+    dst->n_worker_prefix = 0;
     bool ok = (!src->config_path || dst->config_path) && (!src->experiments || dst->experiments) &&
               (!src->db_path || dst->db_path) && (!src->state_dir || dst->state_dir) &&
               (!src->devices || dst->devices);
@@ -407,6 +450,15 @@ static int copy_config(run_serve_config *dst, const run_serve_config *src)
             dst->data_roots[i] = strdup(src->data_roots[i]);
             ok = dst->data_roots[i] != NULL;
             dst->n_data_roots = i + 1;
+        }
+    }
+    if (ok && src->n_worker_prefix) {
+        dst->worker_prefix = calloc((size_t)src->n_worker_prefix, sizeof *dst->worker_prefix);
+        ok = dst->worker_prefix != NULL;
+        for (int i = 0; ok && i < src->n_worker_prefix; i++) {
+            dst->worker_prefix[i] = strdup(src->worker_prefix[i]);
+            ok = dst->worker_prefix[i] != NULL;
+            dst->n_worker_prefix = i + 1;
         }
     }
     if (!ok) {

@@ -16,6 +16,8 @@ typedef struct run_serve_config {
     char *devices;       /* "auto", "cpu" or GPU ordinals "0,1" */
     char **data_roots;   /* datasets must lie under one of these (none: anywhere) */
     int n_data_roots;
+    char **worker_prefix; /* words run before `epochd worker ...` (srun, nice); none: the worker itself */
+    int n_worker_prefix;
     int cpu_slots;       /* runs at once on the CPU (0: none) */
     int gpu_slots;       /* runs at once on each GPU */
     int max_attempts;    /* starts of a run before a retryable failure is final */

@@ -174,7 +174,10 @@ static void maybe_finish(run_worker *w)
 static void on_drain_timeout(uv_timer_t *t)
 {
     run_worker *w = t->data;
-    run_log_run(RUN_LOG_WARNING, w->run_id, "the worker's output stayed open after it exited; closing it");
+    run_log_run(RUN_LOG_WARNING, w->run_id,
+                "the worker's output stayed open after it exited (a child of it?); killing its process group");
+    if (w->pid > 0)
+        kill(-(pid_t)w->pid, SIGKILL);
     if (!w->out_eof)
         uv_read_stop((uv_stream_t *)&w->out);
     if (!w->err_eof)
@@ -209,12 +212,21 @@ static void on_stop_timeout(uv_timer_t *t)
     run_worker_kill(w);
 }
 
+/* Signals the worker's process group (it leads one: UV_PROCESS_DETACHED),
+ * so that a wrapper's children (worker_prefix) get it too. */
+static int signal_worker(run_worker *w, int sig)
+{
+    if (w->pid > 0 && kill(-(pid_t)w->pid, sig) == 0)
+        return 0;
+    return uv_process_kill(&w->proc, sig);
+}
+
 void run_worker_kill(run_worker *w)
 {
     if (w->exited || w->kill_sent)
         return;
     w->kill_sent = w->term_sent = true;
-    uv_process_kill(&w->proc, SIGKILL);
+    signal_worker(w, SIGKILL);
 }
 
 void run_worker_stop(run_worker *w, bool cancel, const char *reason)
@@ -226,7 +238,7 @@ void run_worker_stop(run_worker *w, bool cancel, const char *reason)
     if (w->exited || w->term_sent)
         return;
     w->term_sent = true;
-    int rc = uv_process_kill(&w->proc, SIGTERM);
+    int rc = signal_worker(w, SIGTERM);
     if (rc < 0 && rc != UV_ESRCH)
         run_log_run(RUN_LOG_WARNING, w->run_id, "cannot signal the worker: %s", uv_strerror(rc));
     uv_timer_start(&w->timer, on_stop_timeout, (uint64_t)w->sv->cfg.stop_timeout_ms, 0);
@@ -497,9 +509,11 @@ int run_worker_start(run_serve *sv, const db_run *r, const run_placement *p)
     else
         visible[0] = '\0';
 
-    /* argv */
-    const char *args[32 + 2 * 64];
+    /* argv: [prefix...] epochd worker ... */
+    const char *args[32 + 2 * 64 + 64];
     int na = 0;
+    for (int i = 0; i < sv->cfg.n_worker_prefix && i < 64; i++)
+        args[na++] = sv->cfg.worker_prefix[i];
     args[na++] = sv->exe;
     args[na++] = "worker";
     args[na++] = "--spec-file";
@@ -576,7 +590,7 @@ int run_worker_start(run_serve *sv, const db_run *r, const run_placement *p)
     };
     /* its own session: a Ctrl-C meant for the service does not reach the
      * workers directly; the service stops them itself */
-    uv_process_options_t opt = {.exit_cb = on_exit_cb, .file = sv->exe, .args = (char **)args, .env = env,
+    uv_process_options_t opt = {.exit_cb = on_exit_cb, .file = args[0], .args = (char **)args, .env = env,
                                 .stdio_count = 3, .stdio = stdio, .flags = UV_PROCESS_DETACHED};
     rc = uv_spawn(sv->loop, &w->proc, &opt);
     free(env);

@@ -47,12 +47,16 @@ bool run_resume_is_our_worker(run_serve *sv, int64_t pid, int64_t run_id)
     char buf[8192];
     const char *argv[64];
     int argc = read_cmdline(pid, buf, sizeof buf, argv, 64);
-    if (argc < 2 || strcmp(argv[1], "worker") || strcmp(base(argv[0]), base(sv->exe)))
+    /* `epochd worker ...`, possibly after a worker_prefix */
+    bool worker = false;
+    for (int i = 0; i + 1 < argc && !worker; i++)
+        worker = !strcmp(base(argv[i]), base(sv->exe)) && !strcmp(argv[i + 1], "worker");
+    if (!worker)
         return false;
     char key[32];
     snprintf(key, sizeof key, "%lld", (long long)run_id);
     bool key_ok = false, state_ok = false;
-    for (int i = 2; i + 1 < argc; i++) {
+    for (int i = 1; i + 1 < argc; i++) {
         if (!strcmp(argv[i], "--key") && !strcmp(argv[i + 1], key))
             key_ok = true;
         if (!strcmp(argv[i], "--state-dir") && !strcmp(argv[i + 1], sv->state_dir))
@@ -92,11 +96,14 @@ static void stop_stale(int64_t run_id, int64_t pid)
 {
     run_log_run(RUN_LOG_WARNING, run_id, "a worker of the previous service (pid %lld) is still running; stopping it",
                 (long long)pid);
-    kill((pid_t)pid, SIGTERM);
+    /* it leads its own process group (a worker_prefix wrapper's children too) */
+    if (kill(-(pid_t)pid, SIGTERM) < 0)
+        kill((pid_t)pid, SIGTERM);
     for (int t = 0; t < STALE_TERM_MS && alive(pid); t += 50)
         sleep_ms(50);
     if (alive(pid)) {
-        kill((pid_t)pid, SIGKILL);
+        if (kill(-(pid_t)pid, SIGKILL) < 0)
+            kill((pid_t)pid, SIGKILL);
         for (int t = 0; t < 5000 && alive(pid); t += 20)
             sleep_ms(20);
     }

@@ -18,6 +18,7 @@
 #define DEBOUNCE_MS 50
 #define RETRY_MS 1000
 #define MAX_DEPTH 64
+#define TICK_BUDGET_NS 100000000u /* reading and recording files, per settle tick */
 
 typedef struct wsig {
     dev_t dev;
@@ -297,11 +298,14 @@ static int file_read(run_watch *w, wfile *f, char **buf, size_t *len)
 static void on_settle(uv_timer_t *t)
 {
     run_watch *w = t->data;
-    uint64_t now = uv_now(w->loop);
+    uint64_t now = uv_now(w->loop), t0 = uv_hrtime();
     for (run_map_iter it = run_map_begin(&w->files); run_map_next(&it);) {
         wfile *f = it.value;
         if (!f->pending || now < f->retry_at)
             continue;
+        /* hundreds of files at once: keep the loop responsive, go on at the next tick */
+        if (uv_hrtime() - t0 > TICK_BUDGET_NS)
+            break;
         struct stat st;
         if (stat(f->path, &st) < 0 || !S_ISREG(st.st_mode)) {
             file_remove(w, f);

@@ -199,6 +199,16 @@ log_level: debug
                         f.write(text)
 
 
+def gpu_count():
+    """CUDA devices `epochd devices --json` sees (0 in a build without CUDA)."""
+    import json
+    p = subprocess.run([EPOCHD, 'devices', '--json'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        return len(json.loads(p.stdout)['devices']) if p.returncode == 0 else 0
+    except (ValueError, KeyError):
+        return 0
+
+
 def tempdir():
     return tempfile.TemporaryDirectory(prefix='epochd-serve-')
 

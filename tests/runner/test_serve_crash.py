@@ -14,7 +14,7 @@ import time
 
 from serve_util import Service, check, finish, reference_epochs, slow_spec, tempdir, wait_until, write
 
-N = 6
+N = 10
 with tempdir() as tmp:
     text = slow_spec('crashy', epochs=N, seed=21)
     ref, ref_ips, ref_wall = reference_epochs(tmp, 'crashy', text)

@@ -53,7 +53,7 @@ class Listener:
 
 def run_case(tmp, address, env_socket):
     lst = Listener(address)
-    sv = Service(tmp, settle_ms=100, env={'NOTIFY_SOCKET': env_socket, 'WATCHDOG_USEC': '400000'})
+    sv = Service(tmp, settle_ms=100, env={'NOTIFY_SOCKET': env_socket, 'WATCHDOG_USEC': '1000000'})
     try:
         write(os.path.join(sv.exp, 'one.yaml'), slow_spec('one', epochs=3, seed=51))
         proc = sv.start()
@@ -62,7 +62,7 @@ def run_case(tmp, address, env_socket):
                                for t in lst.texts()), 60, 'a STATUS= with the running run')
         wait_until(lambda: sv.status_of(1) == 'done', 120, 'the run to finish')
         wait_until(lambda: 'STATUS=0 queued, 0 running' in lst.texts(), 30, 'a STATUS= with nothing running')
-        time.sleep(1.0)
+        time.sleep(2.0)
         t_sig = time.monotonic()
         rc = sv.stop()
         check(rc == 0, f'exit status {rc}')
@@ -78,11 +78,12 @@ def run_case(tmp, address, env_socket):
               'STOPPING=1 after SIGTERM')
         wd = [m[0] for m in msgs if m[2] == 'WATCHDOG=1']
         span = (wd[-1] - wd[0]) if len(wd) > 1 else 0
-        check(len(wd) >= 5, f'WATCHDOG=1 keeps coming: {len(wd)}')
+        check(len(wd) >= 4, f'WATCHDOG=1 keeps coming: {len(wd)}')
         if len(wd) > 1:
             gaps = [b - a for a, b in zip(wd, wd[1:])]
-            check(max(gaps) < 0.4, f'keep-alives within the watchdog interval (0.4 s): longest gap {max(gaps):.3f} s')
-            print(f'MEASURE WATCHDOG_USEC=400000: {len(wd)} keep-alives over {span:.1f} s, '
+            check(max(gaps) < 1.0, f'keep-alives within the watchdog interval (1 s): longest gap {max(gaps):.3f} s')
+            check(0.3 < sum(gaps) / len(gaps) < 0.7, f'about every half interval: {sum(gaps) / len(gaps):.3f} s')
+            print(f'MEASURE WATCHDOG_USEC=1000000: {len(wd)} keep-alives over {span:.1f} s, '
                   f'mean gap {sum(gaps) / len(gaps):.3f} s, longest {max(gaps):.3f} s')
         statuses = [t for t in texts if t.startswith('STATUS=')]
         check(any('queued' in s for s in statuses), f'STATUS= shows the queue: {statuses[:5]}')

@@ -15,17 +15,19 @@ import signal
 import subprocess
 import time
 
-from serve_util import EPOCHD, Service, check, finish, slow_spec, spec, tempdir, wait_until, write
+from serve_util import EPOCHD, Service, check, finish, gpu_count, slow_spec, spec, tempdir, wait_until, write
 
 
 def epochd(*args):
     return subprocess.run([EPOCHD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+# on a machine with GPUs they are switched off, so that `device: cuda` waits here too
+n_gpus = gpu_count()
 with tempdir() as tmp:
     sv = Service(tmp, settle_ms=100, cpu_slots=1)
     try:
-        sv.start()
+        sv.start(*(['--devices', 'cpu'] if n_gpus else []))
         # a blocker keeps the single CPU slot busy so that the others stay queued
         write(os.path.join(sv.exp, 'blocker.yaml'), slow_spec('blocker', epochs=400, seed=41))
         blk = wait_until(lambda: sv.q("SELECT id FROM runs WHERE name = 'blocker' AND status = 'running'"), 60,
@@ -47,8 +49,12 @@ with tempdir() as tmp:
         # devices this host lacks: a note, not a failure
         notes = dict(wait_until(lambda: (lambda r: r if all(n for _, n in r) else None)(
             sv.q("SELECT name, note FROM runs WHERE name IN ('gpu', 'gpu3')")), 30, 'notes on the GPU runs') or [])
-        check(notes.get('gpu') == 'waiting: no cuda device on this host', f'note of gpu: {notes.get("gpu")}')
-        check(notes.get('gpu3') == 'waiting: no cuda device 3 on this host', f'note of gpu3: {notes.get("gpu3")}')
+        want_gpu = ('waiting: no cuda device is enabled (see devices and gpu_slots)' if n_gpus else
+                    'waiting: no cuda device on this host')
+        want_gpu3 = ('waiting: cuda:3 is not enabled (see devices and gpu_slots)' if n_gpus > 3 else
+                     'waiting: no cuda device 3 on this host')
+        check(notes.get('gpu') == want_gpu, f'note of gpu: {notes.get("gpu")}')
+        check(notes.get('gpu3') == want_gpu3, f'note of gpu3: {notes.get("gpu3")}')
 
         # a change: one new run, the superseded queued one cancelled
         old_edit = sv.q("SELECT id FROM runs WHERE name = 'edit'")[0][0]
@@ -82,7 +88,7 @@ with tempdir() as tmp:
         low2 = sv.q("SELECT id FROM runs WHERE name = 'low2'")[0][0]
         os.unlink(os.path.join(sv.exp, 'low2.yaml'))
         n_before = sv.q('SELECT count(*) FROM runs')[0][0]
-        sv.start()
+        sv.start(*(['--devices', 'cpu'] if n_gpus else []))
         wait_until(lambda: sv.status_of(low2) == 'cancelled', 30, 'low2 (deleted while stopped) to be cancelled')
         wait_until(lambda: sv.status_of(blk) == 'running', 30, 'the blocker to resume')
         time.sleep(1.0)

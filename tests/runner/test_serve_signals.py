@@ -13,7 +13,7 @@ import time
 
 from serve_util import Service, check, finish, reference_epochs, slow_spec, spec, tempdir, wait_until, write
 
-N = 5
+N = 8
 with tempdir() as tmp:
     sv = Service(tmp, settle_ms=100, cpu_slots=2, extra='max_attempts: 3\n')
     try:

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""A worker_prefix for test_serve_faults.py: run as `fault_worker.py EPOCHD
+worker ARGS...`. It reads the run's spec name and misbehaves accordingly;
+any other name runs the real worker (exec)."""
+import os
+import re
+import sys
+import time
+
+argv = sys.argv[1:]
+spec = open(argv[argv.index('--spec-file') + 1]).read()
+name = re.search(r'^name: (\S+)', spec, re.M).group(1)
+
+
+def out(line):
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
+started = '{"event":"started","pid":%d,"device":"cpu","epochs":2}' % os.getpid()
+if name == 'garbage':
+    out(started)
+    out('this is not JSON')
+    time.sleep(60)
+elif name == 'longline':
+    out(started)
+    sys.stdout.write('{"event":"progress","pad":"' + 'x' * 100000)
+    sys.stdout.flush()
+    time.sleep(60)
+elif name == 'unknown':
+    out(started)
+    out('{"event":"exploded"}')
+    time.sleep(60)
+elif name == 'silent':
+    out(started)
+    sys.exit(0)
+elif name == 'late':
+    out(started)
+    out('{"event":"done","epochs":2}')
+    out('{"event":"epoch","epoch":3}')
+    time.sleep(60)
+elif name == 'nodata':
+    out(started)
+    out('{"event":"failed","error":"data.root: /nowhere does not exist","code":66,"retryable":false}')
+    sys.exit(66)
+elif name == 'child':
+    # a child that keeps the pipes open after the worker exits
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    out(started)
+    out('{"event":"done","epochs":2}')
+    sys.exit(0)
+else:
+    os.execv(argv[0], argv)
