@@ -12,6 +12,7 @@
  *         float32 storage we run the convolutions in TF32 instead.
  * Backward data and filter algorithms must be CUDNN_DETERMINISTIC. Bias
  * add/grad use our own deterministic kernels (bias.cu). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "gpu/check.h"
@@ -101,14 +102,21 @@ static const char *which_name(int which)
     return which == GPU_CONV_FWD ? "forward" : which == GPU_CONV_BWD_DATA ? "backward data" : "backward filter";
 }
 
-static int no_algo(const eng_conv_desc *d, int which, size_t limit)
+/* Lists the candidates in the error, for diagnosis on the machine itself. */
+static int no_algo(const eng_conv_desc *d, int which, size_t limit, const gpu_algo_perf *c, int n)
 {
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof list - 48; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s algo %d %s%s math %d ws %zu", i ? ";" : "",
+                                 c[i].algo, c[i].ok ? "ok" : "unsupported",
+                                 c[i].deterministic ? " deterministic" : "", c[i].math, c[i].memory);
     return eng_error(ENG_ENOTSUP,
                      "conv2d: cuDNN offers no deterministic %s algorithm for n=%lld c=%lld %lldx%lld k=%lld kernel %lldx%lld "
-                     "stride %lld pad %lld within %zu bytes of workspace%s",
+                     "stride %lld pad %lld within %zu bytes of workspace%s (candidates:%s)",
                      which_name(which), (long long)d->n, (long long)d->c, (long long)d->h, (long long)d->w,
                      (long long)d->k, (long long)d->kh, (long long)d->kw, (long long)d->stride, (long long)d->pad,
-                     limit, limit == 0 ? " (call conv2d_workspace for this shape first)" : "");
+                     limit, limit == 0 ? "; call conv2d_workspace for this shape first" : "", n ? list : " none");
 }
 
 /* Chooses the three algorithms of p within ws_limit bytes of workspace. */
@@ -132,7 +140,7 @@ static int plan_choose(gpu_ctx *g, gpu_conv_plan *p, size_t ws_limit)
                                       perf[i].memory};
         gpu_algo_rules r = rules(g, GPU_CONV_FWD, ws_limit);
         if ((pick = gpu_algo_pick(cand, got < 16 ? got : 16, &r)) < 0)
-            return no_algo(d, GPU_CONV_FWD, ws_limit);
+            return no_algo(d, GPU_CONV_FWD, ws_limit, cand, got < 16 ? got : 16);
         GPU_CUDNN(cudnnSetConvolutionMathType(l->conv[0], perf[pick].mathType));
         GPU_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(g->cudnn, l->x, l->w, l->conv[0], l->y, perf[pick].algo,
                                                           &ws));
@@ -152,7 +160,7 @@ static int plan_choose(gpu_ctx *g, gpu_conv_plan *p, size_t ws_limit)
                                       perf[i].memory};
         gpu_algo_rules r = rules(g, GPU_CONV_BWD_DATA, ws_limit);
         if ((pick = gpu_algo_pick(cand, got < 16 ? got : 16, &r)) < 0)
-            return no_algo(d, GPU_CONV_BWD_DATA, ws_limit);
+            return no_algo(d, GPU_CONV_BWD_DATA, ws_limit, cand, got < 16 ? got : 16);
         GPU_CUDNN(cudnnSetConvolutionMathType(l->conv[1], perf[pick].mathType));
         GPU_CUDNN(cudnnGetConvolutionBackwardDataWorkspaceSize(g->cudnn, l->w, l->y, l->conv[1], l->x,
                                                                perf[pick].algo, &ws));
@@ -172,7 +180,7 @@ static int plan_choose(gpu_ctx *g, gpu_conv_plan *p, size_t ws_limit)
                                       perf[i].memory};
         gpu_algo_rules r = rules(g, GPU_CONV_BWD_FILTER, ws_limit);
         if ((pick = gpu_algo_pick(cand, got < 16 ? got : 16, &r)) < 0)
-            return no_algo(d, GPU_CONV_BWD_FILTER, ws_limit);
+            return no_algo(d, GPU_CONV_BWD_FILTER, ws_limit, cand, got < 16 ? got : 16);
         GPU_CUDNN(cudnnSetConvolutionMathType(l->conv[2], perf[pick].mathType));
         GPU_CUDNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(g->cudnn, l->x, l->y, l->conv[2], l->w,
                                                                  perf[pick].algo, &ws));
