@@ -91,21 +91,34 @@ static void sleep_ms(int ms)
     }
 }
 
-/* Stops a stale worker: SIGTERM, a bounded wait, SIGKILL. */
-static void stop_stale(int64_t run_id, int64_t pid)
+static void signal_group(int64_t pid, int sig)
 {
-    run_log_run(RUN_LOG_WARNING, run_id, "a worker of the previous service (pid %lld) is still running; stopping it",
-                (long long)pid);
-    /* it leads its own process group (a worker_prefix wrapper's children too) */
-    if (kill(-(pid_t)pid, SIGTERM) < 0)
-        kill((pid_t)pid, SIGTERM);
-    for (int t = 0; t < STALE_TERM_MS && alive(pid); t += 50)
+    /* a worker leads its own process group (a worker_prefix wrapper's children too) */
+    if (kill(-(pid_t)pid, sig) < 0)
+        kill((pid_t)pid, sig);
+}
+
+/* Stops stale workers all at once: SIGTERM, a bounded wait, SIGKILL. */
+static void stop_stale(const int64_t *pids, size_t n)
+{
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        signal_group(pids[i], SIGTERM);
+    for (int t = 0; t <= STALE_TERM_MS + 5000; t += 50) {
+        size_t left = 0;
+        for (size_t i = 0; i < n; i++)
+            if (alive(pids[i])) {
+                left++;
+                if (t == STALE_TERM_MS) {
+                    run_log(RUN_LOG_WARNING, "stale worker %lld ignored SIGTERM for %d s: killing it",
+                            (long long)pids[i], STALE_TERM_MS / 1000);
+                    signal_group(pids[i], SIGKILL);
+                }
+            }
+        if (left == 0)
+            return;
         sleep_ms(50);
-    if (alive(pid)) {
-        if (kill(-(pid_t)pid, SIGKILL) < 0)
-            kill((pid_t)pid, SIGKILL);
-        for (int t = 0; t < 5000 && alive(pid); t += 20)
-            sleep_ms(20);
     }
 }
 
@@ -116,39 +129,59 @@ void run_resume_orphans(run_serve *sv)
         run_log(RUN_LOG_ERR, "cannot list runs to resume: %s", db_last_error());
         return;
     }
+    bool *skip = calloc(l->n ? l->n : 1, sizeof *skip);
+    int64_t *stale = calloc(l->n ? l->n : 1, sizeof *stale);
+    size_t n_stale = 0;
+    if (!skip || !stale) {
+        run_log(RUN_LOG_ERR, "out of memory resuming runs");
+        free(skip);
+        free(stale);
+        db_run_list_free(l);
+        return;
+    }
     for (size_t i = 0; i < l->n; i++) {
         const db_run *r = &l->runs[i];
-        if (r->status == DB_RUNNING && r->worker_pid > 0 && alive(r->worker_pid)) {
-            if (run_resume_is_our_worker(sv, r->worker_pid, r->id)) {
-                stop_stale(r->id, r->worker_pid);
-            } else {
-                char buf[4096];
-                const char *argv[4];
-                int argc = read_cmdline(r->worker_pid, buf, sizeof buf, argv, 4);
-                if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(base(argv[0]), base(sv->exe)))) {
-                    /* a foreground `epochd run` (or a worker of another state folder): not ours */
-                    run_log_run(RUN_LOG_DEBUG, r->id, "running in process %lld (%s %s): left alone",
-                                (long long)r->worker_pid, argv[0], argv[1]);
-                    continue;
-                }
-                /* otherwise the pid was reused by an unrelated process: the run is orphaned */
-            }
+        if (r->status != DB_RUNNING || r->worker_pid <= 0 || !alive(r->worker_pid))
+            continue;
+        if (run_resume_is_our_worker(sv, r->worker_pid, r->id)) {
+            run_log_run(RUN_LOG_WARNING, r->id, "a worker of the previous service (pid %lld) is still running; "
+                        "stopping it", (long long)r->worker_pid);
+            stale[n_stale++] = r->worker_pid;
+            continue;
         }
+        char buf[4096];
+        const char *argv[4];
+        int argc = read_cmdline(r->worker_pid, buf, sizeof buf, argv, 4);
+        if (argc >= 2 && (!strcmp(argv[1], "run") || !strcmp(base(argv[0]), base(sv->exe)))) {
+            /* a foreground `epochd run` (or a worker of another state folder): not ours */
+            run_log_run(RUN_LOG_DEBUG, r->id, "running in process %lld (%s %s): left alone",
+                        (long long)r->worker_pid, argv[0], argv[1]);
+            skip[i] = true;
+        }
+        /* otherwise the pid was reused by an unrelated process: the run is orphaned */
+    }
+    /* two processes must never write one run's checkpoint */
+    stop_stale(stale, n_stale);
+    for (size_t i = 0; i < l->n; i++) {
+        const db_run *r = &l->runs[i];
+        if (skip[i])
+            continue;
         int rc;
         if (r->cancel_requested) {
             rc = db_run_finish(sv->db, r->id, DB_CANCELLED, "cancelled by request");
             if (rc == 0)
                 run_log_run(RUN_LOG_INFO, r->id, "cancelled by request (it was %s)", db_status_name(r->status));
         } else {
-            const char *note = r->status == DB_RUNNING
-                                   ? "resuming: the previous service ended while it ran"
-                                   : "resuming after the service was stopped";
+            const char *note = r->status == DB_RUNNING ? "resuming: the previous service ended while it ran"
+                                                       : "resuming after the service was stopped";
             rc = db_run_requeue(sv->db, r->id, note);
             if (rc == 0)
-                run_log_run(RUN_LOG_INFO, r->id, "%s %s: %s", db_status_name(r->status), r->name, note);
+                run_log_run(RUN_LOG_INFO, r->id, "%s (%s)", note, r->name);
         }
         if (rc < 0)
             run_log_run(RUN_LOG_ERR, r->id, "cannot put it back in the queue: %s", db_last_error());
     }
+    free(skip);
+    free(stale);
     db_run_list_free(l);
 }

@@ -6,7 +6,8 @@ report, an event after the final one - each fails its run with that reason
 recorded, and the worker (with its whole process group) is killed; a spec
 data error (exit 66) is failed without a retry; a worker whose child keeps
 its pipes open is still recorded; and a normal run through the same prefix
-finishes. The service stays up throughout.
+finishes. The service stays up throughout. A worker that outlives a
+killed service is found and stopped by the next one before its run resumes.
 
   test_serve_faults.py EPOCHD
 """
@@ -56,6 +57,25 @@ with tempdir() as tmp:
                     leftovers.append(pid)
         check(not leftovers, f'no worker process is left: {leftovers}')
         check(sv.alive(), 'the service is up')
+
+        # a worker that outlives a killed service is stopped by the next one
+        # before its run resumes
+        write(os.path.join(sv.exp, 'stubborn.yaml'), spec('stubborn', epochs=2))
+        row = wait_until(lambda: sv.q("SELECT id, worker_pid FROM runs WHERE name = 'stubborn'"
+                                      " AND status = 'running'"), 30, 'stubborn to run')
+        rid, pid = row[0] if row else (0, 0)
+        time.sleep(0.3)
+        sv.kill9()
+        time.sleep(0.3)
+        check(os.path.exists(f'/proc/{pid}'), 'the stale worker outlived the service')
+        sv.start()
+        log = sv.log_text()
+        check(f'a worker of the previous service (pid {pid}) is still running; stopping it' in log,
+              'the restarted service stops the stale worker')
+        wait_until(lambda: not os.path.exists(f'/proc/{pid}') or
+                   open(f'/proc/{pid}/stat').read().rsplit(') ', 1)[1][0] in 'ZX', 10, 'the stale worker to be gone')
+        wait_until(lambda: sv.status_of(rid) == 'done', 60, 'stubborn to finish on its second attempt')
+        check(sv.q('SELECT attempts FROM runs WHERE id = ?', (rid,))[0][0] == 2, 'two attempts')
         check(sv.stop() == 0, 'exit 0')
     finally:
         sv.cleanup()
