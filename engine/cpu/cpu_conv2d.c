@@ -1,58 +1,47 @@
-/* 2-d convolution on the CPU: im2col + sgemm over groups of images.
+/* 2-d convolution on the CPU: the entry points, and im2col + sgemm.
  *
- * The images of a batch are processed in groups of g images; one GEMM per
- * group computes the whole group, so that the GEMM's column count g*oh*ow
- * stays large where the spatial size is small (the late layers of a CNN have
- * 3x3 outputs). Column layout of a group: (c*kh*kw, g, oh*ow).
+ * conv2d picks one of three paths (see cpu_conv.h): stride 1 goes to the
+ * direct kernels (cpu_conv_pix.c, or cpu_conv_direct.c for a CNN's first
+ * layer); everything else is computed here:
  *
- *   forward:  Y_g (k, g*ohw)   = W (k, ckk) * col_g (ckk, g*ohw), scattered to NCHW
- *   backward: dW   += dY_g (k, g*ohw) * col_g^T
- *             dcol  = W^T * dY_g, then col2im writes dx
- *
- * Three shapes skip im2col:
- *  - stride 1 with output rows of at least CPU_DIRECT_MIN_OW pixels: the
- *    direct kernels of cpu_conv_direct.c, image by image, read a zero-padded
- *    copy of the image (the first layers of a CNN, where im2col + sgemm
- *    would spend as long on the column matrix as on the products);
+ *  - im2col + sgemm over groups of g images; one GEMM per group computes
+ *    the whole group, so that the GEMM's column count g*oh*ow stays large
+ *    where the spatial size is small. Column layout: (c*kh*kw, g, oh*ow).
+ *      forward:  Y_g (k, g*ohw)   = W (k, ckk) * col_g (ckk, g*ohw), scattered to NCHW
+ *      backward: dW   += dY_g (k, g*ohw) * col_g^T
+ *                dcol  = W^T * dY_g, then col2im writes dx
+ *    Groups are spread over the threads with single-threaded BLAS inside
+ *    (on 2 cores this beats threaded BLAS on each small GEMM); with a single
+ *    group the GEMMs use OpenBLAS's threads instead;
  *  - a 1x1 kernel with stride 1 and no padding on images large enough to be
  *    their own group: x is its own column matrix;
  *  - 1x1 images with 1x1 outputs (the seed CNN's last convolutions), where
  *    only the kernel's tap (pad, pad) ever meets the image: the whole batch
  *    is one GEMM, y (n, k) = x (n, c) * W[:, :, pad, pad]^T.
  *
- * Groups are spread over the threads with single-threaded BLAS inside (on 2
- * cores this beats threaded BLAS on each small GEMM); with a single group
- * the GEMMs use OpenBLAS's threads instead. Each thread accumulates its
- * own dW partial and the partials are summed in thread order, so dW is
- * deterministic for a given thread count. The bias gradient is summed per
- * image and then over images in order, independent of the threads.
- *
- * Workspace (conv2d_workspace): per thread a column buffer, a group output
- * buffer and a padded plane; per thread but the first a dW partial; n*k
- * doubles for the bias gradient. The workspace computed for a batch of n
- * images also serves any smaller batch with the same other dimensions. */
+ * Each thread accumulates its own dW partial and the partials are summed in
+ * thread order, so dW is deterministic for a given thread count; the bias
+ * gradient is summed per image and then over images in order, independent
+ * of the threads. The workspace computed for a batch of n images also
+ * serves any smaller batch with the same other dimensions. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
-#include "engine/cpu/cpu_internal.h"
+#include "engine/cpu/cpu_conv.h"
 
 /* Target column count of one group's GEMM, and a cap on a column buffer. */
 #ifndef CPU_CONV_COLS
 #define CPU_CONV_COLS 1024
 #endif
 #define CPU_CONV_COL_CAP ((int64_t)1 << 23) /* floats: 32 MiB per thread */
-#define CONV_MAX_THREADS 64
-
-#ifndef CPU_DIRECT_MIN_OW
-#define CPU_DIRECT_MIN_OW 12
-#endif
 
 typedef enum conv_kind {
     CONV_IM2COL,
     CONV_DIRECT,  /* 1x1, stride 1, no padding, one image per group */
     CONV_POINT,   /* 1x1 images, 1x1 outputs: one tap, one GEMM for the batch */
-    CONV_STRIDE1, /* the direct kernels of cpu_conv_direct.c, image by image */
+    CONV_STRIDE1, /* cpu_conv_direct.c */
+    CONV_PIX,     /* cpu_conv_pix.c */
 } conv_kind;
 
 typedef struct conv_plan {
@@ -71,40 +60,7 @@ typedef struct conv_ws {
     float *col[CONV_MAX_THREADS], *tmp[CONV_MAX_THREADS], *pad[CONV_MAX_THREADS], *dw[CONV_MAX_THREADS];
     double *db_img;
     float *weff, *dweff; /* CONV_POINT: W[:, :, pad, pad] and its gradient */
-    /* CONV_STRIDE1: per thread the padded image, padded dy (for dx) and dy
-     * rows (for dw); shared the blocked weights for y and for dx */
-    float *xp[CONV_MAX_THREADS], *dyp[CONV_MAX_THREADS], *dyr[CONV_MAX_THREADS];
-    float *wblk, *wflip;
 } conv_ws;
-
-/* Geometry of the CONV_STRIDE1 buffers. */
-typedef struct s1_geo {
-    int64_t hp, wp;           /* padded x: (h + 2 pad) x (roundup(ow, 16) + kw + 2) */
-    int64_t top2, left2;      /* padding of dy for dx: kh-1-pad, kw-1-pad */
-    int64_t hp2, wp2;         /* padded dy: (h + kh - 1) x (roundup(w, 16) + kw + 2) */
-    int64_t owv, kr, cr;      /* ow rounded to 8; k and c rounded to 4 */
-} s1_geo;
-
-static s1_geo s1_geometry(const eng_conv_desc *d)
-{
-    s1_geo g;
-    g.hp = d->h + 2 * d->pad;
-    g.wp = (d->ow + 15) / 16 * 16 + d->kw + 2;
-    g.top2 = d->kh - 1 - d->pad;
-    g.left2 = d->kw - 1 - d->pad;
-    g.hp2 = d->h + d->kh - 1;
-    g.wp2 = (d->w + 15) / 16 * 16 + d->kw + 2;
-    g.owv = (d->ow + 7) / 8 * 8;
-    g.kr = (d->k + 3) / 4 * 4;
-    g.cr = (d->c + 3) / 4 * 4;
-    return g;
-}
-
-static bool conv_is_stride1(const eng_conv_desc *d)
-{
-    return d->stride == 1 && d->pad <= d->kh - 1 && d->pad <= d->kw - 1 && d->ow >= CPU_DIRECT_MIN_OW &&
-           !(d->kh == 1 && d->kw == 1);
-}
 
 static int conv_check(const char *op, const eng_conv_desc *d)
 {
@@ -155,16 +111,16 @@ static void conv_plan_sizes(const eng_conv_desc *d, conv_plan *p, int64_t g)
 
 static void conv_plan_make(const eng_backend *b, const eng_conv_desc *d, conv_plan *p)
 {
-    const int T = cpu_threads(b) < CONV_MAX_THREADS ? cpu_threads(b) : CONV_MAX_THREADS;
+    const int T = conv_threads(b);
     p->ckk = d->c * d->kh * d->kw;
     p->ohw = d->oh * d->ow;
     p->hw = d->h * d->w;
-    if (conv_is_point(d) || conv_is_stride1(d)) {
-        /* image by image (or the whole batch at once) */
-        p->kind = conv_is_point(d) ? CONV_POINT : CONV_STRIDE1;
+    if (conv_is_point(d) || conv_s1_applies(d) || conv_pix_applies(d)) {
+        /* planned by their own files (or the whole batch at once) */
+        p->kind = conv_is_point(d) ? CONV_POINT : conv_s1_applies(d) ? CONV_STRIDE1 : CONV_PIX;
         p->g = 1;
-        p->ngroups = d->n;
-        p->nthr = p->kind == CONV_POINT ? 1 : (d->n < T ? (int)d->n : T);
+        p->ngroups = 1;
+        p->nthr = 1;
         p->col_n = p->tmp_n = p->pad_n = 0;
         p->dw_n = d->k * p->ckk;
         return;
@@ -199,34 +155,11 @@ static size_t conv_ws_layout(const eng_backend *b, const eng_conv_desc *d, void 
         }
         return 2 * fl_bytes(d->k * d->c);
     }
-    const int T = cpu_threads(b) < CONV_MAX_THREADS ? cpu_threads(b) : CONV_MAX_THREADS;
-    if (conv_is_stride1(d)) {
-        const s1_geo g = s1_geometry(d);
-        const int64_t taps = d->kh * d->kw;
-        for (int t = 0; t < T; t++) {
-            if (out) {
-                out->xp[t] = (float *)q;
-                out->dyp[t] = (float *)(q + fl_bytes(d->c * g.hp * g.wp));
-                out->dyr[t] = (float *)(q + fl_bytes(d->c * g.hp * g.wp) + fl_bytes(d->k * g.hp2 * g.wp2));
-            }
-            q += fl_bytes(d->c * g.hp * g.wp) + fl_bytes(d->k * g.hp2 * g.wp2) + fl_bytes(g.kr * d->oh * g.owv);
-        }
-        if (out) {
-            out->wblk = (float *)q;
-            out->wflip = (float *)(q + fl_bytes(g.kr * d->c * taps));
-            out->dw[0] = NULL;
-        }
-        q += fl_bytes(g.kr * d->c * taps) + fl_bytes(g.cr * d->k * taps);
-        for (int t = 1; t < T; t++) {
-            if (out)
-                out->dw[t] = (float *)q;
-            q += fl_bytes(d->k * d->c * taps);
-        }
-        if (out)
-            out->db_img = (double *)q;
-        q += round64((size_t)(d->n * d->k) * sizeof(double));
-        return (size_t)(q - base);
-    }
+    if (conv_s1_applies(d))
+        return conv_s1_workspace(b, d);
+    if (conv_pix_applies(d))
+        return conv_pix_workspace(b, d);
+    const int T = conv_threads(b);
     conv_plan p;
     conv_plan_make(b, d, &p);
     conv_plan_sizes(d, &p, conv_group_max(d));
@@ -317,108 +250,57 @@ static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x
     return 0;
 }
 
-/* ---- stride 1, long rows: the direct kernels ---- */
+/* ---- shared by the paths ---- */
 
-/* Planes of src (nc, h, w) into dst (nc, hp, wp) at (top, left); the rest of
- * dst is zero already and stays so. */
-static void s1_fill(const float *src, int64_t nc, int64_t h, int64_t w, int64_t top, int64_t left, int64_t hp,
-                    int64_t wp, float *dst)
+void conv_fill_padded(const float *src, int64_t nc, int64_t h, int64_t w, int64_t top, int64_t left, int64_t hp,
+                      int64_t wp, float *dst)
 {
     for (int64_t c = 0; c < nc; c++)
         for (int64_t y = 0; y < h; y++)
             memcpy(dst + (c * hp + y + top) * wp + left, src + (c * h + y) * w, (size_t)w * sizeof(float));
 }
 
-/* wblk[o/4][i][ky][kx][o%4] = W[o, i, ky, kx], zero for o >= k. */
-static void s1_block_weights(const eng_conv_desc *d, const float *w, int64_t kr, float *wblk)
+CPU_KERNEL void conv_db_image(int64_t k, int64_t ohw, const float *dy, double *db_img)
 {
-    const int64_t taps = d->kh * d->kw;
-    for (int64_t o = 0; o < kr; o++)
-        for (int64_t i = 0; i < d->c; i++)
-            for (int64_t t = 0; t < taps; t++)
-                wblk[((o / 4) * d->c * taps + i * taps + t) * 4 + o % 4] =
-                    o < d->k ? w[(o * d->c + i) * taps + t] : 0.0f;
-}
-
-/* wflip[c/4][o][ky][kx][c%4] = W[o, c, kh-1-ky, kw-1-kx], zero for c >= C:
- * dx is the correlation of dy (padded by kh-1-pad) with these weights. */
-static void s1_flip_weights(const eng_conv_desc *d, const float *w, int64_t cr, float *wflip)
-{
-    const int64_t taps = d->kh * d->kw;
-    for (int64_t c = 0; c < cr; c++)
-        for (int64_t o = 0; o < d->k; o++)
-            for (int64_t ky = 0; ky < d->kh; ky++)
-                for (int64_t kx = 0; kx < d->kw; kx++)
-                    wflip[((c / 4) * d->k * taps + o * taps + ky * d->kw + kx) * 4 + c % 4] =
-                        c < d->c ? w[((o * d->c + c) * d->kh + d->kh - 1 - ky) * d->kw + d->kw - 1 - kx] : 0.0f;
-}
-
-static void s1_forward(const eng_conv_desc *d, const conv_plan *p, const float *x, const float *w, const float *bias,
-                       float *y, conv_ws *cw)
-{
-    const s1_geo g = s1_geometry(d);
-    s1_block_weights(d, w, g.kr, cw->wblk);
-    const int nthr = p->nthr;
-#pragma omp parallel num_threads(nthr)
-    for (int t = omp_get_thread_num(); t < nthr; t += omp_get_num_threads()) {
-        float *xp = cw->xp[t];
-        memset(xp, 0, (size_t)(d->c * g.hp * g.wp) * sizeof(float));
-        for (int64_t i = d->n * t / nthr; i < d->n * (t + 1) / nthr; i++) {
-            s1_fill(x + i * d->c * p->hw, d->c, d->h, d->w, d->pad, d->pad, g.hp, g.wp, xp);
-            cpu_direct_correlate(xp, d->c, g.hp, g.wp, d->kh, d->kw, cw->wblk, d->k, d->oh, d->ow, bias,
-                                 y + i * d->k * p->ohw);
-        }
+    for (int64_t kk = 0; kk < k; kk++) {
+        const float *restrict s = dy + kk * ohw;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < ohw; i++)
+            acc += (double)s[i];
+        db_img[kk] = acc;
     }
 }
 
-/* dy rows of image i into dyr (kr planes of oh x owv, zero beyond ow), and
- * its per-channel sums into db_img[k] (when set). */
-static void s1_dy_rows(const eng_conv_desc *d, const s1_geo *g, const float *dyi, float *dyr, double *db_img)
+CPU_KERNEL static void sum_partials(int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts)
 {
-    for (int64_t k = 0; k < d->k; k++) {
-        double s = 0.0;
-        for (int64_t yy = 0; yy < d->oh; yy++) {
-            const float *src = dyi + (k * d->oh + yy) * d->ow;
-            memcpy(dyr + (k * d->oh + yy) * g->owv, src, (size_t)d->ow * sizeof(float));
-            if (db_img) {
-                double r = 0.0;
-#pragma omp simd reduction(+ : r)
-                for (int64_t xx = 0; xx < d->ow; xx++)
-                    r += (double)src[xx];
-                s += r;
-            }
-        }
-        if (db_img)
-            db_img[k] = s;
+    for (int t = 1; t < nparts; t++) {
+        const float *restrict s = parts[t];
+#pragma omp simd
+        for (int64_t i = lo; i < hi; i++)
+            dw[i] += s[i];
     }
 }
 
-static void s1_backward(const eng_conv_desc *d, const conv_plan *p, const float *x, const float *w, const float *dy,
-                        float *dx, float *dw, double *db_img, conv_ws *cw)
+void conv_finish_backward(eng_backend *b, const eng_conv_desc *d, int nparts, float *dw, float *const *parts,
+                          const double *db_img, float *db)
 {
-    const s1_geo g = s1_geometry(d);
-    if (dx)
-        s1_flip_weights(d, w, g.cr, cw->wflip);
-    const int nthr = p->nthr;
-    cw->dw[0] = dw;
-#pragma omp parallel num_threads(nthr)
-    for (int t = omp_get_thread_num(); t < nthr; t += omp_get_num_threads()) {
-        float *xp = cw->xp[t], *dyp = cw->dyp[t], *dyr = cw->dyr[t], *dwp = cw->dw[t];
-        memset(xp, 0, (size_t)(d->c * g.hp * g.wp) * sizeof(float));
-        memset(dyr, 0, (size_t)(g.kr * d->oh * g.owv) * sizeof(float));
-        memset(dwp, 0, (size_t)p->dw_n * sizeof(float));
-        if (dx)
-            memset(dyp, 0, (size_t)(d->k * g.hp2 * g.wp2) * sizeof(float));
-        for (int64_t i = d->n * t / nthr; i < d->n * (t + 1) / nthr; i++) {
-            const float *dyi = dy + i * d->k * p->ohw;
-            s1_fill(x + i * d->c * p->hw, d->c, d->h, d->w, d->pad, d->pad, g.hp, g.wp, xp);
-            s1_dy_rows(d, &g, dyi, dyr, db_img ? db_img + i * d->k : NULL);
-            cpu_direct_wgrad(xp, d->c, g.hp, g.wp, d->kh, d->kw, dyr, d->k, d->oh, g.owv, dwp);
-            if (dx) {
-                s1_fill(dyi, d->k, d->oh, d->ow, g.top2, g.left2, g.hp2, g.wp2, dyp);
-                cpu_direct_correlate(dyp, d->k, g.hp2, g.wp2, d->kh, d->kw, cw->wflip, d->c, d->h, d->w, NULL,
-                                     dx + i * d->c * p->hw);
-            }
+    const int64_t dw_n = d->k * d->c * d->kh * d->kw;
+    if (nparts > 1) {
+        /* split by element; each element adds the partials in thread order */
+        const int64_t chunk = 1 << 14, nchunks = (dw_n + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(cpu_team(b, dw_n * nparts)) schedule(static)
+        for (int64_t c = 0; c < nchunks; c++) {
+            const int64_t lo = c * chunk, hi = lo + chunk < dw_n ? lo + chunk : dw_n;
+            sum_partials(lo, hi, nparts, dw, parts);
+        }
+    }
+    if (db) {
+        for (int64_t kk = 0; kk < d->k; kk++) {
+            double s = 0.0;
+            for (int64_t i = 0; i < d->n; i++)
+                s += db_img[i * d->k + kk];
+            db[kk] = (float)s;
         }
     }
 }
@@ -514,7 +396,11 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
         return 0;
     }
     if (p.kind == CONV_STRIDE1) {
-        s1_forward(d, &p, x, w, bias, y, &cw);
+        conv_s1_forward(b, d, x, w, bias, y, ws);
+        return 0;
+    }
+    if (p.kind == CONV_PIX) {
+        conv_pix_forward(b, d, x, w, bias, y, ws);
         return 0;
     }
     if (p.nthr <= 1) {
@@ -564,16 +450,6 @@ static void conv_backward_group(const eng_conv_desc *d, const conv_plan *p, int6
         cpu_col2im(d, col, n0, gn, dx, pad);
 }
 
-CPU_KERNEL static void sum_partials(int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts)
-{
-    for (int t = 1; t < nparts; t++) {
-        const float *restrict s = parts[t];
-#pragma omp simd
-        for (int64_t i = lo; i < hi; i++)
-            dw[i] += s[i];
-    }
-}
-
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
                         float *dx, float *dw, float *db, void *ws)
 {
@@ -588,10 +464,16 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
     CPU_NONNULL("conv2d_backward", dw);
     if (p.kind == CONV_POINT)
         return point_backward(b, d, x, w, dy, dx, dw, db, &cw);
-    double *db_img = db ? cw.db_img : NULL;
     if (p.kind == CONV_STRIDE1) {
-        s1_backward(d, &p, x, w, dy, dx, dw, db_img, &cw);
-    } else if (p.nthr <= 1) {
+        conv_s1_backward(b, d, x, w, dy, dx, dw, db, ws);
+        return 0;
+    }
+    if (p.kind == CONV_PIX) {
+        conv_pix_backward(b, d, x, w, dy, dx, dw, db, ws);
+        return 0;
+    }
+    double *db_img = db ? cw.db_img : NULL;
+    if (p.nthr <= 1) {
         cpu_blas_threads(b);
         for (int64_t grp = 0; grp < p.ngroups; grp++)
             conv_backward_group(d, &p, grp, grp == 0, x, w, dy, dx, dw, db_img, cw.col[0], cw.tmp[0], cw.pad[0]);
@@ -608,23 +490,6 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
             }
         }
     }
-    if (p.nthr > 1) {
-        const int nthr = p.nthr;
-        /* dw = partial 0 + partial 1 + ... in thread order, split by element */
-        const int64_t chunk = 1 << 14, nchunks = (p.dw_n + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(cpu_team(b, p.dw_n * nthr)) schedule(static)
-        for (int64_t c = 0; c < nchunks; c++) {
-            const int64_t lo = c * chunk, hi = lo + chunk < p.dw_n ? lo + chunk : p.dw_n;
-            sum_partials(lo, hi, nthr, dw, cw.dw);
-        }
-    }
-    if (db) {
-        for (int64_t kk = 0; kk < d->k; kk++) {
-            double s = 0.0;
-            for (int64_t i = 0; i < d->n; i++)
-                s += db_img[i * d->k + kk];
-            db[kk] = (float)s;
-        }
-    }
+    conv_finish_backward(b, d, p.nthr, dw, cw.dw, db_img, db);
     return 0;
 }

@@ -77,17 +77,6 @@ int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t i
 void cpu_im2col(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col, float *padbuf);
 void cpu_col2im(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx, float *padbuf);
 
-/* cpu_conv_direct.c: stride-1 correlation of `nin` zero-padded planes
- * (hp x wp, wp >= roundup(OW, 16) + KW + 2) with weights blocked
- * [o/4][i][ky][kx][4] into `nout` planes of OH x OW (+ bias when set); and
- * the weight gradient dw[o, i, ky, kx] += sum g[o, y, x] in[i, y+ky, x+kx]
- * with g rows of owv = roundup(OW, 8) floats, zero beyond OW, and
- * roundup(nout, 4) planes (the extra ones zero). */
-void cpu_direct_correlate(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW,
-                          const float *wblk, int64_t nout, int64_t OH, int64_t OW, const float *bias, float *out);
-void cpu_direct_wgrad(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW, const float *g,
-                      int64_t nout, int64_t OH, int64_t owv, float *dw);
-
 /* ---- the operation table's functions, one family per file ---- */
 
 /* cpu_gemm.c */

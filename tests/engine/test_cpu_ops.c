@@ -653,12 +653,20 @@ static void test_conv2d(void **state)
         {5, 2, 23, 23, 3, 3, 1, 1, true},  /* batch larger than the image group (2 per group) */
         {64, 3, 3, 3, 4, 3, 1, 1, true},   /* 3x3 images: large groups */
         {6, 2, 1, 1, 3, 3, 1, 1, false},   /* 1x1 images through a 3x3 kernel, as the seed CNN's last convs */
+        {200, 3, 7, 7, 6, 3, 2, 1, true},  /* im2col: 4 groups of 64 images, 2 per thread, the last partial */
         /* stride 1 with rows of 12+ pixels: the direct kernels */
         {3, 3, 13, 17, 5, 3, 1, 1, true},  /* 5 output channels: a partial block of 4; 17 = 16 + 1 pixels */
         {2, 2, 14, 12, 6, 5, 1, 2, false}, /* 5x5 */
         {2, 5, 12, 20, 3, 3, 1, 0, true},  /* no padding */
         {3, 2, 16, 16, 4, 7, 1, 3, true},  /* 7x7, taps in chunks of 3 */
         {1, 3, 12, 12, 8, 3, 1, 1, true},  /* batch 1 */
+        /* stride 1 with short rows and 8+ output channels: channel-vectorised */
+        {4, 5, 7, 7, 16, 3, 1, 1, true},   /* dx has 5 channels of a 16-block */
+        {3, 8, 3, 3, 20, 3, 1, 1, false},  /* 20 = 16 + 4 output channels */
+        {2, 3, 6, 5, 9, 5, 1, 2, true},    /* 5x5 on 6x5 */
+        {70, 3, 4, 4, 10, 3, 1, 1, true},  /* 6 groups of up to 12 images over the threads */
+        {3, 6, 5, 5, 16, 1, 1, 0, true},   /* 1x1 kernel on small images */
+        {1, 4, 6, 6, 8, 3, 1, 0, true},    /* batch 1, no padding */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         conv_run(&cases[i], 60);
