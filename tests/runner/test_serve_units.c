@@ -276,6 +276,7 @@ static void test_config_ok(void **state)
                                           "cancel_poll_ms: 300\n"
                                           "rescan_interval_s: 0\n"
                                           "log_level: debug\n"
+                                          "worker_prefix: [nice, -n, \"10\"]\n"
                                           "limits: {spec_bytes: 64KiB, params: 1000, memory: 2GiB, yaml_depth: 8,\n"
                                           "         yaml_nodes: 500, sweep_combinations: 16}\n");
     run_serve_config c;
@@ -303,6 +304,9 @@ static void test_config_ok(void **state)
     assert_int_equal(c.cancel_poll_ms, 300);
     assert_int_equal(c.rescan_interval_ms, 0);
     assert_int_equal(c.log_level, RUN_LOG_DEBUG);
+    assert_int_equal(c.n_worker_prefix, 3);
+    assert_string_equal(c.worker_prefix[0], "nice");
+    assert_string_equal(c.worker_prefix[2], "10");
     assert_int_equal(c.max_spec_bytes, 65536);
     assert_int_equal(c.max_params, 1000);
     assert_int_equal(c.max_memory_bytes, 2147483648u);
@@ -343,7 +347,8 @@ static void test_config_errors(void **state)
                                            "  paramz: 5\n"
                                            "settle_ms: \"100\"\n"
                                            "cpu_slots: 1\n"
-                                           "cpu_slots: 2\n");
+                                           "cpu_slots: 2\n"
+                                           "worker_prefix: [nice, {a: 1}]\n");
     run_serve_config c;
     spec_diags d = {0};
     run_serve_overrides o = {.config = p};
@@ -358,6 +363,7 @@ static void test_config_errors(void **state)
         "bad.yaml:8:3: limits.paramz: unknown key (did you mean 'params'?)",
         "bad.yaml:9:12: settle_ms: expected an integer, found 100",
         "bad.yaml:11:1: cpu_slots: duplicate key",
+        "bad.yaml:12:23: worker_prefix: expected a word, found a collection",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(all, want[i])) {
