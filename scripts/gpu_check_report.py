@@ -29,7 +29,7 @@ lines = [f"# Benchmarks on {card}", "",
          f"Measured by `scripts/gpu-check` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
          f"Batch 500, synthetic 3x32x32 data, Adam with clipping; training images per second "
          f"(epochd: the second of two epochs; PyTorch: scripts/torch_seed_models.py, cudnn.benchmark on). "
-         f"gpu_ops_test exit status: {os.environ.get('OPS_RC', '?')}.", ""]
+         f"Exit status of gpu_ops_test: {os.environ.get('OPS_RC', '?')}.", ""]
 head = ["model", "params"] + [f"epochd {p}" for p in ("fp32", "tf32", "bf16")] + [f"{s}" for s in settings]
 head += ["epochd eval img/s (best)", "best epochd / best PyTorch"]
 lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
