@@ -6,7 +6,10 @@
  * dropout, patchify and the optimiser steps match the CPU bit for bit where
  * the CPU's formulas are followed literally, and that a CUDA graph replays a
  * training-like step exactly as eager execution computes it.
- * Exits 77 (skipped) where there is no CUDA device. */
+ * Exits 77 (skipped) where there is no CUDA device.
+ * `gpu_ops_test --cpu-vs-cpu` runs the same checks with a second CPU backend
+ * (2 threads against 1) in place of the GPU: a check of the harness itself
+ * (shapes, arguments, tolerances) on a machine without a GPU. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@ static eng_backend *gpus[3];
 static const char *prec_name[3] = {"fp32", "tf32", "bf16"};
 static const double mm_tol[3] = {1e-5, 1e-3, 2e-2}; /* gemm and convolutions */
 static double worst[3];                              /* largest error seen per precision, for the summary */
+static bool cpu_vs_cpu;
 
 #define OK(call)                                                                                                   \
     do {                                                                                                           \
@@ -836,6 +840,8 @@ static void step_free(eng_backend *g, step_bufs *s)
 static void test_graph_replay(void **state)
 {
     (void)state;
+    if (cpu_vs_cpu)
+        skip();
     FOR_EACH_GPU(g)
     {
         const int64_t rows = 96, f = 64;
@@ -902,21 +908,31 @@ static void test_errors(void **state)
     g->ops->free(g, p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     gpu_device_info info[8];
     int count = 0;
-    if (gpu_device_list(info, 8, &count) < 0 || count == 0) {
+    cpu_vs_cpu = argc > 1 && !strcmp(argv[1], "--cpu-vs-cpu");
+    if (cpu_vs_cpu) {
+        if (eng_cpu_backend_new(1, &cpu) < 0 || eng_cpu_backend_new(2, &gpus[0]) < 0) {
+            fprintf(stderr, "cpu backend: %s\n", eng_last_error());
+            return 1;
+        }
+        printf("harness check: the CPU backend with 2 threads in place of the GPU\n");
+    } else if (gpu_device_list(info, 8, &count) < 0 || count == 0) {
         printf("no CUDA device: skipping the GPU operation tests\n");
         return 77;
     }
-    printf("device 0: %s, %.1f GiB, compute capability %d.%d, %d multiprocessors\n", info[0].name,
-           (double)info[0].total_memory / (1 << 30), info[0].cc_major, info[0].cc_minor, info[0].multiprocessors);
-    if (eng_cpu_backend_new(0, &cpu) < 0) {
-        fprintf(stderr, "cpu backend: %s\n", eng_last_error());
-        return 1;
-    }
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < 3 && !cpu_vs_cpu; p++) {
+        if (p == 0) {
+            printf("device 0: %s, %.1f GiB, compute capability %d.%d, %d multiprocessors\n", info[0].name,
+                   (double)info[0].total_memory / (1 << 30), info[0].cc_major, info[0].cc_minor,
+                   info[0].multiprocessors);
+            if (eng_cpu_backend_new(0, &cpu) < 0) {
+                fprintf(stderr, "cpu backend: %s\n", eng_last_error());
+                return 1;
+            }
+        }
         if (gpu_backend_new(0, (eng_precision)p, &gpus[p]) < 0) {
             if (p > 0 && info[0].cc_major < 8) {
                 printf("%s: %s (skipped)\n", prec_name[p], eng_last_error());
