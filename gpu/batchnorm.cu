@@ -53,9 +53,10 @@ struct gpu_bn_stats_store {
     }
 };
 
-__global__ void gpu_bn_apply(int64_t total, int64_t n, int64_t inner, const float *x, const float4 *aff, float *y)
+template <class I>
+__global__ void gpu_bn_apply(I total, I n, I inner, const float *x, const float4 *aff, float *y)
 {
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
+    for (I t = (I)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (I)gridDim.x * blockDim.x) {
         const float4 f = aff[(t / inner) % n];
         y[t] = GPU_FADD(GPU_FMUL((x[t] - f.x) - f.y, f.z), f.w);
     }
@@ -97,15 +98,29 @@ struct gpu_bn_grads_store {
     }
 };
 
-__global__ void gpu_bn_dx(int64_t total, int64_t n, int64_t inner, const float *x, const float *dy,
-                          const float *mean, const float4 *aff, float *dx)
+template <class I>
+__global__ void gpu_bn_dx(I total, I n, I inner, const float *x, const float *dy, const float *mean,
+                          const float4 *aff, float *dx)
 {
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t j = (t / inner) % n;
+    for (I t = (I)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (I)gridDim.x * blockDim.x) {
+        const I j = (t / inner) % n;
         const float4 f = aff[j]; // kk, mdy, sc
         const float u = GPU_FADD(dy[t], -GPU_FMUL(x[t] - mean[j], f.x));
         dx[t] = GPU_FMUL(u - f.y, f.z);
     }
+}
+
+static int bn_apply(gpu_ctx *g, int64_t total, const eng_norm_desc *d, const float *x, const float4 *aff, float *y)
+{
+    if (gpu_fits_u32(total)) {
+        gpu_bn_apply<uint32_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(
+            (uint32_t)total, (uint32_t)d->n, (uint32_t)d->inner, x, aff, y);
+        GPU_LAUNCHED(gpu_bn_apply<uint32_t>);
+    } else {
+        gpu_bn_apply<int64_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, aff, y);
+        GPU_LAUNCHED(gpu_bn_apply<int64_t>);
+    }
+    return 0;
 }
 
 static int bn_check(const char *op, const eng_norm_desc *d)
@@ -137,9 +152,7 @@ extern "C" int gpu_batchnorm_forward_train(gpu_ctx *g, const eng_norm_desc *d, c
     if (rc < 0)
         return rc;
     const int64_t total = d->outer * d->n * d->inner;
-    gpu_bn_apply<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, aff, y);
-    GPU_LAUNCHED(gpu_bn_apply);
-    return 0;
+    return bn_apply(g, total, d, x, aff, y);
 }
 
 extern "C" int gpu_batchnorm_forward_eval(gpu_ctx *g, const eng_norm_desc *d, const float *x, const float *gamma,
@@ -162,9 +175,7 @@ extern "C" int gpu_batchnorm_forward_eval(gpu_ctx *g, const eng_norm_desc *d, co
     gpu_bn_eval_consts<<<gpu_blocks(d->n, 128), 128, 0, g->stream>>>(d->n, d->eps, running_mean, running_var, gamma,
                                                                      beta, aff);
     GPU_LAUNCHED(gpu_bn_eval_consts);
-    gpu_bn_apply<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, aff, y);
-    GPU_LAUNCHED(gpu_bn_apply);
-    return 0;
+    return bn_apply(g, total, d, x, aff, y);
 }
 
 extern "C" int gpu_batchnorm_backward(gpu_ctx *g, const eng_norm_desc *d, const float *x, const float *dy,
@@ -185,7 +196,14 @@ extern "C" int gpu_batchnorm_backward(gpu_ctx *g, const eng_norm_desc *d, const 
     if (rc < 0 || !dx)
         return rc;
     const int64_t total = d->outer * d->n * d->inner;
-    gpu_bn_dx<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, dy, save_mean, aff, dx);
-    GPU_LAUNCHED(gpu_bn_dx);
+    if (gpu_fits_u32(total)) {
+        gpu_bn_dx<uint32_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(
+            (uint32_t)total, (uint32_t)d->n, (uint32_t)d->inner, x, dy, save_mean, aff, dx);
+        GPU_LAUNCHED(gpu_bn_dx<uint32_t>);
+    } else {
+        gpu_bn_dx<int64_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, d->n, d->inner, x, dy,
+                                                                              save_mean, aff, dx);
+        GPU_LAUNCHED(gpu_bn_dx<int64_t>);
+    }
     return 0;
 }

@@ -2,9 +2,11 @@
 // gradient db[j] = sum over (o, i) of dy[o, j, i] (deterministic, overwrites).
 #include "gpu/chanred.cuh"
 
-__global__ void gpu_bias_add_kernel(int64_t total, int64_t n, int64_t inner, float *y, const float *bias)
+// I: the index type, 32-bit when the tensor allows (64-bit division is slow on GPUs)
+template <class I>
+__global__ void gpu_bias_add_kernel(I total, I n, I inner, float *y, const float *bias)
 {
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x)
+    for (I t = (I)blockIdx.x * blockDim.x + threadIdx.x; t < total; t += (I)gridDim.x * blockDim.x)
         y[t] += bias[(t / inner) % n];
 }
 
@@ -26,8 +28,14 @@ extern "C" int gpu_bias_add(gpu_ctx *g, int64_t outer, int64_t n, int64_t inner,
     int64_t total = outer * n * inner;
     if (total == 0)
         return 0;
-    gpu_bias_add_kernel<<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, n, inner, y, bias);
-    GPU_LAUNCHED(gpu_bias_add_kernel);
+    if (gpu_fits_u32(total)) {
+        gpu_bias_add_kernel<uint32_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(
+            (uint32_t)total, (uint32_t)n, (uint32_t)inner, y, bias);
+        GPU_LAUNCHED(gpu_bias_add_kernel<uint32_t>);
+    } else {
+        gpu_bias_add_kernel<int64_t><<<gpu_blocks(total), GPU_THREADS, 0, g->stream>>>(total, n, inner, y, bias);
+        GPU_LAUNCHED(gpu_bias_add_kernel<int64_t>);
+    }
     return 0;
 }
 

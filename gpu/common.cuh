@@ -23,6 +23,10 @@ static inline unsigned gpu_blocks(int64_t n, int threads = GPU_THREADS)
     return (unsigned)(b < cap ? b : cap);
 }
 
+// Whether index arithmetic over n elements fits 32 bits, with room for a
+// grid-stride step past the end.
+static inline bool gpu_fits_u32(int64_t n) { return n >= 0 && n < ((int64_t)1 << 31); }
+
 __device__ __forceinline__ double gpu_warp_sum(double v)
 {
     for (int o = 16; o > 0; o >>= 1)
