@@ -276,7 +276,6 @@ int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
     CPU_NONNULL("batchnorm_backward", dy);
     CPU_NONNULL("batchnorm_backward", save_mean);
     CPU_NONNULL("batchnorm_backward", save_invstd);
-    CPU_NONNULL("batchnorm_backward", dx);
     if (gamma) {
         CPU_NONNULL("batchnorm_backward", dgamma);
         CPU_NONNULL("batchnorm_backward", dbeta);
@@ -312,10 +311,12 @@ int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
         }
     }
     free(part);
+    if (dx) { /* NULL: the first layer of a model, only dgamma and dbeta wanted */
 #pragma omp parallel for num_threads(cpu_team(b, count * n)) schedule(static)
-    for (int64_t k = 0; k < nchunks; k++) {
-        const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, o0, o1, dx);
+        for (int64_t k = 0; k < nchunks; k++) {
+            const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
+            bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, o0, o1, dx);
+        }
     }
     free(fbuf);
     return 0;

@@ -152,7 +152,7 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 }
 
 /* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
- * pg, pb (double, n entries) when gamma is set. */
+ * pg, pb (double, n entries) when gamma is set; dx may be NULL. */
 CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const float *restrict dy,
                                        const float *restrict gamma, float mean, float rstd, float *restrict dx,
                                        double *restrict pg, double *restrict pb)
@@ -179,6 +179,8 @@ CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const
             sgx += g * (double)xh;
         }
     }
+    if (!dx)
+        return;
     const float mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n);
     if (gamma) {
 #pragma omp simd
@@ -195,7 +197,8 @@ CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const
     }
 }
 
-/* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch. */
+/* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch;
+ * dx may be NULL. */
 CPU_KERNEL static void ln_slice_backward(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
                                          const float *restrict gamma, const float *restrict mean,
                                          const float *restrict rstd, float *restrict dx, double *restrict pg,
@@ -222,6 +225,8 @@ CPU_KERNEL static void ln_slice_backward(int64_t n, int64_t inner, const float *
             pb[j] += gsum;
         }
     }
+    if (!dx)
+        return;
     const double inv_n = 1.0 / (double)n;
     float *restrict mg = (float *)(acc + 2 * inner), *restrict mgx = mg + inner;
     for (int64_t i = 0; i < inner; i++) {
@@ -262,7 +267,8 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
     CPU_NONNULL("layernorm_backward", dy);
     CPU_NONNULL("layernorm_backward", save_mean);
     CPU_NONNULL("layernorm_backward", save_rstd);
-    CPU_NONNULL("layernorm_backward", dx);
+    if (!dx && !gamma)
+        return 0; /* nothing wanted */
 
     const int64_t chunk = ln_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
     double *part = gamma ? calloc((size_t)(nchunks * 2 * n), sizeof *part) : NULL;
@@ -282,11 +288,12 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
             double *pg = part ? part + k * 2 * n : NULL, *pb = part ? part + k * 2 * n + n : NULL;
             for (int64_t o = o0; o < o1; o++) {
                 const int64_t off = o * n * inner;
+                float *dxo = dx ? dx + off : NULL;
                 if (inner == 1)
-                    ln_row_backward(n, x + off, dy + off, gamma, save_mean[o], save_rstd[o], dx + off, pg, pb);
+                    ln_row_backward(n, x + off, dy + off, gamma, save_mean[o], save_rstd[o], dxo, pg, pb);
                 else
                     ln_slice_backward(n, inner, x + off, dy + off, gamma, save_mean + o * inner,
-                                      save_rstd + o * inner, dx + off, pg, pb, mine);
+                                      save_rstd + o * inner, dxo, pg, pb, mine);
             }
         }
     }

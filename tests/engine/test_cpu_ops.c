@@ -861,6 +861,11 @@ static void bn_run(int64_t outer, int64_t n, int64_t inner, bool affine, bool fd
     if (affine) {
         CHECK_GRAD("dgamma", bn_fwd, &ctx, gamma, n, r, tot, dg, n, 1e-4);
         CHECK_GRAD("dbeta", bn_fwd, &ctx, beta, n, r, tot, dbt, n, 1e-4);
+        /* dx NULL (a model's first layer): the same parameter gradients */
+        float *dg2 = fbuf(n), *dbt2 = fbuf(n);
+        assert_int_equal(B->ops->batchnorm_backward(B, &d, fx, fr, fg, sm, si, NULL, dg2, dbt2), 0);
+        assert_memory_equal(dg2, dg, (size_t)n * sizeof(float));
+        assert_memory_equal(dbt2, dbt, (size_t)n * sizeof(float));
     }
 }
 
@@ -925,6 +930,11 @@ static void ln_run(int64_t outer, int64_t n, int64_t inner, bool affine, int64_t
     if (affine) {
         CHECK_GRAD("dgamma", ln_fwd, &ctx, gamma, n, r, tot, dg, fd_max, 1e-4);
         CHECK_GRAD("dbeta", ln_fwd, &ctx, beta, n, r, tot, dbt, fd_max, 1e-4);
+        /* dx NULL (a model's first layer): the same parameter gradients */
+        float *dg2 = fbuf(n), *dbt2 = fbuf(n);
+        assert_int_equal(B->ops->layernorm_backward(B, &d, fx, fr, fg, sm, sr, NULL, dg2, dbt2), 0);
+        assert_memory_equal(dg2, dg, (size_t)n * sizeof(float));
+        assert_memory_equal(dbt2, dbt, (size_t)n * sizeof(float));
     }
 }
 
