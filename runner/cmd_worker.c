@@ -180,13 +180,15 @@ int run_cmd_worker(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* Started by the service: stop (at the next step, as on SIGTERM) if it
-     * dies, rather than train on with nobody reading. */
+    /* Started by the service: stop (at the next step, as on SIGTERM) when
+     * the parent dies, rather than train on with nobody reading. The parent
+     * is the service, or a worker_prefix wrapper (nice, srun) in between. */
     const char *service = getenv("EPOCHD_SERVICE_PID");
     if (service && *service) {
+        long sp = strtol(service, NULL, 10);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if ((long)getppid() != strtol(service, NULL, 10)) {
-            fprintf(stderr, "epochd worker %s: the service has gone\n", key);
+        if (sp > 0 && (long)getppid() != sp && kill((pid_t)sp, 0) < 0 && errno == ESRCH) {
+            fprintf(stderr, "epochd worker %s: the service (pid %ld) has gone\n", key, sp);
             return RUN_EX_INTERRUPTED;
         }
     }

@@ -10,8 +10,9 @@
 - a checkpoint left by a run of another spec under the same key is not
   resumed from;
 - a spec error is a `failed` event with code 65, not retryable;
-- with EPOCHD_SERVICE_PID naming a process that is not its parent, the
-  worker stops at once (the service has gone).
+- with EPOCHD_SERVICE_PID naming a process that no longer exists, the
+  worker stops at once (the service has gone); a live one that is not its
+  parent (a wrapper in between) is fine.
 
   test_serve_worker.py EPOCHD
 """
@@ -103,7 +104,13 @@ with tempdir() as tmp:
     check(ev and ev[-1]['event'] == 'failed' and ev[-1]['code'] == 65 and ev[-1]['retryable'] is False,
           f'failed event: {ev}')
 
-    # the service has gone (the parent is not the named service)
-    p, ev = worker(tmp, text, 'orphan', env={'EPOCHD_SERVICE_PID': '1'})
+    # the service has gone: the named service process no longer exists
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    p, ev = worker(tmp, text, 'orphan', env={'EPOCHD_SERVICE_PID': str(gone.pid)})
     check(p.returncode == 130 and not ev, f'stops at once: {p.returncode} {ev}')
+    check('has gone' in p.stderr, f'and says why: {p.stderr!r}')
+    # a live service that is not the parent (a wrapper such as srun in between): it runs
+    p, ev = worker(tmp, spec('w2', epochs=1), 'wrapped', env={'EPOCHD_SERVICE_PID': '1'})
+    check(p.returncode == 0 and ev and ev[-1]['event'] == 'done', f'runs under a wrapper: {p.returncode}')
 finish()
