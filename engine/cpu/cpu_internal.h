@@ -3,9 +3,11 @@
  *
  * Determinism: every loop is statically partitioned, nothing uses atomics, and
  * every reduction writes per-chunk partial sums that are combined in a fixed
- * order. Wherever it is cheap the chunks have a fixed size, so that results do
- * not even depend on the number of threads (the exception is the weight
- * gradient of conv2d, summed per thread; see cpu_conv2d.c). */
+ * order, so the same inputs and thread count give the same bits. Wherever it
+ * is cheap the chunks have a fixed size, so that results do not even depend
+ * on the number of threads; the exceptions are the GEMMs (OpenBLAS's own
+ * threading, and gemm's reduce_batch partials) and conv2d's weight gradient
+ * (a partial per thread; see cpu_conv.h). */
 #ifndef ENG_CPU_INTERNAL_H
 #define ENG_CPU_INTERNAL_H
 

@@ -1470,26 +1470,38 @@ static void test_sumsq_clip(void **state)
 static void test_determinism(void **state)
 {
     (void)state;
-    /* conv backward twice: the same bits */
-    eng_conv_desc d = {.n = 9, .c = 4, .h = 11, .w = 11, .k = 6, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .oh = 11,
-                       .ow = 11};
-    const int64_t nx = 9 * 4 * 121, nw = 6 * 4 * 9, ny = 9 * 6 * 121;
-    float *x = to_f(drand_buf(nx, -1, 1), nx), *w = to_f(drand_buf(nw, -1, 1), nw), *dy = to_f(drand_buf(ny, -1, 1), ny);
-    float *dx1 = fbuf(nx), *dw1 = fbuf(nw), *db1 = fbuf(6), *dx2 = fbuf(nx), *dw2 = fbuf(nw), *db2 = fbuf(6);
-    void *ws = NULL;
-    assert_int_equal(B->ops->alloc(B, B->ops->conv2d_workspace(B, &d), &ws), 0);
-    bk_bufs[n_bk++] = ws;
-    assert_int_equal(B->ops->conv2d_backward(B, &d, x, w, dy, dx1, dw1, db1, ws), 0);
-    assert_int_equal(B->ops->conv2d_backward(B, &d, x, w, dy, dx2, dw2, db2, ws), 0);
-    assert_memory_equal(dx1, dx2, (size_t)nx * sizeof(float));
-    assert_memory_equal(dw1, dw2, (size_t)nw * sizeof(float));
-    assert_memory_equal(db1, db2, 6 * sizeof(float));
-    /* the bias gradient does not depend on the thread count */
-    void *ws1 = NULL;
-    assert_int_equal(B1->ops->alloc(B1, B1->ops->conv2d_workspace(B1, &d), &ws1), 0);
-    assert_int_equal(B1->ops->conv2d_backward(B1, &d, x, w, dy, dx2, dw2, db2, ws1), 0);
-    B1->ops->free(B1, ws1);
-    assert_memory_equal(db1, db2, 6 * sizeof(float));
+    /* conv backward twice: the same bits, on each of the paths (im2col +
+     * sgemm, channel-vectorised, pixel-vectorised) */
+    const eng_conv_desc cds[3] = {
+        {.n = 9, .c = 4, .h = 11, .w = 11, .k = 6, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .oh = 11, .ow = 11},
+        {.n = 9, .c = 8, .h = 7, .w = 7, .k = 16, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .oh = 7, .ow = 7},
+        {.n = 9, .c = 3, .h = 16, .w = 16, .k = 8, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .oh = 16, .ow = 16},
+    };
+    for (int v = 0; v < 3; v++) {
+        const eng_conv_desc d = cds[v];
+        const int64_t nx = d.n * d.c * d.h * d.w, nw = d.k * d.c * 9, ny = d.n * d.k * d.oh * d.ow;
+        float *x = to_f(drand_buf(nx, -1, 1), nx), *w = to_f(drand_buf(nw, -1, 1), nw);
+        float *dy = to_f(drand_buf(ny, -1, 1), ny);
+        float *dx1 = fbuf(nx), *dw1 = fbuf(nw), *db1 = fbuf(d.k), *dx2 = fbuf(nx), *dw2 = fbuf(nw), *db2 = fbuf(d.k);
+        float *y1 = fbuf(ny), *y2 = fbuf(ny);
+        void *ws = NULL;
+        assert_int_equal(B->ops->alloc(B, B->ops->conv2d_workspace(B, &d), &ws), 0);
+        bk_bufs[n_bk++] = ws;
+        assert_int_equal(B->ops->conv2d_forward(B, &d, x, w, NULL, y1, ws), 0);
+        assert_int_equal(B->ops->conv2d_forward(B, &d, x, w, NULL, y2, ws), 0);
+        assert_memory_equal(y1, y2, (size_t)ny * sizeof(float));
+        assert_int_equal(B->ops->conv2d_backward(B, &d, x, w, dy, dx1, dw1, db1, ws), 0);
+        assert_int_equal(B->ops->conv2d_backward(B, &d, x, w, dy, dx2, dw2, db2, ws), 0);
+        assert_memory_equal(dx1, dx2, (size_t)nx * sizeof(float));
+        assert_memory_equal(dw1, dw2, (size_t)nw * sizeof(float));
+        assert_memory_equal(db1, db2, (size_t)d.k * sizeof(float));
+        /* the bias gradient does not depend on the thread count */
+        void *ws1 = NULL;
+        assert_int_equal(B1->ops->alloc(B1, B1->ops->conv2d_workspace(B1, &d), &ws1), 0);
+        assert_int_equal(B1->ops->conv2d_backward(B1, &d, x, w, dy, dx2, dw2, db2, ws1), 0);
+        B1->ops->free(B1, ws1);
+        assert_memory_equal(db1, db2, (size_t)d.k * sizeof(float));
+    }
 
     /* batchnorm forward twice, and on one thread: the same bits */
     const int64_t outer = 200, n = 8, inner = 49, tot = outer * n * inner;
