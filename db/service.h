@@ -1,4 +1,4 @@
-/* Queries only the service needs (runner/serve*.c), kept beside db.h so
+/* A query only the service needs (runner/serve*.c), kept beside db.h so
  * that db.h stays the shared contract. Same conventions as db.h. */
 #ifndef DB_SERVICE_H
 #define DB_SERVICE_H
@@ -11,8 +11,5 @@
 /* Ids of runs with cancel_requested set that have not ended yet (queued,
  * running or interrupted), ascending. *ids is malloc'ed (NULL when *n is 0). */
 int db_runs_cancel_requested(db *d, int64_t **ids, size_t *n);
-
-/* How many runs have one of the statuses in mask (DB_STATUS_BIT()). */
-int db_runs_count(db *d, unsigned statuses, int64_t *n);
 
 #endif
