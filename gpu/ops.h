@@ -36,8 +36,10 @@ int gpu_patchify_backward(gpu_ctx *g, int64_t n, int64_t c, int64_t h, int64_t w
 int gpu_mean_lastdim_forward(gpu_ctx *g, int64_t rows, int64_t n, const float *x, float *y);
 int gpu_mean_lastdim_backward(gpu_ctx *g, int64_t rows, int64_t n, const float *dy, float *dx);
 
-/* gemm.c */
+/* gemm.c, gemm_reduce.cu */
 int gpu_gemm(gpu_ctx *g, const eng_gemm_desc *d, const float *A, const float *B, float *C);
+int gpu_gemm_sum_slices(gpu_ctx *g, int64_t slices, int64_t m, int64_t n, const float *T, float alpha, float beta,
+                        float *C, int64_t ldc);
 
 /* conv.c */
 size_t gpu_conv2d_workspace(gpu_ctx *g, const eng_conv_desc *d);

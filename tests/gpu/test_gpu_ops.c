@@ -207,28 +207,38 @@ static void *gpu_copy_of(eng_backend *g, const void *src, size_t bytes)
 
 /* ---- dense algebra ---- */
 
-static void gemm_case(eng_backend *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch, float alpha,
-                      float beta, int64_t pad)
+/* shared: A's stride is 0 (one matrix for every batch entry); reduce: reduce_batch */
+static void gemm_case_x(eng_backend *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch, float alpha,
+                        float beta, int64_t pad, bool shared, bool reduce)
 {
-    eng_gemm_desc d = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch, .alpha = alpha, .beta = beta};
+    eng_gemm_desc d = {.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch, .alpha = alpha, .beta = beta,
+                       .reduce_batch = reduce};
     const int64_t rows_a = ta ? k : m, rows_b = tb ? n : k;
     d.lda = (ta ? m : k) + pad;
     d.ldb = (tb ? k : n) + pad;
     d.ldc = n + pad;
-    d.stride_a = rows_a * d.lda + 7;
+    d.stride_a = shared ? 0 : rows_a * d.lda + 7;
     d.stride_b = rows_b * d.ldb + 3;
-    d.stride_c = m * d.ldc + 5;
-    twin A = tw_floats(g, d.stride_a * batch, -1, 1), B = tw_floats(g, d.stride_b * batch, -1, 1);
-    twin C = tw_floats(g, d.stride_c * batch, -1, 1);
+    d.stride_c = reduce ? 0 : m * d.ldc + 5;
+    twin A = tw_floats(g, shared ? rows_a * d.lda : d.stride_a * batch, -1, 1);
+    twin B = tw_floats(g, d.stride_b * batch, -1, 1);
+    twin C = tw_floats(g, reduce ? m * d.ldc : d.stride_c * batch, -1, 1);
     OK(cpu->ops->gemm(cpu, &d, A.c, B.c, C.c));
     OK(g->ops->gemm(g, &d, A.g, B.g, C.g));
     char what[96];
-    snprintf(what, sizeof what, "gemm %s%s m%lld n%lld k%lld batch %lld", ta ? "T" : "N", tb ? "T" : "N",
-             (long long)m, (long long)n, (long long)k, (long long)batch);
+    snprintf(what, sizeof what, "gemm %s%s m%lld n%lld k%lld batch %lld%s%s", ta ? "T" : "N", tb ? "T" : "N",
+             (long long)m, (long long)n, (long long)k, (long long)batch, shared ? " shared A" : "",
+             reduce ? " reduce_batch" : "");
     tw_check(&C, what, mm_tol[prec_of(g)]);
     tw_free(&A);
     tw_free(&B);
     tw_free(&C);
+}
+
+static void gemm_case(eng_backend *g, bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch, float alpha,
+                      float beta, int64_t pad)
+{
+    gemm_case_x(g, ta, tb, m, n, k, batch, alpha, beta, pad, false, false);
 }
 
 static void test_gemm(void **state)
@@ -243,6 +253,13 @@ static void test_gemm(void **state)
         gemm_case(g, false, false, 500, 48, 128, 1, 1.0f, 0.0f, 0);  /* its input gradient */
         gemm_case(g, false, true, 64, 64, 64, 5, 1.0f, 1.0f, 2);     /* strided batch */
         gemm_case(g, true, true, 17, 33, 9, 3, -0.5f, 0.25f, 1);
+        /* the mixer's token mixing: one S x S weight on every sample, and its gradient summed over samples */
+        gemm_case_x(g, false, false, 64, 128, 64, 6, 1.0f, 0.0f, 0, true, false);
+        gemm_case_x(g, true, false, 64, 128, 64, 6, 1.0f, 0.0f, 0, true, false);
+        gemm_case_x(g, false, true, 64, 64, 128, 8, 1.0f, 0.0f, 0, false, true);
+        gemm_case_x(g, false, true, 64, 64, 128, 8, 0.5f, 2.0f, 3, false, true);
+        gemm_case_x(g, true, false, 256, 256, 8, 100, 1.0f, 1.0f, 0, false, true);  /* several scratch chunks */
+        gemm_case_x(g, false, false, 2100, 2100, 4, 2, 1.0f, 0.5f, 0, false, true); /* larger than the scratch */
     }
 }
 
