@@ -73,14 +73,18 @@ static int grow(void **arr, int *cap, int need, size_t elem)
     return 0;
 }
 
+/* "prefix.name" cut to len - 1 bytes (names are far shorter than the table's
+ * ENG_NAME_MAX in every template; a cut name would fail the load checks). */
 static void join_name(char *out, size_t len, const char *prefix, const char *name)
 {
-    if (!prefix[0])
-        snprintf(out, len, "%s", name);
-    else if (!name[0])
-        snprintf(out, len, "%s", prefix);
-    else
-        snprintf(out, len, "%s.%s", prefix, name);
+    size_t o = 0;
+    for (const char *p = prefix; *p && o + 1 < len; p++)
+        out[o++] = *p;
+    if (prefix[0] && name[0] && o + 1 < len)
+        out[o++] = '.';
+    for (const char *p = name; *p && o + 1 < len; p++)
+        out[o++] = *p;
+    out[o] = '\0';
 }
 
 static int64_t subtree_params(const eng_module *m)

@@ -84,14 +84,26 @@ static int trainer_setup(eng_trainer *t)
         TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
     TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
 
-    int64_t numel = eng_shape_numel(&t->shape);
-    t->order = malloc((size_t)t->train_dev.n * sizeof *t->order);
-    t->aug_host = malloc((size_t)max_batch * 3 * sizeof *t->aug_host);
-    t->eval_idx = malloc((size_t)max_batch * sizeof *t->eval_idx);
-    if (!t->order || !t->aug_host || !t->eval_idx)
+    /* The epoch's order and augmentation draws go to the backend once per
+     * epoch; a step only points into them, so it needs no host transfer. */
+    int64_t numel = eng_shape_numel(&t->shape), ntrain = t->train_dev.n, ntest = t->test_dev.n;
+    t->order = malloc((size_t)ntrain * sizeof *t->order);
+    t->aug_host = malloc((size_t)ntrain * 3 * sizeof *t->aug_host);
+    int32_t *identity = malloc((size_t)ntest * sizeof *identity);
+    if (!t->order || !t->aug_host || !identity) {
+        free(identity);
         return eng_error(ENG_ENOMEM, "out of memory for the batch order");
-    TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->idx_dev));
-    TRY(b->ops->alloc(b, (size_t)max_batch * 3 * sizeof(int16_t), (void **)&t->aug_dev));
+    }
+    for (int64_t i = 0; i < ntest; i++)
+        identity[i] = (int32_t)i;
+    rc = b->ops->alloc(b, (size_t)ntest * sizeof(int32_t), (void **)&t->eval_idx_dev);
+    if (rc == 0)
+        rc = b->ops->upload(b, t->eval_idx_dev, identity, (size_t)ntest * sizeof(int32_t));
+    free(identity);
+    if (rc < 0)
+        return rc;
+    TRY(b->ops->alloc(b, (size_t)ntrain * sizeof(int32_t), (void **)&t->order_dev));
+    TRY(b->ops->alloc(b, (size_t)ntrain * 3 * sizeof(int16_t), (void **)&t->aug_dev));
     TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
     TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
     TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
@@ -128,7 +140,8 @@ void eng_trainer_free(eng_trainer *t)
     eng_model_free(t->model);
     free_split(b, &t->train_dev);
     free_split(b, &t->test_dev);
-    b->ops->free(b, t->idx_dev);
+    b->ops->free(b, t->order_dev);
+    b->ops->free(b, t->eval_idx_dev);
     b->ops->free(b, t->aug_dev);
     b->ops->free(b, t->labels_dev);
     b->ops->free(b, t->x_dev);
@@ -136,7 +149,6 @@ void eng_trainer_free(eng_trainer *t)
     b->ops->free(b, t->acc_dev);
     free(t->order);
     free(t->aug_host);
-    free(t->eval_idx);
     free(t);
 }
 
@@ -153,18 +165,15 @@ double eng_trainer_best_acc(const eng_trainer *t, int64_t *epoch)
     return t->best_acc;
 }
 
-/* Gathers samples idx[0..count) of a split into x_dev / labels_dev. */
+/* Gathers samples idx[0..count) (backend memory) of a split into x_dev /
+ * labels_dev, with augmentation draws aug (backend memory) for training. */
 static int gather(eng_trainer *t, const eng_split_dev *s, const int32_t *idx, int64_t count, bool train,
                   const int16_t *aug)
 {
-    eng_backend *b = t->b;
     eng_batch_desc d;
     TRY(eng_dataset_batch_desc(&t->data, &t->shape, count, train, &d));
-    TRY(b->ops->upload(b, t->idx_dev, idx, (size_t)count * sizeof(int32_t)));
-    if (d.augment)
-        TRY(b->ops->upload(b, t->aug_dev, aug, (size_t)count * 3 * sizeof(int16_t)));
-    return b->ops->batch_gather(b, &d, s->images, s->labels, t->idx_dev, d.augment ? t->aug_dev : NULL, t->x_dev,
-                                t->labels_dev);
+    return t->b->ops->batch_gather(t->b, &d, s->images, s->labels, idx, d.augment ? aug : NULL, t->x_dev,
+                                   t->labels_dev);
 }
 
 static int read_acc(eng_trainer *t, double acc[2])
@@ -184,9 +193,7 @@ int eng_trainer_evaluate(eng_trainer *t, double *loss, double *acc)
     TRY(zero_acc(t));
     for (int64_t start = 0; start < t->test_dev.n; start += t->eval_batch) {
         int64_t count = t->test_dev.n - start < t->eval_batch ? t->test_dev.n - start : t->eval_batch;
-        for (int64_t i = 0; i < count; i++)
-            t->eval_idx[i] = (int32_t)(start + i);
-        TRY(gather(t, &t->test_dev, t->eval_idx, count, false, NULL));
+        TRY(gather(t, &t->test_dev, t->eval_idx_dev + start, count, false, NULL));
         const float *logits;
         TRY(eng_model_forward(t->model, t->x_dev, count, false, 0, &logits));
         eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 0.0f};
@@ -205,17 +212,29 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
     int64_t epoch = t->epochs_done + 1; /* 1-based; streams are keyed by it */
     uint64_t seed = t->train.seed;
     double t0 = now_seconds(), last_report = t0;
-    eng_dataset_epoch_order(t->train_dev.n, t->data.shuffle, seed, epoch, t->order);
+    int64_t n = t->train_dev.n;
+    eng_dataset_epoch_order(n, t->data.shuffle, seed, epoch, t->order);
+    TRY(b->ops->upload(b, t->order_dev, t->order, (size_t)n * sizeof(int32_t)));
+    eng_batch_desc probe;
+    TRY(eng_dataset_batch_desc(&t->data, &t->shape, 1, true, &probe));
+    if (probe.augment) {
+        for (int64_t step = 0; step < t->steps_per_epoch; step++) {
+            int64_t start = step * t->batch, count = n - start < t->batch ? n - start : t->batch;
+            eng_dataset_augment_draw(&t->data, seed, epoch, step, count, t->aug_host + 3 * start);
+        }
+        TRY(b->ops->upload(b, t->aug_dev, t->aug_host, (size_t)n * 3 * sizeof(int16_t)));
+    }
     TRY(zero_acc(t));
     int64_t seen = 0;
     float lr = 0.0f;
+    /* reading the running loss waits for the device: only the CPU reports it mid-epoch */
+    bool live_metrics = b->kind == ENG_DEVICE_CPU;
     for (int64_t step = 0; step < t->steps_per_epoch; step++) {
         if (hooks && hooks->stop && *hooks->stop)
             return eng_error(ENG_EINTR, "stopped during epoch %lld", (long long)epoch);
         int64_t start = step * t->batch;
-        int64_t count = t->train_dev.n - start < t->batch ? t->train_dev.n - start : t->batch;
-        eng_dataset_augment_draw(&t->data, seed, epoch, step, count, t->aug_host);
-        TRY(gather(t, &t->train_dev, t->order + start, count, true, t->aug_host));
+        int64_t count = n - start < t->batch ? n - start : t->batch;
+        TRY(gather(t, &t->train_dev, t->order_dev + start, count, true, t->aug_dev + 3 * start));
         int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
         const float *logits;
         TRY(eng_model_forward(t->model, t->x_dev, count, true, eng_rng_key(seed, ENG_RNG_DROPOUT, (uint64_t)global_step),
@@ -229,8 +248,9 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
         double now = now_seconds();
         bool last = step + 1 == t->steps_per_epoch;
         if (hooks && hooks->progress && (last || now - last_report >= hooks->progress_interval)) {
-            double a[2];
-            TRY(read_acc(t, a));
+            double a[2] = {NAN, NAN};
+            if (live_metrics)
+                TRY(read_acc(t, a));
             eng_progress p = {.epoch = epoch, .step = step + 1, .steps = t->steps_per_epoch,
                               .loss = a[0] / (double)seen, .acc = a[1] / (double)seen,
                               .samples_per_sec = (double)seen / (now - t0), .elapsed = now - t0};

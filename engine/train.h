@@ -31,8 +31,9 @@ typedef struct eng_epoch_stats {
 /* A progress report inside an epoch. */
 typedef struct eng_progress {
     int64_t epoch, step, steps; /* step: batches done in this epoch */
-    double loss;                /* mean training loss so far this epoch */
-    double acc;                 /* training accuracy so far this epoch */
+    double loss;                /* mean training loss so far this epoch (NaN where reading it would
+                                   wait for a GPU) */
+    double acc;                 /* training accuracy so far this epoch (likewise) */
     double samples_per_sec;
     double elapsed;             /* seconds since the epoch started */
 } eng_progress;

@@ -29,12 +29,14 @@ struct eng_trainer {
     double best_acc;
     int64_t best_epoch;
 
-    /* per-step buffers */
-    int32_t *order;     /* host: this epoch's permutation */
-    int16_t *aug_host;  /* host: this step's augmentation draws */
-    int32_t *eval_idx;  /* host */
-    int32_t *idx_dev, *labels_dev;
+    /* the epoch's plan, on the host and on the backend */
+    int32_t *order;        /* host: this epoch's permutation */
+    int16_t *aug_host;     /* host: this epoch's augmentation draws, 3 per sample in order */
+    int32_t *order_dev;    /* backend copies */
     int16_t *aug_dev;
+    int32_t *eval_idx_dev; /* 0..n_test-1 */
+    /* per-step buffers */
+    int32_t *labels_dev;
     float *x_dev, *dlogits_dev;
     double *acc_dev;    /* [loss sum, hits] */
 };

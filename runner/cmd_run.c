@@ -72,9 +72,11 @@ static void view_progress(void *ctx, const eng_progress *p)
         bar[i] = i < filled ? '#' : '.';
     bar[WIDTH] = '\0';
     fmt_duration(p->elapsed / (double)p->step * (double)(p->steps - p->step), eta, sizeof eta);
-    printf("\r\033[Kepoch %lld/%lld [%s] %3d%%  loss %.4f  acc %.4f  %.0f img/s  eta %s", (long long)p->epoch,
-           (long long)v->epochs, bar, (int)(100 * p->step / (p->steps ? p->steps : 1)), p->loss, p->acc,
-           p->samples_per_sec, eta);
+    char metrics[64] = "";
+    if (isfinite(p->loss)) /* not read mid-epoch on a GPU */
+        snprintf(metrics, sizeof metrics, "  loss %.4f  acc %.4f", p->loss, p->acc);
+    printf("\r\033[Kepoch %lld/%lld [%s] %3d%%%s  %.0f img/s  eta %s", (long long)p->epoch, (long long)v->epochs,
+           bar, (int)(100 * p->step / (p->steps ? p->steps : 1)), metrics, p->samples_per_sec, eta);
     fflush(stdout);
     v->bar_shown = true;
 }
