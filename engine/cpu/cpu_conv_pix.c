@@ -88,25 +88,37 @@ AI void pix_tile6(const float *const base[6], const int32_t *restrict off, int64
 /* out[o, pixel p] for every pixel of the list and o < nout: pixels p have
  * input base pointers base[p] and output offsets obase[p] (into out, plane
  * of channel o at o * oplane). w: weights [nout/16][ntap][16], zero beyond
- * nout; bias may be NULL. */
+ * nout; bias may be NULL. Results of PIX_CHUNK pixels are gathered per
+ * channel before they are written: the 16 output planes of a block are
+ * often 4 KiB apart and share one L1 set, so writing each tile straight out
+ * would thrash it. */
+#define PIX_CHUNK 48
 CPU_KERNEL static void pix_correlate(const float *const *base, const int64_t *obase, int64_t npix,
-                                  const int32_t *off, int64_t ntap, const float *w, int64_t nout,
-                                  const float *bias, float *out, int64_t oplane)
+                                     const int32_t *off, int64_t ntap, const float *w, int64_t nout,
+                                     const float *bias, float *out, int64_t oplane)
 {
     for (int64_t o0 = 0; o0 < nout; o0 += 16) {
         const int64_t nk = nout - o0 < 16 ? nout - o0 : 16;
         const float *wb = w + (o0 / 16) * ntap * 16;
-        for (int64_t p0 = 0; p0 < npix; p0 += 6) {
-            const int64_t np = npix - p0 < 6 ? npix - p0 : 6;
-            const float *b6[6];
-            for (int64_t j = 0; j < 6; j++)
-                b6[j] = base[p0 + (j < np ? j : np - 1)];
-            float t[6][16];
-            pix_tile6(b6, off, ntap, wb, t);
-            for (int64_t j = 0; j < np; j++) {
-                float *o = out + obase[p0 + j] + o0 * oplane;
-                for (int64_t k = 0; k < nk; k++)
-                    o[k * oplane] = t[j][k] + (bias ? bias[o0 + k] : 0.0f);
+        for (int64_t c0 = 0; c0 < npix; c0 += PIX_CHUNK) {
+            const int64_t nc = npix - c0 < PIX_CHUNK ? npix - c0 : PIX_CHUNK;
+            float chunk[16][PIX_CHUNK];
+            for (int64_t p0 = c0; p0 < c0 + nc; p0 += 6) {
+                const int64_t np = c0 + nc - p0 < 6 ? c0 + nc - p0 : 6;
+                const float *b6[6];
+                for (int64_t j = 0; j < 6; j++)
+                    b6[j] = base[p0 + (j < np ? j : np - 1)];
+                float t[6][16];
+                pix_tile6(b6, off, ntap, wb, t);
+                for (int64_t j = 0; j < np; j++)
+                    for (int64_t k = 0; k < 16; k++)
+                        chunk[k][p0 - c0 + j] = t[j][k];
+            }
+            for (int64_t k = 0; k < nk; k++) {
+                const float bv = bias ? bias[o0 + k] : 0.0f;
+                float *o = out + (o0 + k) * oplane;
+                for (int64_t j = 0; j < nc; j++)
+                    o[obase[c0 + j]] = chunk[k][j] + bv;
             }
         }
     }
