@@ -117,7 +117,8 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
               (long long)d->outer, (long long)d->inner);
     CPU_NONNULL("batchnorm_forward_train", x);
     CPU_NONNULL("batchnorm_forward_train", y);
-    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu batchnorm_forward_train: gamma and beta must both be set or both NULL");
+    CPU_CHECK((gamma == NULL) == (beta == NULL),
+              "cpu batchnorm_forward_train: gamma and beta must both be set or both NULL");
     CPU_CHECK((running_mean == NULL) == (running_var == NULL),
               "cpu batchnorm_forward_train: running_mean and running_var must both be set or both NULL");
 
@@ -183,7 +184,8 @@ int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const flo
         return rc;
     CPU_NONNULL("batchnorm_forward_eval", running_mean);
     CPU_NONNULL("batchnorm_forward_eval", running_var);
-    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu batchnorm_forward_eval: gamma and beta must both be set or both NULL");
+    CPU_CHECK((gamma == NULL) == (beta == NULL),
+              "cpu batchnorm_forward_eval: gamma and beta must both be set or both NULL");
     if (d->outer == 0 || d->inner == 0)
         return 0;
     CPU_NONNULL("batchnorm_forward_eval", x);

@@ -16,7 +16,9 @@
 #endif
 
 /* dst[0..n) = src[0..n*stride) by `stride`. */
-static inline __attribute__((always_inline)) void copy_row(float *restrict dst, const float *restrict src, int64_t n, int64_t stride)
+#define ROW_INLINE static inline __attribute__((always_inline))
+
+ROW_INLINE void copy_row(float *restrict dst, const float *restrict src, int64_t n, int64_t stride)
 {
     if (stride == 1) {
         if (n >= 64) {
@@ -33,7 +35,7 @@ static inline __attribute__((always_inline)) void copy_row(float *restrict dst, 
 }
 
 /* acc[0..n*stride) by `stride` += src[0..n). */
-static inline __attribute__((always_inline)) void add_row(float *restrict acc, const float *restrict src, int64_t n, int64_t stride)
+ROW_INLINE void add_row(float *restrict acc, const float *restrict src, int64_t n, int64_t stride)
 {
     if (stride == 1) {
 #pragma omp simd
@@ -45,7 +47,8 @@ static inline __attribute__((always_inline)) void add_row(float *restrict acc, c
     }
 }
 
-CPU_KERNEL NO_LIBCALLS void cpu_im2col(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col, float *padbuf)
+CPU_KERNEL NO_LIBCALLS void cpu_im2col(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col,
+                                       float *padbuf)
 {
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
     const int64_t ohw = OH * OW, ld = gn * ohw, hp = H + 2 * P, wp = W + 2 * P;
@@ -72,7 +75,8 @@ CPU_KERNEL NO_LIBCALLS void cpu_im2col(const eng_conv_desc *d, const float *x, i
     }
 }
 
-CPU_KERNEL NO_LIBCALLS void cpu_col2im(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx, float *padbuf)
+CPU_KERNEL NO_LIBCALLS void cpu_col2im(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx,
+                                       float *padbuf)
 {
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
     const int64_t ohw = OH * OW, ld = gn * ohw, hp = H + 2 * P, wp = W + 2 * P;

@@ -313,7 +313,8 @@ static void test_argument_checks(void **state)
     EXPECT_EINVAL(o->gemm(B, &gd, x, x, y));
     gd = (eng_gemm_desc){.m = 2, .n = 4, .k = 3, .lda = 2, .ldb = 4, .ldc = 4, .batch = 1, .alpha = 1};
     EXPECT_EINVAL(o->gemm(B, &gd, x, x, y)); /* lda < k */
-    eng_conv_desc cd = {.n = 1, .c = 1, .h = 5, .w = 5, .k = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .oh = 4, .ow = 5};
+    eng_conv_desc cd = {.n = 1, .c = 1, .h = 5, .w = 5, .k = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
+                        .oh = 4, .ow = 5};
     EXPECT_EINVAL(o->conv2d_forward(B, &cd, x, x, NULL, y, y)); /* oh should be 5 */
     eng_pool_desc pd = {.mode = ENG_POOL_MAX, .n = 1, .c = 1, .h = 5, .w = 5, .kh = 2, .kw = 2, .stride = 1, .pad = 2,
                         .oh = 8, .ow = 8};
@@ -366,8 +367,10 @@ static void gemm_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t
         worst = fmax(worst, rel_err(gf, want, m * n));
         /* the padding columns of C are untouched */
         for (int64_t r = 0; r < m; r++)
-            for (int64_t c = n; c < ldc; c++)
-                assert_true(beta == 0.0f ? isnan(fC[i * sc + r * ldc + c]) : fC[i * sc + r * ldc + c] == (float)C[i * sc + r * ldc + c]);
+            for (int64_t c = n; c < ldc; c++) {
+                const float v = fC[i * sc + r * ldc + c];
+                assert_true(beta == 0.0f ? isnan(v) : v == (float)C[i * sc + r * ldc + c]);
+            }
     }
     char what[96];
     snprintf(what, sizeof what, "gemm ta%d tb%d %lldx%lldx%lld batch %lld", ta, tb, (long long)m, (long long)n,
@@ -444,7 +447,8 @@ static void test_gemm_batch_forms(void **state)
     gemm_batch_form(false, true, true, 32, 32, 64, 13, 1.0f, 0.0f);
     /* reduce_batch is deterministic and, with beta 0, ignores what C held */
     const int64_t m = 16, n = 16, k = 40, batch = 20;
-    float *A = to_f(drand_buf(m * k * batch, -1, 1), m * k * batch), *Bm = to_f(drand_buf(k * n * batch, -1, 1), k * n * batch);
+    float *A = to_f(drand_buf(m * k * batch, -1, 1), m * k * batch);
+    float *Bm = to_f(drand_buf(k * n * batch, -1, 1), k * n * batch);
     float *C1 = fbuf(m * n), *C2 = fbuf(m * n);
     for (int64_t i = 0; i < m * n; i++)
         C2[i] = NAN;
@@ -1506,7 +1510,8 @@ static void test_determinism(void **state)
     /* batchnorm forward twice, and on one thread: the same bits */
     const int64_t outer = 200, n = 8, inner = 49, tot = outer * n * inner;
     eng_norm_desc nd = {.outer = outer, .n = n, .inner = inner, .eps = 1e-5f, .momentum = 0.1f};
-    float *bx = to_f(drand_buf(tot, -1, 2), tot), *g = to_f(drand_buf(n, 0.5, 1.5), n), *bb = to_f(drand_buf(n, -1, 1), n);
+    float *bx = to_f(drand_buf(tot, -1, 2), tot), *g = to_f(drand_buf(n, 0.5, 1.5), n);
+    float *bb = to_f(drand_buf(n, -1, 1), n);
     float *y[3], *rm[3], *rv[3], *sm[3], *si[3];
     for (int t = 0; t < 3; t++) {
         eng_backend *bk = t < 2 ? B : B1;
@@ -1575,11 +1580,15 @@ int main(int argc, char **argv)
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        T(test_backend_basics), T(test_argument_checks), T(test_gemm), T(test_gemm_batch_forms), T(test_bias), T(test_add_copy2d),
-        T(test_transpose), T(test_mean_lastdim), T(test_conv2d), T(test_pool), T(test_pool_ties), T(test_pool_special_values),
-        T(test_batchnorm), T(test_layernorm), T(test_activations), T(test_activation_accuracy), T(test_softmax),
-        T(test_xent), T(test_dropout), T(test_patchify), T(test_batch_gather), T(test_adam), T(test_sgd),
-        T(test_sumsq_clip), T(test_determinism),
+        T(test_backend_basics),  T(test_argument_checks), T(test_gemm),
+        T(test_gemm_batch_forms), T(test_bias),           T(test_add_copy2d),
+        T(test_transpose),       T(test_mean_lastdim),    T(test_conv2d),
+        T(test_pool),            T(test_pool_ties),       T(test_pool_special_values),
+        T(test_batchnorm),       T(test_layernorm),       T(test_activations),
+        T(test_activation_accuracy), T(test_softmax),     T(test_xent),
+        T(test_dropout),         T(test_patchify),        T(test_batch_gather),
+        T(test_adam),            T(test_sgd),             T(test_sumsq_clip),
+        T(test_determinism),
     };
     return cmocka_run_group_tests_name("cpu_ops", tests, group_setup, group_teardown);
 }
