@@ -4,7 +4,8 @@
  * inner == 1 is a norm over contiguous rows (the last dimension); inner > 1
  * normalises over a middle dimension, with the inner index vectorised. Mean
  * and variance are computed in double by two passes over the (cache-resident)
- * row. The gamma/beta gradients are reduced over fixed chunks of `outer` and
+ * row; the mean is subtracted as two floats (high and low part) so that a
+ * mean large against the spread costs no digits. The gamma/beta gradients are reduced over fixed chunks of `outer` and
  * combined in chunk order, independent of the thread count. */
 #include <math.h>
 #include <omp.h>
@@ -47,15 +48,15 @@ CPU_KERNEL static void ln_row_forward(int64_t n, float eps, const float *restric
         q += v * v;
     }
     const double rstd = 1.0 / sqrt(q / (double)n + (double)eps);
-    const float m = (float)mean, r = (float)rstd;
+    const float m = (float)mean, ml = (float)(mean - (double)m), r = (float)rstd;
     if (gamma) {
 #pragma omp simd
         for (int64_t j = 0; j < n; j++)
-            y[j] = (x[j] - m) * r * gamma[j] + beta[j];
+            y[j] = ((x[j] - m) - ml) * r * gamma[j] + beta[j];
     } else {
 #pragma omp simd
         for (int64_t j = 0; j < n; j++)
-            y[j] = (x[j] - m) * r;
+            y[j] = ((x[j] - m) - ml) * r;
     }
     if (mean_out)
         *mean_out = m;
@@ -63,7 +64,7 @@ CPU_KERNEL static void ln_row_forward(int64_t n, float eps, const float *restric
         *rstd_out = r;
 }
 
-/* One outer slice x (n, inner); acc is 3*inner doubles of scratch. */
+/* One outer slice x (n, inner); acc is 4*inner doubles of scratch. */
 CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, const float *restrict x,
                                         const float *restrict gamma, const float *restrict beta, float *restrict y,
                                         float *restrict mean_out, float *restrict rstd_out, double *restrict acc)
@@ -98,10 +99,11 @@ CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, con
             rstd_out[i] = (float)rs;
     }
     /* float copies for the vectorised normalisation, after the doubles */
-    float *restrict mf = (float *)(acc + 2 * inner), *restrict rf = mf + inner;
+    float *restrict mf = (float *)(acc + 2 * inner), *restrict ml = mf + inner, *restrict rf = ml + inner;
     for (int64_t i = 0; i < inner; i++) {
         const float m = (float)mu[i], r = (float)q[i];
         mf[i] = m;
+        ml[i] = (float)(mu[i] - (double)m);
         rf[i] = r;
     }
     for (int64_t j = 0; j < n; j++) {
@@ -110,7 +112,7 @@ CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, con
         const float gj = gamma ? gamma[j] : 1.0f, bj = gamma ? beta[j] : 0.0f;
 #pragma omp simd
         for (int64_t i = 0; i < inner; i++)
-            w[i] = (r[i] - mf[i]) * rf[i] * gj + bj;
+            w[i] = ((r[i] - mf[i]) - ml[i]) * rf[i] * gj + bj;
     }
 }
 
@@ -135,12 +137,12 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
         return 0;
     }
     const int team = cpu_team(b, total);
-    double *acc = malloc((size_t)(team * 3 * inner) * sizeof *acc);
+    double *acc = malloc((size_t)(team * 4 * inner) * sizeof *acc);
     if (!acc)
         return eng_error(ENG_ENOMEM, "cpu layernorm_forward: out of memory");
 #pragma omp parallel num_threads(team)
     {
-        double *mine = acc + (int64_t)omp_get_thread_num() * 3 * inner;
+        double *mine = acc + (int64_t)omp_get_thread_num() * 4 * inner;
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < d->outer; o++)
             ln_slice_forward(n, inner, d->eps, x + o * n * inner, gamma, beta, y + o * n * inner,

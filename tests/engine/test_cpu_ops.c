@@ -953,6 +953,16 @@ static void test_layernorm(void **state)
     ln_run(300, 16, 1, true, 60);  /* many chunks for dgamma/dbeta */
     ln_run(40, 6, 33, true, 60);
     ln_run(2, 4096, 1, true, 0);   /* long rows */
+    /* rows and slices whose mean is large against their spread */
+    for (int inner = 1; inner <= 7; inner += 6) {
+        const int64_t outer = 3, n = 40, tot = outer * n * inner;
+        double *x = drand_buf(tot, 999, 1001), *want = dbuf(tot);
+        float *fx = to_f(x, tot), *y = fbuf(tot), *sm = fbuf(outer * inner), *sr = fbuf(outer * inner);
+        eng_norm_desc d = {.outer = outer, .n = n, .inner = inner, .eps = 1e-5f};
+        assert_int_equal(B->ops->layernorm_forward(B, &d, fx, NULL, NULL, y, sm, sr), 0);
+        ref_layernorm(outer, n, inner, 1e-5, x, NULL, NULL, want, NULL, NULL);
+        CHECK_CLOSE("forward, mean 1000 spread 1", y, want, tot, 1e-5);
+    }
 }
 
 /* ============================== activations ============================== */
