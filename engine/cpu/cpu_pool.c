@@ -85,12 +85,15 @@ static const float *max_view(const eng_pool_desc *d, const float *plane, float *
 /* max(m, v) keeping the first of equal values; a NaN wins and stays. */
 static inline float max_first(float m, float v) { return (v > m || v != v) && m == m ? v : m; }
 
-/* Max pooling of one plane: a vertical max over kh rows first (contiguous,
- * vectorised), then the horizontal max over kw columns of that row. */
+/* Max pooling of one plane, vectorised and branch-free (with random data
+ * the branches of a scalar max mispredict): per output row a vertical max
+ * over kh rows at every column, then a sliding max over kw columns at every
+ * column, sampled at the window starts ox * stride. rowmax: 2 * ld floats. */
 CPU_KERNEL static void max_plane_forward(const eng_pool_desc *d, const float *restrict x, int64_t ld,
                                          float *restrict y, float *restrict rowmax)
 {
-    const int64_t S = d->stride;
+    const int64_t S = d->stride, n = ld - d->kw + 1;
+    float *restrict hm = rowmax + ld;
     for (int64_t oy = 0; oy < d->oh; oy++) {
         const float *restrict r0 = x + oy * S * ld;
 #pragma omp simd
@@ -102,14 +105,18 @@ CPU_KERNEL static void max_plane_forward(const eng_pool_desc *d, const float *re
             for (int64_t i = 0; i < ld; i++)
                 rowmax[i] = max_first(rowmax[i], r[i]);
         }
-        float *restrict yo = y + oy * d->ow;
-        for (int64_t ox = 0; ox < d->ow; ox++) {
-            const float *restrict c = rowmax + ox * S;
-            float m = c[0];
-            for (int64_t kx = 1; kx < d->kw; kx++)
-                m = max_first(m, c[kx]);
-            yo[ox] = m;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++)
+            hm[i] = rowmax[i];
+        for (int64_t kx = 1; kx < d->kw; kx++) {
+            const float *restrict c = rowmax + kx;
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++)
+                hm[i] = max_first(hm[i], c[i]);
         }
+        float *restrict yo = y + oy * d->ow;
+        for (int64_t ox = 0; ox < d->ow; ox++)
+            yo[ox] = hm[ox * S];
     }
 }
 
@@ -144,13 +151,13 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
         return 0;
     }
     const int team = cpu_team(b, planes * hw);
-    const int64_t wp = d->w + 2 * d->pad, per = wp + (d->pad ? (d->h + 2 * d->pad) * wp : 0);
+    const int64_t wp = d->w + 2 * d->pad, per = 2 * wp + (d->pad ? (d->h + 2 * d->pad) * wp : 0);
     float *scratch = malloc((size_t)(team * per) * sizeof *scratch);
     if (!scratch)
         return eng_error(ENG_ENOMEM, "cpu pool_forward: out of memory");
 #pragma omp parallel num_threads(team)
     {
-        float *rowmax = scratch + omp_get_thread_num() * per, *padbuf = rowmax + wp;
+        float *rowmax = scratch + omp_get_thread_num() * per, *padbuf = rowmax + 2 * wp;
 #pragma omp for schedule(static)
         for (int64_t pl = 0; pl < planes; pl++) {
             int64_t ld;
