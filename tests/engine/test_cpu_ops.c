@@ -525,6 +525,17 @@ static void test_add_copy2d(void **state)
             assert_true(dst[r * ldd + k] == (k < cols ? src[r * lds + k] : -1.0f));
 }
 
+typedef struct tr_ctx {
+    int64_t batch, rows, cols;
+    double *x;
+} tr_ctx;
+
+static void tr_fwd(void *c, double *out)
+{
+    tr_ctx *k = c;
+    ref_transpose(k->batch, k->rows, k->cols, k->x, out);
+}
+
 static void test_transpose(void **state)
 {
     (void)state;
@@ -544,6 +555,8 @@ static void test_transpose(void **state)
             l2 += x[i] * (double)back[i];
         }
         assert_true(fabs(l1 - l2) <= 1e-12 * (fabs(l1) + 1.0));
+        tr_ctx ctx = {bt, rows, cols, x};
+        CHECK_GRAD("transpose backward", tr_fwd, &ctx, x, tot, r, tot, back, 200, 1e-5);
         assert_int_equal(B->ops->transpose(B, bt, cols, rows, y, back), 0);
         assert_memory_equal(back, fx, (size_t)tot * sizeof(float));
     }
@@ -1235,6 +1248,17 @@ static void test_dropout(void **state)
 
 /* =============================== patchify =============================== */
 
+typedef struct patch_ctx {
+    int64_t n, c, h, w, p;
+    double *x;
+} patch_ctx;
+
+static void patch_fwd(void *cp, double *out)
+{
+    patch_ctx *k = cp;
+    ref_patchify(k->n, k->c, k->h, k->w, k->p, k->x, out);
+}
+
 static void test_patchify(void **state)
 {
     (void)state;
@@ -1254,6 +1278,8 @@ static void test_patchify(void **state)
             l2 += x[i] * (double)dx[i];
         }
         assert_true(fabs(l1 - l2) <= 1e-12 * (fabs(l1) + 1.0));
+        patch_ctx ctx = {n, c, h, w, p, x};
+        CHECK_GRAD("patchify backward", patch_fwd, &ctx, x, tot, r, tot, dx, 200, 1e-5);
         assert_int_equal(B->ops->patchify_backward(B, n, c, h, w, p, y, back), 0);
         assert_memory_equal(back, fx, (size_t)tot * sizeof(float));
     }
