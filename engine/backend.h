@@ -8,7 +8,10 @@
  * that a training step needs no host synchronisation.
  *
  * Layouts are row-major; images are NCHW; token tensors are (B, S, C).
- * Every operation returns 0 or a negative ENG_E* code with eng_error() set. */
+ * Every operation returns 0 or a negative ENG_E* code with eng_error() set.
+ * Backward operations overwrite what they write (dx, dw, dgamma...) and, where
+ * an input gradient dx may be NULL, skip computing it. Outputs must not
+ * overlap inputs unless an operation says so. */
 #ifndef ENG_BACKEND_H
 #define ENG_BACKEND_H
 
@@ -64,7 +67,11 @@ typedef enum eng_pool_mode { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1 } eng_pool_mode;
 
 /* 2-d pooling over NCHW; padding counts as -inf for max. For avg,
  * count_include_pad divides by kh*kw (PyTorch's default) else by the number
- * of in-bounds elements. */
+ * of in-bounds elements. pad <= kernel / 2; oh = floor((h + 2 pad - kh) /
+ * stride) + 1. Max backward routes each gradient to the first maximum of its
+ * window in row-major order (PyTorch: the last one when several tie; ties
+ * are rare in float data); a window of -inf routes to its first in-bounds
+ * element. */
 typedef struct eng_pool_desc {
     eng_pool_mode mode;
     bool count_include_pad;
@@ -85,7 +92,9 @@ typedef struct eng_norm_desc {
     float momentum; /* BatchNorm running statistics: r = (1-m) r + m batch */
 } eng_norm_desc;
 
-/* Softmax cross-entropy on logits (rows, classes) with int32 labels:
+/* Softmax cross-entropy on logits (rows, classes) with int32 labels in
+ * [0, classes) (the CPU rejects others; a GPU kernel cannot fail and yields
+ * a NaN loss):
  * acc[0] += sum of per-row losses, acc[1] += rows whose label ranks among
  * the k largest logits (ties: a lower class index ranks first);
  * dlogits (nullable) = scale * (softmax(logits) - onehot(label)). */
@@ -97,7 +106,8 @@ typedef struct eng_xent_desc {
 /* Builds a float batch (n, c, h, w) from a uint8 dataset (N, c, h, w):
  * sample i is image idx[i]; with augmentation, aug[3*i+0..2] = (dy, dx, flip):
  * the output pixel (y, x) reads the image at (y + dy - pad, x + dx - pad)
- * (zero outside) after a horizontal flip when flip != 0; then
+ * (the pixel u = 0 outside, before normalisation) after a horizontal flip
+ * when flip != 0; then
  * value = (u / 255 - mean[c]) * inv_std[c]. labels[i] = all_labels[idx[i]]. */
 #define ENG_MAX_CHANNELS 4
 typedef struct eng_batch_desc {
@@ -150,13 +160,14 @@ typedef struct eng_backend_ops {
     /* dst[r, 0:cols] = src[r, 0:cols] for r < rows, leading dimensions ld_* */
     int (*copy_2d)(eng_backend *b, int64_t rows, int64_t cols, const float *src, int64_t ld_src, float *dst,
                    int64_t ld_dst);
-    /* y[i, c, r] = x[i, r, c] for x (batch, rows, cols) */
+    /* y[i, c, r] = x[i, r, c] for x (batch, rows, cols); not in place */
     int (*transpose)(eng_backend *b, int64_t batch, int64_t rows, int64_t cols, const float *x, float *y);
     /* y[r] = mean of x[r, 0:n];  backward: dx[r, j] = dy[r] / n */
     int (*mean_lastdim_forward)(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);
     int (*mean_lastdim_backward)(eng_backend *b, int64_t rows, int64_t n, const float *dy, float *dx);
 
-    /* convolution; ws has conv2d_workspace(d) bytes */
+    /* convolution; ws has conv2d_workspace(d) bytes, and a workspace sized for
+     * a batch of n also serves every smaller batch of the same shape */
     size_t (*conv2d_workspace)(eng_backend *b, const eng_conv_desc *d);
     int (*conv2d_forward)(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *bias /* nullable */, float *y, void *ws);
@@ -178,7 +189,8 @@ typedef struct eng_backend_ops {
     int (*batchnorm_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                   const float *beta, const float *running_mean, const float *running_var,
                                   float *y);
-    /* dgamma, dbeta overwritten (ignored when gamma is NULL) */
+    /* dgamma, dbeta overwritten (ignored when gamma is NULL); dx NULL: only
+     * the parameter gradients (a normalisation that is a model's first layer) */
     int (*batchnorm_backward)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                               const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
                               float *dgamma, float *dbeta);
@@ -190,7 +202,9 @@ typedef struct eng_backend_ops {
                               const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                               float *dgamma, float *dbeta);
 
-    /* elementwise activations; backward may run in place (dx == dy) */
+    /* elementwise activations; forward may run in place (y == x), backward
+     * too (dx == dy). Backward reads x for relu, leaky_relu and gelu and y for
+     * sigmoid and tanh (relu also works from y, as y > 0 exactly where x > 0) */
     int (*act_forward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
     int (*act_backward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                         const float *dy, float *dx);
@@ -203,8 +217,10 @@ typedef struct eng_backend_ops {
     int (*xent)(eng_backend *b, const eng_xent_desc *d, const float *logits, const int32_t *labels,
                 float *dlogits, double *acc);
 
-    /* dropout: y = x * keep / (1 - p), keep = uniform(key, counter + i) >= p
-     * (Philox 4x32-10, see rng.h); the same call with (dy, dx) is its backward */
+    /* dropout: y = (x * keep) / (1 - p) computed in float in that order (so
+     * backends agree bit for bit), keep = eng_philox_uniform(key, counter, i)
+     * >= p (Philox 4x32-10, see rng.h); the same call with (dy, dx) is its
+     * backward */
     int (*dropout)(eng_backend *b, int64_t n, float p, uint64_t key, uint64_t counter, const float *x, float *y);
 
     /* true p x p patches: x (n, c, h, w) -> y (n, (h/p)*(w/p), c*p*p), patch

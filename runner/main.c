@@ -1,5 +1,7 @@
 /* epochd: dispatches to the subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "epochd_config.h"
@@ -35,8 +37,28 @@ static void usage(FILE *f)
     fprintf(f, "\nexit codes: 0 ok, 64 usage, 65 bad spec, 66 missing input, 70 internal error, 74 i/o error\n");
 }
 
+/* libgomp reads its spin policy once, when it loads, before main runs. Its
+ * default (threads spin for a long time at every barrier) halves training
+ * speed as soon as another process competes for the cores - another worker,
+ * a compiler - so the commands that train restart themselves once with
+ * GOMP_SPINCOUNT=10000 unless the user chose a policy. Workers of the
+ * service inherit it from the service's environment. */
+static void tune_openmp(char **argv)
+{
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") && strcmp(cmd, "worker") && strcmp(cmd, "serve"))
+        return;
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY"))
+        return;
+    if (setenv("GOMP_SPINCOUNT", "10000", 1) < 0)
+        return;
+    execv("/proc/self/exe", argv); /* on failure, go on with the default */
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2)
+        tune_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return RUN_EX_USAGE;

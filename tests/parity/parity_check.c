@@ -44,8 +44,11 @@
  * - float32-limited: the reference also holds the same run in float64
  *   ("f64.<tensor>"). A tensor above the tolerance against float32 PyTorch
  *   passes, reported as LIMITED, when the engine is within the tolerance of
- *   the float64 result: the difference is then float32 PyTorch's own
- *   rounding error.
+ *   the float64 result, or no further from it than 1.5 times float32
+ *   PyTorch's own distance from it: the difference is then float32
+ *   rounding that PyTorch shows as much as the engine (seen once: after
+ *   three AdamW steps of a GELU CNN, epochd 1.05e-4 from float64, PyTorch
+ *   float32 1.1e-4).
  *
  * Output: a table of each case's largest error per kind of tensor, the
  * largest distance of float32 PyTorch from float64 PyTorch (the float32
@@ -425,7 +428,7 @@ static void compare(pcase *pc, int kind, const char *label, const double *a, con
         if (g_verbose)
             print_message("  %-36s %-44s %9.3g   vs float64: epochd %9.3g torch %9.3g\n", pc->name, label, err, e64,
                           t64);
-    } else if (e64 <= tol) {
+    } else if (e64 <= tol || (!isnan(t64) && e64 <= 1.5 * t64)) {
         /* float32-limited: see the file comment; always listed */
         pc->limited++;
         worst_at = " (float32-limited)";
