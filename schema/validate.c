@@ -12,6 +12,7 @@
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/weights.h"
 #include "schema/alloc.h"
 #include "schema/paths.h"
 #include "schema/validate.h"
@@ -215,6 +216,9 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
         return;
     }
     s->params = eng_model_param_count(m);
+    /* init_from must fit this model exactly: every mismatch names its tensor */
+    if (s->model.init_from[0] && c->opt->check_files && access(s->model.init_from, R_OK) == 0)
+        eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
     if (s->params > c->opt->max_params) {
         char a[64], b[64];
         snprintf(a, sizeof a, "%" PRId64, s->params);

@@ -107,6 +107,24 @@ with tempfile.TemporaryDirectory() as tmp:
     check(not any(k.startswith('optimizer.') for k in tensors), 'export has no optimizer state')
     check(hdr['__metadata__']['format'] == 'epochd-weights', 'export metadata')
 
+    # 2b. init_from: the exported weights start a run of the same model; a file
+    # that does not fit is a located spec error naming each tensor
+    warm = os.path.join(tmp, 'warm.yaml')
+    open(warm, 'w').write(TINY.format(name='warm', template='mlp', model=MLP + f"  init_from: {out}\n", epochs=1))
+    r = epochd('check', warm)
+    check(r.returncode == 0, f'init_from with the same model validates: {r.stderr}')
+    r = epochd('run', warm, '--db', db, '--state-dir', state, env=env)
+    first = con.execute("SELECT train_loss FROM epochs JOIN runs ON runs.id = run_id WHERE name = 'warm'").fetchone()
+    check(r.returncode == 0 and first and first[0] < rows[0][1],
+          f'a run from trained weights starts lower than one from scratch: {first} vs {rows[0][1]}')
+    wide = os.path.join(tmp, 'wide.yaml')
+    open(wide, 'w').write(TINY.format(name='wide', template='mlp',
+                                      model="  units: [48, 4]\n  bias: true\n" + f"  init_from: {out}\n", epochs=1))
+    r = epochd('check', wide)
+    check(r.returncode == 65, f'a mismatching init_from is a spec error (exit {r.returncode})')
+    check(f'{wide}:12:14: model.init_from:' in r.stderr and "'1.weight': expected shape [48, 64], found [32, 64]" in r.stderr and
+          "'1.bias'" in r.stderr and "'4.weight'" in r.stderr, f'each mismatch located and named: {r.stderr}')
+
     # 3. summary of the seed's normal_cnn: exactly the seed's parameter count
     summ = json.loads(epochd('summary', '--json', os.path.join(SRC, 'experiments/seed/normal_cnn.yaml')).stdout)
     check(summ['params'] == 1183322, f"normal_cnn has 1,183,322 parameters ({summ['params']})")
