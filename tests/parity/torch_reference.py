@@ -122,7 +122,7 @@ class GlobalAvgPool(nn.Module):
 
 
 class Mixer(nn.Module):
-    """The seed's MLP-Mixer (tools/torch_seed_models.py) with patching and head
+    """The seed's MLP-Mixer (scripts/torch_seed_models.py) with patching and head
     options: explicit transposes, LayerNorm(S) on the transposed tokens."""
 
     def __init__(self, in_shape, classes, p, hidden, depth, patching, head):
