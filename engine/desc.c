@@ -128,6 +128,12 @@ const char *eng_layer_kind_name(eng_layer_kind k)
         [ENG_LAYER_FLATTEN] = "flatten",
         [ENG_LAYER_DROPOUT] = "dropout",
         [ENG_LAYER_RESIDUAL] = "residual",
+        [ENG_LAYER_TRANSPOSE] = "transpose",
+        [ENG_LAYER_MEAN] = "mean",
+        [ENG_LAYER_PATCHES] = "patches",
+        [ENG_LAYER_RESHAPE] = "reshape",
+        [ENG_LAYER_PAD_CHANNELS] = "pad_channels",
+        [ENG_LAYER_MIXER] = "mixer",
     };
     _Static_assert(sizeof names / sizeof names[0] == ENG_LAYER__COUNT, "every layer kind has a name");
     return (unsigned)k < ENG_LAYER__COUNT ? names[k] : "?";

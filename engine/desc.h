@@ -77,21 +77,34 @@ typedef enum eng_layer_kind {
     ENG_LAYER_FLATTEN,
     ENG_LAYER_DROPOUT,
     ENG_LAYER_RESIDUAL,
+    /* beyond SPEC.md v1: what the seed's residual CNN and MLP-Mixer need by hand */
+    ENG_LAYER_TRANSPOSE,
+    ENG_LAYER_MEAN,
+    ENG_LAYER_PATCHES,
+    ENG_LAYER_RESHAPE,
+    ENG_LAYER_PAD_CHANNELS,
+    ENG_LAYER_MIXER,
     ENG_LAYER__COUNT
 } eng_layer_kind;
 
-/* One entry of a `sequential` model (or of a residual's inner list). */
+/* One entry of a `sequential` model (or of a residual's inner list).
+ * Dimensions (mean's dim, reshape's shape) are those of one sample: the
+ * batch dimension is not counted. */
 typedef struct eng_layer_desc {
     eng_layer_kind kind;
-    int64_t out;               /* linear, conv2d */
+    int64_t out;               /* linear, conv2d; pad_channels: the channel count after padding */
     int64_t kernel, stride, padding; /* conv2d, pools */
     bool bias;                 /* linear, conv2d */
     bool affine;               /* batchnorm, layernorm */
     int64_t dims;              /* layernorm: trailing dims normalised (1 or 2) */
     float slope;               /* leaky_relu */
     float p;                   /* dropout */
+    int64_t dim;               /* mean: the dimension averaged; negative counts from the end (the spec's default -1) */
+    int64_t patch_size;        /* patches: p of the p x p patches */
+    eng_shape shape;           /* reshape: the per-sample shape after it (same element count) */
     struct eng_layer_desc *layers; /* residual */
     int64_t n_layers;
+    eng_act post;              /* residual: ENG_ACT_NONE or ENG_ACT_RELU after the addition */
 } eng_layer_desc;
 
 typedef struct eng_model_desc {

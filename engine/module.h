@@ -133,8 +133,12 @@ eng_module *eng_global_avgpool_new(const char *name, const eng_shape *in);
 eng_module *eng_reshape_new(const char *name, const char *type, const eng_shape *in, const eng_shape *out);
 /* Appends zero channels: (C, H, W) -> (channels, H, W). */
 eng_module *eng_pad_channels_new(const char *name, const eng_shape *in, int64_t channels);
-/* Mean over the last dimension. */
+/* Mean over dimension `dim` (0 .. ndim-1) of the sample, which it removes
+ * (a 1-d sample gives (1)); eng_mean_lastdim_new: over the last one. */
+eng_module *eng_mean_new(const char *name, const eng_shape *in, int dim);
 eng_module *eng_mean_lastdim_new(const char *name, const eng_shape *in);
+/* Swaps the last two dimensions (ndim >= 2): (..., R, C) -> (..., C, R). */
+eng_module *eng_transpose_new(const char *name, const eng_shape *in);
 /* True p x p patches of an image: (C, H, W) -> (H*W/p^2, C*p*p). */
 eng_module *eng_patchify_new(const char *name, const eng_shape *in, int64_t p);
 /* One MLP-Mixer layer on (S, C) tokens: token mixing then channel mixing,

@@ -1,6 +1,7 @@
 /* The `sequential` template: an explicit list of layers (residual blocks
  * nest their own list). Names follow nn.Sequential: the list index, and
- * `<i>.layers.<j>` inside a residual. */
+ * `<i>.layers.<j>` inside a residual; a mixer layer's parameters are
+ * `<i>.0.weight` ... `<i>.5.bias`, as inside the mlp_mixer template. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -58,6 +59,59 @@ static eng_module *build_window(const eng_layer_desc *l, const eng_shape *s, con
                         l->padding);
 }
 
+static eng_module *build_mean(const eng_layer_desc *l, const eng_shape *s, const char *path, const char *name,
+                              eng_diag *d)
+{
+    int64_t dim = l->dim < 0 ? l->dim + s->ndim : l->dim;
+    if (dim < 0 || dim >= s->ndim) {
+        char p[PATH_LEN], got[64];
+        format_path(p, "%s.mean.dim", path);
+        eng_diag_report(d, p, "expected a dimension in [%d, %d] of the input %s, found %lld", -s->ndim, s->ndim - 1,
+                        eng_shape_str(s, got, sizeof got), (long long)l->dim);
+        return NULL;
+    }
+    return eng_mean_new(name, s, (int)dim);
+}
+
+static eng_module *build_patches(const eng_layer_desc *l, const eng_shape *s, const char *path, const char *name,
+                                 eng_diag *d)
+{
+    if (!need_image(s, path, "patches", d))
+        return NULL;
+    int64_t p = l->patch_size;
+    if (p < 1 || s->d[1] % p || s->d[2] % p) {
+        char at[PATH_LEN];
+        format_path(at, "%s.patches.size", path);
+        eng_diag_report(d, at, "expected a divisor of the %lldx%lld input, found %lld", (long long)s->d[1],
+                        (long long)s->d[2], (long long)p);
+        return NULL;
+    }
+    return eng_patchify_new(name, s, p);
+}
+
+/* The seed's reshape: the same memory under another per-sample shape. */
+static eng_module *build_reshape(const eng_layer_desc *l, const eng_shape *s, const char *path, const char *name,
+                                 eng_diag *d)
+{
+    char at[PATH_LEN], got[64], want[64];
+    format_path(at, "%s.reshape.shape", path);
+    bool ok = l->shape.ndim >= 1 && l->shape.ndim <= ENG_MAX_DIMS;
+    for (int i = 0; ok && i < l->shape.ndim; i++)
+        ok = l->shape.d[i] >= 1;
+    if (!ok) {
+        eng_diag_report(d, at, "expected 1 to %d positive sizes, found %d dimensions", ENG_MAX_DIMS, l->shape.ndim);
+        return NULL;
+    }
+    int64_t n = eng_shape_numel(&l->shape);
+    if (n != eng_shape_numel(s)) {
+        eng_diag_report(d, at, "expected a shape of %lld values (the input %s), found %s (%lld values)",
+                        (long long)eng_shape_numel(s), eng_shape_str(s, want, sizeof want),
+                        eng_shape_str(&l->shape, got, sizeof got), (long long)n);
+        return NULL;
+    }
+    return eng_reshape_new(name, "reshape", s, &l->shape);
+}
+
 /* Builds one layer; NULL with a diagnostic (d->count grows) or on OOM. */
 static eng_module *build_layer(const eng_layer_desc *l, const eng_shape *s, const char *path, const char *name,
                                eng_diag *d, uint64_t *dropout_stream)
@@ -101,6 +155,11 @@ static eng_module *build_layer(const eng_layer_desc *l, const eng_shape *s, cons
     case ENG_LAYER_DROPOUT: return eng_dropout_new(name, s, l->p, (*dropout_stream)++);
     case ENG_LAYER_RESIDUAL: {
         char inner_path[PATH_LEN];
+        if (l->post != ENG_ACT_NONE && l->post != ENG_ACT_RELU) {
+            format_path(inner_path, "%s.residual.post", path);
+            eng_diag_report(d, inner_path, "expected none or relu, found %s", eng_act_name(l->post));
+            return NULL;
+        }
         format_path(inner_path, "%s.residual.layers", path);
         eng_module *inner = eng_sequential_new("layers", s);
         if (!inner)
@@ -117,8 +176,36 @@ static eng_module *build_layer(const eng_layer_desc *l, const eng_shape *s, cons
             eng_module_free(inner);
             return NULL;
         }
-        return eng_residual_new(name, inner, ENG_ACT_NONE);
+        return eng_residual_new(name, inner, l->post);
     }
+    case ENG_LAYER_TRANSPOSE:
+        if (s->ndim < 2) {
+            eng_diag_report(d, path, "expected at least 2 dimensions for transpose (it swaps the last two), found %s",
+                            eng_shape_str(s, got, sizeof got));
+            return NULL;
+        }
+        return eng_transpose_new(name, s);
+    case ENG_LAYER_MEAN: return build_mean(l, s, path, name, d);
+    case ENG_LAYER_PATCHES: return build_patches(l, s, path, name, d);
+    case ENG_LAYER_RESHAPE: return build_reshape(l, s, path, name, d);
+    case ENG_LAYER_PAD_CHANNELS: {
+        if (!need_image(s, path, "pad_channels", d))
+            return NULL;
+        if (l->out < s->d[0]) {
+            char p[PATH_LEN];
+            format_path(p, "%s.pad_channels.out", path);
+            eng_diag_report(d, p, "expected at least the input's %lld channels (zero padding only widens), found %lld",
+                            (long long)s->d[0], (long long)l->out);
+            return NULL;
+        }
+        return eng_pad_channels_new(name, s, l->out);
+    }
+    case ENG_LAYER_MIXER:
+        if (s->ndim != 2) {
+            eng_diag_report(d, path, "expected tokens [S, C] for mixer, found %s", eng_shape_str(s, got, sizeof got));
+            return NULL;
+        }
+        return eng_mixer_layer_new(name, s);
     case ENG_LAYER__COUNT: break;
     }
     eng_diag_report(d, path, "unknown layer kind %d", (int)l->kind);

@@ -149,7 +149,14 @@ static const layer_type layer_types[] = {
     {"sigmoid", ENG_LAYER_SIGMOID, {NULL}},
     {"tanh", ENG_LAYER_TANH, {NULL}},
     {"softmax", ENG_LAYER_SOFTMAX, {NULL}},
-    {"residual", ENG_LAYER_RESIDUAL, {"layers"}},
+    {"residual", ENG_LAYER_RESIDUAL, {"layers", "post"}},
+    /* beyond SPEC.md v1 (docs/spec.md, "Changes to the contract") */
+    {"transpose", ENG_LAYER_TRANSPOSE, {NULL}},
+    {"mean", ENG_LAYER_MEAN, {"dim"}},
+    {"patches", ENG_LAYER_PATCHES, {"size"}},
+    {"reshape", ENG_LAYER_RESHAPE, {"shape"}},
+    {"pad_channels", ENG_LAYER_PAD_CHANNELS, {"out"}},
+    {"mixer", ENG_LAYER_MIXER, {NULL}},
 };
 _Static_assert(V_NELEM(layer_types) == ENG_LAYER__COUNT, "every layer kind has a spec entry");
 
@@ -162,6 +169,33 @@ void spec_layers_free(eng_layer_desc *l, int64_t n)
     for (int64_t i = 0; i < n; i++)
         spec_layers_free(l[i].layers, l[i].n_layers);
     free(l);
+}
+
+/* reshape's `shape`: 1 to ENG_MAX_DIMS sizes of one sample (the element
+ * count is the engine's check: it knows the input). */
+static void v_shape(vctx *c, const ynode *args, const char *lp, eng_shape *out)
+{
+    char p[SPEC_PATH_LEN], q[SPEC_PATH_LEN];
+    const ynode *n = vget(c, args, lp, "shape", p);
+    if (!n) {
+        v_missing(c, args, lp, "shape", "(the per-sample shape after the reshape, like [64, 48])");
+        return;
+    }
+    if (!vn_seq(c, n, p, "of sizes, like [64, 48]"))
+        return;
+    if (n->n < 1 || n->n > ENG_MAX_DIMS) {
+        vctx_error(c, n->line, n->col, p, "expected 1 to %d sizes, found %lld", ENG_MAX_DIMS, (long long)n->n);
+        return;
+    }
+    eng_shape s = {.ndim = (int)n->n};
+    bool ok = true;
+    for (int64_t i = 0; i < n->n; i++) {
+        vpath_index(q, p, i);
+        vctx_record(c, q, n->v[i]);
+        ok &= vn_int(c, n->v[i], q, 1, MAX_WIDTH, &s.d[i]) == V_OK;
+    }
+    if (ok)
+        *out = s;
 }
 
 static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
@@ -185,7 +219,7 @@ static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_des
             t = &layer_types[i];
     if (!t) {
         const char *s = spec_suggest(k->s, names, V_NELEM(names));
-        char list[320] = "";
+        char list[512] = "";
         for (int i = 0; i < V_NELEM(names); i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
         if (s)
@@ -205,9 +239,12 @@ static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_des
     l->dims = 1;
     l->slope = 0.01f;
     l->p = 0.5f;
+    l->dim = -1;
+    l->post = ENG_ACT_NONE;
     if (yn_is_null(args)) {
-        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D, ENG_LAYER_LINEAR, ENG_LAYER_MAXPOOL,
-                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL};
+        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D,  ENG_LAYER_LINEAR,  ENG_LAYER_MAXPOOL,
+                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL, ENG_LAYER_PATCHES,
+                                                  ENG_LAYER_RESHAPE, ENG_LAYER_PAD_CHANNELS};
         for (int i = 0; i < V_NELEM(required); i++)
             if (t->kind == required[i])
                 vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", t->name);
@@ -261,13 +298,31 @@ static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_des
         v_num(c, args, lp, "slope", (vrange){-1e30, 1e30, false, false}, &l->slope);
         break;
     case ENG_LAYER_RESIDUAL: {
+        static const char *const posts[] = {"none", "relu"};
+        int e;
         const ynode *ls = vget(c, args, lp, "layers", p);
         if (!ls)
             v_missing(c, args, lp, "layers", "(the layers of the residual branch)");
         else
             v_layer_list(c, ls, p, &l->layers, &l->n_layers);
+        if (v_enum(c, args, lp, "post", posts, V_NELEM(posts), &e) == V_OK)
+            l->post = e ? ENG_ACT_RELU : ENG_ACT_NONE;
         break;
     }
+    case ENG_LAYER_MEAN:
+        v_int(c, args, lp, "dim", -ENG_MAX_DIMS, ENG_MAX_DIMS - 1, &l->dim);
+        break;
+    case ENG_LAYER_PATCHES:
+        if (v_int(c, args, lp, "size", 1, 1024, &l->patch_size) == V_ABSENT)
+            v_missing(c, args, lp, "size", "(p of the p x p patches)");
+        break;
+    case ENG_LAYER_PAD_CHANNELS:
+        if (v_int(c, args, lp, "out", 1, MAX_WIDTH, &l->out) == V_ABSENT)
+            v_missing(c, args, lp, "out", "(the channel count after padding)");
+        break;
+    case ENG_LAYER_RESHAPE:
+        v_shape(c, args, lp, &l->shape);
+        break;
     default:
         break;
     }
