@@ -30,7 +30,7 @@ def errors(doc):
 
 
 failed = 0
-good = ["full.yaml", "synthetic.yaml", "sweep.yaml", "seed_compare.yaml"]
+good = ["full.yaml", "synthetic.yaml", "sweep.yaml", "seed_compare.yaml", "seq_seed_mixer.yaml", "seq_seed_resnet.yaml"]
 for name in good:
     with open(os.path.join(here, name)) as f:
         doc = yaml.safe_load(f)
@@ -55,6 +55,10 @@ bad = {
     "conv without kernel": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{conv2d: {out: 3}}]}\n",
     "nested bad layer": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{residual: {layers: [{dense: {}}]}}]}\n",
     "dropout 1": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{dropout: {p: 1}}]}\n",
+    "patches without size": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{patches: {}}]}\n",
+    "reshape of 5 dims": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{reshape: {shape: [1, 1, 1, 1, 784]}}]}\n",
+    "residual post gelu": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{residual: {layers: [{relu: {}}], post: gelu}}]}\n",
+    "mixer with a setting": "data: {dataset: mnist}\nmodel: {template: sequential, layers: [{mixer: {hidden: 4}}]}\n",
     "lr 0": MLP + "train: {optimizer: {lr: 0}}\n",
     "betas on sgd": MLP + "train: {optimizer: {name: sgd, betas: [0.9, 0.99]}}\n",
     "momentum on adam": MLP + "train: {optimizer: {momentum: 0.9}}\n",

@@ -536,7 +536,8 @@ static void test_error_layers(void **state)
                       "32, kernel: 3}} or {relu: {}}, found linear\n"
                       "/t/t.yaml:9:28: model.layers[4].residual.layers[0]: unknown layer type 'dense' (expected one "
                       "of conv2d, linear, batchnorm, layernorm, maxpool, avgpool, global_avgpool, flatten, dropout, "
-                      "relu, leaky_relu, gelu, sigmoid, tanh, softmax, residual)\n"
+                      "relu, leaky_relu, gelu, sigmoid, tanh, softmax, residual, transpose, mean, patches, reshape, "
+                      "pad_channels, mixer)\n"
                       "/t/t.yaml:10:25: model.layers[5].linear.kernel: unknown key\n"
                       "/t/t.yaml:11:14: model.layers[6].relu.slope: unknown key\n");
     assert_yaml_diags("data: {dataset: mnist}\nmodel: {template: sequential, layers: [{conv2d: }, {linear: {}}]}\n",
