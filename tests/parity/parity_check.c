@@ -200,6 +200,20 @@ static bool get_head(parser *p, const json_t *o, bool sigmoid_ok, eng_head *out)
     return true;
 }
 
+static bool parse_shape(parser *p, const json_t *a, const char *key, eng_shape *s)
+{
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ENG_MAX_DIMS)
+        return bad(p, "expected a '%s' shape of 1 to %d dims", key, ENG_MAX_DIMS);
+    s->ndim = (int)json_array_size(a);
+    for (int i = 0; i < s->ndim; i++) {
+        const json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_integer(v))
+            return bad(p, "'%s'[%d]: expected an integer", key, i);
+        s->d[i] = json_integer_value(v);
+    }
+    return true;
+}
+
 static bool parse_layers(parser *p, const json_t *arr, eng_layer_desc **out, int64_t *n)
 {
     if (!json_is_array(arr) || json_array_size(arr) == 0)
@@ -254,9 +268,28 @@ static bool parse_layers(parser *p, const json_t *arr, eng_layer_desc **out, int
         case ENG_LAYER_DROPOUT:
             ok = only_keys(p, o, (const char *const[]){"kind", "p", NULL}) && get_num(p, o, "p", &l->p);
             break;
-        case ENG_LAYER_RESIDUAL:
-            ok = only_keys(p, o, (const char *const[]){"kind", "layers", NULL}) &&
+        case ENG_LAYER_RESIDUAL: {
+            static const char *const posts[] = {"none", "relu"};
+            int post = 0;
+            ok = only_keys(p, o, (const char *const[]){"kind", "layers", "post", NULL}) &&
+                 get_enum(p, o, "post", posts, 2, &post) &&
                  parse_layers(p, json_object_get(o, "layers"), &l->layers, &l->n_layers);
+            l->post = post ? ENG_ACT_RELU : ENG_ACT_NONE;
+            break;
+        }
+        case ENG_LAYER_MEAN:
+            ok = only_keys(p, o, (const char *const[]){"kind", "dim", NULL}) && get_int(p, o, "dim", &l->dim);
+            break;
+        case ENG_LAYER_PATCHES:
+            ok = only_keys(p, o, (const char *const[]){"kind", "patch_size", NULL}) &&
+                 get_int(p, o, "patch_size", &l->patch_size);
+            break;
+        case ENG_LAYER_PAD_CHANNELS:
+            ok = only_keys(p, o, (const char *const[]){"kind", "out", NULL}) && get_int(p, o, "out", &l->out);
+            break;
+        case ENG_LAYER_RESHAPE:
+            ok = only_keys(p, o, (const char *const[]){"kind", "shape", NULL}) &&
+                 parse_shape(p, json_object_get(o, "shape"), "shape", &l->shape);
             break;
         default: ok = only_keys(p, o, (const char *const[]){"kind", NULL}); break;
         }
@@ -362,16 +395,6 @@ static bool parse_train(parser *p, const json_t *t, eng_train_desc *d, int64_t *
                                                    "warmup_epochs", "steps_per_epoch", NULL}) &&
              get_num(p, t, "beta1", &d->beta1) && get_num(p, t, "beta2", &d->beta2) && get_num(p, t, "eps", &d->eps);
     return ok;
-}
-
-static bool parse_shape(parser *p, const json_t *a, eng_shape *s)
-{
-    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ENG_MAX_DIMS)
-        return bad(p, "expected an 'input' shape of 1 to %d dims", ENG_MAX_DIMS);
-    s->ndim = (int)json_array_size(a);
-    for (int i = 0; i < s->ndim; i++)
-        s->d[i] = json_integer_value(json_array_get(a, (size_t)i));
-    return true;
 }
 
 /* ---- comparing ---- */
@@ -648,7 +671,7 @@ static bool run_case(pcase *pc, run *r)
     eng_shape in;
     int64_t classes = 0, batch = 0, spe = 0;
     const json_t *j = pc->j;
-    if (!parse_shape(&p, json_object_get(j, "input"), &in) || !get_int(&p, j, "classes", &classes) ||
+    if (!parse_shape(&p, json_object_get(j, "input"), "input", &in) || !get_int(&p, j, "classes", &classes) ||
         !get_int(&p, j, "batch", &batch) || !parse_model(&p, json_object_get(j, "model"), &md) ||
         !parse_train(&p, json_object_get(j, "train"), &td, &spe) ||
         !only_keys(&p, j, (const char *const[]){"name", "input", "classes", "batch", "model", "train", NULL})) {

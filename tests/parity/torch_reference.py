@@ -78,14 +78,84 @@ def write_safetensors(path, tensors, metadata=None):
 # ---- modules with epochd's names ----
 
 class Residual(nn.Module):
-    """sequential's residual: x + layers(x) (names "<i>.layers.<j>")."""
+    """sequential's residual: post(x + layers(x)) (names "<i>.layers.<j>")."""
 
-    def __init__(self, layers):
+    def __init__(self, layers, post="none"):
         super().__init__()
         self.layers = nn.Sequential(*layers)
+        self.post = post
 
     def forward(self, x):
-        return x + self.layers(x)
+        y = x + self.layers(x)
+        return F.relu(y) if self.post == "relu" else y
+
+
+class Transpose(nn.Module):
+    """sequential's transpose: swaps the last two dimensions."""
+
+    def forward(self, x):
+        return x.transpose(-1, -2)
+
+
+class Mean(nn.Module):
+    """sequential's mean: dim counts within one sample (the batch excluded)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim + 1 if dim >= 0 else dim
+
+    def forward(self, x):
+        return x.mean(self.dim)
+
+
+class Patches(nn.Module):
+    """sequential's patches: (C, H, W) -> (H*W/p^2, C*p*p), features (c, py, px)."""
+
+    def __init__(self, in_shape, p):
+        super().__init__()
+        self.c, self.h, self.w = in_shape
+        self.p = p
+
+    def forward(self, x):
+        B, p = x.shape[0], self.p
+        x = x.reshape(B, self.c, self.h // p, p, self.w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B, (self.h // p) * (self.w // p), self.c * p * p)
+
+
+class Reshape(nn.Module):
+    """sequential's reshape: the same values under another per-sample shape."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = list(shape)
+
+    def forward(self, x):
+        return x.reshape([x.shape[0]] + self.shape)
+
+
+class PadChannels(nn.Module):
+    """sequential's pad_channels: zero channels appended to an image."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x):
+        return F.pad(x, (0, 0, 0, 0, 0, self.d))
+
+
+class MixerLayer(nn.ModuleList):
+    """sequential's mixer: the seed's mixer layer on (S, C) with explicit
+    transposes; parameters "<i>.0.weight" ... "<i>.5.bias" as in Mixer."""
+
+    def __init__(self, S, C):
+        super().__init__([nn.LayerNorm(S), nn.Linear(S, S), nn.Linear(S, S),
+                          nn.LayerNorm(C), nn.Linear(C, C), nn.Linear(C, C)])
+
+    def forward(self, x):
+        ln1, a1, a2, ln2, b1, b2 = self
+        x = x + a2(F.gelu(a1(ln1(x.transpose(1, 2))))).transpose(1, 2)
+        return x + b2(F.gelu(b1(ln2(x))))
 
 
 class Block(nn.Module):
@@ -275,7 +345,27 @@ def build_layers(layers, shape):
         elif k == "residual":
             inner, s2 = build_layers(l["layers"], shape)
             assert s2 == shape
-            out.append(Residual(inner))
+            out.append(Residual(inner, l["post"]))
+        elif k == "transpose":
+            out.append(Transpose())
+            shape = shape[:-2] + [shape[-1], shape[-2]]
+        elif k == "mean":
+            out.append(Mean(l["dim"]))
+            d = l["dim"] % len(shape)
+            shape = shape[:d] + shape[d + 1:] or [1]
+        elif k == "patches":
+            p = l["patch_size"]
+            out.append(Patches(shape, p))
+            shape = [(shape[1] // p) * (shape[2] // p), shape[0] * p * p]
+        elif k == "reshape":
+            assert numel(l["shape"]) == numel(shape)
+            out.append(Reshape(l["shape"]))
+            shape = list(l["shape"])
+        elif k == "pad_channels":
+            out.append(PadChannels(l["out"] - shape[0]))
+            shape = [l["out"]] + shape[1:]
+        elif k == "mixer":
+            out.append(MixerLayer(shape[0], shape[1]))
         else:
             raise ValueError("unknown layer kind " + k)
     return out, shape
