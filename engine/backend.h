@@ -137,6 +137,13 @@ typedef struct eng_sgd_args {
     bool first; /* first step: buf = g */
 } eng_sgd_args;
 
+/* The per-step values of a captured training step (see eng_graph_ops):
+ * the optimiser's scalars, substituted at every replay. */
+typedef struct eng_step_scalars {
+    eng_adam_args adam; /* used when adam_step was captured */
+    eng_sgd_args sgd;   /* used when sgd_step was captured */
+} eng_step_scalars;
+
 typedef struct eng_backend_ops {
     void (*destroy)(eng_backend *b); /* frees the backend itself */
 
@@ -245,8 +252,30 @@ typedef struct eng_backend_ops {
     int (*clip_by_norm)(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm);
 } eng_backend_ops;
 
+/* Optional capture of a fixed-shape step (CUDA graphs), apart from the
+ * operation table because only some backends have it (eng_backend.graph;
+ * NULL on the CPU). Between begin and end the operations are recorded, not
+ * run, and end makes them one replayable graph; launch queues one replay
+ * (asynchronously, like the operations). While capturing, alloc, free,
+ * upload, download and sync are refused (they allocate or wait on the host)
+ * and end then fails; an operation that fails makes end fail with its
+ * error, and end always closes the capture. Every argument is frozen at
+ * capture - pointers, shapes, descriptions, dropout keys - except the
+ * optimiser's: adam_step and sgd_step recorded in a graph take their
+ * eng_adam_args / eng_sgd_args from `s` at each launch (s may be NULL when
+ * no optimiser step was recorded). xent's acc and sumsq/clip_by_norm keep
+ * their values on the backend, so they replay correctly. Graphs are freed
+ * before their backend; free(b, NULL) is a no-op. */
+typedef struct eng_graph_ops {
+    int (*begin)(eng_backend *b);
+    int (*end)(eng_backend *b, void **graph);
+    int (*launch)(eng_backend *b, void *graph, const eng_step_scalars *s);
+    void (*free)(eng_backend *b, void *graph);
+} eng_graph_ops;
+
 struct eng_backend {
     const eng_backend_ops *ops;
+    const eng_graph_ops *graph; /* NULL: the backend cannot capture */
     eng_device_kind kind;
     eng_precision precision;
     int threads;     /* CPU worker threads */

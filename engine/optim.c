@@ -47,7 +47,18 @@ void eng_optimizer_free(eng_optimizer *o)
     free(o);
 }
 
-int eng_optimizer_step(eng_optimizer *o, float *params, float *grads, float lr)
+void eng_optimizer_next(eng_optimizer *o, float lr, eng_step_scalars *s)
+{
+    o->steps++;
+    *s = (eng_step_scalars){
+        .adam = {.lr = lr, .beta1 = o->t.beta1, .beta2 = o->t.beta2, .eps = o->t.eps,
+                 .weight_decay = o->t.weight_decay, .step = o->steps, .decoupled = o->t.optimizer == ENG_OPT_ADAMW},
+        .sgd = {.lr = lr, .momentum = o->t.momentum, .weight_decay = o->t.weight_decay, .nesterov = o->t.nesterov,
+                .first = o->steps == 1},
+    };
+}
+
+int eng_optimizer_apply(eng_optimizer *o, float *params, float *grads, const eng_step_scalars *s)
 {
     eng_backend *b = o->b;
     int rc;
@@ -57,16 +68,16 @@ int eng_optimizer_step(eng_optimizer *o, float *params, float *grads, float lr)
         if ((rc = b->ops->clip_by_norm(b, o->n, grads, o->sumsq, o->t.grad_clip)) < 0)
             return rc;
     }
-    o->steps++;
-    if (o->t.optimizer == ENG_OPT_SGD) {
-        eng_sgd_args a = {.lr = lr, .momentum = o->t.momentum, .weight_decay = o->t.weight_decay,
-                          .nesterov = o->t.nesterov, .first = o->steps == 1};
-        return b->ops->sgd_step(b, o->n, params, grads, o->nstate ? o->state[0] : NULL, &a);
-    }
-    eng_adam_args a = {.lr = lr, .beta1 = o->t.beta1, .beta2 = o->t.beta2, .eps = o->t.eps,
-                       .weight_decay = o->t.weight_decay, .step = o->steps,
-                       .decoupled = o->t.optimizer == ENG_OPT_ADAMW};
-    return b->ops->adam_step(b, o->n, params, grads, o->state[0], o->state[1], &a);
+    if (o->t.optimizer == ENG_OPT_SGD)
+        return b->ops->sgd_step(b, o->n, params, grads, o->nstate ? o->state[0] : NULL, &s->sgd);
+    return b->ops->adam_step(b, o->n, params, grads, o->state[0], o->state[1], &s->adam);
+}
+
+int eng_optimizer_step(eng_optimizer *o, float *params, float *grads, float lr)
+{
+    eng_step_scalars s;
+    eng_optimizer_next(o, lr, &s);
+    return eng_optimizer_apply(o, params, grads, &s);
 }
 
 int64_t eng_optimizer_steps(const eng_optimizer *o) { return o->steps; }

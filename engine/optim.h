@@ -18,6 +18,15 @@ void eng_optimizer_free(eng_optimizer *o);
  * learning rate lr. Everything stays on the backend. */
 int eng_optimizer_step(eng_optimizer *o, float *params, float *grads, float lr);
 
+/* eng_optimizer_step in two halves, for a step captured as a graph:
+ * eng_optimizer_next counts the step and writes the scalars it uses
+ * (learning rate lr, Adam's step count, SGD's first-step flag) into *s;
+ * eng_optimizer_apply queues the clipping and the update with them. A
+ * replayed graph gets *s at launch instead of a new apply.
+ * eng_optimizer_step(o, p, g, lr) is next(o, lr, &s) then apply(o, p, g, &s). */
+void eng_optimizer_next(eng_optimizer *o, float lr, eng_step_scalars *s);
+int eng_optimizer_apply(eng_optimizer *o, float *params, float *grads, const eng_step_scalars *s);
+
 /* Steps taken so far (Adam's bias correction uses it). */
 int64_t eng_optimizer_steps(const eng_optimizer *o);
 void eng_optimizer_set_steps(eng_optimizer *o, int64_t steps);

@@ -13,6 +13,7 @@
 #define SCRATCH_BYTES ((size_t)16 << 20)
 
 static const eng_backend_ops gpu_ops;
+static const eng_graph_ops gpu_graph_ops;
 
 static gpu_ctx *ctx_of(eng_backend *b) { return (gpu_ctx *)b->impl; }
 
@@ -372,6 +373,7 @@ int gpu_backend_new(int device, eng_precision prec, eng_backend **out)
         return rc;
     }
     b->ops = &gpu_ops;
+    b->graph = &gpu_graph_ops;
     b->kind = ENG_DEVICE_CUDA;
     b->precision = prec;
     b->threads = 0;
@@ -424,6 +426,28 @@ void gpu_graph_free(eng_backend *b, gpu_graph *gr)
 }
 
 int64_t gpu_graph_op_count(const gpu_graph *g) { return g ? g->ops : 0; }
+
+/* The backend's eng_graph_ops (engine/backend.h): the graph travels as a
+ * void * so that the engine needs nothing from gpu/. */
+static int op_graph_begin(eng_backend *b) { return gpu_graph_begin(b); }
+
+static int op_graph_end(eng_backend *b, void **graph)
+{
+    gpu_graph *g = NULL;
+    int rc = gpu_graph_end(b, &g);
+    *graph = g;
+    return rc;
+}
+
+static int op_graph_launch(eng_backend *b, void *graph, const eng_step_scalars *s)
+{
+    return gpu_graph_launch(b, graph, s);
+}
+
+static void op_graph_free(eng_backend *b, void *graph) { gpu_graph_free(b, graph); }
+
+static const eng_graph_ops gpu_graph_ops = {
+    .begin = op_graph_begin, .end = op_graph_end, .launch = op_graph_launch, .free = op_graph_free};
 
 const eng_backend_ops *gpu_ops_table(void) { return &gpu_ops; }
 

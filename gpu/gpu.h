@@ -64,10 +64,9 @@ int gpu_device_list(gpu_device_info *out, int max, int *count);
  * key changes per step must not be captured). */
 typedef struct gpu_graph gpu_graph;
 
-typedef struct gpu_step_args {
-    eng_adam_args adam; /* used when adam_step was captured */
-    eng_sgd_args sgd;   /* used when sgd_step was captured */
-} gpu_step_args;
+/* The same values as engine/backend.h's eng_step_scalars (the backend's
+ * eng_graph_ops, b->graph, calls these functions). */
+typedef eng_step_scalars gpu_step_args;
 
 int gpu_graph_begin(eng_backend *b);
 int gpu_graph_end(eng_backend *b, gpu_graph **out);
