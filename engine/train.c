@@ -1,8 +1,10 @@
 /* The training loop: batches from the resident dataset, forward, softmax
- * cross-entropy, backward, clipping and the optimizer step; evaluation. */
+ * cross-entropy, backward, clipping and the optimizer step - captured once
+ * and replayed where the backend can (train.h) - and evaluation. */
 #include "engine/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +45,34 @@ static void free_split(eng_backend *b, eng_split_dev *s)
 {
     b->ops->free(b, s->images);
     b->ops->free(b, s->labels);
+}
+
+/* Whether the full-batch step may be captured; if not, why. */
+static void graph_decide(eng_trainer *t)
+{
+    const eng_graph_ops *o = t->b->graph;
+    const char *env = getenv("EPOCHD_NO_GRAPHS");
+    t->graph_allowed = false;
+    if (!o || !o->begin || !o->end || !o->launch || !o->free) {
+        snprintf(t->graph_off, sizeof t->graph_off, "the %s backend cannot capture a step", t->b->name);
+        return;
+    }
+    if (env && env[0] && strcmp(env, "0") != 0) {
+        snprintf(t->graph_off, sizeof t->graph_off, "EPOCHD_NO_GRAPHS is set");
+        return;
+    }
+    /* a captured step would replay the dropout masks of the step it was
+     * captured at (their key is an argument, derived from the step) */
+    const eng_layer_info *layers;
+    int nl = eng_model_layers(t->model, &layers);
+    for (int i = 0; i < nl; i++)
+        if (!strcmp(layers[i].type, "dropout")) {
+            snprintf(t->graph_off, sizeof t->graph_off, "the model has dropout (%s), whose masks change every step",
+                     layers[i].name);
+            return;
+        }
+    t->graph_off[0] = '\0';
+    t->graph_allowed = true;
 }
 
 static int trainer_setup(eng_trainer *t)
@@ -108,6 +138,7 @@ static int trainer_setup(eng_trainer *t)
     TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
     TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
     TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
+    graph_decide(t);
     return 0;
 }
 
@@ -136,6 +167,8 @@ void eng_trainer_free(eng_trainer *t)
     if (!t)
         return;
     eng_backend *b = t->b;
+    if (t->graph)
+        b->graph->free(b, t->graph);
     eng_optimizer_free(t->opt);
     eng_model_free(t->model);
     free_split(b, &t->train_dev);
@@ -157,6 +190,13 @@ int64_t eng_trainer_epochs_done(const eng_trainer *t) { return t->epochs_done; }
 int64_t eng_trainer_steps_per_epoch(const eng_trainer *t) { return t->steps_per_epoch; }
 int64_t eng_trainer_train_samples(const eng_trainer *t) { return t->train_dev.n; }
 int64_t eng_trainer_test_samples(const eng_trainer *t) { return t->test_dev.n; }
+
+void eng_trainer_graph_stats(const eng_trainer *t, eng_graph_stats *out)
+{
+    *out = (eng_graph_stats){.captured = t->graph != NULL, .replays = t->graph_replays,
+                             .eager_steps = t->eager_steps};
+    snprintf(out->off_reason, sizeof out->off_reason, "%s", t->graph_off);
+}
 
 double eng_trainer_best_acc(const eng_trainer *t, int64_t *epoch)
 {
@@ -206,6 +246,80 @@ int eng_trainer_evaluate(eng_trainer *t, double *loss, double *acc)
     return 0;
 }
 
+/* Forward, loss, backward, clipping and update of the batch in x_dev /
+ * labels_dev: what a captured step holds. */
+static int step_ops(eng_trainer *t, int64_t count, uint64_t dropout_key, const eng_step_scalars *s)
+{
+    eng_backend *b = t->b;
+    const float *logits;
+    TRY(eng_model_forward(t->model, t->x_dev, count, true, dropout_key, &logits));
+    eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 1.0f / (float)count};
+    TRY(b->ops->xent(b, &xd, logits, t->labels_dev, t->dlogits_dev, t->acc_dev));
+    TRY(eng_model_backward(t->model, t->dlogits_dev));
+    return eng_optimizer_apply(t->opt, eng_model_param_data(t->model), eng_model_grad_data(t->model), s);
+}
+
+/* Captures the step and replays it once (capture records, it does not run).
+ * 1: the capture failed and the step has not run - the caller runs it op by
+ * op; the host-side counters the capture advanced are restored. */
+static int capture_step(eng_trainer *t, int64_t count, uint64_t dropout_key, float lr)
+{
+    eng_backend *b = t->b;
+    int64_t steps = eng_optimizer_steps(t->opt), tracked = eng_model_batches_tracked(t->model);
+    eng_step_scalars s;
+    eng_optimizer_next(t->opt, lr, &s);
+    int rc = b->graph->begin(b);
+    if (rc == 0) {
+        int body = step_ops(t, count, dropout_key, &s); /* frozen: only models without dropout get here */
+        void *g = NULL;
+        rc = b->graph->end(b, &g); /* closes the capture; fails when anything inside did */
+        if (rc == 0 && body < 0)
+            rc = body; /* a backend that did not carry the failure to end */
+        if (rc == 0)
+            t->graph = g;
+        else if (g)
+            b->graph->free(b, g);
+    }
+    if (rc < 0) {
+        snprintf(t->graph_off, sizeof t->graph_off, "capture failed: %s", eng_last_error());
+        t->graph_allowed = false;
+        eng_optimizer_set_steps(t->opt, steps);
+        eng_model_set_batches_tracked(t->model, tracked);
+        return 1;
+    }
+    TRY(b->graph->launch(b, t->graph, &s));
+    t->graph_replays++;
+    return 0;
+}
+
+/* One training step on the batch in x_dev / labels_dev: a replay of the
+ * captured step when there is one and the batch is full, else op by op. */
+static int train_step(eng_trainer *t, int64_t count, int64_t global_step, float lr)
+{
+    eng_backend *b = t->b;
+    bool full = count == t->batch;
+    eng_step_scalars s;
+    uint64_t dropout_key = eng_rng_key(t->train.seed, ENG_RNG_DROPOUT, (uint64_t)global_step);
+    if (full && t->graph) {
+        eng_optimizer_next(t->opt, lr, &s);
+        eng_model_set_batches_tracked(t->model, eng_model_batches_tracked(t->model) + 1); /* as forward counts */
+        TRY(b->graph->launch(b, t->graph, &s));
+        t->graph_replays++;
+        return 0;
+    }
+    if (full && t->graph_allowed && t->graph_warm) {
+        int rc = capture_step(t, count, dropout_key, lr);
+        if (rc <= 0)
+            return rc;
+    }
+    eng_optimizer_next(t->opt, lr, &s);
+    TRY(step_ops(t, count, dropout_key, &s));
+    t->eager_steps++;
+    if (full)
+        t->graph_warm = true;
+    return 0;
+}
+
 int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoch_stats *out)
 {
     eng_backend *b = t->b;
@@ -234,16 +348,11 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
             return eng_error(ENG_EINTR, "stopped during epoch %lld", (long long)epoch);
         int64_t start = step * t->batch;
         int64_t count = n - start < t->batch ? n - start : t->batch;
+        /* the gather points into the epoch's order: queued per step, outside a captured step */
         TRY(gather(t, &t->train_dev, t->order_dev + start, count, true, t->aug_dev + 3 * start));
         int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
-        const float *logits;
-        TRY(eng_model_forward(t->model, t->x_dev, count, true, eng_rng_key(seed, ENG_RNG_DROPOUT, (uint64_t)global_step),
-                              &logits));
-        eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 1.0f / (float)count};
-        TRY(b->ops->xent(b, &xd, logits, t->labels_dev, t->dlogits_dev, t->acc_dev));
-        TRY(eng_model_backward(t->model, t->dlogits_dev));
         lr = eng_schedule_lr(&t->train, global_step, t->steps_per_epoch);
-        TRY(eng_optimizer_step(t->opt, eng_model_param_data(t->model), eng_model_grad_data(t->model), lr));
+        TRY(train_step(t, count, global_step, lr));
         seen += count;
         double now = now_seconds();
         bool last = step + 1 == t->steps_per_epoch;

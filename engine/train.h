@@ -78,6 +78,24 @@ int eng_trainer_save(eng_trainer *t, const char *path, const eng_kv *extra, int 
  * data: afterwards the trainer continues exactly where the saved one was. */
 int eng_trainer_load(eng_trainer *t, const char *path);
 
+/* How the training steps run. On a backend that can capture (the CUDA
+ * backend's graphs), the full-batch training step - forward, loss, backward,
+ * clipping, the optimizer update - is captured once, after one full step run
+ * op by op, and replayed for every later full batch of every epoch; only
+ * the batch gather (which points into the epoch's order) and the step's
+ * optimizer scalars are queued per step, without host synchronisation. The
+ * last partial batch, evaluation, and models with dropout (whose masks
+ * change every step) run op by op; EPOCHD_NO_GRAPHS=1 in the environment
+ * turns capture off. A failed capture is not an error: the trainer notes why
+ * and goes on op by op. */
+typedef struct eng_graph_stats {
+    bool captured;        /* a captured step exists */
+    int64_t replays;      /* training steps run as a replay (the captured step included) */
+    int64_t eager_steps;  /* training steps run op by op */
+    char off_reason[160]; /* why steps are not captured ("" when they are or still may be) */
+} eng_graph_stats;
+void eng_trainer_graph_stats(const eng_trainer *t, eng_graph_stats *out);
+
 /* Best test accuracy so far and its epoch (0 if none). */
 double eng_trainer_best_acc(const eng_trainer *t, int64_t *epoch);
 

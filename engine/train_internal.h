@@ -39,6 +39,13 @@ struct eng_trainer {
     int32_t *labels_dev;
     float *x_dev, *dlogits_dev;
     double *acc_dev;    /* [loss sum, hits] */
+
+    /* the captured full-batch training step (backends with eng_graph_ops) */
+    bool graph_allowed;  /* the backend can capture and nothing rules it out */
+    bool graph_warm;     /* one full step ran op by op: the libraries have planned its shapes */
+    void *graph;         /* the captured step, replayed for every later full batch */
+    int64_t graph_replays, eager_steps;
+    char graph_off[160]; /* why steps are not captured */
 };
 
 #endif
