@@ -39,7 +39,10 @@ static eng_layer_desc Pool(int64_t k, int64_t stride, int64_t pad)
     return (eng_layer_desc){.kind = ENG_LAYER_MAXPOOL, .kernel = k, .stride = stride, .padding = pad};
 }
 static eng_layer_desc BN(void) { return (eng_layer_desc){.kind = ENG_LAYER_BATCHNORM, .affine = true}; }
-static eng_layer_desc LN(int64_t dims) { return (eng_layer_desc){.kind = ENG_LAYER_LAYERNORM, .affine = true, .dims = dims}; }
+static eng_layer_desc LN(int64_t dims)
+{
+    return (eng_layer_desc){.kind = ENG_LAYER_LAYERNORM, .affine = true, .dims = dims};
+}
 static eng_layer_desc Mean(int64_t dim) { return (eng_layer_desc){.kind = ENG_LAYER_MEAN, .dim = dim}; }
 static eng_layer_desc Reshape(eng_shape s) { return (eng_layer_desc){.kind = ENG_LAYER_RESHAPE, .shape = s}; }
 static eng_layer_desc Patches(int64_t p) { return (eng_layer_desc){.kind = ENG_LAYER_PATCHES, .patch_size = p}; }
