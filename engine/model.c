@@ -308,20 +308,17 @@ static void bind_tensors(eng_model *md, eng_module *m)
         bind_tensors(md, m->child[i]);
 }
 
-/* An upper bound of the CPU backend's im2col workspace, for estimates only. */
+/* Workspace for the estimate made before any backend exists: a module's own
+ * figure, except for convolutions, whose workspace only a backend knows - an
+ * upper bound of the CPU backend's im2col buffers stands in for it. */
 static size_t estimate_workspace(const eng_module *m, int64_t batch)
 {
     size_t own = 0;
     if (!strcmp(m->ops->type, "conv2d")) {
         int64_t k = m->param[0].shape.d[1] * m->param[0].shape.d[2] * m->param[0].shape.d[3];
         own = (size_t)(k * m->out.d[1] * m->out.d[2]) * sizeof(float) * (size_t)(batch < 64 ? batch : 64) * 2;
-    } else if (!strcmp(m->ops->type, "sequential") || !strcmp(m->ops->type, "residual")) {
-        int64_t most = 0;
-        for (int i = 0; i < m->nchild; i++) {
-            int64_t n = eng_shape_numel(&m->child[i]->out);
-            most = n > most ? n : most;
-        }
-        own = (size_t)(most * batch) * sizeof(float) * 2;
+    } else if (m->ops->workspace) {
+        own = m->ops->workspace(m, NULL, batch); /* the others do not consult the backend */
     }
     size_t child = 0;
     for (int i = 0; i < m->nchild; i++) {
