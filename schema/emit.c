@@ -8,54 +8,27 @@
 
 #include "schema/alloc.h"
 #include "schema/internal.h"
+#include "schema/strbuf.h"
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *q = spec_realloc(b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
 
 static void json_string(sbuf *b, const char *s)
 {
-    puts_(b, "\"");
+    sbuf_puts(b, "\"");
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         char esc[8];
         if (ch == '"' || ch == '\\') {
             esc[0] = '\\';
             esc[1] = (char)ch;
-            put(b, esc, 2);
+            sbuf_put(b, esc, 2);
         } else if (ch < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", ch);
-            puts_(b, esc);
+            sbuf_puts(b, esc);
         } else {
-            put(b, (const char *)&ch, 1);
+            sbuf_put(b, (const char *)&ch, 1);
         }
     }
-    puts_(b, "\"");
+    sbuf_puts(b, "\"");
 }
 
 /* The shortest %g form that reads back as the same double. */
@@ -67,7 +40,7 @@ static void json_double(sbuf *b, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
-    puts_(b, tmp);
+    sbuf_puts(b, tmp);
 }
 
 static void json_node(sbuf *b, const ynode *n, bool bare)
@@ -77,15 +50,15 @@ static void json_node(sbuf *b, const ynode *n, bool bare)
         double d;
         int t = spec_scalar_bool(n);
         if (bare)
-            puts_(b, n->s);
+            sbuf_puts(b, n->s);
         else if (yn_is_null(n))
-            puts_(b, "null");
+            sbuf_puts(b, "null");
         else if (t >= 0)
-            puts_(b, t ? "true" : "false");
+            sbuf_puts(b, t ? "true" : "false");
         else if (spec_scalar_int(n, &i)) {
             char tmp[32];
             snprintf(tmp, sizeof tmp, "%" PRId64, i);
-            puts_(b, tmp);
+            sbuf_puts(b, tmp);
         } else if (spec_scalar_float(n, &d))
             json_double(b, d);
         else
@@ -93,19 +66,19 @@ static void json_node(sbuf *b, const ynode *n, bool bare)
         return;
     }
     bool map = n->kind == YN_MAP;
-    puts_(b, map ? "{" : "[");
+    sbuf_puts(b, map ? "{" : "[");
     for (int64_t i = 0; i < n->n; i++) {
         if (i)
-            puts_(b, ",");
+            sbuf_puts(b, ",");
         if (map) {
             json_string(b, n->v[2 * i]->s);
-            puts_(b, ":");
+            sbuf_puts(b, ":");
             json_node(b, n->v[2 * i + 1], bare);
         } else {
             json_node(b, n->v[i], bare);
         }
     }
-    puts_(b, map ? "}" : "]");
+    sbuf_puts(b, map ? "}" : "]");
 }
 
 char *spec_node_json(const ynode *n, bool bare_strings)
@@ -124,7 +97,7 @@ char *spec_node_json(const ynode *n, bool bare_strings)
 static int write_handler(void *data, unsigned char *buffer, size_t size)
 {
     sbuf *b = data;
-    put(b, (const char *)buffer, size);
+    sbuf_put(b, (const char *)buffer, size);
     return !b->oom;
 }
 

@@ -13,6 +13,7 @@
 
 #include "schema/alloc.h"
 #include "schema/internal.h"
+#include "schema/strbuf.h"
 #include "schema/sha256.h"
 #include "schema/suggest.h"
 
@@ -162,33 +163,6 @@ static void sanitize(char *s)
     }
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *q = spec_realloc(b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n + 1);
-    b->n += n;
-}
-
 static void put_node(sbuf *b, const ynode *n, bool bare)
 {
     char *s = spec_node_json(n, bare);
@@ -196,7 +170,7 @@ static void put_node(sbuf *b, const ynode *n, bool bare)
         b->oom = true;
         return;
     }
-    put(b, s);
+    sbuf_puts(b, s);
     free(s);
 }
 
@@ -209,12 +183,12 @@ static int fill_name(load_ctx *L, const ynode *name, const ynode *tree, const as
     while (*s) {
         const char *open = strchr(s, '{');
         if (!open) {
-            put(out, s);
+            sbuf_puts(out, s);
             break;
         }
         char lit[SPEC_PATH_LEN];
         snprintf(lit, sizeof lit, "%.*s", (int)(open - s), s);
-        put(out, lit);
+        sbuf_puts(out, lit);
         const char *close = strchr(open, '}');
         char key[SPEC_PATH_LEN], msg[SPEC_PATH_LEN + 256];
         if (!close || (size_t)(close - open - 1) >= sizeof key) {
@@ -256,20 +230,20 @@ static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas
     yn_arena *a = yn_arena_new();
     if (!a)
         return SPEC_ENOMEM;
-    put(&json, "{");
-    put(&suffix, " [");
+    sbuf_puts(&json, "{");
+    sbuf_puts(&suffix, " [");
     for (int i = 0; i < nas; i++) {
-        put(&json, i ? ",\"" : "\"");
-        put(&json, as[i].path);
-        put(&json, "\":");
+        sbuf_puts(&json, i ? ",\"" : "\"");
+        sbuf_puts(&json, as[i].path);
+        sbuf_puts(&json, "\":");
         put_node(&json, as[i].value, false);
-        put(&suffix, i ? ", " : "");
-        put(&suffix, as[i].path);
-        put(&suffix, "=");
+        sbuf_puts(&suffix, i ? ", " : "");
+        sbuf_puts(&suffix, as[i].path);
+        sbuf_puts(&suffix, "=");
         put_node(&suffix, as[i].value, true);
     }
-    put(&json, "}");
-    put(&suffix, "]");
+    sbuf_puts(&json, "}");
+    sbuf_puts(&suffix, "]");
     ynode *tree = yn_copy(a, base);
     if (json.oom || suffix.oom || !tree) {
         rc = SPEC_ENOMEM;
@@ -299,11 +273,11 @@ static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas
     if (!nm || fr == 1) {
         free(name.p);
         name = (sbuf){0};
-        put(&name, L->stem);
+        sbuf_puts(&name, L->stem);
         for (int i = 0; i < nas; i++) {
             const char *leaf = strrchr(as[i].path, '.');
-            put(&name, "_");
-            put(&name, leaf ? leaf + 1 : as[i].path);
+            sbuf_puts(&name, "_");
+            sbuf_puts(&name, leaf ? leaf + 1 : as[i].path);
             put_node(&name, as[i].value, true);
         }
         if (name.oom) {
