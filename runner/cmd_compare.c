@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "runner/cli_args.h"
 #include "runner/commands.h"
 #include "runner/text_table.h"
 
@@ -484,33 +485,9 @@ static int print_json(const compare *c, FILE *f)
 
 /* ---- the command ---- */
 
-/* "--opt VALUE" or "--opt=VALUE"; advances *i past what it used. */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
+static int usage_error_compare(const char *fmt, const char *arg)
 {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        *out = NULL;
-        return 1;
-    }
-    *out = argv[++*i];
-    return 1;
-}
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("epochd compare: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    fputs(usage_text, stderr);
-    return RUN_EX_USAGE;
+    return run_usage_error("compare", usage_text, fmt, arg);
 }
 
 int run_cmd_compare(int argc, char **argv)
@@ -537,35 +514,35 @@ int run_cmd_compare(int argc, char **argv)
             fputs(usage_text, stdout);
             free(names);
             return RUN_EX_OK;
-        } else if (opt_value(argc, argv, &i, "--db", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--db", &v)) {
             if (!v || !*v) {
-                ret = usage_error("%s needs a file", "--db");
+                ret = usage_error_compare("%s needs a file", "--db");
                 goto out;
             }
             db_file = v;
-        } else if (opt_value(argc, argv, &i, "--sort", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--sort", &v)) {
             if (v && !strcmp(v, "best")) sort = SORT_BEST;
             else if (v && !strcmp(v, "final")) sort = SORT_FINAL;
             else if (v && !strcmp(v, "params")) sort = SORT_PARAMS;
             else if (v && !strcmp(v, "time")) sort = SORT_TIME;
             else if (v && !strcmp(v, "name")) sort = SORT_NAME;
             else {
-                ret = usage_error("--sort: '%s' is not best, final, params, time or name", v ? v : "");
+                ret = usage_error_compare("--sort: '%s' is not best, final, params, time or name", v ? v : "");
                 goto out;
             }
-        } else if (opt_value(argc, argv, &i, "--format", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--format", &v)) {
             if (v && !strcmp(v, "table")) format = FMT_TABLE;
             else if (v && !strcmp(v, "csv")) format = FMT_CSV;
             else if (v && !strcmp(v, "json")) format = FMT_JSON;
             else if (v && (!strcmp(v, "markdown") || !strcmp(v, "md"))) format = FMT_MARKDOWN;
             else {
-                ret = usage_error("--format: '%s' is not table, csv, json or markdown", v ? v : "");
+                ret = usage_error_compare("--format: '%s' is not table, csv, json or markdown", v ? v : "");
                 goto out;
             }
         } else if (!strcmp(a, "--group")) {
             grouped = 1;
         } else {
-            ret = usage_error("unknown option '%s'", a);
+            ret = usage_error_compare("unknown option '%s'", a);
             goto out;
         }
     }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "db/db.h"
+#include "runner/cli_args.h"
 #include "runner/commands.h"
 #include "runner/plot_svg.h"
 
@@ -31,30 +32,6 @@ static const struct {
     {"test_loss", "test loss", "loss"},
     {"test_acc", "test accuracy", "accuracy"},
 };
-
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return 0;
-    if (argv[*i][n] == '=') {
-        *out = argv[*i] + n + 1;
-        return 1;
-    }
-    if (argv[*i][n] != '\0')
-        return 0;
-    *out = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("epochd plot: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    fputs(usage_text, stderr);
-    return RUN_EX_USAGE;
-}
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -133,6 +110,11 @@ static int write_file(const char *path, const run_plot *p)
     return RUN_EX_OK;
 }
 
+static int usage_error_plot(const char *fmt, const char *arg)
+{
+    return run_usage_error("plot", usage_text, fmt, arg);
+}
+
 int run_cmd_plot(int argc, char **argv)
 {
     setlocale(LC_NUMERIC, "C"); /* SVG numbers need '.' */
@@ -155,50 +137,50 @@ int run_cmd_plot(int argc, char **argv)
             fputs(usage_text, stdout);
             free(names);
             return RUN_EX_OK;
-        } else if (opt_value(argc, argv, &i, "--db", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--db", &v)) {
             if (!v || !*v) {
-                ret = usage_error("%s needs a file", "--db");
+                ret = usage_error_plot("%s needs a file", "--db");
                 goto out;
             }
             db_file = v;
-        } else if (opt_value(argc, argv, &i, "-o", &v) || opt_value(argc, argv, &i, "--output", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "-o", &v) || run_opt_value(argc, argv, &i, "--output", &v)) {
             if (!v || !*v) {
-                ret = usage_error("%s needs a file name", "-o");
+                ret = usage_error_plot("%s needs a file name", "-o");
                 goto out;
             }
             out = v;
-        } else if (opt_value(argc, argv, &i, "--metric", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--metric", &v)) {
             metric = -1;
             for (int m = 0; m < RUN_PLOT_MAX_PANELS && v; m++)
                 if (!strcmp(v, metrics[m].key))
                     metric = m;
             if (metric < 0) {
-                ret = usage_error("--metric: '%s' is not train_loss, train_acc, test_loss or test_acc",
+                ret = usage_error_plot("--metric: '%s' is not train_loss, train_acc, test_loss or test_acc",
                                   v ? v : "");
                 goto out;
             }
-        } else if (opt_value(argc, argv, &i, "--x", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--x", &v)) {
             if (v && !strcmp(v, "epoch"))
                 x_seconds = 0;
             else if (v && !strcmp(v, "seconds"))
                 x_seconds = 1;
             else {
-                ret = usage_error("--x: '%s' is not epoch or seconds", v ? v : "");
+                ret = usage_error_plot("--x: '%s' is not epoch or seconds", v ? v : "");
                 goto out;
             }
-        } else if (opt_value(argc, argv, &i, "--title", &v)) {
+        } else if (run_opt_value(argc, argv, &i, "--title", &v)) {
             if (!v) {
-                ret = usage_error("%s needs a text", "--title");
+                ret = usage_error_plot("%s needs a text", "--title");
                 goto out;
             }
             title = v;
         } else {
-            ret = usage_error("unknown option '%s'", a);
+            ret = usage_error_plot("unknown option '%s'", a);
             goto out;
         }
     }
     if (!out) {
-        ret = usage_error("%s", "no output file: give -o FILE.svg");
+        ret = usage_error_plot("%s", "no output file: give -o FILE.svg");
         goto out;
     }
     if (ends_with(out, ".png")) {
@@ -207,7 +189,7 @@ int run_cmd_plot(int argc, char **argv)
         goto out;
     }
     if (!ends_with(out, ".svg")) {
-        ret = usage_error("the output file must end in .svg: %s", out);
+        ret = usage_error_plot("the output file must end in .svg: %s", out);
         goto out;
     }
 
