@@ -137,6 +137,17 @@ void run_session(const run_job *job, const run_sink *sink, run_outcome *out)
             fail(out, rc, rc == ENG_EINTR ? "interrupted" : "training failed");
             goto done;
         }
+        if (b->graph && s.epoch == resumed + 1) {
+            /* whether the step replays as a CUDA graph, once per run, for the log */
+            eng_graph_stats gs;
+            eng_trainer_graph_stats(t, &gs);
+            if (gs.captured)
+                fprintf(stderr, "epochd: training step captured as a graph: %lld replays, %lld steps op by op\n",
+                        (long long)gs.replays, (long long)gs.eager_steps);
+            else
+                fprintf(stderr, "epochd: training step not captured as a graph: %s\n",
+                        gs.off_reason[0] ? gs.off_reason : "no full batch yet");
+        }
         const char *ck = NULL;
         bool last_epoch = s.epoch == train.epochs;
         if (train.checkpoint_every > 0 && (s.epoch % train.checkpoint_every == 0 || last_epoch)) {
