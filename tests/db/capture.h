@@ -1,5 +1,6 @@
-/* Test helper: run a command function with stdout and stderr captured into
- * strings (the commands print; the tests parse what they printed). */
+/* Test helpers: run a command function with stdout and stderr captured into
+ * strings (the commands print; the tests parse what they printed), and a
+ * database in a temporary folder filled by plain SQL. */
 #ifndef TEST_CAPTURE_H
 #define TEST_CAPTURE_H
 
@@ -8,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "db/db.h"
 
 typedef struct captured {
     int rc;
@@ -72,6 +77,35 @@ static void capture_free(captured *c)
 {
     free(c->out);
     free(c->err);
+}
+
+/* Creates dir from its mkdtemp template, then <dir>/<name> migrated by
+ * db_open and filled by `sql` through SQLite alone. 0 or -1. */
+static inline int fixture_db(char *dir, const char *name, const char *sql, char *dbpath, size_t len)
+{
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(dbpath, len, "%s/%s", dir, name);
+    db *d = NULL;
+    if (db_open(dbpath, DB_OPEN_CREATE, &d))
+        return -1;
+    db_close(d);
+    sqlite3 *h;
+    if (sqlite3_open(dbpath, &h) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "fill: %s\n", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Removes a fixture folder and everything in it. */
+static inline int fixture_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif

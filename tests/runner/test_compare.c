@@ -531,29 +531,13 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/epochd-test-compare-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(dbpath, sizeof dbpath, "%s/c.db", tmpdir);
-    db *d = NULL;
-    if (db_open(dbpath, DB_OPEN_CREATE, &d))
-        return -1;
-    db_close(d);
-    sqlite3 *h;
-    if (sqlite3_open(dbpath, &h) != SQLITE_OK)
-        return -1;
-    int rc = sqlite3_exec(h, fill_sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "fill: %s\n", sqlite3_errmsg(h));
-    sqlite3_close(h);
-    return rc == SQLITE_OK ? 0 : -1;
+    return fixture_db(tmpdir, "c.db", fill_sql, dbpath, sizeof dbpath);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_remove(tmpdir);
 }
 
 int main(void)
