@@ -16,46 +16,15 @@
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/train.h"
+#include "tests/common/seed_models.h"
 
 /* ---- the seed's six models (seed-reference.md) ---- */
 
-static int64_t cnn_channels[] = {16, 16, ENG_POOL_ENTRY, 32, 32, ENG_POOL_ENTRY, 64, 64, ENG_POOL_ENTRY,
-                                 128, 128, ENG_POOL_ENTRY, 256, 256};
-static int64_t res_channels[] = {32, 32, 64, 64, 64, 64, 128, 128, 128};
-
-static eng_model_desc seed_cnn(void)
+static eng_model_desc seed(const char *name)
 {
-    eng_model_desc m;
-    eng_model_desc_default(&m);
-    m.template_kind = ENG_TEMPLATE_CNN;
-    m.channels = cnn_channels;
-    m.n_channels = 14;
-    m.head = ENG_HEAD_SOFTMAX;
-    return m;
-}
-
-static eng_model_desc seed_resnet(void)
-{
-    eng_model_desc m;
-    eng_model_desc_default(&m);
-    m.template_kind = ENG_TEMPLATE_RESNET;
-    m.channels = res_channels;
-    m.n_channels = 9;
-    m.head = ENG_HEAD_SOFTMAX;
-    return m;
-}
-
-static eng_model_desc seed_mixer(int64_t p, int64_t hidden, int64_t depth)
-{
-    eng_model_desc m;
-    eng_model_desc_default(&m);
-    m.template_kind = ENG_TEMPLATE_MLP_MIXER;
-    m.patch_size = p;
-    m.hidden = hidden;
-    m.depth = depth;
-    m.patching = ENG_PATCHING_RESHAPE;
-    m.head = ENG_HEAD_SOFTMAX;
-    return m;
+    eng_model_desc d;
+    seed_model_desc(seed_model_find(name), ENG_HEAD_SOFTMAX, &d);
+    return d;
 }
 
 static int64_t count_params(const eng_model_desc *d)
@@ -71,18 +40,13 @@ static int64_t count_params(const eng_model_desc *d)
 static void test_seed_param_counts(void **state)
 {
     (void)state;
-    eng_model_desc d = seed_cnn();
-    assert_int_equal(count_params(&d), 1183322);
-    d = seed_resnet();
-    assert_int_equal(count_params(&d), 1134026);
-    d = seed_mixer(4, 128, 6);
-    assert_int_equal(count_params(&d), 273674);
-    d = seed_mixer(2, 128, 6);
-    assert_int_equal(count_params(&d), 1062026);
-    d = seed_mixer(4, 192, 8);
-    assert_int_equal(count_params(&d), 698186);
-    d = seed_mixer(2, 192, 8);
-    assert_int_equal(count_params(&d), 1756106);
+    for (int i = 0; i < SEED_MODEL_COUNT; i++) {
+        eng_model_desc d;
+        seed_model_desc(&seed_models[i], ENG_HEAD_SOFTMAX, &d);
+        print_message("%-14s %lld parameters (the seed: %lld)\n", seed_models[i].name, (long long)count_params(&d),
+                      (long long)seed_models[i].params);
+        assert_int_equal(count_params(&d), seed_models[i].params);
+    }
 }
 
 /* Names and layouts follow the PyTorch reference (torch_seed_models.py). */
@@ -91,7 +55,7 @@ static void test_names_and_layouts(void **state)
     (void)state;
     eng_shape in = eng_shape3(3, 32, 32);
     eng_model *m = NULL;
-    eng_model_desc d = seed_cnn();
+    eng_model_desc d = seed("normal_cnn");
     assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
     const eng_tensor_info *p;
     int np = eng_model_params(m, &p);
@@ -111,14 +75,14 @@ static void test_names_and_layouts(void **state)
     assert_int_equal(nb, 2 * 10);
     eng_model_free(m);
 
-    d = seed_resnet();
+    d = seed("residual_cnn");
     assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
     np = eng_model_params(m, &p);
     assert_string_equal(p[2].name, "2.b.0.weight");
     assert_string_equal(p[np - 1].name, "12.bias");
     eng_model_free(m);
 
-    d = seed_mixer(4, 128, 6);
+    d = seed("mlp_mixer_S4");
     assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
     np = eng_model_params(m, &p);
     assert_string_equal(p[0].name, "embed.weight");

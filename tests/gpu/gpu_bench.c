@@ -6,7 +6,7 @@
  *       backward, as GFLOP/s;
  *   gpu_bench models [--device cuda|cpu] [--precision LIST] [--batch B]
  *                    [--steps N] [--epochs E] [--models a,b,...]
- *       train the six seed models (as ../shared/tools/torch_seed_models.py
+ *       train the six seed models (as scripts/torch_seed_models.py
  *       builds them: logits heads, the mixers' plain reshape) on synthetic
  *       3x32x32 data through the engine's trainer: N steps per epoch, E
  *       epochs, the last one reported (the first includes planning and
@@ -26,6 +26,7 @@
 #include "engine/model.h"
 #include "engine/train.h"
 #include "epochd_config.h"
+#include "tests/common/seed_models.h"
 #if EPOCHD_HAVE_CUDA
 #include "gpu/gpu.h"
 #endif
@@ -173,63 +174,12 @@ static int bench_ops(const opts *o)
 
 /* ---- the six seed models through the trainer ---- */
 
-static int64_t cnn_channels[] = {16, 16, ENG_POOL_ENTRY, 32, 32, ENG_POOL_ENTRY, 64, 64, ENG_POOL_ENTRY,
-                                 128, 128, ENG_POOL_ENTRY, 256, 256};
-static int64_t resnet_channels[] = {32, 32, 64, 64, 64, 64, 128, 128, 128};
-
-typedef struct seed_model {
-    const char *name;
-    eng_template t;
-    int64_t patch, hidden, depth;
-} seed_model;
-
-static const seed_model seed_models[] = {
-    {"normal_cnn", ENG_TEMPLATE_CNN, 0, 0, 0},        {"residual_cnn", ENG_TEMPLATE_RESNET, 0, 0, 0},
-    {"mlp_mixer_S4", ENG_TEMPLATE_MLP_MIXER, 4, 128, 6}, {"mlp_mixer_S2", ENG_TEMPLATE_MLP_MIXER, 2, 128, 6},
-    {"mlp_mixer_B4", ENG_TEMPLATE_MLP_MIXER, 4, 192, 8}, {"mlp_mixer_B2", ENG_TEMPLATE_MLP_MIXER, 2, 192, 8},
-};
-
-static void model_desc(const seed_model *s, eng_model_desc *m)
-{
-    eng_model_desc_default(m);
-    m->template_kind = s->t;
-    m->head = ENG_HEAD_LOGITS;
-    if (s->t == ENG_TEMPLATE_CNN) {
-        m->channels = cnn_channels;
-        m->n_channels = sizeof cnn_channels / sizeof *cnn_channels;
-        m->activation = ENG_ACT_RELU;
-        m->batch_norm = true;
-        m->pool_kernel = 3;
-        m->pool_stride = 2;
-    } else if (s->t == ENG_TEMPLATE_RESNET) {
-        m->channels = resnet_channels;
-        m->n_channels = sizeof resnet_channels / sizeof *resnet_channels;
-        m->block = ENG_BLOCK_SMALL;
-    } else {
-        m->patch_size = s->patch;
-        m->hidden = s->hidden;
-        m->depth = s->depth;
-        m->patching = ENG_PATCHING_RESHAPE; /* as the seed (and torch_seed_models.py) */
-    }
-}
-
-static bool wanted(const char *list, const char *name)
-{
-    if (!list || !*list)
-        return true;
-    size_t n = strlen(name);
-    for (const char *p = list; (p = strstr(p, name)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-            return true;
-    return false;
-}
-
 static int bench_models(const opts *o)
 {
     printf("| model | params | precision | train img/s | eval img/s | epoch s |\n|---|---:|---|---:|---:|---:|\n");
-    for (size_t i = 0; i < sizeof seed_models / sizeof *seed_models; i++) {
+    for (int i = 0; i < SEED_MODEL_COUNT; i++) {
         const seed_model *s = &seed_models[i];
-        if (!wanted(o->models, s->name))
+        if (!seed_model_wanted(o->models, s->name))
             continue;
         for (int p = 0; p < 3; p++) {
             if (!o->prec[p])
@@ -246,7 +196,7 @@ static int bench_models(const opts *o)
             data.synth_train = o->batch * o->steps;
             data.synth_test = o->batch * (o->steps > 4 ? o->steps / 4 : 1);
             eng_model_desc model;
-            model_desc(s, &model);
+            seed_model_desc(s, ENG_HEAD_LOGITS, &model); /* as torch_seed_models.py */
             eng_train_desc train;
             eng_train_desc_default(&train);
             train.epochs = o->epochs;
@@ -307,7 +257,7 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--precision") && v) {
             for (int p = 0; p < 3; p++)
-                o.prec[p] = wanted(v, prec_names[p]);
+                o.prec[p] = seed_model_wanted(v, prec_names[p]);
             i++;
         } else if (!strcmp(a, "--reps") && v) {
             o.reps = atoi(v);

@@ -18,6 +18,7 @@
 #include "engine/model.h"
 #include "engine/rng.h"
 #include "gpu/gpu.h"
+#include "tests/common/seed_models.h"
 
 #define BATCH 32
 #define STEPS 3
@@ -34,50 +35,23 @@ static const double tol_loss[3] = {3e-5, 2e-3, 2e-2};
 static const double tol_grad[3] = {1e-4, 2e-2, 1e-1};
 static const double tol_delta[3] = {3e-3, -1, -1};
 
-static int64_t cnn_channels[] = {16, 16, ENG_POOL_ENTRY, 32, 32, ENG_POOL_ENTRY, 64, 64, ENG_POOL_ENTRY,
-                                 128, 128, ENG_POOL_ENTRY, 256, 256};
-static int64_t resnet_channels[] = {32, 32, 64, 64, 64, 64, 128, 128, 128};
-
-typedef struct seed_model {
+/* The seed's six models with logits heads, and normal_cnn once more with the
+ * seed's softmax head. */
+typedef struct model_case {
     const char *name;
-    eng_template t;
-    int64_t patch, hidden, depth;
+    const char *seed;
     eng_head head;
-} seed_model;
+} model_case;
 
-static const seed_model models[] = {
-    {"normal_cnn", ENG_TEMPLATE_CNN, 0, 0, 0, ENG_HEAD_LOGITS},
-    {"normal_cnn (softmax head)", ENG_TEMPLATE_CNN, 0, 0, 0, ENG_HEAD_SOFTMAX},
-    {"residual_cnn", ENG_TEMPLATE_RESNET, 0, 0, 0, ENG_HEAD_LOGITS},
-    {"mlp_mixer_S4", ENG_TEMPLATE_MLP_MIXER, 4, 128, 6, ENG_HEAD_LOGITS},
-    {"mlp_mixer_S2", ENG_TEMPLATE_MLP_MIXER, 2, 128, 6, ENG_HEAD_LOGITS},
-    {"mlp_mixer_B4", ENG_TEMPLATE_MLP_MIXER, 4, 192, 8, ENG_HEAD_LOGITS},
-    {"mlp_mixer_B2", ENG_TEMPLATE_MLP_MIXER, 2, 192, 8, ENG_HEAD_LOGITS},
+static const model_case models[] = {
+    {"normal_cnn", "normal_cnn", ENG_HEAD_LOGITS},
+    {"normal_cnn (softmax head)", "normal_cnn", ENG_HEAD_SOFTMAX},
+    {"residual_cnn", "residual_cnn", ENG_HEAD_LOGITS},
+    {"mlp_mixer_S4", "mlp_mixer_S4", ENG_HEAD_LOGITS},
+    {"mlp_mixer_S2", "mlp_mixer_S2", ENG_HEAD_LOGITS},
+    {"mlp_mixer_B4", "mlp_mixer_B4", ENG_HEAD_LOGITS},
+    {"mlp_mixer_B2", "mlp_mixer_B2", ENG_HEAD_LOGITS},
 };
-
-static void model_desc(const seed_model *s, eng_model_desc *m)
-{
-    eng_model_desc_default(m);
-    m->template_kind = s->t;
-    m->head = s->head;
-    if (s->t == ENG_TEMPLATE_CNN) {
-        m->channels = cnn_channels;
-        m->n_channels = sizeof cnn_channels / sizeof *cnn_channels;
-        m->activation = ENG_ACT_RELU;
-        m->batch_norm = true;
-        m->pool_kernel = 3;
-        m->pool_stride = 2;
-    } else if (s->t == ENG_TEMPLATE_RESNET) {
-        m->channels = resnet_channels;
-        m->n_channels = sizeof resnet_channels / sizeof *resnet_channels;
-        m->block = ENG_BLOCK_SMALL;
-    } else {
-        m->patch_size = s->patch;
-        m->hidden = s->hidden;
-        m->depth = s->depth;
-        m->patching = ENG_PATCHING_RESHAPE;
-    }
-}
 
 /* One backend's run: a bound model, its optimiser state and step buffers. */
 typedef struct run {
@@ -217,7 +191,7 @@ int main(int argc, char **argv)
     int failures = 0;
     for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
         eng_model_desc desc;
-        model_desc(&models[k], &desc);
+        seed_model_desc(seed_model_find(models[k].seed), models[k].head, &desc);
         run cpu = {0};
         if (eng_cpu_backend_new(cpu_vs_cpu ? 1 : 0, &cpu.b) < 0 || run_steps(&cpu, &desc, x, labels) < 0) {
             fprintf(stderr, "%s on the CPU: %s\n", models[k].name, eng_last_error());
