@@ -1,4 +1,4 @@
-/* A query only the service needs (runner/serve*.c), kept beside db.h so
+/* A query only the service needs (service/), kept beside db.h so
  * that db.h stays the shared contract. Same conventions as db.h. */
 #ifndef DB_SERVICE_H
 #define DB_SERVICE_H

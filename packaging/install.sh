@@ -6,7 +6,7 @@
 #
 #   sudo packaging/install.sh [--build DIR] [--prefix DIR] [--gpu] [--no-start]
 #
-# --build   the meson build folder holding runner/epochd (default: build)
+# --build   the meson build folder holding epochd (default: build)
 # --prefix  where the binary goes: PREFIX/bin/epochd (default: /usr/local)
 # --gpu     also install the drop-in that gives the service the NVIDIA devices
 # --no-start  install and enable, but do not start (or restart) it
@@ -35,7 +35,7 @@ dest=${DESTDIR:-}
 staged=0
 [ -n "$dest" ] && staged=1
 
-bin="$build/runner/epochd"
+bin="$build/epochd"
 if [ ! -x "$bin" ]; then
     echo "install.sh: $bin not found: build first (scripts/build)" >&2
     exit 66

@@ -125,7 +125,7 @@ void spec_file_print_diags(FILE *f, const spec_file *sf);
 spec *spec_file_take(spec_file *f, int i);
 void spec_file_free(spec_file *f);
 
-/* ---- helpers also used by the runner ---- */
+/* ---- helpers also used by the service and the command line ---- */
 
 /* SHA-256 of data as 64 lower-case hex digits (schema/sha256.c). */
 void spec_sha256_hex(const void *data, size_t len, char out[65]);

@@ -51,7 +51,7 @@ static double now(void)
 static int open_backend(const opts *o, int p, eng_backend **b)
 {
     if (o->cpu) {
-        const char *env = getenv("EPOCHD_THREADS"); /* as the runner: default all cores */
+        const char *env = getenv("EPOCHD_THREADS"); /* as epochd run: default all cores */
         return p == ENG_PREC_FP32 ? eng_cpu_backend_new(env ? atoi(env) : 0, b) : ENG_ENOTSUP;
     }
 #if EPOCHD_HAVE_CUDA

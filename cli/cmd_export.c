@@ -1,0 +1,123 @@
+/* epochd export: a run's trained weights as a safetensors file that PyTorch
+ * loads with load_state_dict (parameters, BatchNorm buffers and step
+ * counters under the summary's names) - its checkpoint without the
+ * optimizer state. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "engine/error.h"
+#include "engine/safetensors.h"
+#include "cli/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: epochd export RUN_ID [--db FILE] [--best] -o FILE.safetensors\n");
+}
+
+static int export_file(const char *src, const db_run *r, const char *dst)
+{
+    eng_st_file *f = NULL;
+    eng_st_writer *w = NULL;
+    int rc = eng_st_open(src, &f);
+    if (rc == 0)
+        rc = eng_st_writer_new(&w);
+    for (int64_t i = 0; rc == 0 && i < eng_st_count(f); i++) {
+        const eng_st_tensor *t = eng_st_at(f, i);
+        if (!strncmp(t->name, "optimizer.", 10))
+            continue;
+        rc = eng_st_add_ref(w, t->name, t->dtype, t->shape, t->ndim, t->data);
+    }
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    const char *keys[] = {"epoch", "seed", "best_test_acc", "best_epoch", "spec_sha256"};
+    if (rc == 0)
+        rc = eng_st_add_metadata(w, "format", "epochd-weights");
+    if (rc == 0)
+        rc = eng_st_add_metadata(w, "run", id);
+    if (rc == 0)
+        rc = eng_st_add_metadata(w, "name", r->name);
+    for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = eng_st_metadata(f, keys[i]);
+        if (v)
+            rc = eng_st_add_metadata(w, keys[i], v);
+    }
+    if (rc == 0 && r->spec)
+        rc = eng_st_add_metadata(w, "spec", r->spec);
+    if (rc == 0)
+        rc = eng_st_write_file(w, dst);
+    eng_st_writer_free(w);
+    eng_st_close(f);
+    return rc;
+}
+
+int cli_cmd_export(int argc, char **argv)
+{
+    const char *db_path = NULL, *out = NULL;
+    bool best = false;
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"best", no_argument, NULL, 'b'},
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': db_path = optarg; break;
+        case 'b': best = true; break;
+        case 'o': out = optarg; break;
+        case 'h': usage(stdout); return EX_OK;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind + 1 != argc || !out) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    char *end = NULL;
+    long long id = strtoll(argv[optind], &end, 10);
+    if (*end || id < 1) {
+        fprintf(stderr, "epochd export: expected a run id, found '%s'\n", argv[optind]);
+        return EX_USAGE;
+    }
+    db *d = NULL;
+    int rc = db_open(db_path ? db_path : db_default_path(), 0, &d);
+    if (rc < 0) {
+        fprintf(stderr, "epochd export: %s\n", db_last_error());
+        return rc == DB_ENOENT ? EX_NOINPUT : EX_IOERR;
+    }
+    db_run *r = NULL;
+    rc = db_run_get(d, id, &r);
+    db_close(d);
+    if (rc < 0) {
+        fprintf(stderr, "epochd export: run %lld: %s\n", id, db_last_error());
+        return rc == DB_ENOTFOUND ? EX_NOINPUT : EX_IOERR;
+    }
+    if (!r->checkpoint) {
+        fprintf(stderr, "epochd export: run %lld (%s, %s) has no checkpoint yet\n", id, r->name,
+                db_status_name(r->status));
+        db_run_free(r);
+        return EX_NOINPUT;
+    }
+    char src[4096];
+    snprintf(src, sizeof src, "%s", r->checkpoint);
+    if (best) {
+        char *slash = strrchr(src, '/');
+        size_t dirlen = slash ? (size_t)(slash - src) + 1 : 0;
+        snprintf(src + dirlen, sizeof src - dirlen, "best.safetensors");
+        if (access(src, R_OK) < 0) {
+            fprintf(stderr, "epochd export: run %lld kept no best checkpoint (%s)\n", id, src);
+            db_run_free(r);
+            return EX_NOINPUT;
+        }
+    }
+    rc = export_file(src, r, out);
+    if (rc < 0)
+        fprintf(stderr, "epochd export: %s\n", eng_last_error());
+    else
+        printf("exported run %lld (%s) from %s to %s\n", id, r->name, src, out);
+    db_run_free(r);
+    return rc < 0 ? (rc == ENG_ENOENT ? EX_NOINPUT : EX_IOERR) : EX_OK;
+}

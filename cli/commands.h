@@ -1,0 +1,24 @@
+/* The epochd subcommands. Each takes the arguments after its name (argv[0]
+ * is the subcommand name) and returns an exit status: sysexits(3), the
+ * command-line contract (docs/design-changes.md lists 130). */
+#ifndef CLI_COMMANDS_H
+#define CLI_COMMANDS_H
+
+#include <sysexits.h>
+
+/* `run` stopped by SIGINT/SIGTERM (the run was recorded as interrupted). */
+#define EX_INTERRUPTED 130
+
+int cli_cmd_check(int argc, char **argv);
+int cli_cmd_summary(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_worker(int argc, char **argv);
+int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_status(int argc, char **argv);
+int cli_cmd_cancel(int argc, char **argv);
+int cli_cmd_compare(int argc, char **argv);
+int cli_cmd_plot(int argc, char **argv);
+int cli_cmd_export(int argc, char **argv);
+int cli_cmd_devices(int argc, char **argv);
+
+#endif

@@ -1,0 +1,84 @@
+/* Backend selection: the only runner code that knows CUDA may exist. */
+#include "service/backend_select.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/error.h"
+#include "epochd_config.h"
+#if EPOCHD_HAVE_CUDA
+#include "gpu/gpu.h"
+#endif
+
+int svc_cuda_device_count(void)
+{
+#if EPOCHD_HAVE_CUDA
+    int count = 0;
+    if (gpu_device_list(NULL, 0, &count) < 0)
+        return 0;
+    return count;
+#else
+    return 0;
+#endif
+}
+
+static int default_threads(void)
+{
+    const char *env = getenv("EPOCHD_THREADS");
+    if (env && *env) {
+        int n = atoi(env);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int svc_backend_open(const char *device, eng_precision prec, int threads, eng_backend **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    if (!device || !*device)
+        device = "auto";
+    bool cuda = false;
+    int ordinal = 0;
+    if (!strcmp(device, "auto")) {
+        cuda = svc_cuda_device_count() > 0;
+    } else if (!strcmp(device, "cuda")) {
+        cuda = true;
+    } else if (!strncmp(device, "cuda:", 5)) {
+        char *end = NULL;
+        long n = strtol(device + 5, &end, 10);
+        if (!device[5] || *end || n < 0) {
+            snprintf(err, errlen, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
+            return ENG_EINVAL;
+        }
+        cuda = true;
+        ordinal = (int)n;
+    } else if (strcmp(device, "cpu")) {
+        snprintf(err, errlen, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
+        return ENG_EINVAL;
+    }
+    if (cuda) {
+#if EPOCHD_HAVE_CUDA
+        int rc = gpu_backend_new(ordinal, prec, out);
+        if (rc < 0)
+            snprintf(err, errlen, "cannot open %s: %s", device, eng_last_error());
+        return rc;
+#else
+        (void)ordinal;
+        snprintf(err, errlen, "device %s: this epochd was built without CUDA", device);
+        return ENG_ENOTSUP;
+#endif
+    }
+    if (prec != ENG_PREC_FP32) {
+        snprintf(err, errlen, "precision tf32/bf16 needs a GPU; the CPU computes in fp32");
+        return ENG_EINVAL;
+    }
+    int rc = eng_cpu_backend_new(threads > 0 ? threads : default_threads(), out);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot open the CPU backend: %s", eng_last_error());
+    return rc;
+}

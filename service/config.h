@@ -1,0 +1,68 @@
+/* The service's settings: defaults, a YAML config file, command-line
+ * overrides (docs/service.md lists every key). */
+#ifndef SVC_CONFIG_H
+#define SVC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema/spec.h"
+
+typedef struct svc_config {
+    char *config_path;   /* the file the settings came from; NULL: none */
+    char *experiments;   /* the folder watched for specs */
+    char *db_path;
+    char *state_dir;
+    char *devices;       /* "auto", "cpu" or GPU ordinals "0,1" */
+    char **data_roots;   /* datasets must lie under one of these (none: anywhere) */
+    int n_data_roots;
+    char **worker_prefix; /* words run before `epochd worker ...` (srun, nice); none: the worker itself */
+    int n_worker_prefix;
+    int cpu_slots;       /* runs at once on the CPU (0: none) */
+    int gpu_slots;       /* runs at once on each GPU */
+    int max_attempts;    /* starts of a run before a retryable failure is final */
+    int worker_threads;  /* CPU threads per CPU run; 0: online cores / cpu_slots */
+    int64_t settle_ms;   /* a file is read once unchanged (and not open for writing) this long */
+    int64_t stop_timeout_ms;  /* SIGTERM to workers, then SIGKILL after this */
+    int64_t cancel_poll_ms;   /* how often `epochd cancel` requests are looked for */
+    int64_t rescan_interval_ms; /* full rescan as a safety net for lost events; 0: off */
+    int log_level;
+    /* limits for the spec loader */
+    size_t max_spec_bytes;
+    int64_t max_params;
+    size_t max_memory_bytes; /* 0: the loader's default (3/4 of physical memory) */
+    int max_depth;
+    int64_t max_nodes;
+    int64_t max_combinations;
+} svc_config;
+
+/* Settings given on the command line (NULL / negative: not given). */
+typedef struct svc_overrides {
+    const char *config;
+    const char *experiments;
+    const char *db_path;
+    const char *state_dir;
+    const char *devices;
+} svc_overrides;
+
+/* Defaults that work from a checkout: experiments/ ($EPOCHD_EXPERIMENTS),
+ * var/epochd.db ($EPOCHD_DB), var/state ($EPOCHD_STATE_DIR). */
+int svc_config_defaults(svc_config *c);
+/* Reads a config file over c. Unknown keys, wrong types and bad values are
+ * errors; every one is reported as "file:line:col: key: message" into
+ * diags. Relative paths are resolved against the file's folder. Returns 0,
+ * -1 when the file is invalid (diags say why; c unchanged), or -2 on OOM. */
+int svc_config_load(svc_config *c, const char *path, spec_diags *diags);
+/* Applies command-line overrides (relative paths stay relative to the
+ * current directory). 0 or -2 on OOM. */
+int svc_config_override(svc_config *c, const svc_overrides *o);
+/* Defaults, then the file (if any), then the overrides. */
+int svc_config_build(svc_config *c, const svc_overrides *o, spec_diags *diags);
+void svc_config_free(svc_config *c);
+
+/* The spec loader's options from the config (pointers into c). */
+void svc_config_spec_options(const svc_config *c, spec_options *o);
+/* Threads for one CPU run. */
+int svc_config_threads(const svc_config *c);
+
+#endif

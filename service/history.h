@@ -1,0 +1,47 @@
+/* The worker's record of its finished epochs, kept beside its checkpoints
+ * (<state>/runs/<key>/epochs.jsonl, one epoch event per line, fsync'ed).
+ *
+ * Why: the worker writes epoch k's checkpoint before it reports epoch k. If
+ * the service (or the worker) dies in between, a resumed worker starts after
+ * epoch k and would never report it again: the database would lack it. So
+ * the worker appends each epoch to this history before reporting it, keeps
+ * `committed.safetensors` as a hard link to the newest checkpoint whose
+ * epoch the history holds, and on resume (a) rolls back to that checkpoint
+ * if the last one got ahead of the history and (b) reports every recorded
+ * epoch up to the resume point again (the service's upsert makes that
+ * idempotent). */
+#ifndef SVC_HISTORY_H
+#define SVC_HISTORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct svc_history {
+    char dir[1024];
+    int fd;          /* epochs.jsonl, opened for appending */
+    json_t **replay; /* epoch events to report again, by epoch */
+    size_t n_replay;
+} svc_history;
+
+/* Prepares the run folder before training. Without resume everything of an
+ * earlier run with this key is removed (a fresh start). With resume, a
+ * last.safetensors of another spec (spec_sha256 differs) is removed, a
+ * checkpoint ahead of the history is rolled back to committed.safetensors
+ * (or dropped), and the recorded epochs up to the checkpoint are kept for
+ * svc_history_replay. Messages go to stderr. 0, or -1 with err set. */
+int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, bool resume, char *err,
+                     size_t errlen);
+/* Appends one epoch event (an object) and syncs it to disk; then, when this
+ * epoch wrote checkpoint `ck`, points committed.safetensors at it. */
+int svc_history_append(svc_history *h, json_t *event, const char *ck, char *err, size_t errlen);
+/* The recorded epochs 1..upto, in order (borrowed references). */
+size_t svc_history_replay(const svc_history *h, int64_t upto, json_t ***out);
+void svc_history_close(svc_history *h);
+
+/* Epoch and spec_sha256 from a checkpoint's metadata without reading its
+ * tensors. 0, or -1 (missing or unreadable). sha may be NULL. */
+int svc_checkpoint_meta(const char *path, int64_t *epoch, char sha[65]);
+
+#endif

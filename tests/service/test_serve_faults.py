@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""epochd serve against misbehaving workers (through worker_prefix, which
+puts tests/service/fault_worker.py in front of `epochd worker`): garbage on
+stdout, a line over the limit, an unknown event, an exit without a final
+report, an event after the final one - each fails its run with that reason
+recorded, and the worker (with its whole process group) is killed; a spec
+data error (exit 66) is failed without a retry; a worker whose child keeps
+its pipes open is still recorded; and a normal run through the same prefix
+finishes. The service stays up throughout. A worker that outlives a
+killed service is found and stopped by the next one before its run resumes.
+
+  test_serve_faults.py EPOCHD
+"""
+import os
+import time
+
+from serve_util import Service, check, finish, spec, tempdir, wait_until, write
+
+here = os.path.dirname(os.path.abspath(__file__))
+with tempdir() as tmp:
+    sv = Service(tmp, settle_ms=100, cpu_slots=4,
+                 extra=f'max_attempts: 1\nworker_prefix: [/usr/bin/python3, {here}/fault_worker.py]\n')
+    try:
+        sv.start()
+        cases = {
+            'garbage': 'worker protocol error: not JSON',
+            'longline': 'worker protocol error: a line longer than 65536 bytes',
+            'unknown': 'worker protocol error: unknown event "exploded"',
+            'silent': 'exited with status 0 without reporting how the run ended (after 1 attempts)',
+            'late': 'worker protocol error: a "epoch" event after the final "done"',
+            'nodata': 'data.root: /nowhere does not exist',
+        }
+        for name in list(cases) + ['child', 'fine']:
+            write(os.path.join(sv.exp, name + '.yaml'), spec(name, epochs=2))
+        t0 = time.monotonic()
+        wait_until(lambda: sv.q("SELECT count(*) FROM runs WHERE status IN ('done', 'failed')")[0][0] == 8, 90,
+                   'all eight runs to end')
+        rows = {r[0]: r[1:] for r in sv.q('SELECT name, status, error, attempts FROM runs')}
+        for name, frag in cases.items():
+            st, err, att = rows.get(name, (None, None, None))
+            check(st == 'failed' and err is not None and frag in err, f'{name}: failed with {frag!r}: {st} {err!r}')
+        check(rows.get('nodata', (0, 0, 0))[2] == 1, 'a data error is not retried')
+        check(rows.get('child', (None,))[0] == 'done', f'child: done despite the lingering child: {rows.get("child")}')
+        check(rows.get('fine', (None,))[0] == 'done', f'a normal run through the prefix: {rows.get("fine")}')
+        fine_epochs = sv.q("SELECT count(*) FROM epochs e JOIN runs r ON r.id = e.run_id WHERE r.name = 'fine'")
+        check(fine_epochs[0][0] == 2, 'the normal run has its epochs')
+        time.sleep(0.5)
+        # no misbehaving worker (or its sleeping child) is left behind
+        leftovers = []
+        for pid in os.listdir('/proc'):
+            if pid.isdigit():
+                try:
+                    cmd = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\0')
+                except OSError:
+                    continue
+                if any(b'fault_worker.py' in c for c in cmd) and any(tmp.encode() in c for c in cmd):
+                    leftovers.append(pid)
+        check(not leftovers, f'no worker process is left: {leftovers}')
+        check(sv.alive(), 'the service is up')
+
+        # a worker that outlives a killed service is stopped by the next one
+        # before its run resumes
+        write(os.path.join(sv.exp, 'stubborn.yaml'), spec('stubborn', epochs=2))
+        row = wait_until(lambda: sv.q("SELECT id, worker_pid FROM runs WHERE name = 'stubborn'"
+                                      " AND status = 'running'"), 30, 'stubborn to run')
+        rid, pid = row[0] if row else (0, 0)
+        time.sleep(0.3)
+        sv.kill9()
+        time.sleep(0.3)
+        check(os.path.exists(f'/proc/{pid}'), 'the stale worker outlived the service')
+        sv.start()
+        log = sv.log_text()
+        check(f'a worker of the previous service (pid {pid}) is still running; stopping it' in log,
+              'the restarted service stops the stale worker')
+        wait_until(lambda: not os.path.exists(f'/proc/{pid}') or
+                   open(f'/proc/{pid}/stat').read().rsplit(') ', 1)[1][0] in 'ZX', 10, 'the stale worker to be gone')
+        wait_until(lambda: sv.status_of(rid) == 'done', 60, 'stubborn to finish on its second attempt')
+        check(sv.q('SELECT attempts FROM runs WHERE id = ?', (rid,))[0][0] == 2, 'two attempts')
+        check(sv.stop() == 0, 'exit 0')
+    finally:
+        sv.cleanup()
+finish()
