@@ -2,53 +2,45 @@
  * of a name). It sets cancel_requested; the service cancels a queued run,
  * or stops a running one's worker, and records `cancelled`. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/db.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: epochd cancel RUN... [--db FILE]\n"
-               "RUN is a run id or a run name (its latest run). The service stops it within a second or so.\n");
-}
+static const char usage_text[] =
+    "usage: epochd cancel RUN... [--db FILE]\n"
+    "RUN is a run id or a run name (its latest run). The service stops it within a second or so.\n";
 
 int cli_cmd_cancel(int argc, char **argv)
 {
     const char *db_path = NULL;
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': db_path = optarg; break;
-        case 'h': usage(stdout); return EX_OK;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        usage(stderr);
-        return EX_USAGE;
-    }
+    cli_parser p = cli_parser_start("cancel", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;)
+        if (c == 'd')
+            db_path = optarg;
+    cli_arg_count(&p, 1, -1);
+    if (p.done)
+        return p.status;
     if (!db_path)
         db_path = db_default_path();
     db *d = NULL;
-    if (db_open(db_path, 0, &d) < 0) {
+    int rc = db_open(db_path, 0, &d);
+    if (rc < 0) {
         fprintf(stderr, "epochd cancel: cannot open the database %s: %s\n", db_path, db_last_error());
-        return EX_NOINPUT;
+        return cli_exit_status_db(rc);
     }
     int code = EX_OK;
-    for (int i = optind; i < argc; i++) {
-        const char *arg = argv[i];
+    for (int i = 0; i < p.n_args; i++) {
+        const char *arg = p.args[i];
         char *end = NULL;
         errno = 0;
         long long id = strtoll(arg, &end, 10);
         db_run *r = NULL;
-        int rc;
         if (*arg && !*end && !errno && id > 0)
             rc = db_run_get(d, id, &r);
         else

@@ -6,17 +6,16 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "schema/spec.h"
 
-static void check_usage(FILE *f)
-{
-    fprintf(f, "usage: epochd check [--no-files] [--data-root DIR]... SPEC.yaml...\n"
-               "  Validates each spec; a sweep (matrix:/include:) is expanded and each\n"
-               "  combination validated. Problems go to stderr as file:line:col: key: message.\n"
-               "  --no-files       do not look at the dataset's files or init_from\n"
-               "  --data-root DIR  data.root and model.init_from must lie under DIR (repeatable)\n"
-               "exit: 0 all valid, 65 some spec invalid, 66 a file does not exist, 64 usage\n");
-}
+static const char usage_text[] =
+    "usage: epochd check [--no-files] [--data-root DIR]... SPEC.yaml...\n"
+    "  Validates each spec; a sweep (matrix:/include:) is expanded and each\n"
+    "  combination validated. Problems go to stderr as file:line:col: key: message.\n"
+    "  --no-files       do not look at the dataset's files or init_from\n"
+    "  --data-root DIR  data.root and model.init_from must lie under DIR (repeatable)\n"
+    "exit: 0 all valid, 65 some spec invalid, 66 a file does not exist, 64 usage\n";
 
 static void print_params(FILE *f, int64_t params)
 {
@@ -70,59 +69,38 @@ int cli_cmd_check(int argc, char **argv)
     spec_options opt;
     spec_options_default(&opt);
     const char **roots = calloc((size_t)argc + 1, sizeof *roots);
-    const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nroots = 0, nfiles = 0, rc = EX_OK;
-    if (!roots || !files) {
+    if (!roots) {
         fprintf(stderr, "epochd check: out of memory\n");
-        free(roots);
-        free(files);
         return EX_SOFTWARE;
     }
-    bool opts = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (opts && !strcmp(a, "--")) {
-            opts = false;
-        } else if (opts && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
-            check_usage(stdout);
-            goto done;
-        } else if (opts && !strcmp(a, "--no-files")) {
+    static const struct option opts[] = {
+        {"no-files", no_argument, NULL, 'n'},
+        {"data-root", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int nroots = 0;
+    cli_parser p = cli_parser_start("check", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;) {
+        if (c == 'n')
             opt.check_files = false;
-        } else if (opts && !strcmp(a, "--data-root")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "epochd check: --data-root needs a directory\n");
-                rc = EX_USAGE;
-                goto done;
-            }
-            roots[nroots++] = argv[++i];
-        } else if (opts && !strncmp(a, "--data-root=", 12)) {
-            roots[nroots++] = a + 12;
-        } else if (opts && a[0] == '-' && a[1]) {
-            fprintf(stderr, "epochd check: unknown option '%s'\n", a);
-            check_usage(stderr);
-            rc = EX_USAGE;
-            goto done;
-        } else {
-            files[nfiles++] = a;
-        }
+        else if (c == 'r')
+            roots[nroots++] = optarg;
     }
-    if (!nfiles) {
-        check_usage(stderr);
-        rc = EX_USAGE;
-        goto done;
+    cli_arg_count(&p, 1, -1);
+    if (p.done) {
+        free(roots);
+        return p.status;
     }
     opt.data_roots = roots;
     opt.n_data_roots = nroots;
     bool missing = false, invalid = false, internal = false;
-    for (int i = 0; i < nfiles; i++) {
-        int r = check_one(files[i], &opt);
+    for (int i = 0; i < p.n_args; i++) {
+        int r = check_one(p.args[i], &opt);
         missing |= r == EX_NOINPUT;
         invalid |= r == EX_DATAERR;
         internal |= r == EX_SOFTWARE;
     }
-    rc = internal ? EX_SOFTWARE : missing ? EX_NOINPUT : invalid ? EX_DATAERR : EX_OK;
-done:
     free(roots);
-    free(files);
-    return rc;
+    return internal ? EX_SOFTWARE : missing ? EX_NOINPUT : invalid ? EX_DATAERR : EX_OK;
 }

@@ -3,7 +3,6 @@
  * short-lived child process, so the CUDA driver is never initialised in the
  * service itself. Without CUDA (a build without it, no driver, no device)
  * the list is empty and the exit status is still 0. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,38 +11,31 @@
 #include "engine/error.h"
 #include "epochd_config.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #if EPOCHD_HAVE_CUDA
 #include "gpu/gpu.h"
 #endif
 
 #define MAX_DEVICES 64
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: epochd devices [--json]\n"
-               "Lists the CUDA devices (ordinal, name, memory, compute capability, multiprocessors).\n"
-               "--json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\", \"name\", \"memory_bytes\",\n"
-               "\"compute_capability\", \"multiprocessors\"}, ...]}.\n");
-}
+static const char usage_text[] =
+    "usage: epochd devices [--json]\n"
+    "Lists the CUDA devices (ordinal, name, memory, compute capability, multiprocessors).\n"
+    "--json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\", \"name\", \"memory_bytes\",\n"
+    "\"compute_capability\", \"multiprocessors\"}, ...]}.\n";
 
 int cli_cmd_devices(int argc, char **argv)
 {
     bool as_json = false;
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': as_json = true; break;
-        case 'h': usage(stdout); return EX_OK;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind < argc) {
-        usage(stderr);
-        return EX_USAGE;
-    }
+    cli_parser p = cli_parser_start("devices", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;)
+        if (c == 'j')
+            as_json = true;
+    cli_arg_count(&p, 0, 0);
+    if (p.done)
+        return p.status;
 
     int count = 0;
 #if EPOCHD_HAVE_CUDA

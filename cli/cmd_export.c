@@ -2,7 +2,6 @@
  * loads with load_state_dict (parameters, BatchNorm buffers and step
  * counters under the summary's names) - its checkpoint without the
  * optimizer state. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +11,13 @@
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "service/error.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: epochd export RUN_ID [--db FILE] [--best] -o FILE.safetensors\n");
-}
+static const char usage_text[] =
+    "usage: epochd export RUN_ID [--db FILE] [--best] -o FILE.safetensors\n"
+    "Writes the run's last (or, with --best, best) checkpoint without the optimizer\n"
+    "state, under PyTorch's names: torch's load_state_dict(strict=True) takes it.\n";
 
 static int export_file(const char *src, const db_run *r, const char *dst)
 {
@@ -61,39 +62,34 @@ int cli_cmd_export(int argc, char **argv)
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'}, {"best", no_argument, NULL, 'b'},
         {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    cli_parser p = cli_parser_start("export", usage_text, argc, argv, "o:", opts);
+    for (int c; (c = cli_next(&p)) != -1;) {
         switch (c) {
         case 'd': db_path = optarg; break;
         case 'b': best = true; break;
         case 'o': out = optarg; break;
-        case 'h': usage(stdout); return EX_OK;
-        default: usage(stderr); return EX_USAGE;
         }
     }
-    if (optind + 1 != argc || !out) {
-        usage(stderr);
-        return EX_USAGE;
-    }
+    if (cli_arg_count(&p, 1, 1) && (!out || !*out))
+        cli_bad(&p, "no output file: give -o FILE.safetensors");
     char *end = NULL;
-    long long id = strtoll(argv[optind], &end, 10);
-    if (*end || id < 1) {
-        fprintf(stderr, "epochd export: expected a run id, found '%s'\n", argv[optind]);
-        return EX_USAGE;
-    }
+    long long id = p.done ? 0 : strtoll(p.args[0], &end, 10);
+    if (!p.done && (*end || id < 1))
+        cli_bad(&p, "expected a run id, found '%s'", p.args[0]);
+    if (p.done)
+        return p.status;
     db *d = NULL;
     int rc = db_open(db_path ? db_path : db_default_path(), 0, &d);
     if (rc < 0) {
         fprintf(stderr, "epochd export: %s\n", db_last_error());
-        return rc == DB_ENOENT ? EX_NOINPUT : EX_IOERR;
+        return cli_exit_status_db(rc);
     }
     db_run *r = NULL;
     rc = db_run_get(d, id, &r);
     db_close(d);
     if (rc < 0) {
         fprintf(stderr, "epochd export: run %lld: %s\n", id, db_last_error());
-        return rc == DB_ENOTFOUND ? EX_NOINPUT : EX_IOERR;
+        return rc == DB_ENOTFOUND ? EX_NOINPUT : cli_exit_status_db(rc);
     }
     if (!r->checkpoint) {
         fprintf(stderr, "epochd export: run %lld (%s, %s) has no checkpoint yet\n", id, r->name,
@@ -119,5 +115,5 @@ int cli_cmd_export(int argc, char **argv)
     else
         printf("exported run %lld (%s) from %s to %s\n", id, r->name, src, out);
     db_run_free(r);
-    return rc < 0 ? (rc == ENG_ENOENT ? EX_NOINPUT : EX_IOERR) : EX_OK;
+    return rc < 0 ? cli_exit_status(svc_from_engine(rc)) : EX_OK;
 }

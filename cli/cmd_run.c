@@ -1,7 +1,6 @@
 /* epochd run: trains a spec in the foreground, with a progress bar on a
  * terminal, writing the run and its epochs to SQLite. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +10,8 @@
 
 #include "db/db.h"
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "service/error.h"
 #include "service/paths.h"
 #include "service/session.h"
 #include "schema/spec.h"
@@ -105,16 +106,17 @@ static int view_epoch(void *ctx, const eng_epoch_stats *s, const char *checkpoin
         db_rollback(v->db);
     if (rc < 0) {
         fprintf(stderr, "epochd run: cannot record epoch %lld: %s\n", (long long)s->epoch, db_last_error());
-        return -1;
+        return svc_from_db(rc);
     }
     return 0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: epochd run SPEC.yaml [--db FILE] [--state-dir DIR] [--device auto|cpu|cuda[:N]] "
-               "[--epochs N] [--threads N]\n");
-}
+static const char usage_text[] =
+    "usage: epochd run SPEC.yaml [--db FILE] [--state-dir DIR] [--device auto|cpu|cuda[:N]] "
+    "[--epochs N] [--threads N]\n"
+    "Trains the spec (each run of a sweep in turn) in the foreground, recording it in the\n"
+    "database as the service would. Ctrl-C stops it at the next step: it is recorded\n"
+    "interrupted (exit 130).\n";
 
 static db_run_new run_row(const spec *s, const char *path)
 {
@@ -148,18 +150,18 @@ static int train_one(db *d, const spec *s, const char *path, const char *state_d
     svc_session_run(&job, &sink, &out);
     if (v.bar_shown)
         printf("\n");
-    db_status status = out.code == EX_OK ? DB_DONE : out.interrupted ? DB_INTERRUPTED : DB_FAILED;
-    if (db_run_finish(d, id, status, out.code == EX_OK ? NULL : out.error) < 0)
+    db_status status = out.err == 0 ? DB_DONE : out.err == SVC_EINTR ? DB_INTERRUPTED : DB_FAILED;
+    if (db_run_finish(d, id, status, out.err == 0 ? NULL : out.error) < 0)
         fprintf(stderr, "epochd run: cannot record the run's end: %s\n", db_last_error());
-    if (out.code == EX_OK)
+    if (out.err == 0)
         printf("run %lld done: best test accuracy %.4f at epoch %lld (checkpoint %s)\n", (long long)id,
                out.best_acc, (long long)out.best_epoch, out.checkpoint[0] ? out.checkpoint : "none");
-    else if (out.interrupted)
+    else if (out.err == SVC_EINTR)
         printf("run %lld interrupted after %lld epoch%s\n", (long long)id, (long long)out.epochs_done,
                out.epochs_done == 1 ? "" : "s");
     else
         fprintf(stderr, "epochd run: run %lld failed: %s\n", (long long)id, out.error);
-    return out.code;
+    return cli_exit_status(out.err);
 }
 
 int cli_cmd_run(int argc, char **argv)
@@ -173,37 +175,20 @@ int cli_cmd_run(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        char *end = NULL;
+    cli_parser p = cli_parser_start("run", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;) {
         switch (c) {
         case 'd': db_path = optarg; break;
         case 's': state_dir = optarg; break;
         case 'D': device = optarg; break;
-        case 'e':
-            epochs = strtoll(optarg, &end, 10);
-            if (*end || epochs < 1) {
-                fprintf(stderr, "epochd run: --epochs expects a positive integer, found '%s'\n", optarg);
-                return EX_USAGE;
-            }
-            break;
-        case 't':
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1) {
-                fprintf(stderr, "epochd run: --threads expects a positive integer, found '%s'\n", optarg);
-                return EX_USAGE;
-            }
-            break;
-        case 'h': usage(stdout); return EX_OK;
-        default: usage(stderr); return EX_USAGE;
+        case 'e': cli_positive_i64(&p, &epochs); break;
+        case 't': cli_positive_int(&p, &threads); break;
         }
     }
-    if (optind + 1 != argc) {
-        usage(stderr);
-        return EX_USAGE;
-    }
-    const char *path = argv[optind];
+    cli_arg_count(&p, 1, 1);
+    if (p.done)
+        return p.status;
+    const char *path = p.args[0];
     if (access(path, R_OK) < 0) {
         fprintf(stderr, "epochd run: %s: %s\n", path, strerror(errno));
         return EX_NOINPUT;
@@ -221,10 +206,11 @@ int cli_cmd_run(int argc, char **argv)
         return EX_SOFTWARE;
     }
     db *d = NULL;
-    if (db_open(db_path, DB_OPEN_CREATE, &d) < 0) {
+    int rc = db_open(db_path, DB_OPEN_CREATE, &d);
+    if (rc < 0) {
         fprintf(stderr, "epochd run: cannot open the database %s: %s\n", db_path, db_last_error());
         spec_file_free(sf);
-        return EX_IOERR;
+        return cli_exit_status_db(rc);
     }
     int code = EX_OK;
     if (!spec_file_valid(sf)) {

@@ -1,18 +1,17 @@
-/* epochd serve: the long-running service (docs/service.md). */
-#include <getopt.h>
+/* epochd serve: the long-running service (docs/service.md; service/). */
 #include <stdio.h>
 
 #include "cli/commands.h"
-#include "service/internal.h"
+#include "cli/options.h"
+#include "service/log.h"
+#include "service/service.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: epochd serve [--config FILE] [--experiments DIR] [--db FILE] [--state-dir DIR]\n"
-               "                    [--devices auto|cpu|0,1]\n"
-               "Watches DIR for experiment specs (*.yaml), queues a run per new or changed spec and\n"
-               "trains them on free devices, recording every epoch in the database. SIGHUP reloads the\n"
-               "config and rescans; SIGTERM/SIGINT interrupt the runs (they resume at the next start).\n");
-}
+static const char usage_text[] =
+    "usage: epochd serve [--config FILE] [--experiments DIR] [--db FILE] [--state-dir DIR]\n"
+    "                    [--devices auto|cpu|0,1]\n"
+    "Watches DIR for experiment specs (*.yaml), queues a run per new or changed spec and\n"
+    "trains them on free devices, recording every epoch in the database. SIGHUP reloads the\n"
+    "config and rescans; SIGTERM/SIGINT interrupt the runs (they resume at the next start).\n";
 
 int cli_cmd_serve(int argc, char **argv)
 {
@@ -23,22 +22,25 @@ int cli_cmd_serve(int argc, char **argv)
         {"devices", required_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    cli_parser p = cli_parser_start("serve", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;) {
         switch (c) {
         case 'c': o.config = optarg; break;
         case 'x': o.experiments = optarg; break;
         case 'd': o.db_path = optarg; break;
         case 's': o.state_dir = optarg; break;
         case 'D': o.devices = optarg; break;
-        case 'h': usage(stdout); return EX_OK;
-        default: usage(stderr); return EX_USAGE;
         }
     }
-    if (optind != argc) {
-        usage(stderr);
-        return EX_USAGE;
-    }
-    return svc_main(&o);
+    cli_arg_count(&p, 0, 0);
+    if (p.done)
+        return p.status;
+    svc_service *s = NULL;
+    int rc = svc_service_new(&o, &s);
+    if (rc == 0)
+        rc = svc_service_run(s);
+    if (rc < 0)
+        svc_log(SVC_LOG_ERR, "%s", svc_last_error());
+    svc_service_free(s);
+    return cli_exit_status(rc);
 }

@@ -1,6 +1,5 @@
 /* epochd summary: the model a spec describes - layers, output shapes,
  * parameter counts and FLOPs - as a table or as JSON. Needs only the spec. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 #include "engine/error.h"
 #include "engine/model.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "schema/spec.h"
 
 static json_t *shape_json(const eng_shape *s)
@@ -100,33 +100,28 @@ static int print_json(const spec *s, const eng_model *m)
     return rc;
 }
 
+static const char usage_text[] =
+    "usage: epochd summary [--json] SPEC.yaml\n"
+    "The model of each run the spec describes: layers, output shapes, parameter names\n"
+    "and counts, FLOPs; --json prints one object per run for scripts.\n";
+
 int cli_cmd_summary(int argc, char **argv)
 {
     bool json = false;
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    cli_parser p = cli_parser_start("summary", usage_text, argc, argv, "", opts);
+    for (int c; (c = cli_next(&p)) != -1;)
         if (c == 'j')
             json = true;
-        else if (c == 'h') {
-            printf("usage: epochd summary [--json] SPEC.yaml\n");
-            return EX_OK;
-        } else {
-            fprintf(stderr, "usage: epochd summary [--json] SPEC.yaml\n");
-            return EX_USAGE;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "usage: epochd summary [--json] SPEC.yaml\n");
-        return EX_USAGE;
-    }
+    cli_arg_count(&p, 1, 1);
+    if (p.done)
+        return p.status;
     spec_options opt;
     spec_options_default(&opt);
     opt.check_files = false; /* the summary needs the spec, not the data */
     spec_file *sf = NULL;
-    if (spec_file_load(argv[optind], &opt, &sf) < 0) {
+    if (spec_file_load(p.args[0], &opt, &sf) < 0) {
         fprintf(stderr, "epochd summary: out of memory\n");
         return EX_SOFTWARE;
     }

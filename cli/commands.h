@@ -9,6 +9,11 @@
 /* `run` stopped by SIGINT/SIGTERM (the run was recorded as interrupted). */
 #define EX_INTERRUPTED 130
 
+/* The exit status for a library's error code: an SVC_E* code, or a DB_E*
+ * code through svc_from_db (which keeps db_last_error as the message). */
+int cli_exit_status(int svc_code);
+int cli_exit_status_db(int db_code);
+
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_summary(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);

@@ -1,60 +1,42 @@
-/* The executor: one `epochd worker` child per run (uv_spawn), its device
- * in its environment, its stdout read as JSON lines and turned into
- * database writes (the worker never opens the database), its stderr copied
- * into the log with the run id, and its end turned into the run's status:
- * done, failed (with the reason), cancelled, interrupted, or queued again
- * for a retry that resumes from the last checkpoint. */
+/* One attempt of a run: the worker the scheduler starts for it through the
+ * executor, its protocol events turned into database writes (the worker
+ * never opens the database), its stderr copied into the log with the run
+ * id, stops escalated from SIGTERM to SIGKILL, and its end turned into the
+ * run's status: done, failed (with the reason), cancelled, interrupted, or
+ * queued again for a retry that resumes from the last checkpoint. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <assert.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
-#include <sysexits.h>
-#define EX_INTERRUPTED 130 /* temporary */
+#include "service/error.h"
+#include "service/internal.h"
 #include "service/log.h"
 #include "service/paths.h"
-#include "service/internal.h"
 
-extern char **environ;
-
-#define DRAIN_MS 2000         /* after exit, how long the pipes may stay open */
-#define PROGRESS_DB_MS 1000   /* progress rows at most this often */
-
-static char read_buf_out[65536], read_buf_err[16384];
+#define PROGRESS_DB_MS 1000 /* progress rows at most this often */
 
 svc_attempt *svc_attempt_find(svc_service *sv, int64_t run_id)
 {
-    for (svc_attempt *w = sv->workers; w; w = w->next)
+    for (svc_attempt *w = sv->attempts; w; w = w->next)
         if (w->run_id == run_id)
             return w;
     return NULL;
 }
 
-/* ---- ending ---- */
+/* ---- how it ended ---- */
 
-static void worker_closed(uv_handle_t *h)
+static void attempt_closed(uv_handle_t *h)
 {
     svc_attempt *w = h->data;
-    if (--w->open_handles == 0) {
-        svc_linebuf_free(&w->outbuf);
-        svc_linebuf_free(&w->errbuf);
-        free(w->name);
-        free(w);
-    }
-}
-
-static void close_handles(svc_attempt *w)
-{
-    uv_handle_t *hs[] = {(uv_handle_t *)&w->proc, (uv_handle_t *)&w->out, (uv_handle_t *)&w->err,
-                         (uv_handle_t *)&w->timer};
-    for (int i = 0; i < 4; i++)
-        if (!uv_is_closing(hs[i]))
-            uv_close(hs[i], worker_closed);
+    free(w->name);
+    free(w);
 }
 
 typedef enum outcome { OUT_DONE, OUT_FAILED, OUT_INTERRUPTED } outcome;
@@ -65,51 +47,65 @@ static const char *signal_name(int sig)
     return s ? s : "?";
 }
 
-static void record_end(svc_attempt *w)
+/* A worker's exit status (sysexits) that says the spec or its data is
+ * wrong: another attempt would fail the same way. */
+static bool status_retryable(int64_t status)
 {
-    svc_service *sv = w->sv;
+    return status != EX_DATAERR && status != EX_NOINPUT;
+}
+
+/* What the worker's final event, its exit and our own requests say. */
+static outcome judge(const svc_attempt *w, const svc_job_end *end, bool *retryable, char *why, size_t len)
+{
+    *retryable = false;
+    why[0] = '\0';
     outcome out;
-    bool retryable = false;
-    char why[4200] = "";
     if (w->proto_error[0]) {
         out = OUT_FAILED;
-        retryable = true;
-        snprintf(why, sizeof why, "worker protocol error: %s", w->proto_error);
+        *retryable = true;
+        snprintf(why, len, "worker protocol error: %s", w->proto_error);
     } else if (w->have_final && w->final.kind == SVC_EV_DONE) {
         out = OUT_DONE;
-        if (w->exit_status != 0 || w->term_signal)
+        if (end->exit_status != 0 || end->term_signal)
             svc_log_run(SVC_LOG_WARNING, w->run_id, "the worker reported done but exited with status %lld signal %d",
-                        (long long)w->exit_status, w->term_signal);
+                        (long long)end->exit_status, end->term_signal);
     } else if (w->have_final && w->final.kind == SVC_EV_FAILED) {
         out = OUT_FAILED;
-        retryable = w->final.retryable && w->final.code != EX_DATAERR && w->final.code != EX_NOINPUT;
-        snprintf(why, sizeof why, "%s", w->final.error);
+        *retryable = w->final.retryable && status_retryable(w->final.code);
+        snprintf(why, len, "%s", w->final.error);
     } else if (w->have_final && w->final.kind == SVC_EV_INTERRUPTED) {
         out = OUT_INTERRUPTED;
-    } else if (w->term_signal) {
-        if (w->term_sent && (w->term_signal == SIGKILL || w->term_signal == SIGTERM)) {
+    } else if (end->term_signal) {
+        if (w->term_sent && (end->term_signal == SIGKILL || end->term_signal == SIGTERM)) {
             out = OUT_INTERRUPTED; /* we stopped it and it did not get to say so */
         } else {
             out = OUT_FAILED;
-            retryable = true;
+            *retryable = true;
         }
-        snprintf(why, sizeof why, "the worker was killed by signal %d (SIG%s)", w->term_signal,
-                 signal_name(w->term_signal));
+        snprintf(why, len, "the worker was killed by signal %d (SIG%s)", end->term_signal,
+                 signal_name(end->term_signal));
     } else {
         out = OUT_FAILED;
-        retryable = w->exit_status != EX_DATAERR && w->exit_status != EX_NOINPUT;
-        snprintf(why, sizeof why, "the worker exited with status %lld without reporting how the run ended",
-                 (long long)w->exit_status);
+        *retryable = status_retryable(end->exit_status);
+        snprintf(why, len, "the worker exited with status %lld without reporting how the run ended",
+                 (long long)end->exit_status);
     }
     if (w->db_error && out != OUT_DONE) {
         out = OUT_FAILED;
-        retryable = true;
-        snprintf(why, sizeof why, "%s", w->db_error_msg);
+        *retryable = true;
+        snprintf(why, len, "%s", w->db_error_msg);
     }
+    return out;
+}
 
+static void record_end(svc_attempt *w, const svc_job_end *end)
+{
+    svc_service *sv = w->sv;
+    bool retryable;
+    char why[4200], note[4400];
+    outcome out = judge(w, end, &retryable, why, sizeof why);
     int rc;
     const char *what;
-    char note[4400];
     if (out == OUT_DONE) {
         what = "done";
         rc = db_run_finish(sv->db, w->run_id, DB_DONE, NULL);
@@ -147,87 +143,52 @@ static void record_end(svc_attempt *w)
         svc_log_run(SVC_LOG_ERR, w->run_id, "cannot record that the run %s: %s", what, db_last_error());
 }
 
-static void finish(svc_attempt *w)
+static void on_ended(void *ctx, const svc_job_end *end)
 {
-    if (w->finished)
-        return;
-    w->finished = true;
+    svc_attempt *w = ctx;
     svc_service *sv = w->sv;
-    if (w->pid > 0) /* a worker whose run could not be marked running records nothing */
-        record_end(w);
-    for (svc_attempt **pp = &sv->workers; *pp; pp = &(*pp)->next)
+    w->job = NULL; /* the executor frees it */
+    svc_log_run(end->term_signal || end->exit_status ? SVC_LOG_INFO : SVC_LOG_DEBUG, w->run_id,
+                "worker %lld exited (status %lld%s%s)", (long long)w->worker_id, (long long)end->exit_status,
+                end->term_signal ? ", signal " : "", end->term_signal ? signal_name(end->term_signal) : "");
+    if (w->recorded) /* a worker whose run could not be marked running records nothing */
+        record_end(w, end);
+    for (svc_attempt **pp = &sv->attempts; *pp; pp = &(*pp)->next)
         if (*pp == w) {
             *pp = w->next;
             break;
         }
-    sv->n_workers--;
+    sv->n_attempts--;
+    assert(sv->n_attempts >= 0);
     svc_slots_release(&sv->slots, &w->place);
-    close_handles(w);
+    uv_close((uv_handle_t *)&w->stop_timer, attempt_closed);
     svc_attempt_gone(sv);
-}
-
-static void maybe_finish(svc_attempt *w)
-{
-    if (w->exited && w->out_eof && w->err_eof)
-        finish(w);
-}
-
-static void on_drain_timeout(uv_timer_t *t)
-{
-    svc_attempt *w = t->data;
-    svc_log_run(SVC_LOG_WARNING, w->run_id,
-                "the worker's output stayed open after it exited (a child of it?); killing its process group");
-    if (w->pid > 0)
-        kill(-(pid_t)w->pid, SIGKILL);
-    if (!w->out_eof)
-        uv_read_stop((uv_stream_t *)&w->out);
-    if (!w->err_eof)
-        uv_read_stop((uv_stream_t *)&w->err);
-    w->out_eof = w->err_eof = true;
-    finish(w);
-}
-
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    svc_attempt *w = p->data;
-    w->exited = true;
-    w->exit_status = status;
-    w->term_signal = sig;
-    svc_log_run(sig || status ? SVC_LOG_INFO : SVC_LOG_DEBUG, w->run_id, "worker %lld exited (status %lld%s%s)",
-                (long long)w->pid, (long long)status, sig ? ", signal " : "", sig ? signal_name(sig) : "");
-    uv_timer_stop(&w->timer);
-    if (!(w->out_eof && w->err_eof))
-        uv_timer_start(&w->timer, on_drain_timeout, DRAIN_MS, 0);
-    maybe_finish(w);
 }
 
 /* ---- stopping ---- */
 
-static void on_stop_timeout(uv_timer_t *t)
+static void signal_worker(svc_attempt *w, svc_signal s)
 {
-    svc_attempt *w = t->data;
-    if (w->exited)
-        return;
-    svc_log_run(SVC_LOG_WARNING, w->run_id, "the worker did not stop within %lld s; killing it",
-                (long long)(w->sv->cfg.stop_timeout_ms / 1000));
-    svc_attempt_kill(w);
-}
-
-/* Signals the worker's process group (it leads one: UV_PROCESS_DETACHED),
- * so that a wrapper's children (worker_prefix) get it too. */
-static int signal_worker(svc_attempt *w, int sig)
-{
-    if (w->pid > 0 && kill(-(pid_t)w->pid, sig) == 0)
-        return 0;
-    return uv_process_kill(&w->proc, sig);
+    if (w->job && w->sv->exec->ops->signal(w->job, s) < 0)
+        svc_log_run(SVC_LOG_WARNING, w->run_id, "%s", svc_last_error());
 }
 
 void svc_attempt_kill(svc_attempt *w)
 {
-    if (w->exited || w->kill_sent)
+    if (!w->job || w->kill_sent)
         return;
     w->kill_sent = w->term_sent = true;
-    signal_worker(w, SIGKILL);
+    signal_worker(w, SVC_SIGNAL_KILL);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    svc_attempt *w = t->data;
+    if (!w->job)
+        return;
+    svc_log_run(SVC_LOG_WARNING, w->run_id, "the worker did not stop within %lld s; killing it",
+                (long long)(w->sv->cfg.stop_timeout_ms / 1000));
+    svc_attempt_kill(w);
 }
 
 void svc_attempt_stop(svc_attempt *w, bool cancel, const char *reason)
@@ -236,15 +197,14 @@ void svc_attempt_stop(svc_attempt *w, bool cancel, const char *reason)
         w->cancel = true;
         snprintf(w->cancel_reason, sizeof w->cancel_reason, "%s", reason ? reason : "cancelled");
     }
-    if (w->exited || w->term_sent)
+    if (!w->job || w->term_sent)
         return;
     w->term_sent = true;
-    int rc = signal_worker(w, SIGTERM);
-    if (rc < 0 && rc != UV_ESRCH)
-        svc_log_run(SVC_LOG_WARNING, w->run_id, "cannot signal the worker: %s", uv_strerror(rc));
-    uv_timer_start(&w->timer, on_stop_timeout, (uint64_t)w->sv->cfg.stop_timeout_ms, 0);
+    signal_worker(w, SVC_SIGNAL_STOP);
+    uv_timer_start(&w->stop_timer, on_stop_timeout, (uint64_t)w->sv->cfg.stop_timeout_ms, 0);
 }
 
+/* The worker broke the protocol: its attempt fails (and is retried). */
 static void protocol_error(svc_attempt *w, const char *msg)
 {
     if (w->proto_error[0])
@@ -296,59 +256,62 @@ static void on_epoch(svc_attempt *w, const svc_event *e)
     svc_sched_status(sv);
 }
 
-static int on_line(void *ctx, const char *line, size_t len)
+static void on_started(svc_attempt *w, const svc_event *e)
+{
+    svc_service *sv = w->sv;
+    w->epochs_planned = e->epochs;
+    w->samples_per_epoch = e->train_samples;
+    w->epoch_now = e->resumed_epoch + 1;
+    w->epochs_done = e->resumed_epoch;
+    if (e->params >= 0 && db_run_set_params(sv->db, w->run_id, e->params) < 0)
+        svc_log_run(SVC_LOG_WARNING, w->run_id, "cannot record the parameter count: %s", db_last_error());
+    if (e->resumed_epoch > 0)
+        svc_log_run(SVC_LOG_INFO, w->run_id, "worker %lld resumed after epoch %lld of %lld on %s (%lld threads)",
+                    (long long)e->pid, (long long)e->resumed_epoch, (long long)e->epochs, w->place.device,
+                    (long long)e->threads);
+    else
+        svc_log_run(SVC_LOG_INFO, w->run_id, "worker %lld started: %lld epochs of %lld steps on %s (%lld threads)",
+                    (long long)e->pid, (long long)e->epochs, (long long)e->steps_per_epoch, w->place.device,
+                    (long long)e->threads);
+    svc_sched_status(sv);
+}
+
+static void on_progress(svc_attempt *w, const svc_event *e)
+{
+    svc_service *sv = w->sv;
+    w->epoch_now = e->epoch;
+    uint64_t now = uv_now(sv->loop);
+    if (now - w->last_progress_ms < PROGRESS_DB_MS && e->step != e->steps)
+        return;
+    w->last_progress_ms = now;
+    db_progress p = {.epoch = e->epoch, .fraction = (double)e->step / (double)e->steps,
+                     .images_per_sec = e->images_per_sec, .samples_per_epoch = w->samples_per_epoch};
+    if (db_run_progress(sv->db, w->run_id, &p) < 0)
+        svc_log_run(SVC_LOG_DEBUG, w->run_id, "cannot record progress: %s", db_last_error());
+}
+
+static void on_line(void *ctx, const char *line, size_t len)
 {
     svc_attempt *w = ctx;
-    svc_service *sv = w->sv;
-    if (w->proto_error[0])
-        return 0; /* the rest is discarded */
-    if (len == 0)
-        return 0;
+    if (w->proto_error[0] || len == 0)
+        return; /* after an error the rest is discarded */
     svc_event e;
-    char err[256];
-    if (svc_event_parse(line, len, &e, err, sizeof err) < 0) {
+    if (svc_event_parse(line, len, &e) < 0) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s in \"%.120s%s\"", err, line, len > 120 ? "..." : "");
+        snprintf(msg, sizeof msg, "%s in \"%.120s%s\"", svc_last_error(), line, len > 120 ? "..." : "");
         protocol_error(w, msg);
-        return 0;
+        return;
     }
     if (w->have_final) {
         char msg[128];
         snprintf(msg, sizeof msg, "a \"%s\" event after the final \"%s\"", svc_event_name(e.kind),
                  svc_event_name(w->final.kind));
         protocol_error(w, msg);
-        return 0;
+        return;
     }
     switch (e.kind) {
-    case SVC_EV_STARTED:
-        w->epochs_planned = e.epochs;
-        w->samples_per_epoch = e.train_samples;
-        w->epoch_now = e.resumed_epoch + 1;
-        w->epochs_done = e.resumed_epoch;
-        if (e.params >= 0 && db_run_set_params(sv->db, w->run_id, e.params) < 0)
-            svc_log_run(SVC_LOG_WARNING, w->run_id, "cannot record the parameter count: %s", db_last_error());
-        if (e.resumed_epoch > 0)
-            svc_log_run(SVC_LOG_INFO, w->run_id, "worker %lld resumed after epoch %lld of %lld on %s (%lld threads)",
-                        (long long)e.pid, (long long)e.resumed_epoch, (long long)e.epochs, w->place.device,
-                        (long long)e.threads);
-        else
-            svc_log_run(SVC_LOG_INFO, w->run_id, "worker %lld started: %lld epochs of %lld steps on %s (%lld threads)",
-                        (long long)e.pid, (long long)e.epochs, (long long)e.steps_per_epoch, w->place.device,
-                        (long long)e.threads);
-        svc_sched_status(sv);
-        break;
-    case SVC_EV_PROGRESS: {
-        w->epoch_now = e.epoch;
-        uint64_t now = uv_now(sv->loop);
-        if (now - w->last_progress_ms >= PROGRESS_DB_MS || e.step == e.steps) {
-            w->last_progress_ms = now;
-            db_progress p = {.epoch = e.epoch, .fraction = (double)e.step / (double)e.steps,
-                             .images_per_sec = e.images_per_sec, .samples_per_epoch = w->samples_per_epoch};
-            if (db_run_progress(sv->db, w->run_id, &p) < 0)
-                svc_log_run(SVC_LOG_DEBUG, w->run_id, "cannot record progress: %s", db_last_error());
-        }
-        break;
-    }
+    case SVC_EV_STARTED: on_started(w, &e); break;
+    case SVC_EV_PROGRESS: on_progress(w, &e); break;
     case SVC_EV_EPOCH: on_epoch(w, &e); break;
     case SVC_EV_DONE:
     case SVC_EV_FAILED:
@@ -357,71 +320,18 @@ static int on_line(void *ctx, const char *line, size_t len)
         w->final = e;
         break;
     }
-    return 0;
 }
 
-static int on_err_line(void *ctx, const char *line, size_t len)
+static void on_log(void *ctx, const char *line, size_t len)
 {
     svc_attempt *w = ctx;
     if (len)
         svc_log_run(SVC_LOG_INFO, w->run_id, "worker: %s", line);
-    return 0;
 }
 
-static void alloc_out(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_broken(void *ctx)
 {
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(read_buf_out, sizeof read_buf_out);
-}
-
-static void alloc_err(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(read_buf_err, sizeof read_buf_err);
-}
-
-static void on_read_out(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    svc_attempt *w = s->data;
-    if (n > 0) {
-        if (w->proto_error[0])
-            return;
-        int rc = svc_linebuf_feed(&w->outbuf, buf->base, (size_t)n, on_line, w);
-        if (rc == -1) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "a line longer than %u bytes", SVC_EVENT_MAX_LINE);
-            protocol_error(w, msg);
-        } else if (rc == -2) {
-            protocol_error(w, "out of memory buffering its output");
-        }
-        return;
-    }
-    if (n == 0)
-        return;
-    if (n != UV_EOF)
-        svc_log_run(SVC_LOG_WARNING, w->run_id, "reading the worker's output: %s", uv_strerror((int)n));
-    else if (!w->proto_error[0] && w->outbuf.len)
-        protocol_error(w, "its output ended in the middle of a line");
-    uv_read_stop(s);
-    w->out_eof = true;
-    maybe_finish(w);
-}
-
-static void on_read_err(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    svc_attempt *w = s->data;
-    if (n > 0) {
-        svc_linebuf_feed(&w->errbuf, buf->base, (size_t)n, on_err_line, w);
-        return;
-    }
-    if (n == 0)
-        return;
-    svc_linebuf_finish(&w->errbuf, on_err_line, w);
-    uv_read_stop(s);
-    w->err_eof = true;
-    maybe_finish(w);
+    protocol_error(ctx, svc_last_error());
 }
 
 /* ---- starting ---- */
@@ -434,24 +344,24 @@ static int write_spec(const char *dir, const char *text, char *path, size_t len)
     snprintf(tmp, sizeof tmp, "%s/spec.yaml.tmp", dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
-        return -errno;
+        return svc_error(SVC_EIO, "cannot create %s: %s", tmp, strerror(errno));
     size_t n = strlen(text), off = 0;
     while (off < n) {
         ssize_t wr = write(fd, text + off, n - off);
         if (wr < 0 && errno == EINTR)
             continue;
         if (wr < 0) {
-            int e = errno;
+            int rc = svc_error(SVC_EIO, "cannot write %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
-            return -e;
+            return rc;
         }
         off += (size_t)wr;
     }
     if (close(fd) < 0 || rename(tmp, path) < 0) {
-        int e = errno;
+        int rc = svc_error(SVC_EIO, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
-        return -e;
+        return rc;
     }
     return 0;
 }
@@ -477,98 +387,77 @@ static void visible_device(int ordinal, char *out, size_t len)
     snprintf(out, len, "%d", ordinal);
 }
 
-static bool env_dropped(const char *e)
+/* The worker's command line and environment for one attempt. The strings
+ * live in the caller's buffers. */
+typedef struct worker_command {
+    const char *argv[24 + 2 * SVC_MAX_DATA_ROOTS];
+    const char *env[4];
+    char threads[16], env_cuda[160], env_threads[48], env_pid[48];
+} worker_command;
+
+static void build_command(const svc_service *sv, const db_run *r, const svc_placement *p, const char *key,
+                          const char *spec_path, worker_command *c)
 {
-    static const char *const drop[] = {"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=",
-                                       "LISTEN_PID=",    "LISTEN_FDNAMES=", "CUDA_VISIBLE_DEVICES=",
-                                       "EPOCHD_THREADS=", "EPOCHD_SERVICE_PID="};
-    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
-        if (!strncmp(e, drop[i], strlen(drop[i])))
-            return true;
-    return false;
+    int threads = svc_config_threads(&sv->cfg);
+    snprintf(c->threads, sizeof c->threads, "%d", threads);
+    int na = 0;
+    const char **a = c->argv;
+    a[na++] = sv->exe;
+    a[na++] = "worker";
+    a[na++] = "--spec-file";
+    a[na++] = spec_path;
+    a[na++] = "--spec-path";
+    a[na++] = r->spec_path ? r->spec_path : spec_path;
+    a[na++] = "--key";
+    a[na++] = key;
+    a[na++] = "--state-dir";
+    a[na++] = sv->state_dir;
+    a[na++] = "--device";
+    a[na++] = p->gpu >= 0 ? "cuda:0" : "cpu";
+    if (p->gpu < 0) {
+        a[na++] = "--threads";
+        a[na++] = c->threads;
+    }
+    if (r->attempts > 0) /* a run that started before continues from its checkpoint */
+        a[na++] = "--resume";
+    for (int i = 0; i < sv->cfg.n_data_roots && i < SVC_MAX_DATA_ROOTS; i++) {
+        a[na++] = "--data-root";
+        a[na++] = sv->cfg.data_roots[i];
+    }
+    a[na] = NULL;
+
+    char visible[128] = "";
+    if (p->gpu >= 0)
+        visible_device(p->ordinal, visible, sizeof visible);
+    snprintf(c->env_cuda, sizeof c->env_cuda, "CUDA_VISIBLE_DEVICES=%s", visible);
+    snprintf(c->env_threads, sizeof c->env_threads, "EPOCHD_THREADS=%d", threads);
+    snprintf(c->env_pid, sizeof c->env_pid, "EPOCHD_SERVICE_PID=%ld", (long)getpid());
+    int ne = 0;
+    c->env[ne++] = c->env_cuda;
+    if (p->gpu < 0)
+        c->env[ne++] = c->env_threads;
+    c->env[ne++] = c->env_pid;
+    c->env[ne] = NULL;
 }
 
 int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
 {
+    if (!r->spec)
+        return svc_error(SVC_EINVAL, "the run has no spec text");
     char key[32], dir[4096], spec_path[4200];
     snprintf(key, sizeof key, "%lld", (long long)r->id);
-    if (!r->spec) {
-        svc_log_run(SVC_LOG_ERR, r->id, "the run has no spec text");
-        return -1;
-    }
-    int rc = -ENAMETOOLONG;
-    if (svc_run_dir(sv->state_dir, key, dir, sizeof dir) < 0 || (rc = svc_mkdirs(dir, 0750)) < 0 ||
-        (rc = write_spec(dir, r->spec, spec_path, sizeof spec_path)) < 0) {
-        svc_log_run(SVC_LOG_ERR, r->id, "cannot prepare %s: %s", dir, strerror(-rc));
-        return -1;
-    }
-    int threads = svc_config_threads(&sv->cfg);
-    char threads_s[16], visible[128];
-    snprintf(threads_s, sizeof threads_s, "%d", threads);
-    if (p->gpu >= 0)
-        visible_device(p->ordinal, visible, sizeof visible);
-    else
-        visible[0] = '\0';
-
-    /* argv: [prefix...] epochd worker ... */
-    const char *args[32 + 2 * 64 + 64];
-    int na = 0;
-    for (int i = 0; i < sv->cfg.n_worker_prefix && i < 64; i++)
-        args[na++] = sv->cfg.worker_prefix[i];
-    args[na++] = sv->exe;
-    args[na++] = "worker";
-    args[na++] = "--spec-file";
-    args[na++] = spec_path;
-    args[na++] = "--spec-path";
-    args[na++] = r->spec_path ? r->spec_path : spec_path;
-    args[na++] = "--key";
-    args[na++] = key;
-    args[na++] = "--state-dir";
-    args[na++] = sv->state_dir;
-    args[na++] = "--device";
-    args[na++] = p->gpu >= 0 ? "cuda:0" : "cpu";
-    if (p->gpu < 0) {
-        args[na++] = "--threads";
-        args[na++] = threads_s;
-    }
-    /* a run that started before continues from its checkpoint */
-    if (r->attempts > 0)
-        args[na++] = "--resume";
-    for (int i = 0; i < sv->cfg.n_data_roots && i < 64; i++) {
-        args[na++] = "--data-root";
-        args[na++] = sv->cfg.data_roots[i];
-    }
-    args[na] = NULL;
-
-    /* environment: ours minus systemd's and the device settings, plus the run's */
-    size_t ne = 0;
-    for (char **e = environ; e && *e; e++)
-        ne++;
-    char **env = calloc(ne + 4, sizeof *env);
-    char env_cuda[160], env_threads[48], env_pid[48];
-    if (!env) {
-        svc_log_run(SVC_LOG_ERR, r->id, "out of memory starting the worker");
-        return -1;
-    }
-    size_t k = 0;
-    for (char **e = environ; e && *e; e++)
-        if (!env_dropped(*e))
-            env[k++] = *e;
-    snprintf(env_cuda, sizeof env_cuda, "CUDA_VISIBLE_DEVICES=%s", visible);
-    snprintf(env_threads, sizeof env_threads, "EPOCHD_THREADS=%d", threads);
-    snprintf(env_pid, sizeof env_pid, "EPOCHD_SERVICE_PID=%ld", (long)getpid());
-    env[k++] = env_cuda;
-    if (p->gpu < 0)
-        env[k++] = env_threads;
-    env[k++] = env_pid;
-    env[k] = NULL;
+    int rc = svc_run_dir_make(sv->state_dir, key, dir, sizeof dir);
+    if (rc == 0)
+        rc = write_spec(dir, r->spec, spec_path, sizeof spec_path);
+    if (rc < 0)
+        return rc;
+    worker_command cmd;
+    build_command(sv, r, p, key, spec_path, &cmd);
 
     svc_attempt *w = calloc(1, sizeof *w);
     if (!w || !(w->name = strdup(r->name ? r->name : "?"))) {
         free(w);
-        free(env);
-        svc_log_run(SVC_LOG_ERR, r->id, "out of memory starting the worker");
-        return -1;
+        return svc_error(SVC_ENOMEM, "out of memory starting the worker");
     }
     w->sv = sv;
     w->run_id = r->id;
@@ -576,45 +465,28 @@ int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
     w->attempts = r->attempts + 1;
     w->epochs_planned = r->epochs_planned;
     w->started_ms = uv_now(sv->loop);
-    svc_linebuf_init(&w->outbuf, SVC_EVENT_MAX_LINE, false);
-    svc_linebuf_init(&w->errbuf, 4096, true);
-    uv_pipe_init(sv->loop, &w->out, 0);
-    uv_pipe_init(sv->loop, &w->err, 0);
-    uv_timer_init(sv->loop, &w->timer);
-    w->out.data = w->err.data = w->timer.data = w->proc.data = w;
-    w->open_handles = 4;
-
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&w->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&w->err},
-    };
-    /* its own session: a Ctrl-C meant for the service does not reach the
-     * workers directly; the service stops them itself */
-    uv_process_options_t opt = {.exit_cb = on_exit_cb, .file = args[0], .args = (char **)args, .env = env,
-                                .stdio_count = 3, .stdio = stdio, .flags = UV_PROCESS_DETACHED};
-    rc = uv_spawn(sv->loop, &w->proc, &opt);
-    free(env);
-    if (rc < 0) {
-        svc_log_run(SVC_LOG_ERR, r->id, "cannot start a worker (%s): %s", sv->exe, uv_strerror(rc));
-        w->finished = true;
-        close_handles(w);
-        return -1;
+    svc_launch l = {.run_id = r->id, .name = w->name, .run_dir = dir, .argv = cmd.argv, .env = cmd.env,
+                    .place = p, .threads = svc_config_threads(&sv->cfg)};
+    svc_job_events ev = {.ctx = w, .line = on_line, .log = on_log, .broken = on_broken, .ended = on_ended};
+    if ((rc = sv->exec->ops->start(sv->exec, &l, &ev, &w->job)) < 0) {
+        free(w->name);
+        free(w);
+        return rc;
     }
-    w->pid = w->proc.pid;
-    w->next = sv->workers;
-    sv->workers = w;
-    sv->n_workers++;
-    uv_read_start((uv_stream_t *)&w->out, alloc_out, on_read_out);
-    uv_read_start((uv_stream_t *)&w->err, alloc_err, on_read_err);
-    if (db_run_start(sv->db, r->id, p->device, w->pid) < 0) {
+    uv_timer_init(sv->loop, &w->stop_timer);
+    w->stop_timer.data = w;
+    w->worker_id = sv->exec->ops->id(w->job);
+    w->next = sv->attempts;
+    sv->attempts = w;
+    sv->n_attempts++;
+    if (db_run_start(sv->db, r->id, p->device, w->worker_id) < 0) {
         svc_log_run(SVC_LOG_ERR, r->id, "cannot mark the run running (%s); stopping its worker", db_last_error());
-        w->pid = 0; /* record nothing at its end */
-        svc_attempt_kill(w);
+        svc_attempt_kill(w); /* `recorded` stays false: its end records nothing */
         return 0;
     }
-    svc_log_run(SVC_LOG_INFO, r->id, "starting %s on %s: worker pid %lld, attempt %lld of %d%s", w->name, p->device,
-                (long long)w->pid, (long long)w->attempts, sv->cfg.max_attempts,
+    w->recorded = true;
+    svc_log_run(SVC_LOG_INFO, r->id, "starting %s on %s: worker %lld, attempt %lld of %d%s", w->name, p->device,
+                (long long)w->worker_id, (long long)w->attempts, sv->cfg.max_attempts,
                 r->attempts > 0 ? ", resuming from its checkpoint" : "");
     return 0;
 }

@@ -1,4 +1,4 @@
-/* Backend selection: the only runner code that knows CUDA may exist. */
+/* Backend selection: the only code above engine/ that knows CUDA may exist. */
 #include "service/backend_select.h"
 
 #include <stdio.h>
@@ -6,8 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/error.h"
 #include "epochd_config.h"
+#include "engine/error.h"
+#include "service/error.h"
 #if EPOCHD_HAVE_CUDA
 #include "gpu/gpu.h"
 #endif
@@ -36,8 +37,7 @@ static int default_threads(void)
     return n > 0 ? (int)n : 1;
 }
 
-int svc_backend_open(const char *device, eng_precision prec, int threads, eng_backend **out, char *err,
-                     size_t errlen)
+int svc_backend_open(const char *device, eng_precision prec, int threads, eng_backend **out)
 {
     *out = NULL;
     if (!device || !*device)
@@ -52,33 +52,29 @@ int svc_backend_open(const char *device, eng_precision prec, int threads, eng_ba
         char *end = NULL;
         long n = strtol(device + 5, &end, 10);
         if (!device[5] || *end || n < 0) {
-            snprintf(err, errlen, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
-            return ENG_EINVAL;
+            return svc_error(SVC_EINVAL, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
         }
         cuda = true;
         ordinal = (int)n;
     } else if (strcmp(device, "cpu")) {
-        snprintf(err, errlen, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
-        return ENG_EINVAL;
+        return svc_error(SVC_EINVAL, "bad device '%s' (expected auto, cpu, cuda or cuda:N)", device);
     }
     if (cuda) {
 #if EPOCHD_HAVE_CUDA
         int rc = gpu_backend_new(ordinal, prec, out);
         if (rc < 0)
-            snprintf(err, errlen, "cannot open %s: %s", device, eng_last_error());
-        return rc;
+            return svc_error(svc_from_engine(rc), "cannot open %s: %s", device, eng_last_error());
+        return 0;
 #else
         (void)ordinal;
-        snprintf(err, errlen, "device %s: this epochd was built without CUDA", device);
-        return ENG_ENOTSUP;
+        return svc_error(SVC_EINVAL, "device %s: this epochd was built without CUDA", device);
 #endif
     }
     if (prec != ENG_PREC_FP32) {
-        snprintf(err, errlen, "precision tf32/bf16 needs a GPU; the CPU computes in fp32");
-        return ENG_EINVAL;
+        return svc_error(SVC_EINVAL, "precision tf32/bf16 needs a GPU; the CPU computes in fp32");
     }
     int rc = eng_cpu_backend_new(threads > 0 ? threads : default_threads(), out);
     if (rc < 0)
-        snprintf(err, errlen, "cannot open the CPU backend: %s", eng_last_error());
-    return rc;
+        return svc_error(svc_from_engine(rc), "cannot open the CPU backend: %s", eng_last_error());
+    return 0;
 }

@@ -10,13 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <yaml.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "db/db.h"
 #include "service/log.h"
 #include "service/paths.h"
 #include "service/slots.h"
 #include "schema/suggest.h"
+#include "schema/ytree.h"
+#include "service/error.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -71,7 +74,7 @@ int svc_config_defaults(svc_config *c)
     c->max_combinations = o.max_combinations;
     if (!c->experiments || !c->db_path || !c->state_dir || !c->devices) {
         svc_config_free(c);
-        return -2;
+        return SVC_ENOMEM;
     }
     return 0;
 }
@@ -81,16 +84,15 @@ int svc_config_defaults(svc_config *c)
 typedef struct cfg_ctx {
     const char *file;
     char *dir;          /* the file's folder, for relative paths */
-    yaml_document_t *doc;
     spec_diags *diags;
     int errors;
     bool oom;
 } cfg_ctx;
 
-static void err_at(cfg_ctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
+static void err_at(cfg_ctx *x, const ynode *n, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void err_at(cfg_ctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
+static void err_at(cfg_ctx *x, const ynode *n, const char *key, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -98,22 +100,21 @@ static void err_at(cfg_ctx *x, const yaml_node_t *n, const char *key, const char
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     x->errors++;
-    if (spec_diags_add(x->diags, x->file, n ? (int)n->start_mark.line + 1 : 0,
-                       n ? (int)n->start_mark.column + 1 : 0, key ? key : "", msg) < 0)
+    if (spec_diags_add(x->diags, x->file, n ? n->line : 0, n ? n->col : 0, key ? key : "", msg) < 0)
         x->oom = true;
 }
 
-static const char *scalar(const yaml_node_t *n)
+static const char *scalar(const ynode *n)
 {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+    return n && n->kind == YN_SCALAR ? n->s : NULL;
 }
 
-static bool plain(const yaml_node_t *n)
+static bool plain(const ynode *n)
 {
-    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    return n->kind == YN_SCALAR && !n->quoted;
 }
 
-static int get_i64(cfg_ctx *x, const yaml_node_t *n, const char *key, int64_t lo, int64_t hi, int64_t *out)
+static int get_i64(cfg_ctx *x, const ynode *n, const char *key, int64_t lo, int64_t hi, int64_t *out)
 {
     const char *s = scalar(n);
     char *end = NULL;
@@ -131,7 +132,7 @@ static int get_i64(cfg_ctx *x, const yaml_node_t *n, const char *key, int64_t lo
     return 0;
 }
 
-static int get_int(cfg_ctx *x, const yaml_node_t *n, const char *key, int lo, int hi, int *out)
+static int get_int(cfg_ctx *x, const ynode *n, const char *key, int lo, int hi, int *out)
 {
     int64_t v;
     if (get_i64(x, n, key, lo, hi, &v))
@@ -142,7 +143,7 @@ static int get_int(cfg_ctx *x, const yaml_node_t *n, const char *key, int lo, in
 
 /* A byte count: an integer, or a number with a unit (K, M, G, T; KiB ... or
  * kB ... are accepted as powers of 1024 and 1000). */
-static int get_bytes(cfg_ctx *x, const yaml_node_t *n, const char *key, size_t *out)
+static int get_bytes(cfg_ctx *x, const ynode *n, const char *key, size_t *out)
 {
     const char *s = scalar(n);
     if (!s || !*s) {
@@ -181,7 +182,7 @@ static int get_bytes(cfg_ctx *x, const yaml_node_t *n, const char *key, size_t *
 }
 
 /* A path; relative ones are taken from the config file's folder. */
-static int get_path(cfg_ctx *x, const yaml_node_t *n, const char *key, char **out)
+static int get_path(cfg_ctx *x, const ynode *n, const char *key, char **out)
 {
     const char *s = scalar(n);
     if (!s || !*s) {
@@ -206,7 +207,7 @@ static int get_path(cfg_ctx *x, const yaml_node_t *n, const char *key, char **ou
     return 0;
 }
 
-static void unknown_key(cfg_ctx *x, const yaml_node_t *k, const char *prefix, const char *const *known, int n)
+static void unknown_key(cfg_ctx *x, const ynode *k, const char *prefix, const char *const *known, int n)
 {
     const char *name = scalar(k);
     const char *sugg = name ? spec_suggest(name, known, n) : NULL;
@@ -221,55 +222,58 @@ static void unknown_key(cfg_ctx *x, const yaml_node_t *k, const char *prefix, co
 static const char *const limit_keys[] = {"spec_bytes", "params", "memory", "yaml_depth", "yaml_nodes",
                                          "sweep_combinations"};
 
-static void load_limits(cfg_ctx *x, const yaml_node_t *m, svc_config *c)
+static void load_limits(cfg_ctx *x, const ynode *m, svc_config *c)
 {
-    if (m->type != YAML_MAPPING_NODE) {
+    if (m->kind != YN_MAP) {
         err_at(x, m, "limits", "expected a mapping of limits");
         return;
     }
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(x->doc, p->key), *v = yaml_document_get_node(x->doc, p->value);
+    for (int64_t i = 0; i < m->n; i++) {
+        const ynode *k = m->v[2 * i], *v = m->v[2 * i + 1];
         const char *name = scalar(k);
         char key[128];
         snprintf(key, sizeof key, "limits.%s", name ? name : "?");
-        int64_t i;
+        int64_t num;
         if (!name)
             err_at(x, k, "limits", "keys must be names");
         else if (!strcmp(name, "spec_bytes"))
             get_bytes(x, v, key, &c->max_spec_bytes);
         else if (!strcmp(name, "params")) {
-            if (!get_i64(x, v, key, 1, INT64_MAX, &i))
-                c->max_params = i;
+            if (!get_i64(x, v, key, 1, INT64_MAX, &num))
+                c->max_params = num;
         } else if (!strcmp(name, "memory"))
             get_bytes(x, v, key, &c->max_memory_bytes);
         else if (!strcmp(name, "yaml_depth"))
             get_int(x, v, key, 1, 10000, &c->max_depth);
         else if (!strcmp(name, "yaml_nodes")) {
-            if (!get_i64(x, v, key, 1, INT64_MAX, &i))
-                c->max_nodes = i;
+            if (!get_i64(x, v, key, 1, INT64_MAX, &num))
+                c->max_nodes = num;
         } else if (!strcmp(name, "sweep_combinations")) {
-            if (!get_i64(x, v, key, 1, INT64_MAX, &i))
-                c->max_combinations = i;
+            if (!get_i64(x, v, key, 1, INT64_MAX, &num))
+                c->max_combinations = num;
         } else
             unknown_key(x, k, "limits.", limit_keys, (int)(sizeof limit_keys / sizeof *limit_keys));
     }
 }
 
-static void load_roots(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
+static void load_roots(cfg_ctx *x, const ynode *v, svc_config *c)
 {
     free_roots(c->data_roots, c->n_data_roots);
     c->data_roots = NULL;
     c->n_data_roots = 0;
-    if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "") ) {
+    if (v->kind == YN_SCALAR && !*v->s)
+        return;
+    ynode *const *items = NULL;
+    int64_t n = 1;
+    if (v->kind == YN_SEQ) {
+        items = v->v;
+        n = v->n;
+    } else if (v->kind != YN_SCALAR) {
+        err_at(x, v, "data_roots", "expected a list of folders");
         return;
     }
-    const yaml_node_item_t *items = NULL;
-    int n = 1;
-    if (v->type == YAML_SEQUENCE_NODE) {
-        items = v->data.sequence.items.start;
-        n = (int)(v->data.sequence.items.top - items);
-    } else if (v->type != YAML_SCALAR_NODE) {
-        err_at(x, v, "data_roots", "expected a list of folders");
+    if (n > SVC_MAX_DATA_ROOTS) {
+        err_at(x, v, "data_roots", "expected at most %d folders, found %lld", SVC_MAX_DATA_ROOTS, (long long)n);
         return;
     }
     c->data_roots = calloc((size_t)(n ? n : 1), sizeof *c->data_roots);
@@ -277,10 +281,13 @@ static void load_roots(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
         x->oom = true;
         return;
     }
-    for (int i = 0; i < n; i++) {
-        yaml_node_t *e = items ? yaml_document_get_node(x->doc, items[i]) : (yaml_node_t *)v;
+    for (int64_t i = 0; i < n; i++) {
+        const ynode *e = items ? items[i] : v;
         char key[64];
-        snprintf(key, sizeof key, items ? "data_roots[%d]" : "data_roots", i);
+        if (items)
+            snprintf(key, sizeof key, "data_roots[%lld]", (long long)i);
+        else
+            snprintf(key, sizeof key, "data_roots");
         char *p = NULL;
         if (get_path(x, e, key, &p) == 0)
             c->data_roots[c->n_data_roots++] = p;
@@ -288,29 +295,33 @@ static void load_roots(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
 }
 
 /* A command prefix: a list of words (or one word). */
-static void load_prefix(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
+static void load_prefix(cfg_ctx *x, const ynode *v, svc_config *c)
 {
     free_roots(c->worker_prefix, c->n_worker_prefix);
     c->worker_prefix = NULL;
     c->n_worker_prefix = 0;
-    const yaml_node_item_t *items = NULL;
-    int n = 1;
-    if (v->type == YAML_SEQUENCE_NODE) {
-        items = v->data.sequence.items.start;
-        n = (int)(v->data.sequence.items.top - items);
-    } else if (v->type != YAML_SCALAR_NODE || !*scalar(v)) {
+    ynode *const *items = NULL;
+    int64_t n = 1;
+    if (v->kind == YN_SEQ) {
+        items = v->v;
+        n = v->n;
+    } else if (v->kind != YN_SCALAR || !*v->s) {
         err_at(x, v, "worker_prefix", "expected a list of words, e.g. [nice, -n, \"10\"]");
         return;
     }
     if (n == 0)
         return;
+    if (n > 256) {
+        err_at(x, v, "worker_prefix", "expected at most 256 words, found %lld", (long long)n);
+        return;
+    }
     c->worker_prefix = calloc((size_t)n, sizeof *c->worker_prefix);
     if (!c->worker_prefix) {
         x->oom = true;
         return;
     }
-    for (int i = 0; i < n; i++) {
-        yaml_node_t *e = items ? yaml_document_get_node(x->doc, items[i]) : (yaml_node_t *)v;
+    for (int64_t i = 0; i < n; i++) {
+        const ynode *e = items ? items[i] : v;
         const char *w = scalar(e);
         if (!w || !*w) {
             err_at(x, e, "worker_prefix", "expected a word, found %s", w ? "an empty string" : "a collection");
@@ -324,12 +335,12 @@ static void load_prefix(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
     }
 }
 
-static void load_devices(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
+static void load_devices(cfg_ctx *x, const ynode *v, svc_config *c)
 {
     char buf[512] = "";
-    if (v->type == YAML_SEQUENCE_NODE) {
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-            const char *s = scalar(yaml_document_get_node(x->doc, *it));
+    if (v->kind == YN_SEQ) {
+        for (int64_t i = 0; i < v->n; i++) {
+            const char *s = scalar(v->v[i]);
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "%s%s", l ? "," : "", s ? s : "?");
         }
@@ -340,9 +351,8 @@ static void load_devices(cfg_ctx *x, const yaml_node_t *v, svc_config *c)
         return;
     }
     svc_device_filter f;
-    char err[256];
-    if (svc_devices_parse(buf, &f, err, sizeof err) < 0) {
-        err_at(x, v, "devices", "%s", err);
+    if (svc_devices_parse(buf, &f) < 0) {
+        err_at(x, v, "devices", "%s", svc_last_error());
         return;
     }
     char *d = strdup(buf);
@@ -360,25 +370,17 @@ static const char *const top_keys[] = {
     "worker_prefix",
 };
 
-static void load_top(cfg_ctx *x, const yaml_node_t *root, svc_config *c)
+static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
 {
-    if (root->type != YAML_MAPPING_NODE) {
+    if (root->kind != YN_MAP) {
         err_at(x, root, "", "expected a mapping of settings (key: value)");
         return;
     }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(x->doc, p->key), *v = yaml_document_get_node(x->doc, p->value);
+    /* duplicate keys were reported (and dropped) by the parser, as in specs */
+    for (int64_t j = 0; j < root->n; j++) {
+        const ynode *k = root->v[2 * j], *v = root->v[2 * j + 1];
         const char *name = scalar(k);
         int64_t i;
-        /* duplicate keys are an error, as in specs */
-        for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < p; q++) {
-            const char *prev = scalar(yaml_document_get_node(x->doc, q->key));
-            if (name && prev && !strcmp(prev, name)) {
-                err_at(x, k, name, "duplicate key");
-                name = NULL;
-                break;
-            }
-        }
         if (!name)
             continue;
         if (!strcmp(name, "experiments"))
@@ -463,54 +465,88 @@ static int copy_config(svc_config *dst, const svc_config *src)
     }
     if (!ok) {
         svc_config_free(dst);
-        return -2;
+        return SVC_ENOMEM;
     }
+    return 0;
+}
+
+/* The parser's problems (syntax, duplicate keys) as located diagnostics. */
+static void on_parse_report(void *ctx, int line, int col, const char *path, const char *message)
+{
+    cfg_ctx *x = ctx;
+    x->errors++;
+    if (spec_diags_add(x->diags, x->file, line, col, path, message) < 0)
+        x->oom = true;
+}
+
+#define MAX_CONFIG_BYTES (1u << 20)
+
+/* The file's bytes: a regular file (not a FIFO that would block, not a
+ * device), at most MAX_CONFIG_BYTES. */
+static int read_config(const char *path, char **buf, size_t *len)
+{
+    *buf = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return svc_error(errno == ENOENT ? SVC_ENOENT : SVC_EIO, "%s", strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0)
+        rc = svc_error(SVC_EIO, "%s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = svc_error(SVC_EUSAGE, "not a regular file");
+    else if ((size_t)st.st_size > MAX_CONFIG_BYTES)
+        rc = svc_error(SVC_EUSAGE, "larger than %u bytes", MAX_CONFIG_BYTES);
+    else if (!(*buf = malloc((size_t)st.st_size + 1)))
+        rc = svc_error(SVC_ENOMEM, "out of memory");
+    size_t got = 0;
+    while (rc == 0 && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = svc_error(SVC_EIO, "%s", n < 0 ? strerror(errno) : "the file shrank while being read");
+        else
+            got += (size_t)n;
+    }
+    close(fd);
+    if (rc < 0) {
+        free(*buf);
+        *buf = NULL;
+        return rc;
+    }
+    *len = got;
     return 0;
 }
 
 int svc_config_load(svc_config *c, const char *path, spec_diags *diags)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    char *buf;
+    size_t len = 0;
+    int rc = read_config(path, &buf, &len);
+    if (rc < 0) {
         char msg[512];
-        snprintf(msg, sizeof msg, "cannot read the config file: %s", strerror(errno));
-        return spec_diags_add(diags, path, 0, 0, "", msg) < 0 ? -2 : -1;
+        snprintf(msg, sizeof msg, "cannot read the config file: %s", svc_last_error());
+        return spec_diags_add(diags, path, 0, 0, "", msg) < 0 || rc == SVC_ENOMEM ? SVC_ENOMEM : SVC_EUSAGE;
     }
     svc_config n;
     if (copy_config(&n, c) < 0) {
-        fclose(f);
-        return -2;
+        free(buf);
+        return SVC_ENOMEM;
     }
     cfg_ctx x = {.file = path, .diags = diags};
     const char *slash = strrchr(path, '/');
     x.dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool have_doc = false;
-    if (!yaml_parser_initialize(&parser)) {
+    yn_arena *a = yn_arena_new();
+    ynode *root = NULL;
+    bool syntax_ok = false;
+    yn_limits lim = {.max_depth = 64, .max_nodes = 100000};
+    if (!a || (slash && !x.dir) || yn_parse(a, buf, len, &lim, on_parse_report, &x, &root, &syntax_ok) < 0)
         x.oom = true;
-    } else {
-        yaml_parser_set_input_file(&parser, f);
-        if (!yaml_parser_load(&parser, &doc)) {
-            x.errors++;
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s%s%s", parser.problem ? parser.problem : "not YAML",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
-            if (spec_diags_add(diags, path, (int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1,
-                               "", msg) < 0)
-                x.oom = true;
-        } else {
-            have_doc = true;
-            x.doc = &doc;
-            yaml_node_t *root = yaml_document_get_root_node(&doc);
-            if (root && !(root->type == YAML_SCALAR_NODE && !*scalar(root)))
-                load_top(&x, root, &n);
-        }
-        yaml_parser_delete(&parser);
-    }
-    if (have_doc)
-        yaml_document_delete(&doc);
-    fclose(f);
+    else if (root && !(root->kind == YN_SCALAR && !*root->s))
+        load_top(&x, root, &n);
+    yn_arena_free(a);
+    free(buf);
     free(x.dir);
     if (!x.oom && x.errors == 0) {
         free(n.config_path);
@@ -520,7 +556,7 @@ int svc_config_load(svc_config *c, const char *path, spec_diags *diags)
     }
     if (x.oom || x.errors) {
         svc_config_free(&n);
-        return x.oom ? -2 : -1;
+        return x.oom ? SVC_ENOMEM : SVC_EUSAGE;
     }
     svc_config_free(c);
     *c = n;
@@ -533,7 +569,7 @@ static int set_str(char **dst, const char *v)
         return 0;
     char *s = strdup(v);
     if (!s)
-        return -2;
+        return SVC_ENOMEM;
     free(*dst);
     *dst = s;
     return 0;
@@ -543,7 +579,7 @@ int svc_config_override(svc_config *c, const svc_overrides *o)
 {
     if (set_str(&c->experiments, o->experiments) || set_str(&c->db_path, o->db_path) ||
         set_str(&c->state_dir, o->state_dir) || set_str(&c->devices, o->devices))
-        return -2;
+        return SVC_ENOMEM;
     return 0;
 }
 

@@ -8,6 +8,9 @@
 
 #include "schema/spec.h"
 
+/* At most this many data_roots (each becomes two worker arguments). */
+#define SVC_MAX_DATA_ROOTS 64
+
 typedef struct svc_config {
     char *config_path;   /* the file the settings came from; NULL: none */
     char *experiments;   /* the folder watched for specs */
@@ -51,10 +54,11 @@ int svc_config_defaults(svc_config *c);
 /* Reads a config file over c. Unknown keys, wrong types and bad values are
  * errors; every one is reported as "file:line:col: key: message" into
  * diags. Relative paths are resolved against the file's folder. Returns 0,
- * -1 when the file is invalid (diags say why; c unchanged), or -2 on OOM. */
+ * SVC_EUSAGE when the file is invalid (diags say why; c unchanged), or
+ * SVC_ENOMEM. */
 int svc_config_load(svc_config *c, const char *path, spec_diags *diags);
 /* Applies command-line overrides (relative paths stay relative to the
- * current directory). 0 or -2 on OOM. */
+ * current directory). 0 or SVC_ENOMEM. */
 int svc_config_override(svc_config *c, const svc_overrides *o);
 /* Defaults, then the file (if any), then the overrides. */
 int svc_config_build(svc_config *c, const svc_overrides *o, spec_diags *diags);

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "service/error.h"
 
 #define HISTORY "epochs.jsonl"
 #define MAX_HEADER (64u << 20)
@@ -70,81 +73,118 @@ static void remove_in(const svc_history *h, const char *name)
         fprintf(stderr, "epochd worker: cannot remove %s: %s\n", p, strerror(errno));
 }
 
-/* Reads the history: the last well-formed line of each epoch wins; a torn
- * last line (the worker died while writing it) is dropped. */
-static int load(svc_history *h, json_t ***by_epoch, int64_t *max_epoch)
+/* One line of the file as kept in memory: its epoch and its text. */
+typedef struct hline {
+    int64_t epoch;
+    char *text;
+} hline;
+
+static void free_lines(hline *v, size_t n)
 {
-    *by_epoch = NULL;
-    *max_epoch = 0;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].text);
+    free(v);
+}
+
+/* Reads the history: the last well-formed line of each epoch wins; a torn
+ * last line (the worker died while writing it) is dropped. The file is the
+ * worker's own, but a state folder is still input: lines that are not epoch
+ * events are skipped, and memory grows with the lines, never with the
+ * numbers in them. *v gets the epochs in ascending order. */
+static int load(svc_history *h, hline **v, size_t *n)
+{
+    *v = NULL;
+    *n = 0;
     char p[1200];
     path_in(h, HISTORY, p, sizeof p);
     FILE *f = fopen(p, "rb");
     if (!f)
-        return errno == ENOENT ? 0 : -1;
+        return errno == ENOENT ? 0 : svc_error(SVC_EIO, "cannot read %s: %s", p, strerror(errno));
     char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    json_t **v = NULL;
-    int64_t vcap = 0;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n')
+    size_t cap = 0, vcap = 0;
+    ssize_t len;
+    int rc = 0;
+    svc_event e;
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n')
             break;
-        json_t *o = json_loadb(line, (size_t)n - 1, 0, NULL);
-        json_t *e = o ? json_object_get(o, "epoch") : NULL;
-        int64_t ep = json_is_integer(e) ? (int64_t)json_integer_value(e) : 0;
-        if (ep < 1 || ep > 100000000) {
-            json_decref(o);
+        line[--len] = '\0';
+        if (svc_event_parse(line, (size_t)len, &e) < 0 || e.kind != SVC_EV_EPOCH)
             continue;
-        }
-        if (ep > vcap) {
-            int64_t nc = vcap ? vcap : 16;
-            while (nc < ep)
-                nc *= 2;
-            json_t **nv = realloc(v, (size_t)(nc + 1) * sizeof *nv);
-            if (!nv) {
-                json_decref(o);
-                break;
+        char *text = strdup(line);
+        size_t i = *n;
+        while (i > 0 && (*v)[i - 1].epoch > e.epoch)
+            i--;
+        if (!text) {
+            rc = svc_error(SVC_ENOMEM, "out of memory reading %s", p);
+        } else if (i > 0 && (*v)[i - 1].epoch == e.epoch) {
+            free((*v)[i - 1].text); /* a later line of the same epoch */
+            (*v)[i - 1].text = text;
+        } else {
+            if (*n == vcap) {
+                size_t nc = vcap ? 2 * vcap : 16;
+                hline *nv = realloc(*v, nc * sizeof *nv);
+                if (!nv) {
+                    free(text);
+                    rc = svc_error(SVC_ENOMEM, "out of memory reading %s", p);
+                    break;
+                }
+                *v = nv;
+                vcap = nc;
             }
-            size_t old = v ? (size_t)vcap + 1 : 0;
-            memset(nv + old, 0, ((size_t)nc + 1 - old) * sizeof *nv);
-            v = nv;
-            vcap = nc;
+            memmove(*v + i + 1, *v + i, (*n - i) * sizeof **v);
+            (*v)[i] = (hline){e.epoch, text};
+            (*n)++;
         }
-        json_decref(v[ep]);
-        v[ep] = o;
-        if (ep > *max_epoch)
-            *max_epoch = ep;
     }
     free(line);
     fclose(f);
-    *by_epoch = v;
-    return 0;
+    if (rc < 0) {
+        free_lines(*v, *n);
+        *v = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
-/* Rewrites the history with epochs 1..upto (atomically). */
-static int rewrite(svc_history *h, json_t **v, int64_t upto)
+/* Formats an epoch for the file: one line with its newline, no checkpoint. */
+static char *history_line(const svc_event *epoch, size_t *len)
+{
+    svc_event e = *epoch;
+    e.checkpoint[0] = '\0';
+    e.replayed = false;
+    char *s = svc_event_format(&e);
+    if (!s)
+        return NULL;
+    *len = strlen(s);
+    char *l = realloc(s, *len + 2);
+    if (!l) {
+        free(s);
+        return NULL;
+    }
+    l[(*len)++] = '\n';
+    l[*len] = '\0';
+    return l;
+}
+
+/* Rewrites the history with the epochs up to `upto` (atomically). */
+static int rewrite(svc_history *h, const hline *v, size_t n, int64_t upto)
 {
     char p[1200], tmp[1300];
     path_in(h, HISTORY, p, sizeof p);
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     FILE *f = fopen(tmp, "wb");
     if (!f)
-        return -1;
-    for (int64_t e = 1; e <= upto; e++) {
-        if (!v || !v[e])
-            continue;
-        char *s = json_dumps(v[e], JSON_COMPACT | JSON_REAL_PRECISION(17));
-        if (s) {
-            fputs(s, f);
-            fputc('\n', f);
-            free(s);
-        }
-    }
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+        return svc_error(SVC_EIO, "cannot rewrite %s: %s", p, strerror(errno));
+    bool bad = false;
+    for (size_t i = 0; i < n && v[i].epoch <= upto && !bad; i++)
+        bad = fputs(v[i].text, f) < 0 || fputc('\n', f) == EOF;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, p) < 0) {
+        int rc = svc_error(SVC_EIO, "cannot rewrite %s: %s", p, strerror(errno));
         unlink(tmp);
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -157,8 +197,28 @@ static void fresh(svc_history *h)
     remove_in(h, HISTORY);
 }
 
-int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, bool resume, char *err,
-                     size_t errlen)
+/* The last checkpoint (epoch ck) got ahead of the history (epochs up to
+ * hmax): the worker died between writing it and recording its epoch. Goes
+ * back to committed.safetensors, the newest checkpoint whose epochs are all
+ * recorded, or starts afresh. Returns the epoch to resume after. */
+static int64_t roll_back(svc_history *h, const char *committed, const char *last, const char *spec_sha256,
+                         int64_t ck, int64_t hmax)
+{
+    int64_t c = -1;
+    char csha[65];
+    if (svc_checkpoint_meta(committed, &c, csha) == 0 && !strcmp(csha, spec_sha256) && c <= hmax &&
+        rename(committed, last) == 0) {
+        fprintf(stderr, "epochd worker: checkpoint of epoch %lld is ahead of the recorded epochs; "
+                        "resuming from epoch %lld\n", (long long)ck, (long long)c);
+        return c;
+    }
+    fprintf(stderr, "epochd worker: checkpoint of epoch %lld is ahead of the recorded epochs and no "
+                    "earlier one is kept; starting afresh\n", (long long)ck);
+    fresh(h);
+    return 0;
+}
+
+int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, bool resume)
 {
     memset(h, 0, sizeof *h);
     h->fd = -1;
@@ -166,8 +226,10 @@ int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, b
     char last[1200], committed[1200];
     path_in(h, "last.safetensors", last, sizeof last);
     path_in(h, "committed.safetensors", committed, sizeof committed);
-    int64_t ck = 0, hmax = 0;
-    json_t **v = NULL;
+    int64_t ck = 0;
+    hline *v = NULL;
+    size_t nv = 0;
+    int rc;
     if (!resume) {
         fresh(h);
     } else {
@@ -182,105 +244,86 @@ int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, b
         if (!have_last) {
             /* nothing to resume from: what the history says would be re-run */
             fresh(h);
-        } else if (load(h, &v, &hmax) < 0) {
-            snprintf(err, errlen, "cannot read %s/%s: %s", dir, HISTORY, strerror(errno));
-            return -1;
-        } else if (ck > hmax) {
-            /* the last checkpoint got ahead of the history: go back to the
-             * newest one whose epochs are all recorded */
-            int64_t c = -1;
-            char csha[65];
-            if (svc_checkpoint_meta(committed, &c, csha) == 0 && !strcmp(csha, spec_sha256) && c <= hmax &&
-                rename(committed, last) == 0) {
-                fprintf(stderr, "epochd worker: checkpoint of epoch %lld is ahead of the recorded epochs; "
-                                "resuming from epoch %lld\n", (long long)ck, (long long)c);
-                ck = c;
-            } else {
-                fprintf(stderr, "epochd worker: checkpoint of epoch %lld is ahead of the recorded epochs and no "
-                                "earlier one is kept; starting afresh\n", (long long)ck);
-                fresh(h);
-                ck = 0;
-            }
+        } else if ((rc = load(h, &v, &nv)) < 0) {
+            return rc;
+        } else if (nv && !(h->replay = calloc(nv, sizeof *h->replay))) {
+            free_lines(v, nv);
+            return svc_error(SVC_ENOMEM, "out of memory reading the history");
+        } else {
+            int64_t hmax = nv ? v[nv - 1].epoch : 0;
+            if (ck > hmax)
+                ck = roll_back(h, committed, last, spec_sha256, ck, hmax);
         }
-        if (rewrite(h, v, ck) < 0) {
-            snprintf(err, errlen, "cannot rewrite %s/%s: %s", dir, HISTORY, strerror(errno));
-            for (int64_t e = 0; v && e <= hmax; e++)
-                json_decref(v[e]);
-            free(v);
-            return -1;
+        rc = rewrite(h, v, nv, ck);
+        /* what the service may have missed: epochs 1..ck, reported again after `started` */
+        for (size_t i = 0; rc == 0 && i < nv && v[i].epoch <= ck; i++) {
+            h->replay[h->n_replay++] = v[i].text;
+            v[i].text = NULL;
         }
-        for (int64_t e = 1; v && e <= hmax; e++) {
-            if (e <= ck && v[e]) {
-                json_t **nr = realloc(h->replay, (h->n_replay + 1) * sizeof *nr);
-                if (nr) {
-                    h->replay = nr;
-                    h->replay[h->n_replay++] = v[e];
-                    continue;
-                }
-            }
-            json_decref(v[e]);
-        }
-        free(v);
+        free_lines(v, nv);
+        if (rc < 0)
+            return rc;
     }
     char p[1200];
     path_in(h, HISTORY, p, sizeof p);
     h->fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (h->fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", p, strerror(errno));
+        rc = svc_error(SVC_EIO, "cannot open %s: %s", p, strerror(errno));
         svc_history_close(h);
-        return -1;
+        return rc;
     }
     return 0;
 }
 
-int svc_history_append(svc_history *h, json_t *event, const char *ck, char *err, size_t errlen)
+int svc_history_append(svc_history *h, const svc_event *epoch, const char *ck)
 {
-    char *s = json_dumps(event, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (!s) {
-        snprintf(err, errlen, "out of memory recording the epoch");
-        return -1;
-    }
-    size_t n = strlen(s);
-    s[n] = '\n'; /* replaces the NUL: written as one line */
+    size_t n;
+    char *s = history_line(epoch, &n);
+    if (!s)
+        return svc_error(SVC_ENOMEM, "out of memory recording the epoch");
     size_t off = 0;
     int rc = 0;
-    while (off < n + 1) {
-        ssize_t w = write(h->fd, s + off, n + 1 - off);
+    while (off < n) { /* one write per line, so a torn line is the last one */
+        ssize_t w = write(h->fd, s + off, n - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            snprintf(err, errlen, "cannot append to %s/%s: %s", h->dir, HISTORY, strerror(errno));
-            rc = -1;
+            rc = svc_error(SVC_EIO, "cannot append to %s/%s: %s", h->dir, HISTORY, strerror(errno));
             break;
         }
         off += (size_t)w;
     }
     free(s);
-    if (rc == 0 && fdatasync(h->fd) < 0) {
-        snprintf(err, errlen, "cannot sync %s/%s: %s", h->dir, HISTORY, strerror(errno));
-        rc = -1;
-    }
+    if (rc == 0 && fdatasync(h->fd) < 0)
+        rc = svc_error(SVC_EIO, "cannot sync %s/%s: %s", h->dir, HISTORY, strerror(errno));
     if (rc == 0 && ck) {
         char committed[1200], tmp[1300];
         path_in(h, "committed.safetensors", committed, sizeof committed);
         snprintf(tmp, sizeof tmp, "%s.tmp", committed);
         unlink(tmp);
         if (link(ck, tmp) < 0 || rename(tmp, committed) < 0) {
-            snprintf(err, errlen, "cannot link %s to %s: %s", ck, committed, strerror(errno));
+            rc = svc_error(SVC_EIO, "cannot link %s to %s: %s", ck, committed, strerror(errno));
             unlink(tmp);
-            rc = -1;
         }
     }
     return rc;
 }
 
-size_t svc_history_replay(const svc_history *h, int64_t upto, json_t ***out)
+size_t svc_history_replay_count(const svc_history *h, int64_t upto)
 {
-    *out = h->replay;
     size_t n = 0;
-    while (n < h->n_replay && json_integer_value(json_object_get(h->replay[n], "epoch")) <= upto)
+    svc_event e;
+    while (n < h->n_replay && svc_event_parse(h->replay[n], strlen(h->replay[n]), &e) == 0 && e.epoch <= upto)
         n++;
     return n;
+}
+
+int svc_history_replayed(const svc_history *h, size_t i, svc_event *e)
+{
+    int rc = svc_event_parse(h->replay[i], strlen(h->replay[i]), e);
+    e->replayed = true;
+    e->checkpoint[0] = '\0';
+    return rc;
 }
 
 void svc_history_close(svc_history *h)
@@ -289,7 +332,7 @@ void svc_history_close(svc_history *h)
         close(h->fd);
     h->fd = -1;
     for (size_t i = 0; i < h->n_replay; i++)
-        json_decref(h->replay[i]);
+        free(h->replay[i]);
     free(h->replay);
     h->replay = NULL;
     h->n_replay = 0;

@@ -13,15 +13,16 @@
 #ifndef SVC_HISTORY_H
 #define SVC_HISTORY_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "service/protocol.h"
+
 typedef struct svc_history {
     char dir[1024];
     int fd;          /* epochs.jsonl, opened for appending */
-    json_t **replay; /* epoch events to report again, by epoch */
+    char **replay;   /* recorded epoch lines to report again, ascending by epoch */
     size_t n_replay;
 } svc_history;
 
@@ -30,14 +31,17 @@ typedef struct svc_history {
  * last.safetensors of another spec (spec_sha256 differs) is removed, a
  * checkpoint ahead of the history is rolled back to committed.safetensors
  * (or dropped), and the recorded epochs up to the checkpoint are kept for
- * svc_history_replay. Messages go to stderr. 0, or -1 with err set. */
-int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, bool resume, char *err,
-                     size_t errlen);
-/* Appends one epoch event (an object) and syncs it to disk; then, when this
- * epoch wrote checkpoint `ck`, points committed.safetensors at it. */
-int svc_history_append(svc_history *h, json_t *event, const char *ck, char *err, size_t errlen);
-/* The recorded epochs 1..upto, in order (borrowed references). */
-size_t svc_history_replay(const svc_history *h, int64_t upto, json_t ***out);
+ * svc_history_replay. Notes go to stderr. 0, or SVC_EIO (svc_last_error says why). */
+int svc_history_open(svc_history *h, const char *dir, const char *spec_sha256, bool resume);
+/* Appends one epoch event (its checkpoint member is not kept) and syncs it
+ * to disk; then, when this epoch wrote checkpoint `ck`, points
+ * committed.safetensors at it. 0, or SVC_EIO / SVC_ENOMEM. */
+int svc_history_append(svc_history *h, const svc_event *epoch, const char *ck);
+/* How many recorded epochs lie in 1..upto; svc_history_replayed reads the
+ * i-th of them (0-based, ascending) into *e, marked replayed, without a
+ * checkpoint. */
+size_t svc_history_replay_count(const svc_history *h, int64_t upto);
+int svc_history_replayed(const svc_history *h, size_t i, svc_event *e);
 void svc_history_close(svc_history *h);
 
 /* Epoch and spec_sha256 from a checkpoint's metadata without reading its

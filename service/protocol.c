@@ -1,298 +1,252 @@
-/* Worker protocol parsing: line splitting and JSON events (jansson). */
+/* The worker protocol's events: one member table per event, read by the
+ * parser (service side) and the formatter (worker side). */
 #include "service/protocol.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kind_names[] = {
-    [SVC_EV_STARTED] = "started", [SVC_EV_PROGRESS] = "progress", [SVC_EV_EPOCH] = "epoch",
-    [SVC_EV_DONE] = "done",       [SVC_EV_FAILED] = "failed",     [SVC_EV_INTERRUPTED] = "interrupted",
+#include "service/error.h"
+
+typedef enum mtype { M_INT, M_NUM, M_STR, M_BOOL } mtype;
+
+typedef struct member {
+    const char *key;
+    mtype type;
+    size_t off;      /* of the field in svc_event */
+    size_t size;     /* M_STR: the buffer's size */
+    bool required;
+    bool omit_empty; /* written only when not "" / not false */
+    int64_t def;     /* M_INT: the value when absent */
+} member;
+
+#define INT(k, f, req, d) {k, M_INT, offsetof(svc_event, f), 0, req, false, d}
+#define NUM(k, f) {k, M_NUM, offsetof(svc_event, f), 0, false, false, 0}
+#define STR(k, f, req, omit) {k, M_STR, offsetof(svc_event, f), sizeof(((svc_event *)0)->f), req, omit, 0}
+#define BOOL(k, f, omit) {k, M_BOOL, offsetof(svc_event, f), 0, false, omit, 0}
+
+static const member started[] = {
+    INT("pid", pid, false, 0),
+    STR("device", device, true, false),
+    INT("params", params, false, -1),
+    INT("epochs", epochs, true, 0),
+    INT("steps_per_epoch", steps_per_epoch, false, -1),
+    INT("train_samples", train_samples, false, -1),
+    INT("test_samples", test_samples, false, -1),
+    INT("resumed_epoch", resumed_epoch, false, 0),
+    INT("threads", threads, false, -1),
 };
-_Static_assert(sizeof kind_names / sizeof *kind_names == SVC_EV_INTERRUPTED + 1, "one name per event");
+static const member progress[] = {
+    INT("epoch", epoch, true, 0), INT("step", step, true, 0),   INT("steps", steps, true, 0),
+    NUM("loss", loss),            NUM("acc", acc),              NUM("images_per_sec", images_per_sec),
+    NUM("elapsed", elapsed),
+};
+static const member epoch[] = {
+    INT("epoch", epoch, true, 0),
+    NUM("train_loss", train_loss),
+    NUM("train_acc", train_acc),
+    NUM("test_loss", test_loss),
+    NUM("test_acc", test_acc),
+    NUM("lr", lr),
+    NUM("seconds", seconds),
+    NUM("samples_per_sec", samples_per_sec),
+    INT("best_epoch", best_epoch, false, 0),
+    STR("checkpoint", checkpoint, false, true),
+    BOOL("replayed", replayed, true),
+};
+static const member done[] = {
+    INT("epochs", epochs_done, false, -1),
+    NUM("best_test_acc", best_test_acc),
+    INT("best_epoch", best_epoch, false, 0),
+};
+static const member failed[] = {
+    STR("error", error, true, false),
+    INT("code", code, false, 70),
+    BOOL("retryable", retryable, false),
+};
+static const member interrupted[] = {
+    INT("epochs", epochs_done, false, -1),
+};
+
+#define KIND(k, name, m) [k] = {name, m, sizeof m / sizeof *m}
+static const struct {
+    const char *name;
+    const member *m;
+    size_t n;
+} kinds[] = {
+    KIND(SVC_EV_STARTED, "started", started), KIND(SVC_EV_PROGRESS, "progress", progress),
+    KIND(SVC_EV_EPOCH, "epoch", epoch),       KIND(SVC_EV_DONE, "done", done),
+    KIND(SVC_EV_FAILED, "failed", failed),    KIND(SVC_EV_INTERRUPTED, "interrupted", interrupted),
+};
+_Static_assert(sizeof kinds / sizeof *kinds == SVC_EV_INTERRUPTED + 1, "one member table per event");
 
 const char *svc_event_name(svc_event_kind k)
 {
-    return (unsigned)k <= SVC_EV_INTERRUPTED ? kind_names[k] : "?";
+    return (unsigned)k <= SVC_EV_INTERRUPTED ? kinds[k].name : "?";
 }
 
-/* ---- field readers: each returns 0 or -1 with err set ---- */
-
-typedef struct pctx {
-    json_t *o;
-    const char *event;
-    char *err;
-    size_t errlen;
-} pctx;
-
-static int bad(pctx *p, const char *key, const char *what)
+void svc_event_init(svc_event *e, svc_event_kind k)
 {
-    snprintf(p->err, p->errlen, "%s event: \"%s\" %s", p->event, key, what);
-    return -1;
+    memset(e, 0, sizeof *e);
+    e->kind = k;
+    for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++)
+        for (size_t i = 0; i < kinds[ki].n; i++) {
+            const member *m = &kinds[ki].m[i];
+            char *p = (char *)e + m->off;
+            if (m->type == M_NUM)
+                *(double *)p = NAN;
+            else if (m->type == M_INT)
+                *(int64_t *)p = m->def;
+        }
 }
 
-/* An integer; absent gives def unless required. */
-static int get_int(pctx *p, const char *key, bool required, int64_t def, int64_t *out)
+/* ---- reading ---- */
+
+static int bad(const char *event, const char *key, const char *what)
 {
-    json_t *v = json_object_get(p->o, key);
-    if (!v) {
-        if (required)
-            return bad(p, key, "is missing");
-        *out = def;
+    return svc_error(SVC_EPROTO, "%s event: \"%s\" %s", event, key, what);
+}
+
+static int read_member(json_t *o, const char *event, const member *m, svc_event *e)
+{
+    json_t *v = json_object_get(o, m->key);
+    char *p = (char *)e + m->off;
+    if (!v || (json_is_null(v) && m->type != M_INT && m->type != M_BOOL))
+        return m->required ? bad(event, m->key, "is missing") : 0; /* the default stays */
+    switch (m->type) {
+    case M_INT:
+        if (!json_is_integer(v))
+            return bad(event, m->key, "is not an integer");
+        *(int64_t *)p = (int64_t)json_integer_value(v);
+        return 0;
+    case M_NUM:
+        if (!json_is_number(v))
+            return bad(event, m->key, "is not a number");
+        *(double *)p = json_number_value(v);
+        return 0;
+    case M_STR:
+        if (!json_is_string(v))
+            return bad(event, m->key, "is not a string");
+        if (json_string_length(v) >= m->size)
+            return bad(event, m->key, "is too long");
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return bad(event, m->key, "holds a NUL character");
+        memcpy(p, json_string_value(v), json_string_length(v) + 1);
+        return 0;
+    case M_BOOL:
+        if (!json_is_boolean(v))
+            return bad(event, m->key, "is not a boolean");
+        *(bool *)p = json_is_true(v);
         return 0;
     }
-    if (!json_is_integer(v))
-        return bad(p, key, "is not an integer");
-    *out = (int64_t)json_integer_value(v);
     return 0;
 }
 
-/* A number, or null (NAN); absent is NAN. */
-static int get_num(pctx *p, const char *key, double *out)
+/* What the tables cannot say: ranges and relations between members. */
+static int check(svc_event *e)
 {
-    json_t *v = json_object_get(p->o, key);
-    if (!v || json_is_null(v)) {
-        *out = NAN;
+    const char *ev = kinds[e->kind].name;
+    switch (e->kind) {
+    case SVC_EV_STARTED:
+        if (e->epochs < 1)
+            return bad(ev, "epochs", "must be >= 1");
+        if (e->resumed_epoch < 0 || e->resumed_epoch > e->epochs)
+            return bad(ev, "resumed_epoch", "is outside [0, epochs]");
         return 0;
-    }
-    if (!json_is_number(v))
-        return bad(p, key, "is not a number");
-    *out = json_number_value(v);
-    return 0;
-}
-
-static int get_str(pctx *p, const char *key, bool required, char *out, size_t len)
-{
-    json_t *v = json_object_get(p->o, key);
-    out[0] = '\0';
-    if (!v || json_is_null(v))
-        return required ? bad(p, key, "is missing") : 0;
-    if (!json_is_string(v))
-        return bad(p, key, "is not a string");
-    if (json_string_length(v) >= len)
-        return bad(p, key, "is too long");
-    if (strlen(json_string_value(v)) != json_string_length(v))
-        return bad(p, key, "holds a NUL character");
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return 0;
-}
-
-static int get_bool(pctx *p, const char *key, bool def, bool *out)
-{
-    json_t *v = json_object_get(p->o, key);
-    if (!v) {
-        *out = def;
+    case SVC_EV_PROGRESS:
+        if (e->epoch < 1)
+            return bad(ev, "epoch", "must be >= 1");
+        if (e->steps < 1 || e->step < 0 || e->step > e->steps)
+            return bad(ev, "step", "is outside [0, steps]");
         return 0;
+    case SVC_EV_EPOCH: return e->epoch < 1 ? bad(ev, "epoch", "must be >= 1") : 0;
+    case SVC_EV_FAILED:
+        if (e->code < 0 || e->code > 255)
+            return bad(ev, "code", "is not an exit status");
+        if (!e->error[0])
+            snprintf(e->error, sizeof e->error, "the worker failed without a message");
+        return 0;
+    case SVC_EV_DONE:
+    case SVC_EV_INTERRUPTED: return 0;
     }
-    if (!json_is_boolean(v))
-        return bad(p, key, "is not a boolean");
-    *out = json_is_true(v);
     return 0;
 }
 
-static int parse_started(pctx *p, svc_event *e)
+int svc_event_parse(const char *line, size_t len, svc_event *out)
 {
-    if (get_int(p, "pid", false, 0, &e->pid) || get_str(p, "device", true, e->device, sizeof e->device) ||
-        get_int(p, "params", false, -1, &e->params) || get_int(p, "epochs", true, 0, &e->epochs) ||
-        get_int(p, "steps_per_epoch", false, -1, &e->steps_per_epoch) ||
-        get_int(p, "train_samples", false, -1, &e->train_samples) ||
-        get_int(p, "test_samples", false, -1, &e->test_samples) ||
-        get_int(p, "resumed_epoch", false, 0, &e->resumed_epoch) || get_int(p, "threads", false, -1, &e->threads))
-        return -1;
-    if (e->epochs < 1)
-        return bad(p, "epochs", "must be >= 1");
-    if (e->resumed_epoch < 0 || e->resumed_epoch > e->epochs)
-        return bad(p, "resumed_epoch", "is outside [0, epochs]");
-    return 0;
-}
-
-static int parse_progress(pctx *p, svc_event *e)
-{
-    if (get_int(p, "epoch", true, 0, &e->epoch) || get_int(p, "step", true, 0, &e->step) ||
-        get_int(p, "steps", true, 0, &e->steps) || get_num(p, "loss", &e->loss) || get_num(p, "acc", &e->acc) ||
-        get_num(p, "images_per_sec", &e->images_per_sec) || get_num(p, "elapsed", &e->elapsed))
-        return -1;
-    if (e->epoch < 1)
-        return bad(p, "epoch", "must be >= 1");
-    if (e->steps < 1 || e->step < 0 || e->step > e->steps)
-        return bad(p, "step", "is outside [0, steps]");
-    return 0;
-}
-
-static int parse_epoch(pctx *p, svc_event *e)
-{
-    if (get_int(p, "epoch", true, 0, &e->epoch) || get_num(p, "train_loss", &e->train_loss) ||
-        get_num(p, "train_acc", &e->train_acc) || get_num(p, "test_loss", &e->test_loss) ||
-        get_num(p, "test_acc", &e->test_acc) || get_num(p, "lr", &e->lr) || get_num(p, "seconds", &e->seconds) ||
-        get_num(p, "samples_per_sec", &e->samples_per_sec) || get_int(p, "best_epoch", false, 0, &e->best_epoch) ||
-        get_str(p, "checkpoint", false, e->checkpoint, sizeof e->checkpoint) ||
-        get_bool(p, "replayed", false, &e->replayed))
-        return -1;
-    if (e->epoch < 1)
-        return bad(p, "epoch", "must be >= 1");
-    return 0;
-}
-
-static int parse_failed(pctx *p, svc_event *e)
-{
-    int64_t code;
-    if (get_str(p, "error", true, e->error, sizeof e->error) || get_int(p, "code", false, 70, &code) ||
-        get_bool(p, "retryable", false, &e->retryable))
-        return -1;
-    if (code < 0 || code > 255)
-        return bad(p, "code", "is not an exit status");
-    e->code = (int)code;
-    if (!e->error[0])
-        snprintf(e->error, sizeof e->error, "the worker failed without a message");
-    return 0;
-}
-
-int svc_event_parse(const char *line, size_t len, svc_event *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
+    svc_event_init(out, SVC_EV_STARTED);
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        snprintf(err, errlen, "not JSON (%s at column %d)", je.text, je.column);
-        return -1;
-    }
-    int rc = -1;
-    pctx p = {.o = o, .event = "?", .err = err, .errlen = errlen};
+    if (!o)
+        return svc_error(SVC_EPROTO, "not JSON (%s at column %d)", je.text, je.column);
+    int rc = 0;
     json_t *ev = json_object_get(o, "event");
-    if (!json_is_object(o)) {
-        snprintf(err, errlen, "not a JSON object");
-        goto out;
-    }
-    if (!json_is_string(ev)) {
-        snprintf(err, errlen, "no \"event\" name");
-        goto out;
-    }
-    const char *name = json_string_value(ev);
-    p.event = name;
     int kind = -1;
-    for (int k = 0; k <= SVC_EV_INTERRUPTED; k++)
-        if (!strcmp(name, kind_names[k]))
-            kind = k;
-    if (kind < 0) {
-        snprintf(err, errlen, "unknown event \"%.64s\"", name);
-        goto out;
+    if (!json_is_object(o)) {
+        rc = svc_error(SVC_EPROTO, "not a JSON object");
+    } else if (!json_is_string(ev)) {
+        rc = svc_error(SVC_EPROTO, "no \"event\" name");
+    } else {
+        for (int k = 0; k <= SVC_EV_INTERRUPTED; k++)
+            if (!strcmp(json_string_value(ev), kinds[k].name))
+                kind = k;
+        if (kind < 0)
+            rc = svc_error(SVC_EPROTO, "unknown event \"%.64s\"", json_string_value(ev));
     }
-    out->kind = (svc_event_kind)kind;
-    out->loss = out->acc = out->images_per_sec = out->elapsed = NAN;
-    out->train_loss = out->train_acc = out->test_loss = out->test_acc = NAN;
-    out->lr = out->seconds = out->samples_per_sec = out->best_test_acc = NAN;
-    out->epochs_done = -1;
-    switch (out->kind) {
-    case SVC_EV_STARTED: rc = parse_started(&p, out); break;
-    case SVC_EV_PROGRESS: rc = parse_progress(&p, out); break;
-    case SVC_EV_EPOCH: rc = parse_epoch(&p, out); break;
-    case SVC_EV_DONE:
-        rc = get_int(&p, "epochs", false, -1, &out->epochs_done) ||
-                     get_num(&p, "best_test_acc", &out->best_test_acc) ||
-                     get_int(&p, "best_epoch", false, 0, &out->best_epoch)
-                 ? -1
-                 : 0;
-        break;
-    case SVC_EV_FAILED: rc = parse_failed(&p, out); break;
-    case SVC_EV_INTERRUPTED: rc = get_int(&p, "epochs", false, -1, &out->epochs_done) ? -1 : 0; break;
+    if (rc == 0) {
+        out->kind = (svc_event_kind)kind;
+        for (size_t i = 0; i < kinds[kind].n && rc == 0; i++)
+            rc = read_member(o, kinds[kind].name, &kinds[kind].m[i], out);
+        if (rc == 0)
+            rc = check(out);
     }
-out:
     json_decref(o);
     return rc;
 }
 
-/* ---- line buffer ---- */
+/* ---- writing ---- */
 
-void svc_linebuf_init(svc_linebuf *b, size_t max, bool truncate)
+static json_t *member_value(const member *m, const svc_event *e)
 {
-    memset(b, 0, sizeof *b);
-    b->max = max ? max : SVC_EVENT_MAX_LINE;
-    b->truncate = truncate;
-}
-
-void svc_linebuf_free(svc_linebuf *b)
-{
-    free(b->buf);
-    b->buf = NULL;
-    b->len = b->cap = 0;
-}
-
-static int deliver(svc_linebuf *b, size_t n, svc_line_fn fn, void *ctx)
-{
-    /* the buffer always has room for the NUL (see reserve) */
-    char saved = b->buf[n];
-    b->buf[n] = '\0';
-    int rc = fn(ctx, b->buf, n);
-    b->buf[n] = saved;
-    return rc;
-}
-
-static int reserve(svc_linebuf *b, size_t need)
-{
-    if (need + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < need + 1)
-        cap *= 2;
-    char *nb = realloc(b->buf, cap);
-    if (!nb)
-        return -2;
-    b->buf = nb;
-    b->cap = cap;
-    return 0;
-}
-
-static void consume(svc_linebuf *b, size_t n)
-{
-    memmove(b->buf, b->buf + n, b->len - n);
-    b->len -= n;
-}
-
-int svc_linebuf_feed(svc_linebuf *b, const char *data, size_t n, svc_line_fn fn, void *ctx)
-{
-    while (n > 0) {
-        const char *nl = memchr(data, '\n', n);
-        size_t take = nl ? (size_t)(nl - data) : n;
-        /* never hold more than max + 1 bytes of one line */
-        size_t room = b->max - b->len;
-        size_t copy = take < room ? take : room;
-        if (reserve(b, b->len + copy) < 0)
-            return -2;
-        memcpy(b->buf + b->len, data, copy);
-        b->len += copy;
-        if (copy < take) {
-            /* the line is longer than max */
-            if (!b->truncate)
-                return -1;
-            int rc = deliver(b, b->len, fn, ctx);
-            b->len = 0;
-            if (rc)
-                return rc;
-            data += copy;
-            n -= copy;
-            continue;
-        }
-        data += take;
-        n -= take;
-        if (!nl)
-            break;
-        data++; /* the newline */
-        n--;
-        int rc = deliver(b, b->len, fn, ctx);
-        consume(b, b->len);
-        if (rc)
-            return rc;
+    const char *p = (const char *)e + m->off;
+    switch (m->type) {
+    case M_INT: return json_integer((json_int_t) * (const int64_t *)p);
+    case M_NUM: {
+        double v = *(const double *)p;
+        return isfinite(v) ? json_real(v) : json_null(); /* JSON has no NaN: a diverged loss is null */
     }
-    return 0;
+    case M_STR: return m->omit_empty && !*p ? NULL : json_string(p);
+    case M_BOOL: return m->omit_empty && !*(const bool *)p ? NULL : json_boolean(*(const bool *)p);
+    }
+    return NULL;
 }
 
-int svc_linebuf_finish(svc_linebuf *b, svc_line_fn fn, void *ctx)
+char *svc_event_format(const svc_event *e)
 {
-    if (b->len == 0)
-        return 0;
-    int rc = deliver(b, b->len, fn, ctx);
-    b->len = 0;
-    return rc;
+    if ((unsigned)e->kind > SVC_EV_INTERRUPTED)
+        return NULL;
+    json_t *o = json_object();
+    bool ok = o && json_object_set_new(o, "event", json_string(kinds[e->kind].name)) == 0;
+    for (size_t i = 0; ok && i < kinds[e->kind].n; i++) {
+        const member *m = &kinds[e->kind].m[i];
+        json_t *v = member_value(m, e);
+        bool omitted = !v && m->omit_empty;
+        ok = omitted || (v && json_object_set_new(o, m->key, v) == 0);
+    }
+    char *line = ok ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    return line;
+}
+
+int svc_event_write(FILE *f, const svc_event *e)
+{
+    char *line = svc_event_format(e);
+    if (!line)
+        return svc_error(SVC_ENOMEM, "out of memory formatting a %s event", svc_event_name(e->kind));
+    int bad_write = fputs(line, f) < 0 || fputc('\n', f) == EOF || fflush(f) != 0;
+    free(line);
+    return bad_write ? svc_error(SVC_EIO, "cannot write a %s event", svc_event_name(e->kind)) : 0;
 }

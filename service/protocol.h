@@ -1,12 +1,14 @@
-/* The worker protocol as the service reads it: JSON lines from a worker's
- * stdout, split by a bounded line buffer and parsed into events
- * (docs/worker-protocol.md). Pure functions: no I/O, no globals. */
+/* The worker protocol, both directions: the worker formats its events as
+ * JSON lines, the service parses them back (docs/worker-protocol.md). One
+ * table of members per event serves both, so the two sides cannot drift.
+ * Pure functions: no I/O but svc_event_write, no globals. */
 #ifndef SVC_PROTOCOL_H
 #define SVC_PROTOCOL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Longest stdout line the service accepts from a worker. */
 #define SVC_EVENT_MAX_LINE (64u * 1024u)
@@ -20,8 +22,9 @@ typedef enum svc_event_kind {
     SVC_EV_INTERRUPTED,
 } svc_event_kind;
 
-/* One event. Only the fields of its kind are set; numbers a worker sent as
- * null (a diverged loss) or left out are NAN, counts left out are -1. */
+/* One event. Only the members of its kind are meaningful; numbers a worker
+ * sent as null (a diverged loss) or left out are NAN, counts left out have
+ * the defaults svc_event_init gives. */
 typedef struct svc_event {
     svc_event_kind kind;
     /* started */
@@ -33,42 +36,34 @@ typedef struct svc_event {
     double loss, acc, images_per_sec, elapsed;
     /* epoch */
     double train_loss, train_acc, test_loss, test_acc, lr, seconds, samples_per_sec;
-    int64_t best_epoch;   /* 0: not given */
+    int64_t best_epoch;    /* 0: not given */
     char checkpoint[1200]; /* "" when this epoch wrote none */
-    bool replayed;        /* re-reported from the worker's history on resume */
+    bool replayed;         /* re-reported from the worker's history on resume */
     /* done, interrupted: epochs done */
     int64_t epochs_done;
     double best_test_acc;
     /* failed */
     char error[4096];
-    int code;             /* the worker's exit code (sysexits) */
+    int64_t code;          /* the worker's exit status (sysexits) */
     bool retryable;
 } svc_event;
 
 const char *svc_event_name(svc_event_kind k);
 
-/* Parses one line (without its newline). 0, or -1 with the reason in err. */
-int svc_event_parse(const char *line, size_t len, svc_event *out, char *err, size_t errlen);
+/* An event of kind k with every member at its default (numbers NAN). */
+void svc_event_init(svc_event *e, svc_event_kind k);
 
-/* Splits a byte stream into lines. */
-typedef struct svc_linebuf {
-    char *buf;
-    size_t len, cap;
-    size_t max;    /* longest line kept whole */
-    bool truncate; /* true: a longer line is delivered in pieces of max bytes; false: an error */
-} svc_linebuf;
+/* Parses one line (without its newline). 0, or SVC_EPROTO with the reason
+ * in svc_last_error. */
+int svc_event_parse(const char *line, size_t len, svc_event *out);
 
-/* Called per complete line (no newline, NUL-terminated at line[len]);
- * a non-zero return stops svc_linebuf_feed and is returned by it. */
-typedef int (*svc_line_fn)(void *ctx, const char *line, size_t len);
+/* The event as one compact JSON line without the newline (malloc'd; NULL
+ * when out of memory). Doubles keep 17 significant digits, so the reader
+ * gets exactly the values written; non-finite numbers are null. */
+char *svc_event_format(const svc_event *e);
 
-void svc_linebuf_init(svc_linebuf *b, size_t max, bool truncate);
-void svc_linebuf_free(svc_linebuf *b);
-/* Appends n bytes and delivers every complete line. Returns 0, the
- * callback's non-zero value, -1 for a line longer than max (not truncating)
- * or -2 when memory ran out. */
-int svc_linebuf_feed(svc_linebuf *b, const char *data, size_t n, svc_line_fn fn, void *ctx);
-/* At end of stream: delivers an unterminated last line, if any. */
-int svc_linebuf_finish(svc_linebuf *b, svc_line_fn fn, void *ctx);
+/* Formats the event and writes it with its newline, flushed at once.
+ * 0, or SVC_ENOMEM / SVC_EIO. */
+int svc_event_write(FILE *f, const svc_event *e);
 
 #endif

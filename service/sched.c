@@ -8,6 +8,7 @@
 #include "db/service.h"
 #include "service/log.h"
 #include "service/notify.h"
+#include "service/error.h"
 #include "service/internal.h"
 
 static void sched_pass(svc_service *sv)
@@ -39,7 +40,8 @@ static void sched_pass(svc_service *sv)
                 svc_slots_take(&sv->slots, &p);
                 continue;
             }
-            /* the reason is logged; try again at the next poll */
+            /* try again at the next poll */
+            svc_log_run(SVC_LOG_ERR, r->id, "cannot start a worker: %s", svc_last_error());
             spawn_failed = true;
             snprintf(note, sizeof note, "waiting: a worker could not be started (see the service log)");
         } else if (spawn_failed) {
@@ -87,7 +89,7 @@ void svc_sched_poll(svc_service *sv)
         if (w) {
             if (!w->cancel) {
                 svc_log_run(SVC_LOG_INFO, ids[i], "cancel requested: stopping its worker (pid %lld)",
-                            (long long)w->pid);
+                            (long long)w->worker_id);
                 svc_attempt_stop(w, true, "cancelled by request");
             }
             continue;
@@ -111,9 +113,9 @@ void svc_sched_poll(svc_service *sv)
 void svc_sched_status(svc_service *sv)
 {
     char st[512];
-    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", (long long)sv->n_queued, sv->n_workers);
+    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", (long long)sv->n_queued, sv->n_attempts);
     int shown = 0;
-    for (svc_attempt *w = sv->workers; w && n > 0 && (size_t)n < sizeof st - 80; w = w->next) {
+    for (svc_attempt *w = sv->attempts; w && n > 0 && (size_t)n < sizeof st - 80; w = w->next) {
         if (shown++ == 3) {
             n += snprintf(st + n, sizeof st - (size_t)n, "; ...");
             break;
@@ -122,7 +124,7 @@ void svc_sched_status(svc_service *sv)
                       w->name, (long long)w->epochs_done, (long long)w->epochs_planned, w->place.device);
     }
     if (sv->stopping)
-        snprintf(st, sizeof st, "STATUS=stopping: %d worker%s left", sv->n_workers, sv->n_workers == 1 ? "" : "s");
+        snprintf(st, sizeof st, "STATUS=stopping: %d worker%s left", sv->n_attempts, sv->n_attempts == 1 ? "" : "s");
     if (strcmp(st, sv->last_status)) {
         snprintf(sv->last_status, sizeof sv->last_status, "%s", st);
         svc_notify(st);

@@ -1,6 +1,7 @@
-/* epochd serve: start-up, the event loop, SIGHUP reload and shutdown. */
+/* The service: start-up, the event loop, SIGHUP reload and shutdown. */
 #include "service/internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,8 +14,6 @@
 #include <unistd.h>
 
 #include "epochd_config.h"
-#include <sysexits.h>
-#define EX_INTERRUPTED 130 /* temporary */
 #include "service/log.h"
 #include "service/notify.h"
 #include "service/paths.h"
@@ -60,7 +59,7 @@ void svc_attempt_gone(svc_service *sv)
 {
     if (sv->stopping) {
         svc_sched_status(sv);
-        if (sv->n_workers == 0) {
+        if (sv->n_attempts == 0) {
             svc_log(SVC_LOG_INFO, "every worker has stopped; exiting");
             close_all(sv);
         }
@@ -74,35 +73,35 @@ static void on_stop_timeout(uv_timer_t *t)
     svc_service *sv = t->data;
     svc_log(SVC_LOG_WARNING, "workers still running after %lld s: killing them",
             (long long)(sv->cfg.stop_timeout_ms / 1000));
-    for (svc_attempt *w = sv->workers; w; w = w->next)
+    for (svc_attempt *w = sv->attempts; w; w = w->next)
         svc_attempt_kill(w);
 }
 
-void svc_shutdown(svc_service *sv, const char *why)
+void svc_service_stop(svc_service *sv, const char *why)
 {
     if (sv->stopping) {
-        svc_log(SVC_LOG_WARNING, "%s again: killing %d worker%s now", why, sv->n_workers,
-                sv->n_workers == 1 ? "" : "s");
-        for (svc_attempt *w = sv->workers; w; w = w->next)
+        svc_log(SVC_LOG_WARNING, "%s again: killing %d worker%s now", why, sv->n_attempts,
+                sv->n_attempts == 1 ? "" : "s");
+        for (svc_attempt *w = sv->attempts; w; w = w->next)
             svc_attempt_kill(w);
         return;
     }
     sv->stopping = true;
     svc_notify("STOPPING=1");
-    svc_log(SVC_LOG_INFO, "%s: stopping (%d running run%s become interrupted)", why, sv->n_workers,
-            sv->n_workers == 1 ? "" : "s");
+    svc_log(SVC_LOG_INFO, "%s: stopping (%d running run%s become interrupted)", why, sv->n_attempts,
+            sv->n_attempts == 1 ? "" : "s");
     uv_timer_stop(&sv->sched_timer);
     uv_timer_stop(&sv->poll_timer);
     if (sv->watch) {
         svc_watch_close(sv->watch, NULL, NULL);
         sv->watch = NULL;
     }
-    for (svc_attempt *w = sv->workers; w; w = w->next)
+    for (svc_attempt *w = sv->attempts; w; w = w->next)
         svc_attempt_stop(w, false, NULL);
     /* each worker has its own SIGKILL timer; this one is the overall bound */
     uv_timer_start(&sv->stop_timer, on_stop_timeout, (uint64_t)sv->cfg.stop_timeout_ms + 1000, 0);
     svc_sched_status(sv);
-    if (sv->n_workers == 0)
+    if (sv->n_attempts == 0)
         close_all(sv);
 }
 
@@ -113,10 +112,10 @@ static void on_signal(uv_signal_t *h, int sig)
     svc_service *sv = h->data;
     if (sig == SIGHUP) {
         if (!sv->stopping)
-            svc_reload(sv);
+            svc_service_reload(sv);
         return;
     }
-    svc_shutdown(sv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    svc_service_stop(sv, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void on_poll(uv_timer_t *t)
@@ -139,7 +138,7 @@ static int start_watch(svc_service *sv)
     svc_watch_opts o = watch_opts(&sv->cfg);
     int rc = svc_watch_new(sv->loop, sv->cfg.experiments, &o, &cbs, &sv->watch);
     if (rc < 0)
-        svc_log(SVC_LOG_ERR, "cannot watch %s: %s", sv->cfg.experiments, strerror(-rc));
+        svc_log(SVC_LOG_ERR, "%s", svc_last_error());
     return rc;
 }
 
@@ -173,15 +172,30 @@ static void on_devices(svc_service *sv, int n_gpus)
     log_slots(sv);
     svc_resume_orphans(sv);
     if (start_watch(sv) < 0) {
-        sv->exit_code = EX_NOINPUT;
-        svc_shutdown(sv, "no experiments folder");
+        sv->exit_code = SVC_ENOENT;
+        svc_service_stop(sv, "no experiments folder");
         return;
     }
     sv->started = true;
     uv_timer_start(&sv->poll_timer, on_poll, (uint64_t)sv->cfg.cancel_poll_ms, (uint64_t)sv->cfg.cancel_poll_ms);
 }
 
-void svc_reload(svc_service *sv)
+/* The database and the state folder are fixed for the service's life:
+ * the new settings keep the running ones (with a word in the log). */
+static void keep_fixed_settings(svc_service *sv, svc_config *nc)
+{
+    if (strcmp(nc->db_path, sv->cfg.db_path))
+        svc_log(SVC_LOG_WARNING, "db changed to %s: takes effect at the next start", nc->db_path);
+    if (strcmp(nc->state_dir, sv->cfg.state_dir))
+        svc_log(SVC_LOG_WARNING, "state_dir changed to %s: takes effect at the next start", nc->state_dir);
+    free(nc->db_path);
+    free(nc->state_dir);
+    nc->db_path = sv->cfg.db_path;
+    nc->state_dir = sv->cfg.state_dir;
+    sv->cfg.db_path = sv->cfg.state_dir = NULL;
+}
+
+void svc_service_reload(svc_service *sv)
 {
     svc_log(SVC_LOG_INFO, "SIGHUP: reloading %s and rescanning",
             sv->cfg.config_path ? sv->cfg.config_path : "the settings");
@@ -198,23 +212,12 @@ void svc_reload(svc_service *sv)
     }
     spec_diags_clear(&diags);
     svc_device_filter f;
-    char err[256];
-    if (svc_devices_parse(nc.devices, &f, err, sizeof err) < 0) {
-        svc_log(SVC_LOG_ERR, "devices: %s; keeping the previous settings", err);
+    if (svc_devices_parse(nc.devices, &f) < 0) {
+        svc_log(SVC_LOG_ERR, "devices: %s; keeping the previous settings", svc_last_error());
         svc_config_free(&nc);
         return;
     }
-    /* the database and the state folder are fixed for the service's life */
-    if (strcmp(nc.db_path, sv->cfg.db_path))
-        svc_log(SVC_LOG_WARNING, "db changed to %s: takes effect at the next start", nc.db_path);
-    if (strcmp(nc.state_dir, sv->cfg.state_dir))
-        svc_log(SVC_LOG_WARNING, "state_dir changed to %s: takes effect at the next start", nc.state_dir);
-    char *keep_db = sv->cfg.db_path, *keep_state = sv->cfg.state_dir;
-    sv->cfg.db_path = sv->cfg.state_dir = NULL;
-    free(nc.db_path);
-    free(nc.state_dir);
-    nc.db_path = keep_db;
-    nc.state_dir = keep_state;
+    keep_fixed_settings(sv, &nc);
     bool new_root = strcmp(nc.experiments, sv->cfg.experiments) != 0;
     svc_config_free(&sv->cfg);
     sv->cfg = nc;
@@ -243,25 +246,16 @@ void svc_reload(svc_service *sv)
     }
 }
 
-static int mkdir_p(const char *dir)
-{
-    return svc_mkdirs(dir, 0755);
-}
-
 /* One service per database: a second one would start the same queued runs. */
 static int take_lock(svc_service *sv)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s.serve-lock", sv->cfg.db_path);
     sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (sv->lock_fd < 0) {
-        svc_log(SVC_LOG_ERR, "cannot open %s: %s", path, strerror(errno));
-        return EX_IOERR;
-    }
-    if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        svc_log(SVC_LOG_ERR, "another epochd serve is using %s (%s is locked)", sv->cfg.db_path, path);
-        return 75; /* EX_TEMPFAIL */
-    }
+    if (sv->lock_fd < 0)
+        return svc_error(SVC_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return svc_error(SVC_ELOCKED, "another epochd serve is using %s (%s is locked)", sv->cfg.db_path, path);
     return 0;
 }
 
@@ -272,70 +266,77 @@ static void ignore_signal(int sig)
     sigaction(sig, &sa, NULL);
 }
 
-int svc_main(const svc_overrides *ovr)
+/* This binary, which the workers run as `epochd worker`. */
+static int find_exe(svc_service *sv)
 {
-    svc_service *sv = calloc(1, sizeof *sv);
-    if (!sv) {
-        svc_log(SVC_LOG_ERR, "out of memory");
-        return EX_SOFTWARE;
-    }
-    sv->lock_fd = -1;
-    sv->ovr = *ovr;
-    int code = EX_OK;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return svc_error(SVC_EINTERNAL, "cannot find this program (/proc/self/exe): %s", strerror(errno));
+    exe[n] = '\0';
+    if (!(sv->exe = strdup(exe)))
+        return svc_error(SVC_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The settings, logged when they are not valid. */
+static int build_config(svc_service *sv)
+{
     spec_diags diags = {0};
-    int rc = svc_config_build(&sv->cfg, ovr, &diags);
+    int rc = svc_config_build(&sv->cfg, &sv->ovr, &diags);
     if (rc < 0) {
         log_diags(SVC_LOG_ERR, &diags);
         spec_diags_clear(&diags);
-        free(sv);
-        if (rc == -2)
-            svc_log(SVC_LOG_ERR, "out of memory reading the settings");
-        return rc == -2 ? EX_SOFTWARE : EX_USAGE;
+        return rc == SVC_ENOMEM ? svc_error(rc, "out of memory reading the settings")
+                                : svc_error(SVC_EUSAGE, "the settings are not valid");
     }
     spec_diags_clear(&diags);
     svc_log_set_level(sv->cfg.log_level);
-    char err[256];
-    if (svc_devices_parse(sv->cfg.devices, &sv->filter, err, sizeof err) < 0) {
-        svc_log(SVC_LOG_ERR, "--devices: %s", err);
-        code = EX_USAGE;
-        goto out;
-    }
-    /* a worker whose pipe closes must not take the service down; read
-     * leases are broken with SIGIO, which we do not need to hear */
-    ignore_signal(SIGPIPE);
-    ignore_signal(SIGIO);
+    if ((rc = svc_devices_parse(sv->cfg.devices, &sv->filter)) < 0)
+        return svc_error(SVC_EUSAGE, "--devices: %s", svc_last_error());
+    return 0;
+}
 
-    if ((rc = mkdir_p(sv->cfg.experiments)) < 0) {
-        svc_log(SVC_LOG_ERR, "cannot create the experiments folder %s: %s", sv->cfg.experiments, strerror(-rc));
-        code = EX_NOINPUT;
-        goto out;
-    }
-    if ((rc = mkdir_p(sv->cfg.state_dir)) < 0 || !(sv->state_dir = realpath(sv->cfg.state_dir, NULL))) {
-        svc_log(SVC_LOG_ERR, "cannot create the state folder %s: %s", sv->cfg.state_dir,
-                strerror(rc < 0 ? -rc : errno));
-        code = EX_IOERR;
-        goto out;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        svc_log(SVC_LOG_ERR, "cannot find this program (/proc/self/exe): %s", strerror(errno));
-        code = EX_SOFTWARE;
-        goto out;
-    }
-    exe[n] = '\0';
-    if (!(sv->exe = strdup(exe))) {
-        code = EX_SOFTWARE;
-        goto out;
-    }
-    if ((rc = db_open(sv->cfg.db_path, DB_OPEN_CREATE, &sv->db)) < 0) {
-        svc_log(SVC_LOG_ERR, "cannot open the database %s: %s", sv->cfg.db_path, db_last_error());
-        code = EX_IOERR;
-        goto out;
-    }
-    if ((code = take_lock(sv)) != 0)
-        goto out;
+/* The folders, the database and its lock. */
+static int open_files(svc_service *sv)
+{
+    int rc = svc_mkdirs(sv->cfg.experiments, 0755);
+    if (rc < 0)
+        return svc_error(SVC_ENOENT, "cannot create the experiments folder: %s", svc_last_error());
+    if ((rc = svc_mkdirs(sv->cfg.state_dir, 0755)) < 0)
+        return svc_error(SVC_EIO, "cannot create the state folder: %s", svc_last_error());
+    if (!(sv->state_dir = realpath(sv->cfg.state_dir, NULL)))
+        return svc_error(SVC_EIO, "cannot resolve the state folder %s: %s", sv->cfg.state_dir, strerror(errno));
+    if ((rc = find_exe(sv)) < 0)
+        return rc;
+    if ((rc = db_open(sv->cfg.db_path, DB_OPEN_CREATE, &sv->db)) < 0)
+        return svc_error(svc_from_db(rc), "cannot open the database %s: %s", sv->cfg.db_path, db_last_error());
+    return take_lock(sv);
+}
 
+int svc_service_new(const svc_overrides *ovr, svc_service **out)
+{
+    *out = NULL;
+    svc_service *sv = calloc(1, sizeof *sv);
+    if (!sv)
+        return svc_error(SVC_ENOMEM, "out of memory");
+    sv->lock_fd = -1;
+    sv->ovr = *ovr;
+    int rc = build_config(sv);
+    if (rc == 0)
+        rc = open_files(sv);
+    if (rc == 0)
+        rc = svc_executor_local_new(uv_default_loop(), &sv->cfg, sv->exe, sv->state_dir, &sv->exec);
+    if (rc < 0) {
+        svc_service_free(sv);
+        return rc;
+    }
+    *out = sv;
+    return 0;
+}
+
+static void start_handles(svc_service *sv)
+{
     sv->loop = uv_default_loop();
     uv_signal_t *sigs[] = {&sv->sig_term, &sv->sig_int, &sv->sig_hup};
     int signums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -357,19 +358,34 @@ int svc_main(const svc_overrides *ovr)
         uv_timer_start(&sv->watchdog_timer, on_watchdog, 0, ms);
         svc_log(SVC_LOG_INFO, "systemd watchdog: a keep-alive every %llu ms", (unsigned long long)ms);
     }
+}
+
+int svc_service_run(svc_service *sv)
+{
+    /* a worker whose pipe closes must not take the service down; read
+     * leases are broken with SIGIO, which we do not need to hear */
+    ignore_signal(SIGPIPE);
+    ignore_signal(SIGIO);
+    start_handles(sv);
     svc_log(SVC_LOG_INFO, "epochd %s serving %s (database %s, state %s)", EPOCHD_VERSION, sv->cfg.experiments,
             sv->cfg.db_path, sv->state_dir);
     if (svc_discover_gpus(sv, on_devices) < 0) {
-        svc_log(SVC_LOG_ERR, "out of memory");
-        code = EX_SOFTWARE;
+        sv->exit_code = svc_error(SVC_ENOMEM, "out of memory");
         close_all(sv);
     }
     uv_run(sv->loop, UV_RUN_DEFAULT);
-    if (sv->exit_code)
-        code = sv->exit_code;
     if (uv_loop_close(sv->loop) != 0)
         svc_log(SVC_LOG_DEBUG, "the event loop still had handles at exit");
-out:
+    assert(sv->n_attempts == 0);
+    return sv->exit_code;
+}
+
+void svc_service_free(svc_service *sv)
+{
+    if (!sv)
+        return;
+    if (sv->exec)
+        sv->exec->ops->free(sv->exec);
     db_close(sv->db);
     if (sv->lock_fd >= 0)
         close(sv->lock_fd);
@@ -378,5 +394,4 @@ out:
     free(sv->state_dir);
     free(sv);
     svc_notify_close();
-    return code;
 }

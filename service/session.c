@@ -1,4 +1,4 @@
-/* The shared run loop: backend, trainer, checkpoints, events. */
+/* The shared run loop: backend, trainer, resume, checkpoints, events. */
 #include "service/session.h"
 
 #include <errno.h>
@@ -8,39 +8,20 @@
 
 #include "engine/error.h"
 #include "service/backend_select.h"
-#include <sysexits.h>
-#define EX_INTERRUPTED 130 /* temporary */
+#include "service/error.h"
 #include "service/paths.h"
 
-/* Maps an engine error to an exit code and whether a retry may help. */
-static void classify(int rc, svc_outcome *out)
+/* Records a failure: code (SVC_E*), whether a retry may help, and why. */
+static void fail(svc_outcome *out, int code, const char *what, const char *why)
 {
-    out->retryable = false;
-    switch (rc) {
-    case ENG_EINTR:
-        out->code = EX_INTERRUPTED;
-        out->interrupted = true;
-        break;
-    case ENG_ENOENT: out->code = EX_NOINPUT; break;
-    case ENG_EINVAL:
-    case ENG_EFORMAT:
-    case ENG_ELIMIT:
-    case ENG_ENOTSUP: out->code = EX_DATAERR; break;
-    case ENG_EIO:
-        out->code = EX_IOERR;
-        out->retryable = true;
-        break;
-    default: /* ENG_ENOMEM, ENG_EDEVICE, unknown */
-        out->code = EX_SOFTWARE;
-        out->retryable = true;
-        break;
-    }
+    out->err = code;
+    out->retryable = code == SVC_EIO || code == SVC_ENOMEM || code == SVC_EINTERNAL;
+    snprintf(out->error, sizeof out->error, "%s%s%s", what ? what : "", what ? ": " : "", why);
 }
 
-static void fail(svc_outcome *out, int rc, const char *what)
+static void fail_engine(svc_outcome *out, int eng_rc, const char *what)
 {
-    classify(rc, out);
-    snprintf(out->error, sizeof out->error, "%s: %s", what, eng_last_error());
+    fail(out, svc_from_engine(eng_rc), what, eng_last_error());
 }
 
 /* Keeps best.safetensors as a hard link to the checkpoint that set the best
@@ -52,11 +33,64 @@ static int link_best(const char *dir, const char *last)
     snprintf(best, sizeof best, "%s/best.safetensors", dir);
     unlink(tmp);
     if (link(last, tmp) < 0)
-        return eng_error(ENG_EIO, "cannot link %s to %s: %s", last, tmp, strerror(errno));
+        return svc_error(SVC_EIO, "cannot link %s to %s: %s", last, tmp, strerror(errno));
     if (rename(tmp, best) < 0) {
         int e = errno;
         unlink(tmp);
-        return eng_error(ENG_EIO, "cannot rename %s to %s: %s", tmp, best, strerror(e));
+        return svc_error(SVC_EIO, "cannot rename %s to %s: %s", tmp, best, strerror(e));
+    }
+    return 0;
+}
+
+/* The device the job runs on: the job's override, else the spec's. */
+static const char *job_device(const svc_session_job *job, char *buf, size_t len)
+{
+    if (job->device && *job->device)
+        return job->device;
+    const spec *sp = job->spec;
+    if (sp->device == SPEC_DEVICE_CUDA && sp->device_index >= 0) {
+        snprintf(buf, len, "cuda:%d", sp->device_index);
+        return buf;
+    }
+    return spec_device_name(sp->device);
+}
+
+/* Says once per run whether the training step replays as a graph (the log). */
+static void log_graph_use(eng_trainer *t)
+{
+    eng_graph_stats gs;
+    eng_trainer_graph_stats(t, &gs);
+    if (gs.captured)
+        fprintf(stderr, "epochd: training step captured as a graph: %lld replays, %lld steps op by op\n",
+                (long long)gs.replays, (long long)gs.eager_steps);
+    else
+        fprintf(stderr, "epochd: training step not captured as a graph: %s\n",
+                gs.off_reason[0] ? gs.off_reason : "no full batch yet");
+}
+
+/* Writes the epoch's checkpoint when the schedule asks for one (and keeps
+ * the best); *written is the file, or NULL when this epoch wrote none. */
+static int checkpoint_epoch(const svc_session_job *job, const eng_train_desc *train, eng_trainer *t,
+                            const eng_epoch_stats *s, const char *dir, const char *last, svc_outcome *out,
+                            const char **written)
+{
+    *written = NULL;
+    bool last_epoch = s->epoch == train->epochs;
+    if (train->checkpoint_every <= 0 || (s->epoch % train->checkpoint_every != 0 && !last_epoch))
+        return 0;
+    eng_kv meta[] = {{"run", job->key}, {"name", job->spec->name}, {"spec_sha256", job->spec->sha256}};
+    int rc = eng_trainer_save(t, last, meta, 3);
+    if (rc < 0) {
+        fail_engine(out, rc, "cannot write the checkpoint");
+        return -1;
+    }
+    *written = last;
+    snprintf(out->checkpoint, sizeof out->checkpoint, "%s", last);
+    int64_t best_epoch;
+    eng_trainer_best_acc(t, &best_epoch);
+    if (train->keep_best && best_epoch == s->epoch && (rc = link_best(dir, last)) < 0) {
+        fail(out, rc, "cannot keep the best checkpoint", svc_last_error());
+        return -1;
     }
     return 0;
 }
@@ -69,52 +103,29 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
     if (job->epochs > 0)
         train.epochs = job->epochs;
 
-    char dir[1024], last[1100];
-    if (svc_run_dir(job->state_dir, job->key, dir, sizeof dir) < 0) {
-        out->code = EX_SOFTWARE;
-        snprintf(out->error, sizeof out->error, "state directory path too long: %s", job->state_dir);
+    char dir[1024], last[1100], devbuf[32];
+    int rc = svc_run_dir_make(job->state_dir, job->key, dir, sizeof dir);
+    if (rc < 0) {
+        fail(out, rc, NULL, svc_last_error());
         return;
     }
     snprintf(last, sizeof last, "%s/last.safetensors", dir);
-    int mk = svc_mkdirs(dir, 0750);
-    if (mk < 0) {
-        out->code = EX_IOERR;
-        out->retryable = true;
-        snprintf(out->error, sizeof out->error, "cannot create %s: %s", dir, strerror(-mk));
-        return;
-    }
 
-    const char *device = job->device && *job->device ? job->device : NULL;
-    char devbuf[32];
-    if (!device) {
-        if (sp->device == SPEC_DEVICE_CUDA && sp->device_index >= 0) {
-            snprintf(devbuf, sizeof devbuf, "cuda:%d", sp->device_index);
-            device = devbuf;
-        } else {
-            device = spec_device_name(sp->device);
-        }
-    }
     eng_backend *b = NULL;
-    char err[1024];
-    int rc = svc_backend_open(device, train.precision, job->threads, &b, err, sizeof err);
-    if (rc < 0) {
-        classify(rc, out);
-        snprintf(out->error, sizeof out->error, "%s", err);
+    if ((rc = svc_backend_open(job_device(job, devbuf, sizeof devbuf), train.precision, job->threads, &b)) < 0) {
+        fail(out, rc, NULL, svc_last_error());
         return;
     }
-
     eng_trainer *t = NULL;
-    rc = eng_trainer_new(&sp->data, &sp->model, &train, b, &t);
-    if (rc < 0) {
-        fail(out, rc, "cannot start training");
+    if ((rc = eng_trainer_new(&sp->data, &sp->model, &train, b, &t)) < 0) {
+        fail_engine(out, rc, "cannot start training");
         eng_backend_free(b);
         return;
     }
     int64_t resumed = 0;
     if (job->resume && access(last, F_OK) == 0) {
-        rc = eng_trainer_load(t, last);
-        if (rc < 0) {
-            fail(out, rc, "cannot resume from the last checkpoint");
+        if ((rc = eng_trainer_load(t, last)) < 0) {
+            fail_engine(out, rc, "cannot resume from the last checkpoint");
             goto done;
         }
         resumed = eng_trainer_epochs_done(t);
@@ -133,52 +144,26 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
                              .stop = job->stop};
     while (eng_trainer_epochs_done(t) < train.epochs) {
         eng_epoch_stats s;
-        rc = eng_trainer_run_epoch(t, &hooks, &s);
-        if (rc < 0) {
-            fail(out, rc, rc == ENG_EINTR ? "interrupted" : "training failed");
+        if ((rc = eng_trainer_run_epoch(t, &hooks, &s)) < 0) {
+            fail_engine(out, rc, rc == ENG_EINTR ? "interrupted" : "training failed");
             goto done;
         }
-        if (b->graph && s.epoch == resumed + 1) {
-            /* whether the step replays as a CUDA graph, once per run, for the log */
-            eng_graph_stats gs;
-            eng_trainer_graph_stats(t, &gs);
-            if (gs.captured)
-                fprintf(stderr, "epochd: training step captured as a graph: %lld replays, %lld steps op by op\n",
-                        (long long)gs.replays, (long long)gs.eager_steps);
-            else
-                fprintf(stderr, "epochd: training step not captured as a graph: %s\n",
-                        gs.off_reason[0] ? gs.off_reason : "no full batch yet");
-        }
-        const char *ck = NULL;
-        bool last_epoch = s.epoch == train.epochs;
-        if (train.checkpoint_every > 0 && (s.epoch % train.checkpoint_every == 0 || last_epoch)) {
-            char key_epoch[32];
-            snprintf(key_epoch, sizeof key_epoch, "%lld", (long long)s.epoch);
-            eng_kv meta[] = {{"run", job->key}, {"name", sp->name}, {"spec_sha256", sp->sha256}};
-            rc = eng_trainer_save(t, last, meta, 3);
-            if (rc < 0) {
-                fail(out, rc, "cannot write the checkpoint");
-                goto done;
-            }
-            ck = last;
-            snprintf(out->checkpoint, sizeof out->checkpoint, "%s", last);
-            int64_t best_epoch;
-            eng_trainer_best_acc(t, &best_epoch);
-            if (train.keep_best && best_epoch == s.epoch && (rc = link_best(dir, last)) < 0) {
-                fail(out, rc, "cannot keep the best checkpoint");
-                goto done;
-            }
-        }
+        if (b->graph && s.epoch == resumed + 1)
+            log_graph_use(t);
+        const char *ck;
+        if (checkpoint_epoch(job, &train, t, &s, dir, last, out, &ck) < 0)
+            goto done;
         int64_t best_epoch;
         eng_trainer_best_acc(t, &best_epoch);
-        if (sink->epoch && sink->epoch(sink->ctx, &s, ck, best_epoch) < 0) {
-            out->code = EX_SOFTWARE;
-            out->retryable = true;
-            snprintf(out->error, sizeof out->error, "cannot record epoch %lld", (long long)s.epoch);
+        if (sink->epoch && (rc = sink->epoch(sink->ctx, &s, ck, best_epoch)) < 0) {
+            char what[64];
+            snprintf(what, sizeof what, "cannot record epoch %lld", (long long)s.epoch);
+            fail(out, rc, what, svc_last_error());
+            out->retryable = true; /* the record failed, not the run */
             goto done;
         }
     }
-    out->code = EX_OK;
+    out->err = 0;
 
 done:
     out->epochs_done = eng_trainer_epochs_done(t);

@@ -1,5 +1,5 @@
-/* One run of one spec from start (or its last checkpoint) to the end: the
- * part `epochd run` and `epochd worker` share. Events go to a sink: the
+/* One run of one spec from its start (or its last checkpoint) to its end:
+ * the part `epochd run` and `epochd worker` share. Events go to a sink: the
  * foreground runner writes them to SQLite and the terminal, the worker
  * prints them as JSON lines for the service. */
 #ifndef SVC_SESSION_H
@@ -28,7 +28,8 @@ typedef struct svc_session_sink {
     void (*started)(void *ctx, const svc_started_info *s);
     void (*progress)(void *ctx, const eng_progress *p);
     /* after the epoch's checkpoint is written (checkpoint NULL when this
-     * epoch wrote none); a negative return stops the run as failed */
+     * epoch wrote none); a negative SVC_E* return stops the run with that
+     * error (svc_last_error says why) */
     int (*epoch)(void *ctx, const eng_epoch_stats *s, const char *checkpoint, int64_t best_epoch);
 } svc_session_sink;
 
@@ -45,10 +46,10 @@ typedef struct svc_session_job {
 
 /* How the session ended. */
 typedef struct svc_outcome {
-    int code;                /* sysexits: 0 done, 65 bad spec/weights, 66 missing data, 70 internal, 74 i/o, 130 interrupted */
-    bool interrupted;
+    int err;                 /* 0 done, else SVC_E*: SVC_EINTR stopped on request, SVC_EINVAL bad spec or
+                                weights, SVC_ENOENT missing data, SVC_EIO, SVC_ENOMEM, SVC_EINTERNAL */
     bool retryable;          /* a failure of the machine (device, memory, i/o), not of the spec */
-    char error[4096];
+    char error[4096];        /* what went wrong ("" when done) */
     int64_t epochs_done;
     double best_acc;
     int64_t best_epoch;

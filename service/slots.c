@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int svc_devices_parse(const char *s, svc_device_filter *f, char *err, size_t errlen)
+#include "service/error.h"
+
+int svc_devices_parse(const char *s, svc_device_filter *f)
 {
     memset(f, 0, sizeof *f);
     if (!s || !*s || !strcmp(s, "auto")) {
@@ -29,21 +31,18 @@ int svc_devices_parse(const char *s, svc_device_filter *f, char *err, size_t err
             char num[16];
             char *end;
             if (n == 0 || n >= sizeof num) {
-                snprintf(err, errlen, "bad device list '%s' (expected auto, cpu or GPU numbers like 0,1)", s);
-                return -1;
+                return svc_error(SVC_EUSAGE, "bad device list '%s' (expected auto, cpu or GPU numbers like 0,1)", s);
             }
             memcpy(num, p, n);
             num[n] = '\0';
             errno = 0;
             long v = strtol(num, &end, 10);
             if (errno || *end || v < 0 || v >= SVC_MAX_GPUS) {
-                snprintf(err, errlen, "bad GPU number '%s' in '%s' (expected 0 to %d)", num, s, SVC_MAX_GPUS - 1);
-                return -1;
+                return svc_error(SVC_EUSAGE, "bad GPU number '%s' in '%s' (expected 0 to %d)", num, s, SVC_MAX_GPUS - 1);
             }
             for (int i = 0; i < f->n; i++)
                 if (f->ordinals[i] == (int)v) {
-                    snprintf(err, errlen, "GPU %ld listed twice in '%s'", v, s);
-                    return -1;
+                    return svc_error(SVC_EUSAGE, "GPU %ld listed twice in '%s'", v, s);
                 }
             f->ordinals[f->n++] = (int)v;
         }
@@ -51,8 +50,7 @@ int svc_devices_parse(const char *s, svc_device_filter *f, char *err, size_t err
             break;
         p = comma + 1;
         if (!*p) {
-            snprintf(err, errlen, "bad device list '%s' (ends with a comma)", s);
-            return -1;
+            return svc_error(SVC_EUSAGE, "bad device list '%s' (ends with a comma)", s);
         }
     }
     return 0;

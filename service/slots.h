@@ -17,9 +17,9 @@ typedef struct svc_device_filter {
     int ordinals[SVC_MAX_GPUS];
 } svc_device_filter;
 
-/* "auto", "cpu", "0,1" (also "cpu,0" - the "cpu" adds nothing). 0, or -1
- * with a message in err. */
-int svc_devices_parse(const char *s, svc_device_filter *f, char *err, size_t errlen);
+/* "auto", "cpu", "0,1" (also "cpu,0" - the "cpu" adds nothing). 0, or
+ * SVC_EUSAGE with svc_last_error saying what is wrong. */
+int svc_devices_parse(const char *s, svc_device_filter *f);
 
 typedef struct svc_slots {
     int n_host_gpus;               /* GPUs found on the host */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "service/error.h"
 #include "service/log.h"
 #include "service/map.h"
 
@@ -666,21 +667,18 @@ int svc_watch_new(uv_loop_t *loop, const char *root, const svc_watch_opts *o, co
     *out = NULL;
     char *real = realpath(root, NULL);
     if (!real)
-        return -errno;
+        return svc_error(errno == ENOMEM ? SVC_ENOMEM : SVC_ENOENT, "cannot watch %s: %s", root, strerror(errno));
     struct stat st;
-    if (stat(real, &st) < 0) {
-        int e = errno;
+    errno = 0;
+    if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        int rc = svc_error(SVC_ENOENT, "cannot watch %s: %s", root, errno ? strerror(errno) : "not a folder");
         free(real);
-        return -e;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        free(real);
-        return -ENOTDIR;
+        return rc;
     }
     svc_watch *w = calloc(1, sizeof *w);
     if (!w) {
         free(real);
-        return -ENOMEM;
+        return svc_error(SVC_ENOMEM, "out of memory watching %s", root);
     }
     w->loop = loop;
     w->root = real;
@@ -698,7 +696,7 @@ int svc_watch_new(uv_loop_t *loop, const char *root, const svc_watch_opts *o, co
     }
     if (!dir_add(w, "", NULL, &st)) {
         svc_watch_close(w, NULL, NULL);
-        return -ENOMEM;
+        return svc_error(SVC_ENOMEM, "out of memory watching %s", root);
     }
     svc_watch_set_opts(w, o);
     svc_watch_rescan(w, false);

@@ -35,7 +35,8 @@ typedef struct svc_watch_opts {
 } svc_watch_opts;
 
 /* Starts watching root (an existing folder; it is resolved with realpath)
- * and schedules a first full rescan. 0 or a negative errno. */
+ * and schedules a first full rescan. 0, or SVC_ENOENT (not a folder) or
+ * SVC_ENOMEM with svc_last_error set. */
 int svc_watch_new(uv_loop_t *loop, const char *root, const svc_watch_opts *o, const svc_watch_cbs *cbs,
                   svc_watch **out);
 /* The resolved root ("/srv/epochd/experiments"). */

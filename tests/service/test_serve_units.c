@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "service/error.h"
+#include "service/linebuf.h"
 #include "service/log.h"
 #include "service/notify.h"
 #include "service/config.h"
@@ -25,9 +27,12 @@
 
 /* ---- protocol ---- */
 
+/* The parser's code, with its message copied into err. */
 static int parse(const char *line, svc_event *e, char *err)
 {
-    return svc_event_parse(line, strlen(line), e, err, 256);
+    int rc = svc_event_parse(line, strlen(line), e);
+    snprintf(err, 256, "%s", rc ? svc_last_error() : "");
+    return rc;
 }
 
 static void test_proto_events(void **state)
@@ -104,12 +109,101 @@ static void test_proto_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = '\0';
-        assert_int_equal(parse(bad[i].line, &e, err), -1);
+        assert_int_equal(parse(bad[i].line, &e, err), SVC_EPROTO);
         if (!strstr(err, bad[i].frag)) {
             print_error("line %s: message '%s' lacks '%s'\n", bad[i].line, err, bad[i].frag);
             fail();
         }
     }
+}
+
+/* What the worker writes is what the service reads: every event kind with
+ * every member set (non-finite numbers become null, and NaN on the way back). */
+static void test_proto_round_trip(void **state)
+{
+    (void)state;
+    svc_event in, out;
+    char err[256];
+    for (int k = SVC_EV_STARTED; k <= SVC_EV_INTERRUPTED; k++) {
+        svc_event_init(&in, (svc_event_kind)k);
+        in.pid = 4711;
+        snprintf(in.device, sizeof in.device, "cuda:0");
+        in.params = 2176;
+        in.epochs = 3;
+        in.steps_per_epoch = 8;
+        in.train_samples = 256;
+        in.test_samples = 64;
+        in.resumed_epoch = 1;
+        in.threads = 2;
+        in.epoch = 2;
+        in.step = 5;
+        in.steps = 8;
+        in.loss = 0.1 + 0.2; /* a double with 17 significant digits */
+        in.acc = 1.0 / 3.0;
+        in.images_per_sec = 12345.678901234567;
+        in.elapsed = 1e-300;
+        in.train_loss = NAN; /* diverged */
+        in.train_acc = 0.5;
+        in.test_loss = INFINITY;
+        in.test_acc = 0.25;
+        in.lr = 1e-3f;
+        in.seconds = 2.5;
+        in.samples_per_sec = 5.5e4;
+        in.best_epoch = 2;
+        snprintf(in.checkpoint, sizeof in.checkpoint, "/s/runs/1/last.safetensors");
+        in.replayed = true;
+        in.epochs_done = 2;
+        in.best_test_acc = 0.75;
+        snprintf(in.error, sizeof in.error, "disk \"full\"\nline two");
+        in.code = 74;
+        in.retryable = true;
+        char *line = svc_event_format(&in);
+        assert_non_null(line);
+        assert_null(strchr(line, '\n')); /* one line, whatever the strings hold */
+        assert_int_equal(parse(line, &out, err), 0);
+        free(line);
+        assert_int_equal(out.kind, k);
+        switch (k) {
+        case SVC_EV_STARTED:
+            assert_int_equal(out.pid, 4711);
+            assert_string_equal(out.device, "cuda:0");
+            assert_int_equal(out.params + out.epochs + out.steps_per_epoch, 2176 + 3 + 8);
+            assert_int_equal(out.train_samples + out.test_samples + out.resumed_epoch + out.threads, 256 + 64 + 1 + 2);
+            break;
+        case SVC_EV_PROGRESS:
+            assert_int_equal(out.epoch * 100 + out.step * 10 + out.steps, 258);
+            assert_true(out.loss == in.loss && out.acc == in.acc && out.images_per_sec == in.images_per_sec);
+            assert_true(out.elapsed == in.elapsed);
+            break;
+        case SVC_EV_EPOCH:
+            assert_true(isnan(out.train_loss) && isnan(out.test_loss));
+            assert_true(out.train_acc == 0.5 && out.test_acc == 0.25 && out.lr == in.lr);
+            assert_true(out.seconds == 2.5 && out.samples_per_sec == 5.5e4);
+            assert_int_equal(out.best_epoch, 2);
+            assert_string_equal(out.checkpoint, in.checkpoint);
+            assert_true(out.replayed);
+            break;
+        case SVC_EV_DONE:
+            assert_int_equal(out.epochs_done, 2);
+            assert_true(out.best_test_acc == 0.75);
+            assert_int_equal(out.best_epoch, 2);
+            break;
+        case SVC_EV_FAILED:
+            assert_string_equal(out.error, in.error);
+            assert_int_equal(out.code, 74);
+            assert_true(out.retryable);
+            break;
+        case SVC_EV_INTERRUPTED: assert_int_equal(out.epochs_done, 2); break;
+        }
+    }
+    /* optional members left empty are left out */
+    svc_event_init(&in, SVC_EV_EPOCH);
+    in.epoch = 1;
+    char *line = svc_event_format(&in);
+    assert_non_null(line);
+    assert_null(strstr(line, "checkpoint"));
+    assert_null(strstr(line, "replayed"));
+    free(line);
 }
 
 typedef struct lines {
@@ -146,7 +240,7 @@ static void test_linebuf(void **state)
     assert_int_equal(svc_linebuf_feed(&b, "12345678\n", 9, collect, &l), 0);
     assert_string_equal(l.got[4], "12345678");
     assert_int_equal(svc_linebuf_feed(&b, "1234", 4, collect, &l), 0);
-    assert_int_equal(svc_linebuf_feed(&b, "56789\n", 6, collect, &l), -1);
+    assert_int_equal(svc_linebuf_feed(&b, "56789\n", 6, collect, &l), SVC_EPROTO);
     svc_linebuf_free(&b);
     /* truncating mode: pieces of max bytes */
     lines t = {0};
@@ -166,33 +260,33 @@ static void test_devices_parse(void **state)
 {
     (void)state;
     svc_device_filter f;
-    char err[256];
-    assert_int_equal(svc_devices_parse("auto", &f, err, sizeof err), 0);
+
+    assert_int_equal(svc_devices_parse("auto", &f), 0);
     assert_true(f.all);
-    assert_int_equal(svc_devices_parse("cpu", &f, err, sizeof err), 0);
+    assert_int_equal(svc_devices_parse("cpu", &f), 0);
     assert_false(f.all);
     assert_int_equal(f.n, 0);
-    assert_int_equal(svc_devices_parse("0, 2", &f, err, sizeof err), 0);
+    assert_int_equal(svc_devices_parse("0, 2", &f), 0);
     assert_int_equal(f.n, 2);
     assert_int_equal(f.ordinals[1], 2);
-    assert_int_equal(svc_devices_parse("cpu,1", &f, err, sizeof err), 0);
+    assert_int_equal(svc_devices_parse("cpu,1", &f), 0);
     assert_int_equal(f.n, 1);
-    assert_int_equal(svc_devices_parse("1,1", &f, err, sizeof err), -1);
-    assert_non_null(strstr(err, "twice"));
-    assert_int_equal(svc_devices_parse("gpu0", &f, err, sizeof err), -1);
-    assert_int_equal(svc_devices_parse("0,", &f, err, sizeof err), -1);
-    assert_int_equal(svc_devices_parse("-1", &f, err, sizeof err), -1);
+    assert_int_equal(svc_devices_parse("1,1", &f), SVC_EUSAGE);
+    assert_non_null(strstr(svc_last_error(), "twice"));
+    assert_int_equal(svc_devices_parse("gpu0", &f), SVC_EUSAGE);
+    assert_int_equal(svc_devices_parse("0,", &f), SVC_EUSAGE);
+    assert_int_equal(svc_devices_parse("-1", &f), SVC_EUSAGE);
 }
 
 static void test_placement(void **state)
 {
     (void)state;
     svc_device_filter f;
-    char err[256], warn[256], note[256];
+    char warn[256], note[256];
     svc_slots s;
     svc_placement p;
     /* no GPU: cpu runs, cuda waits with a reason, auto takes the CPU */
-    svc_devices_parse("auto", &f, err, sizeof err);
+    svc_devices_parse("auto", &f);
     svc_slots_init(&s, 0, &f, 1, 1, warn, sizeof warn);
     assert_int_equal(svc_slots_place(&s, "cuda", &p, note, sizeof note), SVC_PLACE_NEVER);
     assert_string_equal(note, "waiting: no cuda device on this host");
@@ -208,7 +302,7 @@ static void test_placement(void **state)
     assert_int_equal(svc_slots_place(&s, "cpu", &p, note, sizeof note), SVC_PLACE_OK);
 
     /* two GPUs with two slots each, restricted to GPU 1 */
-    svc_devices_parse("1,5", &f, err, sizeof err);
+    svc_devices_parse("1,5", &f);
     svc_slots_init(&s, 2, &f, 1, 2, warn, sizeof warn);
     assert_non_null(strstr(warn, "cuda:5 is listed in devices but this host has 2 GPUs"));
     assert_int_equal(s.n_gpus, 1);
@@ -227,7 +321,7 @@ static void test_placement(void **state)
     assert_string_equal(note, "waiting for a free slot on cuda:1");
     assert_int_equal(svc_slots_place(&s, "cuda", &p, note, sizeof note), SVC_PLACE_BUSY);
     /* reconfigured to both GPUs: the busy slots stay counted */
-    svc_devices_parse("auto", &f, err, sizeof err);
+    svc_devices_parse("auto", &f);
     svc_slots_reconfigure(&s, &f, 0, 2, warn, sizeof warn);
     assert_int_equal(svc_slots_place(&s, "cuda", &p, note, sizeof note), SVC_PLACE_OK);
     assert_string_equal(p.device, "cuda:0");
@@ -352,7 +446,7 @@ static void test_config_errors(void **state)
     svc_config c;
     spec_diags d = {0};
     svc_overrides o = {.config = p};
-    assert_int_equal(svc_config_build(&c, &o, &d), -1);
+    assert_int_equal(svc_config_build(&c, &o, &d), SVC_EUSAGE);
     char *all = spec_diags_join(&d);
     static const char *const want[] = {
         "bad.yaml:2:1: cpu_slot: unknown key (did you mean 'cpu_slots'?)",
@@ -375,16 +469,16 @@ static void test_config_errors(void **state)
     spec_diags_clear(&d);
     /* not YAML, located */
     o.config = write_file("broken.yaml", "a: [1, 2\nb: 3\n");
-    assert_int_equal(svc_config_build(&c, &o, &d), -1);
+    assert_int_equal(svc_config_build(&c, &o, &d), SVC_EUSAGE);
     assert_int_equal(d.n, 1);
     assert_true(d.v[0].line >= 1);
     spec_diags_clear(&d);
     o.config = write_file("list.yaml", "- 1\n- 2\n");
-    assert_int_equal(svc_config_build(&c, &o, &d), -1);
+    assert_int_equal(svc_config_build(&c, &o, &d), SVC_EUSAGE);
     assert_non_null(strstr(d.v[0].message, "expected a mapping"));
     spec_diags_clear(&d);
     o.config = "/nonexistent/epochd.yaml";
-    assert_int_equal(svc_config_build(&c, &o, &d), -1);
+    assert_int_equal(svc_config_build(&c, &o, &d), SVC_EUSAGE);
     assert_non_null(strstr(d.v[0].message, "cannot read"));
     spec_diags_clear(&d);
 }
@@ -545,7 +639,7 @@ int main(void)
     if (!mkdtemp(tmpdir))
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_proto_events), cmocka_unit_test(test_proto_errors),
+        cmocka_unit_test(test_proto_events), cmocka_unit_test(test_proto_round_trip), cmocka_unit_test(test_proto_errors),
         cmocka_unit_test(test_linebuf),      cmocka_unit_test(test_devices_parse),
         cmocka_unit_test(test_placement),    cmocka_unit_test(test_config_ok),
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_names),

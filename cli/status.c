@@ -1,0 +1,242 @@
+/* The state of the queue (`epochd status`): running and interrupted runs
+ * with progress and ETA, the queue in its order, and the most recently
+ * finished runs with their final metrics, read in one transaction. */
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/status.h"
+#include "cli/text_table.h"
+
+#define STALE_SECONDS 300.0 /* a running run silent this long is flagged */
+
+/* Seconds since an ISO-8601 UTC timestamp; NAN if it does not parse. */
+static double age_of(const char *iso)
+{
+    struct tm tm = {0};
+    if (!iso || !strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm))
+        return NAN;
+    return difftime(time(NULL), timegm(&tm));
+}
+
+/* Remaining seconds of a run, or NAN when unknown. Time per epoch comes
+ * from the epochs done so far (train + eval); before the first one ends,
+ * from the training rate and the samples per epoch. */
+static double eta_seconds(const db_run *r, const db_board_row *b)
+{
+    if (r->epochs_planned <= 0)
+        return NAN;
+    double f = 0.0;
+    if (r->progress_epoch == b->epochs_done + 1 && isfinite(r->progress_fraction))
+        f = r->progress_fraction;
+    double left = (double)(r->epochs_planned - b->epochs_done) - f;
+    if (left <= 0.0)
+        return 0.0;
+    double per_epoch = NAN;
+    if (b->epochs_done > 0 && b->train_seconds > 0.0)
+        per_epoch = b->train_seconds / (double)b->epochs_done;
+    else if (r->samples_per_epoch > 0 && isfinite(r->progress_images_per_sec) && r->progress_images_per_sec > 0)
+        per_epoch = (double)r->samples_per_epoch / r->progress_images_per_sec;
+    return left * per_epoch;
+}
+
+static const db_board_row *row_of(const db_board *b, int64_t id)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->rows[i].id == id)
+            return &b->rows[i];
+    return NULL;
+}
+
+/* The first line of a message, cut to fit a table cell. */
+static void one_line(char *buf, size_t len, const char *s)
+{
+    snprintf(buf, len, "%s", s ? s : "");
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (strlen(buf) > 72)
+        strcpy(buf + 69, "...");
+}
+
+enum { A_ID, A_NAME, A_STATUS, A_DEVICE, A_EPOCH, A_EPOCH_PCT, A_TOTAL_PCT, A_IPS, A_ETA, A_NOTE, A_COLS };
+
+static int active_table(const db_run_list *l, const db_board *b, FILE *f)
+{
+    static const struct {
+        const char *t;
+        int right;
+    } cols[A_COLS] = {{"id", 1},    {"name", 0},   {"status", 0}, {"device", 0}, {"epoch", 1},
+                      {"epoch%", 1}, {"total%", 1}, {"img/s", 1},  {"eta", 1},    {"note", 0}};
+    cli_table *t = cli_table_new(A_COLS);
+    int rc = !t;
+    for (size_t c = 0; c < A_COLS && !rc; c++)
+        rc = cli_table_column(t, c, cols[c].t, cols[c].right);
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        const db_run *r = &l->runs[i];
+        const db_board_row *br = row_of(b, r->id);
+        int64_t done = br ? br->epochs_done : 0;
+        char buf[64], note[160] = "";
+        rc = cli_table_row(t) || cli_table_setf(t, A_ID, 0, "%lld", (long long)r->id) ||
+             cli_table_set(t, A_NAME, r->name, 0) || cli_table_set(t, A_STATUS, db_status_name(r->status), 0);
+        if (r->status == DB_QUEUED)
+            snprintf(buf, sizeof buf, "(%s)", r->requested_device ? r->requested_device : "auto");
+        else
+            snprintf(buf, sizeof buf, "%s", r->device ? r->device : "-");
+        rc = rc || cli_table_set(t, A_DEVICE, buf, 0);
+
+        int live = r->status == DB_RUNNING && r->progress_epoch == done + 1 && isfinite(r->progress_fraction);
+        int64_t shown = live ? r->progress_epoch : done;
+        if (r->epochs_planned > 0)
+            snprintf(buf, sizeof buf, "%lld/%lld", (long long)shown, (long long)r->epochs_planned);
+        else
+            snprintf(buf, sizeof buf, "%lld", (long long)shown);
+        rc = rc || cli_table_set(t, A_EPOCH, buf, 0);
+        if (live)
+            rc = rc || cli_table_setf(t, A_EPOCH_PCT, 0, "%.0f%%", 100.0 * r->progress_fraction);
+        else
+            rc = rc || cli_table_set(t, A_EPOCH_PCT, "-", 0);
+        if (r->epochs_planned > 0) {
+            double total = ((double)done + (live ? r->progress_fraction : 0.0)) / (double)r->epochs_planned;
+            rc = rc || cli_table_setf(t, A_TOTAL_PCT, 0, "%.1f%%", 100.0 * fmin(total, 1.0));
+        } else {
+            rc = rc || cli_table_set(t, A_TOTAL_PCT, "-", 0);
+        }
+        if (r->status == DB_RUNNING && isfinite(r->progress_images_per_sec))
+            cli_fmt_count(buf, sizeof buf, llround(r->progress_images_per_sec));
+        else
+            snprintf(buf, sizeof buf, "-");
+        rc = rc || cli_table_set(t, A_IPS, buf, 0);
+        double eta = r->status == DB_RUNNING && br ? eta_seconds(r, br) : NAN;
+        cli_fmt_duration(buf, sizeof buf, eta);
+        rc = rc || cli_table_set(t, A_ETA, buf, 0);
+
+        if (r->cancel_requested)
+            snprintf(note, sizeof note, "cancel requested");
+        else if (r->status == DB_RUNNING && age_of(r->progress_updated_at) > STALE_SECONDS) {
+            cli_fmt_duration(buf, sizeof buf, age_of(r->progress_updated_at));
+            snprintf(note, sizeof note, "no progress for %s", buf);
+        } else if (r->note)
+            one_line(note, sizeof note, r->note);
+        else if (r->status == DB_INTERRUPTED)
+            snprintf(note, sizeof note, "resumes when the service starts");
+        rc = rc || cli_table_set(t, A_NOTE, note, 0);
+    }
+    rc = rc || cli_table_print(t, f, 0);
+    cli_table_free(t);
+    return rc ? -1 : 0;
+}
+
+enum { F_ID, F_NAME, F_STATUS, F_EPOCHS, F_BEST, F_FINAL, F_TIME, F_FINISHED, F_ERROR, F_COLS };
+
+static int finished_table(const db_run_list *l, const db_board *b, FILE *f)
+{
+    static const struct {
+        const char *t;
+        int right;
+    } cols[F_COLS] = {{"id", 1},   {"name", 0},  {"status", 0},   {"epochs", 1}, {"best_acc@epoch", 1},
+                      {"final_acc", 1}, {"time", 1}, {"finished", 0}, {"error", 0}};
+    cli_table *t = cli_table_new(F_COLS);
+    int rc = !t;
+    for (size_t c = 0; c < F_COLS && !rc; c++)
+        rc = cli_table_column(t, c, cols[c].t, cols[c].right);
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        const db_run *r = &l->runs[i];
+        const db_board_row *br = row_of(b, r->id);
+        char buf[128];
+        rc = cli_table_row(t) || cli_table_setf(t, F_ID, 0, "%lld", (long long)r->id) ||
+             cli_table_set(t, F_NAME, r->name, 0) || cli_table_set(t, F_STATUS, db_status_name(r->status), 0);
+        if (!br) /* the run changed between the two reads: show what we have */
+            continue;
+        if (br->epochs_planned > 0)
+            rc = rc || cli_table_setf(t, F_EPOCHS, 0, "%lld/%lld", (long long)br->epochs_done,
+                                      (long long)br->epochs_planned);
+        else
+            rc = rc || cli_table_setf(t, F_EPOCHS, 0, "%lld", (long long)br->epochs_done);
+        if (isfinite(br->best_test_acc))
+            rc = rc || cli_table_setf(t, F_BEST, 0, "%.4f @%lld", br->best_test_acc, (long long)br->best_epoch);
+        else
+            rc = rc || cli_table_set(t, F_BEST, "-", 0);
+        if (isfinite(br->final_test_acc))
+            rc = rc || cli_table_setf(t, F_FINAL, 0, "%.4f", br->final_test_acc);
+        else
+            rc = rc || cli_table_set(t, F_FINAL, "-", 0);
+        if (br->epochs_done > 0)
+            cli_fmt_duration(buf, sizeof buf, br->train_seconds);
+        else
+            snprintf(buf, sizeof buf, "-");
+        rc = rc || cli_table_set(t, F_TIME, buf, 0);
+        /* "2026-11-28T03:04:05.123Z" -> "2026-11-28 03:04:05" */
+        snprintf(buf, sizeof buf, "%.19s", r->finished_at ? r->finished_at : "-");
+        if (strlen(buf) > 10 && buf[10] == 'T')
+            buf[10] = ' ';
+        rc = rc || cli_table_set(t, F_FINISHED, buf, 0);
+        one_line(buf, sizeof buf, r->error);
+        rc = rc || cli_table_set(t, F_ERROR, buf, 0);
+    }
+    rc = rc || cli_table_print(t, f, 0);
+    cli_table_free(t);
+    return rc ? -1 : 0;
+}
+
+void cli_status_free(cli_status *s)
+{
+    db_run_list_free(s->running);
+    db_run_list_free(s->queued);
+    db_run_list_free(s->finished);
+    db_board_free(s->board);
+    memset(s, 0, sizeof *s);
+}
+
+int cli_status_load(db *d, bool all, long recent, cli_status *s)
+{
+    memset(s, 0, sizeof *s);
+    s->all = all;
+    db_filter fr = {.statuses = DB_STATUS_BIT(DB_RUNNING) | DB_STATUS_BIT(DB_INTERRUPTED)};
+    db_filter fq = {.statuses = DB_STATUS_BIT(DB_QUEUED)};
+    db_filter ff = {.statuses = DB_FINISHED_STATUSES, .limit = all ? 0 : (size_t)recent};
+    /* one read transaction: the lists and their metrics agree */
+    int rc = db_begin_read(d);
+    if (!rc && !(rc = db_runs_list(d, &fr, DB_ORDER_ID, &s->running)) &&
+        !(rc = db_runs_list(d, &fq, DB_ORDER_QUEUE, &s->queued)) &&
+        !(all || recent > 0 ? (rc = db_runs_list(d, &ff, DB_ORDER_RECENT, &s->finished)) : 0))
+        rc = db_leaderboard(d, NULL, &s->board);
+    if (rc) {
+        db_rollback(d);
+    } else {
+        rc = db_commit(d);
+    }
+    if (rc)
+        cli_status_free(s);
+    return rc;
+}
+
+int cli_status_print(const cli_status *s, const char *db_file, FILE *f)
+{
+    size_t n_int = 0;
+    for (size_t i = 0; i < s->running->n; i++)
+        n_int += s->running->runs[i].status == DB_INTERRUPTED;
+    fprintf(f, "%s: %zu running, %zu queued, %zu interrupted, %zu runs in all\n", db_file,
+            s->running->n - n_int, s->queued->n, n_int, s->board->n);
+    int bad = 0;
+    if (s->running->n + s->queued->n) {
+        /* one table: running and interrupted first, then the queue in its order */
+        db_run_list both = {.n = s->running->n + s->queued->n};
+        both.runs = malloc(both.n * sizeof *both.runs);
+        if (!both.runs)
+            return -1;
+        memcpy(both.runs, s->running->runs, s->running->n * sizeof *both.runs);
+        memcpy(both.runs + s->running->n, s->queued->runs, s->queued->n * sizeof *both.runs);
+        fprintf(f, "\n");
+        bad |= active_table(&both, s->board, f);
+        free(both.runs); /* the rows themselves belong to the two lists */
+    }
+    if (s->finished && s->finished->n) {
+        fprintf(f, "\n%s finished:\n", s->all ? "all" : "recently");
+        bad |= finished_table(s->finished, s->board, f);
+    }
+    if (s->board->n == 0)
+        fprintf(f, "no runs yet\n");
+    return bad ? -1 : 0;
+}
