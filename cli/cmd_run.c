@@ -164,6 +164,24 @@ static int train_one(db *d, const spec *s, const char *path, const char *state_d
     return cli_exit_status(out.err);
 }
 
+/* The bad spec is recorded too (each invalid entry of a sweep), so that
+ * `epochd status` shows what happened. */
+static void record_invalid(db *d, const spec_file *sf, const char *path)
+{
+    for (int i = 0; i < sf->n_entries || (i == 0 && sf->n_entries == 0); i++) {
+        const spec_entry *e = sf->n_entries ? &sf->entries[i] : NULL;
+        if (e && e->spec)
+            continue;
+        char *msg = spec_diags_join(e && e->diags.n ? &e->diags : &sf->file_diags);
+        db_run_new row = {.name = e ? e->name : path, .spec_path = path, .spec_sha256 = e ? e->sha256 : sf->sha256,
+                          .spec = e ? e->text : NULL, .sweep = e ? e->sweep_json : NULL, .params = -1};
+        int64_t id;
+        if (db_run_create_invalid(d, &row, msg ? msg : "invalid spec", &id) < 0)
+            fprintf(stderr, "epochd run: cannot record the invalid spec: %s\n", db_last_error());
+        free(msg);
+    }
+}
+
 int cli_cmd_run(int argc, char **argv)
 {
     const char *db_path = NULL, *state_dir = NULL, *device = NULL;
@@ -215,20 +233,7 @@ int cli_cmd_run(int argc, char **argv)
     int code = EX_OK;
     if (!spec_file_valid(sf)) {
         spec_file_print_diags(stderr, sf);
-        /* the bad spec is recorded too, so `epochd status` shows what happened */
-        for (int i = 0; i < sf->n_entries || (i == 0 && sf->n_entries == 0); i++) {
-            const spec_entry *e = sf->n_entries ? &sf->entries[i] : NULL;
-            if (e && e->spec)
-                continue;
-            char *msg = spec_diags_join(e && e->diags.n ? &e->diags : &sf->file_diags);
-            db_run_new row = {.name = e ? e->name : path, .spec_path = path,
-                              .spec_sha256 = e ? e->sha256 : sf->sha256, .spec = e ? e->text : NULL,
-                              .sweep = e ? e->sweep_json : NULL, .params = -1};
-            int64_t id;
-            if (db_run_create_invalid(d, &row, msg ? msg : "invalid spec", &id) < 0)
-                fprintf(stderr, "epochd run: cannot record the invalid spec: %s\n", db_last_error());
-            free(msg);
-        }
+        record_invalid(d, sf, path);
         code = EX_DATAERR;
     } else {
         struct sigaction sa = {.sa_handler = on_signal};

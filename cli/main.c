@@ -13,7 +13,6 @@ typedef struct cli_command {
     const char *usage;
 } cli_command;
 
-/* Each command appears here once its implementation exists. */
 static const cli_command commands[] = {
     {"check", cli_cmd_check, "validate spec files (and expand sweeps) without running them"},
     {"run", cli_cmd_run, "train a spec in the foreground, recording it in the database"},

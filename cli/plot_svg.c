@@ -167,84 +167,80 @@ static void stroke_style(FILE *f, size_t i)
         fprintf(f, " stroke-dasharray=\"%s\"", dash);
 }
 
-static void draw_panel(FILE *f, const cli_plot *p, size_t k, double cx, double cy, double cw,
-                       double ch, const axis *ax, double x_scale, const char *x_label)
-{
-    const cli_plot_panel *pn = &p->panels[k];
-    /* the frame, and inside it (by INSET) where data and ticks go, so that
-     * points on the range's ends do not sit on the frame */
-    double fx0 = cx + PAD_L, fx1 = cx + cw - PAD_R, fy0 = cy + ch - PAD_B, fy1 = cy + PAD_T;
-    double x0 = fx0 + INSET, x1 = fx1 - INSET, y0 = fy0 - INSET, y1 = fy1 + INSET;
+/* A panel's frame (fx0..fx1, fy1..fy0) and inside it, by INSET, where data
+ * and ticks go, so that points on the range's ends do not sit on the frame. */
+typedef struct box {
+    double fx0, fx1, fy0, fy1;
+    double x0, x1, y0, y1;
+} box;
 
-    /* the y range over every run's finite values in this panel */
-    double lo = INFINITY, hi = -INFINITY;
+/* The y range over every run's finite values in panel k; the count of points. */
+static size_t y_range(const cli_plot *p, size_t k, double *lo, double *hi)
+{
     size_t points = 0;
+    *lo = INFINITY;
+    *hi = -INFINITY;
     for (size_t r = 0; r < p->n_runs; r++) {
         const cli_plot_series *run = &p->runs[r];
         for (size_t i = 0; i < run->n; i++) {
             double y = run->y[k] ? run->y[k][i] : NAN;
             if (isfinite(y) && isfinite(run->x[i])) {
-                lo = fmin(lo, y);
-                hi = fmax(hi, y);
+                *lo = fmin(*lo, y);
+                *hi = fmax(*hi, y);
                 points++;
             }
         }
     }
-    axis ay;
-    axis_init(&ay, points ? lo : 0.0, points ? hi : 1.0, 5, 0);
+    return points;
+}
 
-    fprintf(f, "<g class=\"panel\" data-panel=\"");
-    cli_plot_xml_escape(f, pn->key);
-    fprintf(f, "\">\n<text class=\"panel-title\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
-               "font-size=\"14\" font-weight=\"bold\">",
-            (x0 + x1) / 2, cy + 20.0);
-    cli_plot_xml_escape(f, pn->title);
-    fputs("</text>\n", f);
-
-    /* grid and tick labels */
-    for (int i = 0; i < ay.t.count; i++) {
-        double v = tick_value(&ay.t, i), y = map(&ay, v, y0, y1);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e3e3e3\"/>\n", fx0, y,
-                fx1, y);
+/* Grid lines with their tick labels, the frame and the axis labels. */
+static void draw_axes(FILE *f, const cli_plot_panel *pn, const box *b, double cx, const axis *ax, const axis *ay,
+                      const char *x_label)
+{
+    for (int i = 0; i < ay->t.count; i++) {
+        double v = tick_value(&ay->t, i), y = map(ay, v, b->y0, b->y1);
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e3e3e3\"/>\n", b->fx0, y,
+                b->fx1, y);
         fprintf(f, "<text class=\"tick-y\" data-panel=\"");
         cli_plot_xml_escape(f, pn->key);
         fprintf(f, "\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\" dominant-baseline=\"middle\" "
                    "fill=\"#333\">",
-                fx0 - 6, y);
-        put_num(f, v, ay.t.decimals);
+                b->fx0 - 6, y);
+        put_num(f, v, ay->t.decimals);
         fputs("</text>\n", f);
     }
     for (int i = 0; i < ax->t.count; i++) {
-        double v = tick_value(&ax->t, i), x = map(ax, v, x0, x1);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e3e3e3\"/>\n", x, fy0,
-                x, fy1);
+        double v = tick_value(&ax->t, i), x = map(ax, v, b->x0, b->x1);
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#e3e3e3\"/>\n", x, b->fy0,
+                x, b->fy1);
         fprintf(f, "<text class=\"tick-x\" data-panel=\"");
         cli_plot_xml_escape(f, pn->key);
-        fprintf(f, "\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"#333\">", x, fy0 + 17);
+        fprintf(f, "\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"#333\">", x, b->fy0 + 17);
         put_num(f, v, ax->t.decimals);
         fputs("</text>\n", f);
     }
     fprintf(f, "<rect class=\"frame\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
                "fill=\"none\" stroke=\"#555\"/>\n",
-            fx0, fy1, fx1 - fx0, fy0 - fy1);
-    fprintf(f, "<text class=\"x-label\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">", (x0 + x1) / 2,
-            fy0 + 38);
+            b->fx0, b->fy1, b->fx1 - b->fx0, b->fy0 - b->fy1);
+    fprintf(f, "<text class=\"x-label\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">", (b->x0 + b->x1) / 2,
+            b->fy0 + 38);
     cli_plot_xml_escape(f, x_label);
     fprintf(f, "</text>\n<text class=\"y-label\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" "
                "transform=\"rotate(-90 %.2f %.2f)\">",
-            cx + 16, (y0 + y1) / 2, cx + 16, (y0 + y1) / 2);
+            cx + 16, (b->y0 + b->y1) / 2, cx + 16, (b->y0 + b->y1) / 2);
     cli_plot_xml_escape(f, pn->y_label);
     fputs("</text>\n", f);
-    if (!points) {
-        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
-                (x0 + x1) / 2, (y0 + y1) / 2);
-    }
+}
 
-    /* one path per run; gaps at missing values start a new subpath */
+/* One path per run; gaps at missing values start a new subpath. */
+static void draw_series(FILE *f, const cli_plot *p, size_t k, const box *b, const axis *ax, const axis *ay,
+                        double x_scale)
+{
     for (size_t r = 0; r < p->n_runs; r++) {
         const cli_plot_series *run = &p->runs[r];
         fprintf(f, "<path class=\"series\" data-run=\"%lld\" data-panel=\"", (long long)run->id);
-        cli_plot_xml_escape(f, pn->key);
+        cli_plot_xml_escape(f, p->panels[k].key);
         fputs("\" fill=\"none\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"", f);
         stroke_style(f, r);
         if (run->n <= MARKER_MAX_POINTS)
@@ -258,7 +254,7 @@ static void draw_panel(FILE *f, const cli_plot *p, size_t k, double cx, double c
                 pen = 0;
                 continue;
             }
-            double px = map(ax, x, x0, x1), py = map(&ay, y, y0, y1);
+            double px = map(ax, x, b->x0, b->x1), py = map(ay, y, b->y0, b->y1);
             int next_ok = i + 1 < run->n && run->y[k] && isfinite(run->y[k][i + 1]) &&
                           isfinite(run->x[i + 1]);
             if (!pen) {
@@ -272,35 +268,41 @@ static void draw_panel(FILE *f, const cli_plot *p, size_t k, double cx, double c
         }
         fputs("\"/>\n", f);
     }
+}
+
+static void draw_panel(FILE *f, const cli_plot *p, size_t k, double cx, double cy, double cw,
+                       double ch, const axis *ax, double x_scale, const char *x_label)
+{
+    const cli_plot_panel *pn = &p->panels[k];
+    box b = {.fx0 = cx + PAD_L, .fx1 = cx + cw - PAD_R, .fy0 = cy + ch - PAD_B, .fy1 = cy + PAD_T};
+    b.x0 = b.fx0 + INSET;
+    b.x1 = b.fx1 - INSET;
+    b.y0 = b.fy0 - INSET;
+    b.y1 = b.fy1 + INSET;
+    double lo, hi;
+    size_t points = y_range(p, k, &lo, &hi);
+    axis ay;
+    axis_init(&ay, points ? lo : 0.0, points ? hi : 1.0, 5, 0);
+
+    fprintf(f, "<g class=\"panel\" data-panel=\"");
+    cli_plot_xml_escape(f, pn->key);
+    fprintf(f, "\">\n<text class=\"panel-title\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+               "font-size=\"14\" font-weight=\"bold\">",
+            (b.x0 + b.x1) / 2, cy + 20.0);
+    cli_plot_xml_escape(f, pn->title);
+    fputs("</text>\n", f);
+    draw_axes(f, pn, &b, cx, ax, &ay, x_label);
+    if (!points)
+        fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
+                (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2);
+    draw_series(f, p, k, &b, ax, &ay, x_scale);
     fputs("</g>\n", f);
 }
 
-int cli_plot_svg_write(FILE *f, const cli_plot *p)
+/* The x axis, shared by all panels so they line up: seconds are shown in
+ * s, min or h by their range (x_scale converts), epochs on whole numbers. */
+static void x_axis(const cli_plot *p, size_t np, axis *ax, double *x_scale, char *x_label, size_t len)
 {
-    size_t np = p->n_panels < 1 ? 1 : p->n_panels > CLI_PLOT_MAX_PANELS ? CLI_PLOT_MAX_PANELS : p->n_panels;
-    int cols = np == 1 ? 1 : 2, rows = (int)((np + (size_t)cols - 1) / (size_t)cols);
-    double cw = np == 1 ? 880.0 : 480.0, ch = np == 1 ? 520.0 : 340.0;
-    double width = 2.0 * OUTER + cols * cw;
-    double top = OUTER + (p->title ? TITLE_H : 0);
-
-    /* legend: as many columns as the longest label allows */
-    size_t longest = 8;
-    for (size_t r = 0; r < p->n_runs; r++) {
-        size_t len = p->runs[r].label ? strlen(p->runs[r].label) + 8 : 8;
-        if (len > longest)
-            longest = len;
-    }
-    double colw = LEGEND_SAMPLE + 8 + (double)longest * CHAR_W + 20;
-    int lcols = (int)((width - 2 * OUTER) / colw);
-    if (lcols < 1)
-        lcols = 1;
-    if ((size_t)lcols > p->n_runs && p->n_runs > 0)
-        lcols = (int)p->n_runs;
-    int lrows = (int)((p->n_runs + (size_t)lcols - 1) / (size_t)lcols);
-    double legend_y = top + rows * ch + 10;
-    double height = legend_y + lrows * LEGEND_ROW + OUTER;
-
-    /* the x range, shared by all panels so they line up */
     double xlo = INFINITY, xhi = -INFINITY;
     for (size_t r = 0; r < p->n_runs; r++)
         for (size_t i = 0; i < p->runs[r].n; i++)
@@ -312,22 +314,75 @@ int cli_plot_svg_write(FILE *f, const cli_plot *p)
         xlo = 0.0;
         xhi = 1.0;
     }
-    double x_scale = 1.0;
-    char x_label[128];
-    snprintf(x_label, sizeof x_label, "%s", p->x_label ? p->x_label : "");
+    *x_scale = 1.0;
+    snprintf(x_label, len, "%s", p->x_label ? p->x_label : "");
     if (p->x_seconds) {
         const char *unit = "s";
         if (xhi > 7200.0) {
-            x_scale = 1.0 / 3600.0;
+            *x_scale = 1.0 / 3600.0;
             unit = "h";
         } else if (xhi > 300.0) {
-            x_scale = 1.0 / 60.0;
+            *x_scale = 1.0 / 60.0;
             unit = "min";
         }
-        snprintf(x_label, sizeof x_label, "%s (%s)", p->x_label ? p->x_label : "time", unit);
+        snprintf(x_label, len, "%s (%s)", p->x_label ? p->x_label : "time", unit);
     }
+    axis_init(ax, xlo * *x_scale, xhi * *x_scale, np == 1 ? 10 : 6, p->x_integer);
+}
+
+/* The legend's grid: as many columns as the longest label allows. */
+static void legend_layout(const cli_plot *p, double width, double *colw, int *lcols, int *lrows)
+{
+    size_t longest = 8;
+    for (size_t r = 0; r < p->n_runs; r++) {
+        size_t len = p->runs[r].label ? strlen(p->runs[r].label) + 8 : 8;
+        if (len > longest)
+            longest = len;
+    }
+    *colw = LEGEND_SAMPLE + 8 + (double)longest * CHAR_W + 20;
+    *lcols = (int)((width - 2 * OUTER) / *colw);
+    if (*lcols < 1)
+        *lcols = 1;
+    if ((size_t)*lcols > p->n_runs && p->n_runs > 0)
+        *lcols = (int)p->n_runs;
+    *lrows = (int)((p->n_runs + (size_t)*lcols - 1) / (size_t)*lcols);
+}
+
+static void draw_legend(FILE *f, const cli_plot *p, double legend_y, double colw, int lcols)
+{
+    fputs("<g class=\"legend\">\n", f);
+    for (size_t r = 0; r < p->n_runs; r++) {
+        double lx = OUTER + (double)(r % (size_t)lcols) * colw;
+        double ly = legend_y + (double)(r / (size_t)lcols) * LEGEND_ROW + LEGEND_ROW / 2.0;
+        fprintf(f, "<g class=\"legend-item\" data-run=\"%lld\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
+                   "y2=\"%.1f\" stroke-width=\"3\"",
+                (long long)p->runs[r].id, lx, ly, lx + LEGEND_SAMPLE, ly);
+        stroke_style(f, r);
+        fprintf(f, "/><text class=\"legend-label\" data-run=\"%lld\" x=\"%.1f\" y=\"%.1f\" "
+                   "dominant-baseline=\"middle\">",
+                (long long)p->runs[r].id, lx + LEGEND_SAMPLE + 8, ly);
+        legend_text(f, p, r);
+        fputs("</text></g>\n", f);
+    }
+    fputs("</g>\n", f);
+}
+
+int cli_plot_svg_write(FILE *f, const cli_plot *p)
+{
+    size_t np = p->n_panels < 1 ? 1 : p->n_panels > CLI_PLOT_MAX_PANELS ? CLI_PLOT_MAX_PANELS : p->n_panels;
+    int cols = np == 1 ? 1 : 2, rows = (int)((np + (size_t)cols - 1) / (size_t)cols);
+    double cw = np == 1 ? 880.0 : 480.0, ch = np == 1 ? 520.0 : 340.0;
+    double width = 2.0 * OUTER + cols * cw;
+    double top = OUTER + (p->title ? TITLE_H : 0);
+    double colw;
+    int lcols, lrows;
+    legend_layout(p, width, &colw, &lcols, &lrows);
+    double legend_y = top + rows * ch + 10;
+    double height = legend_y + lrows * LEGEND_ROW + OUTER;
     axis ax;
-    axis_init(&ax, xlo * x_scale, xhi * x_scale, np == 1 ? 10 : 6, p->x_integer);
+    double x_scale;
+    char x_label[128];
+    x_axis(p, np, &ax, &x_scale, x_label, sizeof x_label);
 
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -354,21 +409,7 @@ int cli_plot_svg_write(FILE *f, const cli_plot *p)
         double cx = OUTER + (double)(k % (size_t)cols) * cw, cy = top + (double)(k / (size_t)cols) * ch;
         draw_panel(f, p, k, cx, cy, cw, ch, &ax, x_scale, x_label);
     }
-
-    fputs("<g class=\"legend\">\n", f);
-    for (size_t r = 0; r < p->n_runs; r++) {
-        double lx = OUTER + (double)(r % (size_t)lcols) * colw;
-        double ly = legend_y + (double)(r / (size_t)lcols) * LEGEND_ROW + LEGEND_ROW / 2.0;
-        fprintf(f, "<g class=\"legend-item\" data-run=\"%lld\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" "
-                   "y2=\"%.1f\" stroke-width=\"3\"",
-                (long long)p->runs[r].id, lx, ly, lx + LEGEND_SAMPLE, ly);
-        stroke_style(f, r);
-        fprintf(f, "/><text class=\"legend-label\" data-run=\"%lld\" x=\"%.1f\" y=\"%.1f\" "
-                   "dominant-baseline=\"middle\">",
-                (long long)p->runs[r].id, lx + LEGEND_SAMPLE + 8, ly);
-        legend_text(f, p, r);
-        fputs("</text></g>\n", f);
-    }
-    fputs("</g>\n</svg>\n", f);
+    draw_legend(f, p, legend_y, colw, lcols);
+    fputs("</svg>\n", f);
     return ferror(f) ? -1 : 0;
 }

@@ -1,4 +1,5 @@
-/* File-system paths of a spec: resolving relative paths, data-root checks (internal). */
+/* File-system paths of a spec: resolving relative paths, data-root checks,
+ * the default name of a spec file (also used by the service). */
 #ifndef SPEC_PATHS_H
 #define SPEC_PATHS_H
 

@@ -2,6 +2,7 @@
  * process group, stdout and stderr on pipes split into lines, signals to the
  * whole group (a worker_prefix wrapper's children too), and recovery of the
  * workers a crashed service left behind, found through /proc. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -55,6 +56,7 @@ struct svc_job {
 static void job_closed(uv_handle_t *h)
 {
     svc_job *j = h->data;
+    assert(j->open_handles > 0);
     if (--j->open_handles > 0)
         return;
     svc_linebuf_free(&j->outbuf);
@@ -442,6 +444,7 @@ static void local_free(svc_executor *base)
     local_exec *x = (local_exec *)base;
     if (!x)
         return;
+    assert(x->n_jobs == 0); /* every job ended and its handles closed */
     free(x->exe);
     free(x->state_dir);
     free(x);

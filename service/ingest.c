@@ -14,6 +14,7 @@
 #include "service/log.h"
 #include "service/notify.h"
 #include "service/internal.h"
+#include "schema/paths.h"
 #include "schema/spec.h"
 
 typedef struct ident {
@@ -37,19 +38,6 @@ static void chomp(char *s)
     size_t n = s ? strlen(s) : 0;
     while (n && s[n - 1] == '\n')
         s[--n] = '\0';
-}
-
-/* The file name without folder and .yaml/.yml (names a file-level invalid run). */
-static char *stem(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    size_t n = strlen(b);
-    if (n > 5 && !strcmp(b + n - 5, ".yaml"))
-        n -= 5;
-    else if (n > 4 && !strcmp(b + n - 4, ".yml"))
-        n -= 4;
-    return strndup(b, n);
 }
 
 static void requested_device(const spec *s, char *buf, size_t len)
@@ -128,7 +116,7 @@ static int record(svc_service *sv, const char *path, const spec_file *sf, const 
         return rc;
     }
     char *msg = spec_diags_join(e && e->diags.n ? &e->diags : &sf->file_diags);
-    char *name = e ? NULL : stem(path);
+    char *name = e ? NULL : spec_stem(path); /* names a file-level invalid run, as a spec's default name */
     if (!msg || (!e && !name)) {
         free(msg);
         free(name);

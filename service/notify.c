@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "service/error.h"
+
 static int sock_fd = -1;
 
 void svc_notify_close(void)
@@ -28,7 +30,7 @@ int svc_notify(const char *state)
     size_t n = strlen(name);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if ((name[0] != '/' && name[0] != '@') || n >= sizeof sa.sun_path)
-        return -EINVAL;
+        return svc_error(SVC_EUSAGE, "NOTIFY_SOCKET=%.200s is not a socket path or an abstract name", name);
     memcpy(sa.sun_path, name, n);
     if (name[0] == '@')
         sa.sun_path[0] = '\0'; /* Linux abstract namespace: no trailing NUL counted */
@@ -36,13 +38,13 @@ int svc_notify(const char *state)
     if (sock_fd < 0) {
         sock_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (sock_fd < 0)
-            return -errno;
+            return svc_error(SVC_EIO, "cannot create a socket for sd_notify: %s", strerror(errno));
     }
     ssize_t w;
     do
         w = sendto(sock_fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
     while (w < 0 && errno == EINTR);
-    return w < 0 ? -errno : 1;
+    return w < 0 ? svc_error(SVC_EIO, "cannot notify %s: %s", name, strerror(errno)) : 1;
 }
 
 int svc_notifyf(const char *fmt, ...)

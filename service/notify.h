@@ -9,7 +9,7 @@
 
 /* Sends `state` ("READY=1", "STATUS=...\n", "WATCHDOG=1", "STOPPING=1").
  * Returns 1 when sent, 0 when $NOTIFY_SOCKET is not set (nothing to do),
- * or -errno. */
+ * or SVC_EUSAGE / SVC_EIO (svc_last_error says why). */
 int svc_notify(const char *state);
 /* printf-style convenience. */
 int svc_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
