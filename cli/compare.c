@@ -287,7 +287,9 @@ static void group_heading(FILE *f, const cli_comparison *c, const group *g, int 
     if (!c->grouped)
         return;
     if (g->path) {
-        fprintf(f, markdown ? "### sweep %s (%zu runs)\n\n" : "sweep %s (%zu runs):\n", g->path, g->n);
+        char *path = cli_escaped(g->path);
+        fprintf(f, markdown ? "### sweep %s (%zu runs)\n\n" : "sweep %s (%zu runs):\n", path ? path : "?", g->n);
+        free(path);
     } else {
         fprintf(f, markdown ? "### not in a sweep (%zu runs)\n\n" : "not in a sweep (%zu runs):\n", g->n);
     }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,11 +76,33 @@ int cli_table_row(cli_table *t)
     return 0;
 }
 
+/* A copy of text with control characters written as \xNN: a run's name or
+ * a file name is data, and must not move the cursor or recolour the
+ * terminal of whoever reads the table. */
+char *cli_escaped(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; *p; p++)
+        n += (unsigned char)*p < 0x20 || *p == 0x7f ? 4 : 1;
+    char *s = malloc(n + 1), *o = s;
+    if (!s)
+        return NULL;
+    for (const char *p = text; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f)
+            o += sprintf(o, "\\x%02x", c);
+        else
+            *o++ = (char)c;
+    }
+    *o = '\0';
+    return s;
+}
+
 int cli_table_set(cli_table *t, size_t col, const char *text, int marked)
 {
     if (col >= t->ncols || t->nrows == 0)
         return -1;
-    char *s = strdup(text ? text : "");
+    char *s = cli_escaped(text ? text : "");
     if (!s)
         return -1;
     cell *c = &t->cells[(t->nrows - 1) * t->ncols + col];

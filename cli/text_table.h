@@ -19,6 +19,10 @@ int cli_table_column(cli_table *t, size_t col, const char *title, int right);
 int cli_table_row(cli_table *t);
 /* Sets a cell of the last row (a copy of text); marked cells are the best
  * of their column. Returns 0 or -1 (out of memory, bad column). */
+/* A malloc'd copy of text with control characters written as \xNN (cells
+ * are escaped this way themselves); NULL when out of memory. */
+char *cli_escaped(const char *text);
+
 int cli_table_set(cli_table *t, size_t col, const char *text, int marked);
 int cli_table_setf(cli_table *t, size_t col, int marked, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

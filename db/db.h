@@ -13,6 +13,7 @@
 #ifndef DB_DB_H
 #define DB_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,11 +28,13 @@ enum {
     DB_ENOENT = -7,    /* the database file does not exist (opened without DB_OPEN_CREATE) */
     DB_ESTATE = -8,    /* the run's status does not allow this transition */
     DB_ECONSTRAINT = -9, /* a value broke a constraint (e.g. accuracy outside [0, 1]) */
-    DB_EIO = -10,      /* the file or its folder could not be created or inspected */
+    DB_EIO = -10,      /* the file or its folder could not be created, inspected, read or written
+                          (SQLite's I/O errors, a read-only or damaged file) */
+    DB_EFULL = -11,    /* the disk (or quota) is full: a write may succeed once space returns */
 };
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 /* Timestamps: ISO-8601 UTC with milliseconds, "2026-11-28T03:04:05.123Z". */
 #define DB_TIME_LEN 25 /* including the terminating NUL */
@@ -84,6 +87,9 @@ enum {
  * DB_EVERSION. Busy timeout: 5000 ms. On error *out is NULL. */
 int db_open(const char *path, unsigned flags, db **out);
 void db_close(db *d); /* NULL is a no-op; rolls back an open transaction */
+/* True when SQLite could open the file only for reading (its permissions,
+ * or its folder's): every write would fail. */
+bool db_readonly(const db *d);
 
 /* Brings the schema to DB_SCHEMA_VERSION (db_open already does this). */
 int db_migrate(db *d);
@@ -136,11 +142,14 @@ int db_run_create_running(db *d, const db_run_new *r, const char *device, int64_
  *            queued | interrupted -> cancelled | failed;
  *            sets error (NULL clears it), clears the worker pid;
  *            finished_at = now except for interrupted (not finished).
- *   requeue: running | interrupted | failed -> queued (a retry); the
- *            reason goes into note, attempts are kept. */
+ *   requeue: running | interrupted | failed -> queued (to resume); the
+ *            reason goes into note, attempts and failures are kept.
+ *   retry:   as requeue, and failures + 1 (an attempt that failed for a
+ *            reason a retry may cure; max_attempts counts these). */
 int db_run_start(db *d, int64_t id, const char *device, int64_t pid);
 int db_run_finish(db *d, int64_t id, db_status to, const char *error);
 int db_run_requeue(db *d, int64_t id, const char *note);
+int db_run_retry(db *d, int64_t id, const char *note);
 
 /* Live progress of the epoch in flight: epoch (1-based) and the fraction of
  * it done, the current training rate, and the training samples per epoch
@@ -177,7 +186,8 @@ typedef struct db_run {
     char *device;           /* where it runs or ran */
     int64_t params;         /* -1: unknown */
     char *error;
-    int64_t attempts;
+    int64_t attempts;       /* starts */
+    int64_t failures;       /* starts that failed and were retried (not stops, not the service's faults) */
     char *created_at, *started_at, *finished_at;
     int64_t priority;
     char *template_name;
@@ -254,6 +264,8 @@ typedef struct db_epoch {
 int db_epoch_put(db *d, const db_epoch *e);
 /* All epochs of a run in epoch order (*n may be 0, *out then NULL); free() them. */
 int db_epochs_get(db *d, int64_t run_id, db_epoch **out, size_t *n);
+/* How many of epochs 1..upto the run has rows for. */
+int db_epochs_count(db *d, int64_t run_id, int64_t upto, int64_t *n);
 
 /* ---- leaderboard (the view of the same name, one row per run) ---- */
 

@@ -116,3 +116,24 @@ out:
     *n = len;
     return DB_OK;
 }
+
+int db_epochs_count(db *d, int64_t run_id, int64_t upto, int64_t *n)
+{
+    static const char sql[] = "SELECT count(*) FROM epochs WHERE run_id = ?1 AND epoch BETWEEN 1 AND ?2";
+    *n = 0;
+    sqlite3_stmt *s;
+    int rc = db__stmt(d, DB_SQL_EPOCHS_COUNT, sql, &s);
+    if (rc)
+        return rc;
+    if ((rc = db__bind_int(d, s, 1, run_id)) || (rc = db__bind_int(d, s, 2, upto))) {
+        db__stmt_done(s);
+        return rc;
+    }
+    int st = sqlite3_step(s);
+    if (st == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    else
+        rc = db__sqlite_error(d, st, "count epochs");
+    db__stmt_done(s);
+    return rc;
+}

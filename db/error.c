@@ -25,6 +25,11 @@ int db__sqlite_error(db *d, int rc, const char *what)
     case SQLITE_LOCKED: code = DB_EBUSY; break;
     case SQLITE_CONSTRAINT: code = DB_ECONSTRAINT; break;
     case SQLITE_CANTOPEN: code = DB_ENOENT; break;
+    case SQLITE_FULL: code = DB_EFULL; break;
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: code = DB_EIO; break;
     default: code = DB_ESQL; break;
     }
     /* sqlite3_errmsg() describes the connection's latest failure, which is
@@ -47,6 +52,7 @@ const char *db_strerror(int code)
     case DB_ESQL: return "database error";
     case DB_EBUSY: return "database busy";
     case DB_ENOTFOUND: return "not found";
+    case DB_EFULL: return "disk full";
     case DB_EVERSION: return "database schema too new";
     case DB_ENOENT: return "database does not exist";
     case DB_ESTATE: return "status does not allow this";

@@ -110,12 +110,19 @@ static const char migration_2[] =
     "FROM runs r;\n"
     "PRAGMA user_version = 2;\n";
 
+/* Version 3: failed attempts counted apart from starts, so that stops,
+ * resumes and the service's own faults do not use up max_attempts. */
+static const char migration_3[] =
+    "ALTER TABLE runs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0);\n"
+    "PRAGMA user_version = 3;\n";
+
 static const struct {
     int version;
     const char *sql;
 } migrations[] = {
     {1, migration_1},
     {2, migration_2},
+    {3, migration_3},
 };
 _Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -124,6 +124,11 @@ fail:
     return rc;
 }
 
+bool db_readonly(const db *d)
+{
+    return d && d->h && sqlite3_db_readonly(d->h, "main") == 1;
+}
+
 void db_close(db *d)
 {
     if (!d)

@@ -175,6 +175,22 @@ int db_run_requeue(db *d, int64_t id, const char *note)
     return step_update(d, s, id, "be queued again");
 }
 
+int db_run_retry(db *d, int64_t id, const char *note)
+{
+    static const char sql[] =
+        "UPDATE runs SET status = 'queued', note = ?2, worker_pid = NULL, finished_at = NULL,"
+        " failures = failures + 1 WHERE id = ?1 AND status = 'running'";
+    sqlite3_stmt *s;
+    int rc = db__stmt(d, DB_SQL_RUN_RETRY, sql, &s);
+    if (rc)
+        return rc;
+    if ((rc = db__bind_int(d, s, 1, id)) || (rc = db__bind_text(d, s, 2, note))) {
+        db__stmt_done(s);
+        return rc;
+    }
+    return step_update(d, s, id, "be retried");
+}
+
 int db_run_progress(db *d, int64_t id, const db_progress *p)
 {
     static const char sql[] =
@@ -283,7 +299,7 @@ int db_run_request_cancel(db *d, int64_t id)
     " created_at, started_at, finished_at, priority, template, requested_device,"        \
     " epochs_planned, sweep, worker_pid, checkpoint, best_checkpoint_epoch,"             \
     " cancel_requested, note, progress_epoch, progress_fraction, progress_images_per_sec," \
-    " samples_per_epoch, progress_updated_at"
+    " samples_per_epoch, progress_updated_at, failures"
 
 static void run_fini(db_run *r)
 {
@@ -320,6 +336,7 @@ static int read_run(sqlite3_stmt *s, db_run *r)
     free(status);
     r->params = db__col_int(s, 7, -1);
     r->attempts = db__col_int(s, 9, 0);
+    r->failures = db__col_int(s, 28, 0);
     r->priority = db__col_int(s, 13, 0);
     r->epochs_planned = db__col_int(s, 16, -1);
     r->worker_pid = db__col_int(s, 18, 0);

@@ -16,10 +16,10 @@ int db__txn_begin(db *d)
 }
 
 /* Undoes the innermost level without overwriting the error being reported. */
-static void undo_level(db *d, int outermost)
+static int undo_level(db *d, int outermost)
 {
     if (sqlite3_get_autocommit(d->h))
-        return; /* SQLite already rolled the whole transaction back */
+        return DB_OK; /* SQLite already rolled the whole transaction back */
     int rc = outermost ? sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL)
                        : sqlite3_exec(d->h, "ROLLBACK TO db_nested; RELEASE db_nested", NULL,
                                       NULL, NULL);
@@ -27,8 +27,9 @@ static void undo_level(db *d, int outermost)
         /* Keep the first error; say that the rollback failed too. */
         char first[512];
         snprintf(first, sizeof first, "%s", db_last_error());
-        db__error(DB_ESQL, "%s (and the rollback failed: %s)", first, sqlite3_errmsg(d->h));
+        return db__error(DB_ESQL, "%s (and the rollback failed: %s)", first, sqlite3_errmsg(d->h));
     }
+    return DB_OK;
 }
 
 int db__txn_end(db *d, int rc)
@@ -59,12 +60,12 @@ int db_begin_read(db *d)
 
 int db_commit(db *d) { return db__txn_end(d, DB_OK); }
 
+/* Callers roll back after a failure and then report it: the message of
+ * that failure stays (undo_level adds to it only if the rollback fails). */
 int db_rollback(db *d)
 {
     if (d->txn_depth <= 0)
         return db__error(DB_EINVAL, "no transaction is open");
     int outermost = --d->txn_depth == 0;
-    db_clear_error();
-    undo_level(d, outermost);
-    return *db_last_error() ? DB_ESQL : DB_OK;
+    return undo_level(d, outermost);
 }

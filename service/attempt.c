@@ -39,7 +39,10 @@ static void attempt_closed(uv_handle_t *h)
     free(w);
 }
 
-typedef enum outcome { OUT_DONE, OUT_FAILED, OUT_INTERRUPTED } outcome;
+/* OUT_RESUME: the attempt ended for a reason that is not the run's (the
+ * service could not record an epoch, someone else stopped the worker): it
+ * continues from its checkpoint and the attempt is not counted as failed. */
+typedef enum outcome { OUT_DONE, OUT_FAILED, OUT_INTERRUPTED, OUT_RESUME } outcome;
 
 static const char *signal_name(int sig)
 {
@@ -54,93 +57,198 @@ static bool status_retryable(int64_t status)
     return status != EX_DATAERR && status != EX_NOINPUT;
 }
 
+/* Done is only done when the database holds every epoch the worker
+ * reported; else the run resumes and its history reports them again. */
+static bool all_epochs_recorded(svc_attempt *w, char *why, size_t len)
+{
+    int64_t n = 0, want = w->final.epochs_done > 0 ? w->final.epochs_done : w->epochs_done;
+    int rc = db_epochs_count(w->sv->db, w->run_id, want, &n);
+    if (rc == 0 && n == want)
+        return true;
+    if (rc)
+        snprintf(why, len, "cannot count the recorded epochs: %s", db_last_error());
+    else
+        snprintf(why, len, "the database holds %lld of the %lld epochs the worker reported", (long long)n,
+                 (long long)want);
+    return false;
+}
+
 /* What the worker's final event, its exit and our own requests say. */
-static outcome judge(const svc_attempt *w, const svc_job_end *end, bool *retryable, char *why, size_t len)
+static outcome judge(svc_attempt *w, const svc_job_end *end, bool *retryable, char *why, size_t len)
 {
     *retryable = false;
     why[0] = '\0';
-    outcome out;
+    if (w->db_error) {
+        snprintf(why, len, "%s", w->db_error_msg);
+        return OUT_RESUME;
+    }
     if (w->proto_error[0]) {
-        out = OUT_FAILED;
         *retryable = true;
         snprintf(why, len, "worker protocol error: %s", w->proto_error);
-    } else if (w->have_final && w->final.kind == SVC_EV_DONE) {
-        out = OUT_DONE;
+        return OUT_FAILED;
+    }
+    if (w->have_final && w->final.kind == SVC_EV_DONE) {
         if (end->exit_status != 0 || end->term_signal)
             svc_log_run(SVC_LOG_WARNING, w->run_id, "the worker reported done but exited with status %lld signal %d",
                         (long long)end->exit_status, end->term_signal);
-    } else if (w->have_final && w->final.kind == SVC_EV_FAILED) {
-        out = OUT_FAILED;
+        if (all_epochs_recorded(w, why, len))
+            return OUT_DONE;
+        *retryable = true; /* without a database error, a worker that claims epochs it never reported */
+        return OUT_FAILED;
+    }
+    if (w->have_final && w->final.kind == SVC_EV_FAILED) {
         *retryable = w->final.retryable && status_retryable(w->final.code);
         snprintf(why, len, "%s", w->final.error);
-    } else if (w->have_final && w->final.kind == SVC_EV_INTERRUPTED) {
-        out = OUT_INTERRUPTED;
-    } else if (end->term_signal) {
-        if (w->term_sent && (end->term_signal == SIGKILL || end->term_signal == SIGTERM)) {
-            out = OUT_INTERRUPTED; /* we stopped it and it did not get to say so */
-        } else {
-            out = OUT_FAILED;
-            *retryable = true;
-        }
+        return OUT_FAILED;
+    }
+    if (w->have_final && w->final.kind == SVC_EV_INTERRUPTED)
+        return OUT_INTERRUPTED;
+    if (end->term_signal) {
         snprintf(why, len, "the worker was killed by signal %d (SIG%s)", end->term_signal,
                  signal_name(end->term_signal));
-    } else {
-        out = OUT_FAILED;
-        *retryable = status_retryable(end->exit_status);
-        snprintf(why, len, "the worker exited with status %lld without reporting how the run ended",
-                 (long long)end->exit_status);
-    }
-    if (w->db_error && out != OUT_DONE) {
-        out = OUT_FAILED;
+        if (w->term_sent && (end->term_signal == SIGKILL || end->term_signal == SIGTERM))
+            return OUT_INTERRUPTED; /* we stopped it and it did not get to say so */
         *retryable = true;
-        snprintf(why, len, "%s", w->db_error_msg);
+        return OUT_FAILED;
     }
-    return out;
+    *retryable = status_retryable(end->exit_status);
+    snprintf(why, len, "the worker exited with status %lld without reporting how the run ended",
+             (long long)end->exit_status);
+    return OUT_FAILED;
+}
+
+/* ---- recording the end, now or later ---- */
+
+typedef enum end_kind { END_FINISH, END_REQUEUE, END_RETRY } end_kind;
+
+/* An end to record: the run's new status (finish) or its return to the queue. */
+struct svc_end {
+    svc_end *next;
+    int64_t run_id;
+    end_kind kind;
+    db_status status; /* END_FINISH */
+    char text[4400];  /* the error (finish), or the note (requeue, retry); "" for none */
+};
+
+static int apply_end(svc_service *sv, const svc_end *e)
+{
+    const char *text = e->text[0] ? e->text : NULL;
+    switch (e->kind) {
+    case END_FINISH: return db_run_finish(sv->db, e->run_id, e->status, text);
+    case END_REQUEUE: return db_run_requeue(sv->db, e->run_id, text);
+    case END_RETRY: return db_run_retry(sv->db, e->run_id, text);
+    }
+    return DB_EINVAL;
+}
+
+/* Records it, or keeps it to try again at the next poll when the database
+ * is busy or full: a run never stays `running` without a worker. */
+static void record(svc_service *sv, const svc_end *e, const char *what)
+{
+    int rc = apply_end(sv, e);
+    if (rc == 0)
+        return;
+    svc_log_run(SVC_LOG_ERR, e->run_id, "cannot record that the run %s: %s%s", what, db_last_error(),
+                rc == DB_EBUSY || rc == DB_EFULL ? "; trying again" : "");
+    svc_guard_db_write(sv, rc);
+    if (rc != DB_EBUSY && rc != DB_EFULL)
+        return; /* not a passing condition: the run resumes at the next start */
+    svc_end *k = malloc(sizeof *k);
+    if (!k) {
+        svc_log_run(SVC_LOG_ERR, e->run_id, "out of memory keeping its end: it resumes at the next start");
+        return;
+    }
+    *k = *e;
+    k->next = sv->unrecorded;
+    sv->unrecorded = k;
+}
+
+void svc_attempt_record_pending(svc_service *sv)
+{
+    svc_end **pp = &sv->unrecorded;
+    while (*pp) {
+        svc_end *e = *pp;
+        int rc = apply_end(sv, e);
+        if (rc == DB_EBUSY || rc == DB_EFULL) {
+            pp = &e->next;
+            continue;
+        }
+        if (rc == 0)
+            svc_log_run(SVC_LOG_INFO, e->run_id, "its end is recorded now");
+        else
+            svc_log_run(SVC_LOG_ERR, e->run_id, "cannot record its end: %s", db_last_error());
+        *pp = e->next;
+        free(e);
+    }
+}
+
+void svc_attempt_drop_pending(svc_service *sv)
+{
+    while (sv->unrecorded) {
+        svc_end *e = sv->unrecorded;
+        sv->unrecorded = e->next;
+        svc_log_run(SVC_LOG_WARNING, e->run_id, "its end was never recorded: it resumes at the next start");
+        free(e);
+    }
 }
 
 static void record_end(svc_attempt *w, const svc_job_end *end)
 {
     svc_service *sv = w->sv;
     bool retryable;
-    char why[4200], note[4400];
+    char why[4200], low[256];
     outcome out = judge(w, end, &retryable, why, sizeof why);
-    int rc;
+    /* a failure while the disk is full is the disk's, not the run's */
+    if (out == OUT_FAILED && retryable && svc_guard_disk_low(sv, low, sizeof low)) {
+        out = OUT_RESUME;
+        snprintf(why + strlen(why), sizeof why - strlen(why), " (%s)", low + strlen("waiting: "));
+    }
+    svc_end e = {.run_id = w->run_id};
     const char *what;
     if (out == OUT_DONE) {
         what = "done";
-        rc = db_run_finish(sv->db, w->run_id, DB_DONE, NULL);
+        e = (svc_end){.run_id = w->run_id, .kind = END_FINISH, .status = DB_DONE};
         double secs = (double)(uv_now(sv->loop) - w->started_ms) / 1000.0;
         svc_log_run(SVC_LOG_INFO, w->run_id, "done: %lld epochs, best test accuracy %.4f at epoch %lld (worker %.1f s)",
                     (long long)w->final.epochs_done, w->final.best_test_acc, (long long)w->final.best_epoch, secs);
     } else if (w->cancel) {
         what = "cancelled";
-        rc = db_run_finish(sv->db, w->run_id, DB_CANCELLED, w->cancel_reason);
+        e.kind = END_FINISH;
+        e.status = DB_CANCELLED;
+        snprintf(e.text, sizeof e.text, "%s", w->cancel_reason);
         svc_log_run(SVC_LOG_INFO, w->run_id, "cancelled (%s); its checkpoint stays", w->cancel_reason);
-    } else if (out == OUT_INTERRUPTED && sv->stopping) {
+    } else if ((out == OUT_INTERRUPTED || out == OUT_RESUME) && sv->stopping) {
         what = "interrupted";
-        rc = db_run_finish(sv->db, w->run_id, DB_INTERRUPTED, NULL);
+        e.kind = END_FINISH;
+        e.status = DB_INTERRUPTED;
         svc_log_run(SVC_LOG_INFO, w->run_id, "interrupted; it resumes from its last checkpoint at the next start");
     } else if (out == OUT_INTERRUPTED) {
         what = "queued again";
-        rc = db_run_requeue(sv->db, w->run_id, "its worker was interrupted from outside; resuming");
+        e.kind = END_REQUEUE;
+        snprintf(e.text, sizeof e.text, "its worker was interrupted from outside; resuming");
         svc_log_run(SVC_LOG_WARNING, w->run_id, "the worker was interrupted from outside the service; queued again");
-    } else if (retryable && w->attempts < sv->cfg.max_attempts) {
+    } else if (out == OUT_RESUME) {
         what = "queued again";
-        snprintf(note, sizeof note, "attempt %lld of %d failed: %s; retrying from the last checkpoint",
-                 (long long)w->attempts, sv->cfg.max_attempts, why);
-        rc = db_run_requeue(sv->db, w->run_id, note);
-        svc_log_run(SVC_LOG_WARNING, w->run_id, "%s", note);
+        e.kind = END_REQUEUE;
+        snprintf(e.text, sizeof e.text, "resuming from its checkpoint: %s", why);
+        svc_log_run(SVC_LOG_WARNING, w->run_id, "%s", e.text);
+    } else if (retryable && w->failures + 1 < sv->cfg.max_attempts) {
+        what = "queued again";
+        e.kind = END_RETRY;
+        snprintf(e.text, sizeof e.text, "attempt %lld of %d failed: %s; retrying from the last checkpoint",
+                 (long long)w->failures + 1, sv->cfg.max_attempts, why);
+        svc_log_run(SVC_LOG_WARNING, w->run_id, "%s", e.text);
     } else {
         what = "failed";
-        if (retryable) {
-            size_t l = strlen(why);
-            snprintf(why + l, sizeof why - l, " (after %lld attempts)", (long long)w->attempts);
-        }
-        rc = db_run_finish(sv->db, w->run_id, DB_FAILED, why);
-        svc_log_run(SVC_LOG_ERR, w->run_id, "failed: %s", why);
+        e.kind = END_FINISH;
+        e.status = DB_FAILED;
+        if (retryable)
+            snprintf(e.text, sizeof e.text, "%s (after %lld attempts)", why, (long long)w->failures + 1);
+        else
+            snprintf(e.text, sizeof e.text, "%s", why);
+        svc_log_run(SVC_LOG_ERR, w->run_id, "failed: %s", e.text);
     }
-    if (rc < 0)
-        svc_log_run(SVC_LOG_ERR, w->run_id, "cannot record that the run %s: %s", what, db_last_error());
+    record(sv, &e, what);
 }
 
 static void on_ended(void *ctx, const svc_job_end *end)
@@ -233,6 +341,7 @@ static void on_epoch(svc_attempt *w, const svc_event *e)
     else
         db_rollback(sv->db);
     if (rc < 0) {
+        svc_guard_db_write(sv, rc);
         if (!w->db_error) {
             w->db_error = true;
             snprintf(w->db_error_msg, sizeof w->db_error_msg, "cannot record epoch %lld: %s", (long long)e->epoch,
@@ -463,6 +572,7 @@ int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
     w->run_id = r->id;
     w->place = *p;
     w->attempts = r->attempts + 1;
+    w->failures = r->failures;
     w->epochs_planned = r->epochs_planned;
     w->started_ms = uv_now(sv->loop);
     svc_launch l = {.run_id = r->id, .name = w->name, .run_dir = dir, .argv = cmd.argv, .env = cmd.env,

@@ -69,6 +69,7 @@ int svc_config_defaults(svc_config *c)
     c->max_spec_bytes = o.max_file_bytes;
     c->max_params = o.max_params;
     c->max_memory_bytes = 0;
+    c->min_free_bytes = 64u << 20;
     c->max_depth = o.max_depth;
     c->max_nodes = o.max_nodes;
     c->max_combinations = o.max_combinations;
@@ -219,8 +220,8 @@ static void unknown_key(cfg_ctx *x, const ynode *k, const char *prefix, const ch
         err_at(x, k, path, "unknown key");
 }
 
-static const char *const limit_keys[] = {"spec_bytes", "params", "memory", "yaml_depth", "yaml_nodes",
-                                         "sweep_combinations"};
+static const char *const limit_keys[] = {"spec_bytes", "params",     "memory",       "yaml_depth",
+                                         "yaml_nodes", "sweep_combinations", "min_free_disk"};
 
 static void load_limits(cfg_ctx *x, const ynode *m, svc_config *c)
 {
@@ -243,6 +244,8 @@ static void load_limits(cfg_ctx *x, const ynode *m, svc_config *c)
                 c->max_params = num;
         } else if (!strcmp(name, "memory"))
             get_bytes(x, v, key, &c->max_memory_bytes);
+        else if (!strcmp(name, "min_free_disk"))
+            get_bytes(x, v, key, &c->min_free_bytes);
         else if (!strcmp(name, "yaml_depth"))
             get_int(x, v, key, 1, 10000, &c->max_depth);
         else if (!strcmp(name, "yaml_nodes")) {

@@ -34,6 +34,7 @@ typedef struct svc_config {
     size_t max_spec_bytes;
     int64_t max_params;
     size_t max_memory_bytes; /* 0: the loader's default (3/4 of physical memory) */
+    size_t min_free_bytes;   /* no worker starts while the state folder's disk has less free; 0: no check */
     int max_depth;
     int64_t max_nodes;
     int64_t max_combinations;

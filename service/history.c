@@ -17,9 +17,15 @@
 
 int svc_checkpoint_meta(const char *path, int64_t *epoch, char sha[65])
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* the state folder is input too: a FIFO or a device there must not block or feed the worker */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
     unsigned char len8[8];
     int rc = -1;
     char *hdr = NULL;

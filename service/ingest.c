@@ -30,7 +30,7 @@ static bool same_str(const char *a, const char *b)
 /* A retry can help with these; the others would fail the same way again. */
 static bool transient(int rc)
 {
-    return rc == DB_EBUSY || rc == DB_ESQL || rc == DB_EIO || rc == DB_ENOMEM;
+    return rc == DB_EBUSY || rc == DB_EFULL || rc == DB_ESQL || rc == DB_ENOMEM;
 }
 
 static void chomp(char *s)
@@ -179,10 +179,37 @@ int svc_ingest_file(void *ctx, const char *path, const char *buf, size_t len)
         bool again = transient(rc);
         svc_log(SVC_LOG_ERR, "%s: cannot record its runs: %s%s", path, db_last_error(),
                 again ? "; trying again" : "");
+        svc_guard_db_write(sv, rc);
         return again ? -1 : 0;
     }
     if (n_new)
         svc_sched_request(sv);
+    return 0;
+}
+
+int svc_ingest_unreadable(void *ctx, const char *path, const char *reason)
+{
+    svc_service *sv = ctx;
+    /* its identity is the reason: the same unreadable file is recorded once,
+     * and once it can be read its bytes make a new identity */
+    char sha[65], msg[700];
+    snprintf(msg, sizeof msg, "%s: %s", path, reason);
+    spec_sha256_hex(msg, strlen(msg), sha);
+    int64_t id;
+    int rc = db_run_find_spec(sv->db, path, sha, NULL, &id);
+    if (rc == 0)
+        return 0;
+    char *name = spec_stem(path);
+    db_run_new row = {.name = name ? name : path, .spec_path = path, .spec_sha256 = sha, .params = -1,
+                      .epochs_planned = -1};
+    if (rc == DB_ENOTFOUND && (rc = db_run_create_invalid(sv->db, &row, msg, &id)) == 0)
+        svc_log_run(SVC_LOG_WARNING, id, "invalid spec %s", msg);
+    free(name);
+    if (rc) {
+        svc_log(SVC_LOG_ERR, "%s: cannot record it: %s%s", path, db_last_error(), transient(rc) ? "; trying again" : "");
+        svc_guard_db_write(sv, rc);
+        return transient(rc) ? -1 : 0;
+    }
     return 0;
 }
 

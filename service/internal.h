@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "db/db.h"
@@ -29,6 +30,7 @@
 #include "service/watch.h"
 
 typedef struct svc_attempt svc_attempt;
+typedef struct svc_end svc_end;
 
 struct svc_service {
     uv_loop_t *loop;
@@ -51,7 +53,10 @@ struct svc_service {
     bool ready;              /* READY=1 sent */
     bool stopping;
     bool closed;
-    int lock_fd;
+    int lock_fd;             /* the database file, flock'ed */
+    dev_t db_dev;            /* the database file's identity when the service took it */
+    ino_t db_ino;
+    svc_end *unrecorded;     /* ends of attempts the database did not take yet */
     char last_status[512];
     int exit_code;           /* SVC_E* of a fatal condition; 0 */
 };
@@ -62,6 +67,7 @@ void svc_attempt_gone(svc_service *sv);
 
 /* ingest.c: callbacks of the watcher */
 int svc_ingest_file(void *sv, const char *path, const char *buf, size_t len);
+int svc_ingest_unreadable(void *sv, const char *path, const char *reason);
 void svc_ingest_gone(void *sv, const char *path);
 void svc_ingest_scan_done(void *sv);
 
@@ -79,6 +85,7 @@ struct svc_attempt {
     char *name;
     svc_placement place;
     int64_t attempts;        /* starts of this run, this one included */
+    int64_t failures;        /* its earlier attempts that failed (max_attempts counts these) */
     int64_t epochs_planned, epoch_now, epochs_done;
     int64_t samples_per_epoch;
     int64_t worker_id;       /* the job's id (a pid), recorded with the run */
@@ -104,6 +111,23 @@ svc_attempt *svc_attempt_find(svc_service *sv, int64_t run_id);
  * stop timeout. cancel: the run ends `cancelled` with reason. */
 void svc_attempt_stop(svc_attempt *w, bool cancel, const char *reason);
 void svc_attempt_kill(svc_attempt *w);
+
+/* Records the ends the database refused before (it was busy or full). */
+void svc_attempt_record_pending(svc_service *sv);
+/* Frees what is still unrecorded (at exit: the runs stay `running` in the
+ * database and resume at the next start). */
+void svc_attempt_drop_pending(svc_service *sv);
+
+/* guard.c: the database and the state folder's disk */
+int svc_guard_lock(svc_service *sv);
+/* The database file is still the one the service opened; else a fatal stop. */
+bool svc_guard_db_present(svc_service *sv);
+/* After a failed database write: a fatal stop if the database cannot be written at all. */
+void svc_guard_db_write(svc_service *sv, int db_rc);
+/* True, with a note, when the state folder's disk has less than limits.min_free_disk free. */
+bool svc_guard_disk_low(svc_service *sv, char *note, size_t len);
+/* Logs what is wrong, sets the exit code and stops the service (once). */
+void svc_fatal(svc_service *sv, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* discover.c: the host's CUDA devices, counted by a short-lived
  * `epochd devices --json` child so that the service holds no CUDA context. */

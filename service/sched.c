@@ -21,7 +21,10 @@ static void sched_pass(svc_service *sv)
         return;
     }
     int64_t waiting = 0;
-    bool spawn_failed = false;
+    /* why no run starts in this pass ("": they may): a full disk, or a
+     * worker that could not be started (retried at the next poll) */
+    char hold[256] = "";
+    svc_guard_disk_low(sv, hold, sizeof hold);
     for (size_t i = 0; i < l->n; i++) {
         const db_run *r = &l->runs[i];
         if (svc_attempt_find(sv, r->id))
@@ -33,20 +36,20 @@ static void sched_pass(svc_service *sv)
         }
         svc_placement p;
         char note[256];
-        svc_place_result pr =
-            spawn_failed ? SVC_PLACE_BUSY : svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
+        svc_place_result pr = SVC_PLACE_BUSY;
+        if (hold[0])
+            snprintf(note, sizeof note, "%s", hold);
+        else
+            pr = svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
         if (pr == SVC_PLACE_OK) {
             if (svc_attempt_start(sv, r, &p) == 0) {
                 svc_slots_take(&sv->slots, &p);
                 continue;
             }
-            /* try again at the next poll */
             svc_log_run(SVC_LOG_ERR, r->id, "cannot start a worker: %s", svc_last_error());
-            spawn_failed = true;
-            snprintf(note, sizeof note, "waiting: a worker could not be started (see the service log)");
-        } else if (spawn_failed) {
-            waiting++;
-            continue;
+            snprintf(hold, sizeof hold, "waiting: a worker could not be started (see the service log)");
+            snprintf(note, sizeof note, "%s", hold);
+            pr = SVC_PLACE_BUSY;
         }
         waiting++;
         if (!r->note || strcmp(r->note, note)) {
@@ -76,8 +79,9 @@ void svc_sched_request(svc_service *sv)
 
 void svc_sched_poll(svc_service *sv)
 {
-    if (!sv->started || sv->stopping)
+    if (!sv->started || sv->stopping || !svc_guard_db_present(sv))
         return;
+    svc_attempt_record_pending(sv);
     int64_t *ids = NULL;
     size_t n = 0;
     if (db_runs_cancel_requested(sv->db, &ids, &n) < 0) {

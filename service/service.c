@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,8 +132,8 @@ static void on_watchdog(uv_timer_t *t)
 
 static int start_watch(svc_service *sv)
 {
-    svc_watch_cbs cbs = {.ctx = sv, .file_ready = svc_ingest_file, .file_gone = svc_ingest_gone,
-                         .scan_done = svc_ingest_scan_done};
+    svc_watch_cbs cbs = {.ctx = sv, .file_ready = svc_ingest_file, .file_unreadable = svc_ingest_unreadable,
+                         .file_gone = svc_ingest_gone, .scan_done = svc_ingest_scan_done};
     svc_watch_opts o = watch_opts(&sv->cfg);
     int rc = svc_watch_new(sv->loop, sv->cfg.experiments, &o, &cbs, &sv->watch);
     if (rc < 0)
@@ -246,19 +245,6 @@ void svc_service_reload(svc_service *sv)
     }
 }
 
-/* One service per database: a second one would start the same queued runs. */
-static int take_lock(svc_service *sv)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s.serve-lock", sv->cfg.db_path);
-    sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (sv->lock_fd < 0)
-        return svc_error(SVC_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return svc_error(SVC_ELOCKED, "another epochd serve is using %s (%s is locked)", sv->cfg.db_path, path);
-    return 0;
-}
-
 static void ignore_signal(int sig)
 {
     struct sigaction sa = {.sa_handler = SIG_IGN};
@@ -309,9 +295,20 @@ static int open_files(svc_service *sv)
         return svc_error(SVC_EIO, "cannot resolve the state folder %s: %s", sv->cfg.state_dir, strerror(errno));
     if ((rc = find_exe(sv)) < 0)
         return rc;
-    if ((rc = db_open(sv->cfg.db_path, DB_OPEN_CREATE, &sv->db)) < 0)
+    if ((rc = db_open(sv->cfg.db_path, DB_OPEN_CREATE, &sv->db)) < 0) {
+        if (access(sv->cfg.db_path, F_OK) == 0 && access(sv->cfg.db_path, W_OK) < 0)
+            return svc_error(SVC_EIO, "the database %s is read-only for this service (check the file's and its "
+                                      "folder's owner and permissions): %s", sv->cfg.db_path, db_last_error());
         return svc_error(svc_from_db(rc), "cannot open the database %s: %s", sv->cfg.db_path, db_last_error());
-    return take_lock(sv);
+    }
+    /* one service per database: a second one would start the same queued runs */
+    if ((rc = svc_guard_lock(sv)) < 0)
+        return rc;
+    if (db_readonly(sv->db))
+        return svc_error(SVC_EIO, "the database %s is read-only for this service (check the file's and its "
+                                  "folder's owner and permissions): it could not record any run",
+                         sv->cfg.db_path);
+    return 0;
 }
 
 int svc_service_new(const svc_overrides *ovr, svc_service **out)
@@ -384,6 +381,7 @@ void svc_service_free(svc_service *sv)
 {
     if (!sv)
         return;
+    svc_attempt_drop_pending(sv);
     if (sv->exec)
         sv->exec->ops->free(sv->exec);
     db_close(sv->db);

@@ -126,6 +126,7 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
     if (job->resume && access(last, F_OK) == 0) {
         if ((rc = eng_trainer_load(t, last)) < 0) {
             fail_engine(out, rc, "cannot resume from the last checkpoint");
+            out->damaged_checkpoint = rc == ENG_EFORMAT || rc == ENG_EINVAL || rc == ENG_ELIMIT;
             goto done;
         }
         resumed = eng_trainer_epochs_done(t);

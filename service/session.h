@@ -54,6 +54,7 @@ typedef struct svc_outcome {
     double best_acc;
     int64_t best_epoch;
     char checkpoint[1200];   /* the last checkpoint written ("" if none) */
+    bool damaged_checkpoint; /* the checkpoint to resume from could not be loaded (not the spec's fault) */
 } svc_outcome;
 
 /* Runs the job to its end, an error, or a stop request. */

@@ -213,17 +213,61 @@ static void file_seen(svc_watch *w, const char *path, const char *dir, const str
     }
 }
 
+/* Opens a spec file for reading. A symbolic link is followed when its
+ * target lies under the watched folder, or when the link and its target
+ * have the same owner (as a web server's SymLinksIfOwnerMatch): whoever can
+ * drop a link into the folder must not make the service copy a file they
+ * could not read themselves into the database. -1 with *reason set when the
+ * file cannot be read (errno ENOENT/ENOTDIR: it is gone). */
+static int open_spec(const svc_watch *w, const char *path, char *reason, size_t len)
+{
+    const int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    int fd = open(path, flags | O_NOFOLLOW);
+    if (fd >= 0 || errno != ELOOP) {
+        if (fd < 0)
+            snprintf(reason, len, "cannot read it: %s", strerror(errno));
+        return fd;
+    }
+    struct stat link_st, st;
+    char *target = realpath(path, NULL);
+    if (lstat(path, &link_st) < 0 || !target) {
+        snprintf(reason, len, "cannot follow its symbolic link: %s", strerror(errno));
+        free(target);
+        return -1;
+    }
+    bool inside = svc_watch_covers(w, target);
+    free(target);
+    fd = open(path, flags);
+    if (fd < 0) {
+        snprintf(reason, len, "cannot read it: %s", strerror(errno));
+        return -1;
+    }
+    if (!inside && (fstat(fd, &st) < 0 || st.st_uid != link_st.st_uid)) {
+        close(fd);
+        errno = EPERM;
+        snprintf(reason, len, "a symbolic link to a file outside %s owned by another user: not followed", w->root);
+        return -1;
+    }
+    return fd;
+}
+
 /* Reads a settled file while holding a read lease when the kernel grants
  * one: a lease is refused (EAGAIN) while anyone has the file open for
  * writing, which catches a writer that pauses longer than the settle
- * interval. Returns 1 when read, 0 to keep waiting, -1 when it vanished. */
+ * interval. Returns 1 when read, 0 to keep waiting, -1 when it vanished,
+ * 2 when it cannot be read (*buf is the reason). */
 static int file_read(svc_watch *w, wfile *f, char **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? -1 : 0;
+    char reason[512];
+    int fd = open_spec(w, f->path, reason, sizeof reason);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return -1;
+        *buf = strdup(reason);
+        return *buf ? 2 : 0;
+    }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -329,7 +373,10 @@ static void on_settle(uv_timer_t *t)
         }
         if (rc == 0)
             continue;
-        rc = w->cb.file_ready ? w->cb.file_ready(w->cb.ctx, f->path, buf, len) : 0;
+        if (rc == 2) /* unreadable: said once per change of the file, not at every tick */
+            rc = w->cb.file_unreadable ? w->cb.file_unreadable(w->cb.ctx, f->path, buf) : 0;
+        else
+            rc = w->cb.file_ready ? w->cb.file_ready(w->cb.ctx, f->path, buf, len) : 0;
         free(buf);
         if (rc < 0) {
             f->retry_at = now + RETRY_MS;

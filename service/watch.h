@@ -22,6 +22,11 @@ typedef struct svc_watch_cbs {
      * (at most max_bytes + 1 of them: the reader checks the limit). A
      * negative return means "try again later" (e.g. the database was busy). */
     int (*file_ready)(void *ctx, const char *path, const char *buf, size_t len);
+    /* A file that cannot be read (its permissions, a symbolic link the
+     * service does not follow): why, in words. Handed on once per change of
+     * the file (its size, times or inode), like file_ready; a negative
+     * return means "try again later". */
+    int (*file_unreadable)(void *ctx, const char *path, const char *reason);
     /* A file that was handed on before has disappeared. */
     void (*file_gone)(void *ctx, const char *path);
     /* A full rescan has listed the whole tree. */

@@ -174,6 +174,23 @@ static spec_file *load_spec(const svc_worker_args *a, svc_outcome *out)
     return sf;
 }
 
+/* The checkpoint to resume from cannot be loaded: the state folder is
+ * damaged, not the spec. It is kept aside for a person to look at, and the
+ * run starts over (its epochs are reported again and replace the old rows). */
+static int start_afresh(worker *w, const char *dir, const char *spec_sha256, const svc_outcome *failed)
+{
+    char last[1100], aside[1200];
+    snprintf(last, sizeof last, "%s/last.safetensors", dir);
+    snprintf(aside, sizeof aside, "%s/last.safetensors.damaged", dir);
+    fprintf(stderr, "epochd worker: %s; keeping it as %s and starting the run afresh\n", failed->error, aside);
+    if (rename(last, aside) < 0) {
+        fprintf(stderr, "epochd worker: cannot move %s aside: %s\n", last, strerror(errno));
+        return -1;
+    }
+    svc_history_close(&w->hist);
+    return svc_history_open(&w->hist, dir, spec_sha256, false);
+}
+
 int svc_worker_run(const svc_worker_args *a, svc_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -197,6 +214,10 @@ int svc_worker_run(const svc_worker_args *a, svc_outcome *out)
                            .device = a->device, .epochs = a->epochs, .resume = a->resume, .threads = a->threads,
                            .stop = a->stop};
     svc_session_run(&job, &sink, out);
+    if (out->damaged_checkpoint && start_afresh(&w, dir, sf->entries[0].spec->sha256, out) == 0) {
+        job.resume = false;
+        svc_session_run(&job, &sink, out);
+    }
     if (w.history_err) {
         out->err = w.history_err;
         out->retryable = true;

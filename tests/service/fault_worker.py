@@ -50,6 +50,8 @@ elif name == 'child':
         time.sleep(60)
         os._exit(0)
     out(started)
+    out('{"event":"epoch","epoch":1}')
+    out('{"event":"epoch","epoch":2}')
     out('{"event":"done","epochs":2}')
     sys.exit(0)
 elif name == 'stubborn' and not os.path.exists(os.path.join(os.path.dirname(spec_file), 'once')):

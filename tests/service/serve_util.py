@@ -79,7 +79,7 @@ def wait_until(pred, timeout, what, interval=0.05):
 class Service:
     """One `epochd serve` on a temporary experiments folder, database and state folder."""
 
-    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None):
+    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None, preexec=None):
         self.tmp = tmp
         self.exp = os.path.join(tmp, 'exp')
         self.db = os.path.join(tmp, 'epochd.db')
@@ -98,6 +98,7 @@ stop_timeout_s: 20
 log_level: debug
 {extra}""")
         self.env = env
+        self.preexec = preexec  # e.g. dropping root for a test of file permissions
         self.proc = None
         self.n_starts = 0
         self.logs = []
@@ -122,7 +123,7 @@ log_level: debug
             env.update(self.env)
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen([EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec)
         return self.proc
 
     def log_text(self):
