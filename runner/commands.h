@@ -25,5 +25,6 @@ int run_cmd_compare(int argc, char **argv);
 int run_cmd_plot(int argc, char **argv);
 int run_cmd_export(int argc, char **argv);
 int run_cmd_devices(int argc, char **argv);
+int run_cmd_data(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const run_command commands[] = {
     {"plot", run_cmd_plot, "train/test loss and accuracy curves of runs as an SVG"},
     {"serve", run_cmd_serve, "the service: watch a folder of specs, queue and train them, record results"},
     {"cancel", run_cmd_cancel, "stop a queued or running run (the service acts on it)"},
+    {"data", run_cmd_data, "fetch the standard datasets (or a manifest's own) into a data root; list them"},
     {"devices", run_cmd_devices, "the CUDA devices of this machine (name, memory, compute capability); --json"},
     {NULL, NULL, NULL},
 };
