@@ -28,62 +28,61 @@
 #include "datasets/manifest.h"
 
 typedef enum ds_phase {
-  DS_PHASE_WAIT = 0, /* waiting for another fetch of the same dataset */
-  DS_PHASE_DOWNLOAD, /* done/total: bytes of the file */
-  DS_PHASE_RETRY,    /* message: the failure; waiting before the next attempt */
-  DS_PHASE_VERIFY,   /* done/total: bytes hashed */
-  DS_PHASE_UNPACK,   /* done/total: archive bytes read */
-  DS_PHASE_DONE,
+    DS_PHASE_WAIT = 0, /* waiting for another fetch of the same dataset */
+    DS_PHASE_DOWNLOAD, /* done/total: bytes of the file */
+    DS_PHASE_RETRY,    /* message: the failure; waiting before the next attempt */
+    DS_PHASE_VERIFY,   /* done/total: bytes hashed */
+    DS_PHASE_UNPACK,   /* done/total: archive bytes read */
+    DS_PHASE_DONE,
 } ds_phase;
 
 typedef struct ds_progress {
-  const char *dataset;
-  ds_phase phase;
-  const char *file;           /* the file concerned, "" for the dataset */
-  int file_index, file_count; /* 1-based */
-  int64_t done, total;        /* bytes; total -1 when unknown */
-  double rate;           /* download: bytes per second lately (0 unknown) */
-  const char *url;       /* download, retry */
-  int attempt, attempts; /* download, retry: the try of this URL, of how many */
-  const char *message;   /* retry, wait: why */
+    const char *dataset;
+    ds_phase phase;
+    const char *file;           /* the file concerned, "" for the dataset */
+    int file_index, file_count; /* 1-based */
+    int64_t done, total;        /* bytes; total -1 when unknown */
+    double rate;                /* download: bytes per second lately (0 unknown) */
+    const char *url;            /* download, retry */
+    int attempt, attempts;      /* download, retry: the try of this URL, of how many */
+    const char *message;        /* retry, wait: why */
 } ds_progress;
 
 typedef struct ds_fetch_opts {
-  const char *root;   /* the data root (created if missing) */
-  const char *mirror; /* NULL, or a base URL tried first: MIRROR/NAME/FILE */
-  const char *manifest_name; /* recorded; default the manifest's source */
-  int retries; /* more tries of a URL after a retryable failure (default 3) */
-  double backoff_s; /* wait before the first retry, doubled after each (default
-                       1) */
-  double connect_timeout_s; /* default 30 */
-  double stall_timeout_s;   /* no byte for this long fails the attempt (default
-                               60) */
-  bool force;               /* fetch again even when it is there */
-  bool keep_downloads; /* keep the verified downloads in ROOT/downloads/NAME */
-  /* nonzero return cancels the fetch (DS_EINTR); may be NULL */
-  int (*progress)(void *ctx, const ds_progress *p);
-  void *ctx;
+    const char *root;          /* the data root (created if missing) */
+    const char *mirror;        /* NULL, or a base URL tried first: MIRROR/NAME/FILE */
+    const char *manifest_name; /* recorded; default the manifest's source */
+    int retries;               /* more tries of a URL after a retryable failure (default 3) */
+    double backoff_s;          /* wait before the first retry, doubled after each (default
+                                  1) */
+    double connect_timeout_s;  /* default 30 */
+    double stall_timeout_s;    /* no byte for this long fails the attempt (default
+                                  60) */
+    bool force;                /* fetch again even when it is there */
+    bool keep_downloads;       /* keep the verified downloads in ROOT/downloads/NAME */
+    /* nonzero return cancels the fetch (DS_EINTR); may be NULL */
+    int (*progress)(void *ctx, const ds_progress *p);
+    void *ctx;
 } ds_fetch_opts;
 
 void ds_fetch_opts_default(ds_fetch_opts *o);
 
 typedef struct ds_fetch_result {
-  char dir[DS_PATH_MAX]; /* ROOT/DIR */
-  bool already;    /* it was there (verified, or present and accepted): nothing
-                      done */
-  bool unverified; /* already, but not fetched by epochd (no record) */
-  int64_t downloaded;      /* bytes received in this call */
-  int64_t resumed;         /* bytes partial downloads held when resumed */
-  int attempts;            /* download attempts made */
-  double download_seconds; /* of those attempts (not waits, verifying or
-                              unpacking) */
+    char dir[DS_PATH_MAX];   /* ROOT/DIR */
+    bool already;            /* it was there (verified, or present and accepted): nothing
+                                done */
+    bool unverified;         /* already, but not fetched by epochd (no record) */
+    int64_t downloaded;      /* bytes received in this call */
+    int64_t resumed;         /* bytes partial downloads held when resumed */
+    int attempts;            /* download attempts made */
+    double download_seconds; /* of those attempts (not waits, verifying or
+                                unpacking) */
 } ds_fetch_result;
 
 /* 0 when ROOT/DIR holds the dataset; else a code and the message: every URL
  * tried and why it failed; where a partial download is kept; for a
  * checksum mismatch, the expected and actual sums and where the bad file
  * was put aside. Nothing half-written is ever at ROOT/DIR. */
-int ds_fetch(const ds_entry *e, const ds_manifest *m, const ds_fetch_opts *o,
-             ds_fetch_result *r);
+int ds_fetch(const ds_entry *e, const ds_manifest *m, const ds_fetch_opts *o, ds_fetch_result *r);
 
 #endif

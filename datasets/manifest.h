@@ -28,29 +28,29 @@
 typedef enum ds_unpack { DS_UNPACK_COPY = 0, DS_UNPACK_ARCHIVE } ds_unpack;
 
 typedef struct ds_file {
-  char *name; /* the file's name, also in downloads/ and on a mirror */
-  char **urls;
-  int n_urls;
-  char sha256[65];
-  int64_t size; /* bytes; -1 when not given */
-  ds_unpack unpack;
-  int strip; /* archive: leading path components removed */
+    char *name; /* the file's name, also in downloads/ and on a mirror */
+    char **urls;
+    int n_urls;
+    char sha256[65];
+    int64_t size; /* bytes; -1 when not given */
+    ds_unpack unpack;
+    int strip; /* archive: leading path components removed */
 } ds_file;
 
 typedef struct ds_entry {
-  char *name;   /* what `epochd data fetch NAME` takes */
-  char *loader; /* the spec's dataset that reads the folder, or "none" */
-  char *dir;    /* folder under the data root */
-  ds_file *files;
-  int n_files;
-  char **expect; /* relative paths that must exist after unpacking */
-  int n_expect;
+    char *name;   /* what `epochd data fetch NAME` takes */
+    char *loader; /* the spec's dataset that reads the folder, or "none" */
+    char *dir;    /* folder under the data root */
+    ds_file *files;
+    int n_files;
+    char **expect; /* relative paths that must exist after unpacking */
+    int n_expect;
 } ds_entry;
 
 typedef struct ds_manifest {
-  char *source; /* the file it came from, or "built-in" */
-  ds_entry *entries;
-  int n;
+    char *source; /* the file it came from, or "built-in" */
+    ds_entry *entries;
+    int n;
 } ds_manifest;
 
 /* The built-in manifest (cifar10, cifar100, mnist, fashion_mnist). */
@@ -61,8 +61,7 @@ const char *ds_manifest_builtin_text(void);
  * datasets[0].files[1].sha256: expected ...". */
 int ds_manifest_load(const char *path, ds_manifest **out);
 /* The same from text (path names it in messages). */
-int ds_manifest_parse(const char *path, const char *text, size_t len,
-                      ds_manifest **out);
+int ds_manifest_parse(const char *path, const char *text, size_t len, ds_manifest **out);
 void ds_manifest_free(ds_manifest *m);
 /* The entry called name, or NULL (the message lists the names there are). */
 const ds_entry *ds_manifest_find(const ds_manifest *m, const char *name);

@@ -19,17 +19,17 @@
 #define DS_RECORD_NAME ".epochd-fetched"
 
 typedef struct ds_record_item {
-  char *name; /* download: the file name; file: the path under the folder */
-  int64_t size;
-  char sha256[65];
-  char *url; /* downloads only */
+    char *name; /* download: the file name; file: the path under the folder */
+    int64_t size;
+    char sha256[65];
+    char *url; /* downloads only */
 } ds_record_item;
 
 typedef struct ds_record {
-  char *dataset, *manifest;
-  char fetched[32];
-  ds_record_item *downloads, *files;
-  int n_downloads, n_files;
+    char *dataset, *manifest;
+    char fetched[32];
+    ds_record_item *downloads, *files;
+    int n_downloads, n_files;
 } ds_record;
 
 /* Reads DIR/.epochd-fetched: DS_ENOENT when there is none, DS_EFORMAT when
@@ -38,8 +38,7 @@ int ds_record_read(const char *dir, ds_record **out);
 /* Writes (and syncs) DIR/.epochd-fetched; the files are hashed from DIR as
  * they are (listing every regular file below DIR). `progress` gets bytes
  * hashed so far; nonzero cancels. */
-int ds_record_write(const char *dir, const ds_record *r,
-                    int (*progress)(void *ctx, int64_t done), void *ctx);
+int ds_record_write(const char *dir, const ds_record *r, int (*progress)(void *ctx, int64_t done), void *ctx);
 void ds_record_free(ds_record *r);
 
 #endif

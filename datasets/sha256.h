@@ -17,8 +17,7 @@ void ds_sha256_free(ds_sha256 *h);
 
 /* The whole file's digest. `progress` (may be NULL) is called with the bytes
  * hashed so far; a nonzero return stops it with DS_EINTR. */
-int ds_sha256_file(const char *path, char hex[65],
-                   int (*progress)(void *ctx, int64_t done), void *ctx);
+int ds_sha256_file(const char *path, char hex[65], int (*progress)(void *ctx, int64_t done), void *ctx);
 
 /* Whether s is 64 hex digits (either case). */
 int ds_sha256_valid(const char *s);

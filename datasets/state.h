@@ -20,27 +20,20 @@
 #include "datasets/fsutil.h"
 #include "datasets/manifest.h"
 
-typedef enum ds_state_kind {
-  DS_ABSENT = 0,
-  DS_PARTIAL,
-  DS_PRESENT,
-  DS_VERIFIED,
-  DS_DAMAGED
-} ds_state_kind;
+typedef enum ds_state_kind { DS_ABSENT = 0, DS_PARTIAL, DS_PRESENT, DS_VERIFIED, DS_DAMAGED } ds_state_kind;
 
 typedef struct ds_state {
-  ds_state_kind kind;
-  char dir[DS_PATH_MAX]; /* root/DIR */
-  int64_t bytes;         /* the folder's files */
-  int64_t partial_bytes; /* in downloads/NAME */
-  char fetched[32];      /* when (verified, damaged) */
-  char detail[1024];     /* why damaged; what present / partial means */
+    ds_state_kind kind;
+    char dir[DS_PATH_MAX]; /* root/DIR */
+    int64_t bytes;         /* the folder's files */
+    int64_t partial_bytes; /* in downloads/NAME */
+    char fetched[32];      /* when (verified, damaged) */
+    char detail[1024];     /* why damaged; what present / partial means */
 } ds_state;
 
 /* 0 with *out filled (whatever the state), or a negative code when the
  * root cannot be looked at. `hash`: check each file's SHA-256 too. */
-int ds_state_of(const ds_entry *e, const ds_manifest *m, const char *root,
-                bool hash, ds_state *out);
+int ds_state_of(const ds_entry *e, const ds_manifest *m, const char *root, bool hash, ds_state *out);
 const char *ds_state_name(ds_state_kind k);
 
 /* Whether the entry's loader accepts dir (its header and size checks; for

@@ -13,8 +13,7 @@
  * `progress` (may be NULL) gets the archive bytes read so far and its size;
  * nonzero cancels (DS_EINTR). Files are synced before it returns. */
 int ds_unpack_archive(const char *archive, const char *dest, int strip,
-                      int (*progress)(void *ctx, int64_t done, int64_t total),
-                      void *ctx);
+                      int (*progress)(void *ctx, int64_t done, int64_t total), void *ctx);
 
 /* Places file at dest/name: a hard link when possible (no copy), else a copy.
  */
