@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include "runner/backend_select.h"
 #include "runner/commands.h"
 #include "runner/paths.h"
+#include "runner/session_data.h"
 
 /* Maps an engine error to an exit code and whether a retry may help. */
 static void classify(int rc, run_outcome *out)
@@ -102,8 +104,13 @@ void run_session(const run_job *job, const run_sink *sink, run_outcome *out)
         return;
     }
 
+    eng_data_desc data = sp->data;
+    if (run_prepare_data(job, &data, out) < 0) {
+        eng_backend_free(b);
+        return;
+    }
     eng_trainer *t = NULL;
-    rc = eng_trainer_new(&sp->data, &sp->model, &train, b, &t);
+    rc = eng_trainer_new(&data, &sp->model, &train, b, &t);
     if (rc < 0) {
         fail(out, rc, "cannot start training");
         eng_backend_free(b);
@@ -153,8 +160,10 @@ void run_session(const run_job *job, const run_sink *sink, run_outcome *out)
         if (train.checkpoint_every > 0 && (s.epoch % train.checkpoint_every == 0 || last_epoch)) {
             char key_epoch[32];
             snprintf(key_epoch, sizeof key_epoch, "%lld", (long long)s.epoch);
-            eng_kv meta[] = {{"run", job->key}, {"name", sp->name}, {"spec_sha256", sp->sha256}};
-            rc = eng_trainer_save(t, last, meta, 3);
+            char *classes = run_classes_json(sp);
+            eng_kv meta[] = {{"run", job->key}, {"name", sp->name}, {"spec_sha256", sp->sha256}, {"classes", classes}};
+            rc = eng_trainer_save(t, last, meta, classes ? 4 : 3);
+            free(classes);
             if (rc < 0) {
                 fail(out, rc, "cannot write the checkpoint");
                 goto done;
