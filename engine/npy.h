@@ -16,14 +16,13 @@
 #define ENG_NPY_MAX_DIMS 8
 
 typedef struct eng_npy_array {
-  char descr[16]; /* as written: "|u1", "<f4", "<i8" */
-  char kind;      /* 'u' unsigned, 'i' signed, 'f' float, 'b' bool */
-  int itemsize;   /* bytes per element */
-  int ndim;
-  int64_t shape[ENG_NPY_MAX_DIMS];
-  int64_t count; /* elements: the product of shape */
-  const unsigned char
-      *data; /* count * itemsize bytes, inside the parsed buffer */
+    char descr[16]; /* as written: "|u1", "<f4", "<i8" */
+    char kind;      /* 'u' unsigned, 'i' signed, 'f' float, 'b' bool */
+    int itemsize;   /* bytes per element */
+    int ndim;
+    int64_t shape[ENG_NPY_MAX_DIMS];
+    int64_t count;             /* elements: the product of shape */
+    const unsigned char *data; /* count * itemsize bytes, inside the parsed buffer */
 } eng_npy_array;
 
 /* Parses one .npy image of len bytes at buf. `name` names it in messages.
@@ -31,23 +30,21 @@ typedef struct eng_npy_array {
  * little-endian dtype whose data fits in the buffer (a big-endian,
  * Fortran-ordered, structured or object array says so). With header_only
  * the data's length is not checked (buf may hold just the file's start). */
-int eng_npy_parse(const void *buf, size_t len, const char *name,
-                  bool header_only, eng_npy_array *out);
+int eng_npy_parse(const void *buf, size_t len, const char *name, bool header_only, eng_npy_array *out);
 
 /* A member of an .npz (zip) archive held in memory: `data` points into the
  * archive for a stored member, or into `owned` (malloc'd, the caller frees
  * it) for a deflated one, which is inflated and its CRC-32 checked. */
 typedef struct eng_npz_member {
-  const unsigned char *data;
-  size_t len;
-  unsigned char *owned;
+    const unsigned char *data;
+    size_t len;
+    unsigned char *owned;
 } eng_npz_member;
 
 /* Finds `member` ("x.npy") in the archive: its first `want` bytes (0: all
  * of it, CRC-checked). ENG_ENOENT when it is not there (the message lists
  * what is), ENG_EFORMAT for a damaged or unsupported zip (encrypted, a
  * compression other than stored or deflate). */
-int eng_npz_find(const void *zip, size_t len, const char *name,
-                 const char *member, size_t want, eng_npz_member *out);
+int eng_npz_find(const void *zip, size_t len, const char *name, const char *member, size_t want, eng_npz_member *out);
 
 #endif
