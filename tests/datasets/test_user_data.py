@@ -165,6 +165,11 @@ with tempfile.TemporaryDirectory() as tmp:
     meta = safetensors_meta(ck) if os.path.exists(ck) else {}
     check(json.loads(meta.get("classes", "null") or "null") == ["centre", "left", "top"],
           f"the checkpoint's metadata carries the class names ({meta.get('classes')})")
+    out = os.path.join(tmp, "export.safetensors")
+    r = epochd("export", "1", "--db", db, "-o", out)
+    meta = safetensors_meta(out) if r.returncode == 0 else {}
+    check(json.loads(meta.get("classes", "null") or "null") == ["centre", "left", "top"],
+          f"so does the export for PyTorch ({meta.get('classes')})")
 
     # the second run finds the cache; a changed image makes a new one
     r = epochd("run", s, "--db", db, "--state-dir", state)
