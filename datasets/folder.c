@@ -76,7 +76,7 @@ static int subfolders(const char *path, strs *out)
             rc = strs_add(out, de->d_name);
     }
     closedir(d);
-    if (!rc)
+    if (!rc && out->n > 1)
         qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
     return rc;
 }
@@ -127,7 +127,7 @@ static int collect(const char *root, const char *rel, int depth, int label, int 
         if (de->d_name[0] != '.')
             rc = strs_add(&names, de->d_name);
     closedir(d);
-    if (!rc)
+    if (!rc && names.n > 1)
         qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
     for (int i = 0; !rc && i < names.n; i++) {
         char sub[DS_PATH_MAX], full[DS_PATH_MAX];
@@ -291,7 +291,8 @@ int ds_folder_scan(const char *root, double split_test, uint64_t split_seed, ds_
     } else {
         split_single(&all, &classes, split_test, split_seed);
     }
-    qsort(all.v, (size_t)all.n, sizeof *all.v, cmp_item);
+    if (all.n > 1)
+        qsort(all.v, (size_t)all.n, sizeof *all.v, cmp_item);
     f->classes = classes.v;
     f->n_classes = classes.n;
     classes = (strs){0};

@@ -119,7 +119,8 @@ int ds_record_write(const char *dir, const ds_record *r, int (*progress)(void *c
     FILE *f = NULL;
     if (rc || (rc = ds_path_join(path, sizeof path, dir, DS_RECORD_NAME)))
         goto done;
-    qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_names);
+    if (l.n > 1)
+        qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_names);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (!(f = fopen(tmp, "w"))) {
         rc = ds_errno_error(errno, "create", tmp);
