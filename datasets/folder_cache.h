@@ -10,7 +10,9 @@
  * format, C, H, W, the split settings, the class names, and every image's
  * path, size and modification time (ns), label and split. The same folder
  * with the same settings finds the same cache without decoding anything;
- * an edited, added or removed image, or other settings, make another. A
+ * an edited, added or removed image, or other settings, make another.
+ * Within a split the samples are in a fixed shuffled order (not by class),
+ * so that data.limit's first N samples are a mix of classes. A
  * cache is built in a staging folder and renamed into place, so a reader
  * never sees a part; two builders of one key both succeed (the second
  * keeps the first's). Old caches are not removed: deleting CACHE_ROOT (or

@@ -153,6 +153,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(x.dtype == np.uint8 and x.shape == (180, 3, 16, 16) and y.dtype == np.int32 and y.shape == (180,),
               f"cache: train_x {x.shape} uint8, train_y {y.shape} int32")
         check(classes == ["centre", "left", "top"], "cache: classes.txt in label order")
+        check(len(set(y[:12].tolist())) > 1, f"cache: a split is in a shuffled order, not by class ({y[:12]})")
         labels_ok = all(int(f[1]) == classes.index(f[2].split("/")[1]) for f in files)
         check(labels_ok and [int(f[1]) for f in files if f[0] == "train"] == list(y),
               "cache: every label is its class folder's index")
