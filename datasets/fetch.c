@@ -32,6 +32,7 @@ void ds_fetch_opts_default(ds_fetch_opts *o)
 typedef struct fctx {
     const ds_fetch_opts *o;
     ds_progress p;
+    char **used;        /* per file: the URL it came from (for the record) */
     /* the download rate: bytes and time at the start of the current window */
     double win_t;
     int64_t win_bytes;
@@ -193,6 +194,8 @@ static int fetch_file(fctx *c, const ds_entry *e, int i, const char *dl, ds_fetc
         /* verified by an earlier fetch that did not finish unpacking: check again
          */
         rc = verify(c, f, final, final);
+        if (rc == 0 && !(c->used[i] = strdup("(an earlier download, verified again)")))
+            return ds_error(DS_ENOMEM, "out of memory");
         if (rc != DS_ECHECKSUM)
             return rc;
     }
@@ -246,6 +249,8 @@ static int fetch_file(fctx *c, const ds_entry *e, int i, const char *dl, ds_fetc
                 rc = verify(c, f, part, url);
                 if (rc == 0) {
                     r->resumed += resumed;
+                    if (!(c->used[i] = strdup(url)))
+                        return ds_error(DS_ENOMEM, "out of memory");
                     if (rename(part, final) != 0)
                         return ds_errno_error(errno, "rename", part);
                     return ds_fsync_path(dl);
@@ -347,7 +352,7 @@ static int install(fctx *c, const ds_entry *e, const ds_manifest *m, const char 
             rc = ds_error(rc, "unpacking %s: %s (nothing was put in place; the verified download stays in %s and the "
                           "next fetch unpacks it)", f->name, msg, dl);
         }
-        rec.downloads[i] = (ds_record_item){.name = f->name, .size = file_size(path), .url = f->urls[0]};
+        rec.downloads[i] = (ds_record_item){.name = f->name, .size = file_size(path), .url = c->used[i] ? c->used[i] : f->urls[0]};
         memcpy(rec.downloads[i].sha256, f->sha256, 65);
     }
     char msg[1024];
@@ -401,6 +406,10 @@ int ds_fetch(const ds_entry *e, const ds_manifest *m, const ds_fetch_opts *o, ds
         }
     }
     rc = 0;
+    if (!(c.used = calloc((size_t)e->n_files, sizeof *c.used))) {
+        rc = ds_error(DS_ENOMEM, "out of memory");
+        goto done;
+    }
     clean_stale_stages(o->root, e->dir);
     for (int i = 0; i < e->n_files && !rc; i++)
         rc = fetch_file(&c, e, i, dl, r);
@@ -418,6 +427,9 @@ int ds_fetch(const ds_entry *e, const ds_manifest *m, const ds_fetch_opts *o, ds
         report(&c);
     }
 done:
+    for (int i = 0; c.used && i < e->n_files; i++)
+        free(c.used[i]);
+    free(c.used);
     close(lock);
     return rc;
 }

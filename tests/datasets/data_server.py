@@ -9,7 +9,7 @@ with the ways real servers fail, chosen by the first path component:
   /norange/PATH   ignores Range headers (always 200 and the whole file)
   /wrong/PATH     the right length of the wrong bytes
   /404/PATH, /500/PATH   that status
-  /slowok/PATH    the file in 64 KiB pieces, 20 ms apart (for the lock test)
+  /slowok/PATH    the file in 64 KiB pieces, 100 ms apart (the lock and Ctrl-C tests)
 
 Every request is logged as (mode, path, range header, status, bytes sent).
 """
@@ -103,7 +103,7 @@ def make_handler(state):
                 for k in range(0, len(body), 65536):
                     self.wfile.write(body[k:k + 65536])
                     self.wfile.flush()
-                    time.sleep(0.02)
+                    time.sleep(0.1)
             else:
                 self.wfile.write(body)
             self.record(mode, rel, rng, status, len(body))

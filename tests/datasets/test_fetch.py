@@ -139,6 +139,19 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and os.path.exists(os.path.join(root, "mnist", "train-labels-idx1-ubyte.gz")),
           "--force fetches it again and replaces the folder")
 
+    # the record names the source each file came from; --json is one object a line
+    rec = open(os.path.join(root, "mnist", ".epochd-fetched")).read()
+    check(f"download\ttrain-images-idx3-ubyte.gz\t{os.path.getsize(made['mnist'][0])}\t"
+          f"{archives.sha256(made['mnist'][0])}\t{base}/ok/mnist/train-images-idx3-ubyte.gz" in rec,
+          "the fetch record: each download's name, size, SHA-256 and URL")
+    r = epochd("data", "fetch", "--manifest", man, "--root", os.path.join(tmp, "rootj"), "--json", "fashion_mnist")
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    check(r.returncode == 0 and events and all(e["event"] == "progress" for e in events[:-1]) and
+          events[-1]["event"] == "done" and events[-1]["verified"] and events[-1]["downloaded"] == sum(
+              os.path.getsize(p) for p in made["fashion_mnist"]) and
+          {e["phase"] for e in events[:-1]} >= {"download", "verify", "unpack", "done"},
+          f"--json: progress objects, then done ({len(events)} lines)")
+
     # ---- 3. resume after a cut, within one command (a retry) ----
     cut = os.path.join(tmp, "cut.yaml")
     make_manifest(cut, base, "cut", made)

@@ -175,6 +175,27 @@ static void test_refused(void **state)
         fail_msg("bad_crc: %s", m);
 }
 
+/* A folder dataset is trained from its prepared cache (the npy files
+ * datasets/ writes): without one, loading says so; with one, it is the npy loader. */
+static void test_folder_cache(void **state)
+{
+    (void)state;
+    eng_data_desc d;
+    eng_data_desc_default(&d);
+    d.dataset = ENG_DATASET_FOLDER;
+    snprintf(d.root, sizeof d.root, "/somewhere/pets");
+    eng_dataset *ds = NULL;
+    assert_int_equal(eng_dataset_load(&d, ENG_SPLIT_TRAIN, 0, &ds), ENG_EINVAL);
+    assert_non_null(strstr(eng_last_error(), "/somewhere/pets: its decoded cache has not been prepared"));
+    eng_shape s;
+    int64_t classes;
+    assert_int_equal(eng_dataset_geometry(&d, &s, &classes), ENG_EINVAL);
+    dir_of("u8_nchw_npz", d.cache, sizeof d.cache);
+    assert_int_equal(eng_dataset_load(&d, ENG_SPLIT_TEST, 0, &ds), 0);
+    assert_int_equal(ds->n, 13);
+    eng_dataset_free(ds);
+}
+
 static void test_classes_given(void **state)
 {
     (void)state;
@@ -240,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_u8_nhw_npy),  cmocka_unit_test(test_f32_flat_npy),
         cmocka_unit_test(test_refused),     cmocka_unit_test(test_classes_given),
         cmocka_unit_test(test_gather_f32),
+        cmocka_unit_test(test_folder_cache),
     };
     return cmocka_run_group_tests_name("npy", tests, run_generator, remove_base);
 }
