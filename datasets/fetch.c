@@ -32,7 +32,7 @@ void ds_fetch_opts_default(ds_fetch_opts *o)
 typedef struct fctx {
     const ds_fetch_opts *o;
     ds_progress p;
-    char **used;        /* per file: the URL it came from (for the record) */
+    char **used; /* per file: the URL it came from (for the record) */
     /* the download rate: bytes and time at the start of the current window */
     double win_t;
     int64_t win_bytes;
@@ -349,10 +349,16 @@ static int install(fctx *c, const ds_entry *e, const ds_manifest *m, const char 
         if (rc && rc != DS_EINTR) {
             char msg[2048];
             snprintf(msg, sizeof msg, "%s", ds_last_error());
-            rc = ds_error(rc, "unpacking %s: %s (nothing was put in place; the verified download stays in %s and the "
-                          "next fetch unpacks it)", f->name, msg, dl);
+            if (rc == DS_EFORMAT)
+                rc = ds_error(rc, "unpacking %s: %s (nothing was put in place)", f->name, msg);
+            else
+                rc = ds_error(rc,
+                              "unpacking %s: %s (nothing was put in place; the verified download stays in %s "
+                              "and the next fetch unpacks it)",
+                              f->name, msg, dl);
         }
-        rec.downloads[i] = (ds_record_item){.name = f->name, .size = file_size(path), .url = c->used[i] ? c->used[i] : f->urls[0]};
+        rec.downloads[i] =
+            (ds_record_item){.name = f->name, .size = file_size(path), .url = c->used[i] ? c->used[i] : f->urls[0]};
         memcpy(rec.downloads[i].sha256, f->sha256, 65);
     }
     char msg[1024];
