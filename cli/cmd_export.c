@@ -34,7 +34,7 @@ static int export_file(const char *src, const db_run *r, const char *dst)
     }
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)r->id);
-    const char *keys[] = {"epoch", "seed", "best_test_acc", "best_epoch", "spec_sha256"};
+    const char *keys[] = {"epoch", "seed", "best_test_acc", "best_epoch", "spec_sha256", "classes"};
     if (rc == 0)
         rc = eng_st_add_metadata(w, "format", "epochd-weights");
     if (rc == 0)

@@ -51,6 +51,12 @@ static void print_table(const spec *s, const eng_model *m)
         printf("%-32s %-16s %-18s %12s %14s\n", name, l[i].type, eng_shape_str(&l[i].out, sh, sizeof sh), num, fl);
     }
     thousands(eng_model_param_count(m), num, sizeof num);
+    if (s->n_class_names) {
+        printf("\nclasses (label: folder):");
+        for (int64_t i = 0; i < s->n_class_names; i++)
+            printf("%s %lld: %s", i ? "," : "", (long long)i, s->class_names[i]);
+        printf("\n");
+    }
     printf("\ntrainable parameters: %s\n", num);
     thousands(eng_model_buffer_count(m), num, sizeof num);
     printf("buffers (running statistics): %s\n", num);
@@ -91,6 +97,12 @@ static int print_json(const spec *s, const eng_model *m)
     for (int i = 0; i < n; i++)
         json_array_append_new(buffers, json_pack("{s:s, s:o, s:I}", "name", t[i].name, "shape",
                                                  shape_json(&t[i].shape), "numel", (json_int_t)t[i].numel));
+    if (s->n_class_names) {
+        json_t *names = json_array();
+        for (int64_t i = 0; names && i < s->n_class_names; i++)
+            json_array_append_new(names, json_string(s->class_names[i]));
+        json_object_set_new(root, "class_names", names);
+    }
     json_object_set_new(root, "layers", layers);
     json_object_set_new(root, "parameters", params);
     json_object_set_new(root, "buffers", buffers);
@@ -120,6 +132,7 @@ int cli_cmd_summary(int argc, char **argv)
     spec_options opt;
     spec_options_default(&opt);
     opt.check_files = false; /* the summary needs the spec, not the data */
+    opt.shape_files = true;  /* but folder and npy datasets' shapes and classes are in their files */
     spec_file *sf = NULL;
     if (spec_file_load(p.args[0], &opt, &sf) < 0) {
         fprintf(stderr, "epochd summary: out of memory\n");

@@ -25,5 +25,6 @@ int cli_cmd_compare(int argc, char **argv);
 int cli_cmd_plot(int argc, char **argv);
 int cli_cmd_export(int argc, char **argv);
 int cli_cmd_devices(int argc, char **argv);
+int cli_cmd_data(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"serve", cli_cmd_serve, "the service: watch a folder of specs, queue and train them, record results"},
     {"cancel", cli_cmd_cancel, "stop a queued or running run (the service acts on it)"},
     {"devices", cli_cmd_devices, "the CUDA devices of this machine (name, memory, compute capability); --json"},
+    {"data", cli_cmd_data, "fetch the standard datasets (or a manifest's own) into a data root; list them"},
     {NULL, NULL, NULL},
 };
 

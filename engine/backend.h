@@ -108,12 +108,15 @@ typedef struct eng_xent_desc {
  * the output pixel (y, x) reads the image at (y + dy - pad, x + dx - pad)
  * (the pixel u = 0 outside, before normalisation) after a horizontal flip
  * when flip != 0; then
- * value = (u / 255 - mean[c]) * inv_std[c]. labels[i] = all_labels[idx[i]]. */
+ * value = (u / 255 - mean[c]) * inv_std[c]. labels[i] = all_labels[idx[i]].
+ * With f32 the dataset holds float32 values v (its `images` pointer points
+ * at floats) and value = (v - mean[c]) * inv_std[c], v = 0 outside. */
 #define ENG_MAX_CHANNELS 4
 typedef struct eng_batch_desc {
     int64_t n, c, h, w;
     int64_t pad;              /* crop padding; 0 = none */
     bool augment;             /* aug is read only when set */
+    bool f32;                 /* float32 dataset values instead of uint8 pixels */
     float mean[ENG_MAX_CHANNELS];
     float inv_std[ENG_MAX_CHANNELS];
 } eng_batch_desc;

@@ -5,18 +5,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/error.h"
 #include "engine/rng.h"
 
 int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_dataset **out)
 {
+    return eng_dataset_alloc_typed(shape, classes, n, false, true, out);
+}
+
+int eng_dataset_alloc_typed(const eng_shape *shape, int64_t classes, int64_t n, bool f32, bool alloc_images,
+                            eng_dataset **out)
+{
     *out = NULL;
     int64_t numel = eng_shape_numel(shape);
     if (n < 0 || n > INT32_MAX || numel <= 0 || classes <= 0 || classes > INT32_MAX)
         return eng_error(ENG_EINVAL, "dataset of %lld samples of %lld values, %lld classes: out of range",
                          (long long)n, (long long)numel, (long long)classes);
-    if ((uint64_t)numel > SIZE_MAX / ((uint64_t)n + 1))
+    size_t esize = f32 ? sizeof(float) : 1;
+    if ((uint64_t)numel > SIZE_MAX / esize / ((uint64_t)n + 1))
         return eng_error(ENG_ELIMIT, "dataset of %lld samples of %lld bytes does not fit in memory", (long long)n,
                          (long long)numel);
     eng_dataset *ds = calloc(1, sizeof *ds);
@@ -25,10 +33,13 @@ int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_da
     ds->shape = *shape;
     ds->classes = classes;
     ds->n = n;
+    ds->f32 = f32;
+    ds->images_borrowed = !alloc_images;
     /* +1 keeps malloc(0) out of the picture for empty splits. */
-    ds->images = malloc((size_t)n * (size_t)numel + 1);
+    if (alloc_images)
+        ds->images = malloc((size_t)n * (size_t)numel * esize + 1);
     ds->labels = malloc((size_t)n * sizeof *ds->labels + 1);
-    if (!ds->images || !ds->labels) {
+    if ((alloc_images && !ds->images) || !ds->labels) {
         eng_dataset_free(ds);
         return eng_error(ENG_ENOMEM, "out of memory for %lld samples of %lld bytes", (long long)n,
                          (long long)numel);
@@ -41,7 +52,12 @@ void eng_dataset_free(eng_dataset *ds)
 {
     if (!ds)
         return;
-    free(ds->images);
+    if (!ds->images_borrowed)
+        free(ds->images);
+    if (ds->backing && ds->backing_len)
+        munmap(ds->backing, ds->backing_len);
+    else
+        free(ds->backing);
     free(ds->labels);
     free(ds);
 }
@@ -64,6 +80,13 @@ int eng_dataset_load(const eng_data_desc *d, eng_split split, uint64_t seed, eng
         return eng_dataset_cifar_load(d->root, true, split, limit, out);
     case ENG_DATASET_SYNTHETIC:
         return eng_dataset_synthetic_load(d, split, seed, limit, out);
+    case ENG_DATASET_NPY:
+        return eng_dataset_npy_load(d, d->root, split, limit, out);
+    case ENG_DATASET_FOLDER:
+        if (!d->cache[0])
+            return eng_error(ENG_EINVAL, "folder dataset %s: its decoded cache has not been prepared (the datasets "
+                             "library builds it before training)", d->root);
+        return eng_dataset_npy_load(d, d->cache, split, limit, out);
     }
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);
 }
@@ -81,6 +104,11 @@ int eng_dataset_probe(const eng_data_desc *d, char *msg, size_t msg_len)
     case ENG_DATASET_CIFAR100:
         return eng_dataset_cifar_probe(d->root, true, msg, msg_len);
     case ENG_DATASET_SYNTHETIC:
+        return 0;
+    case ENG_DATASET_NPY:
+        return eng_dataset_npy_probe(d, d->root, msg, msg_len);
+    case ENG_DATASET_FOLDER:
+        /* image folders are checked by datasets/ (the engine decodes no images) */
         return 0;
     }
     snprintf(msg, msg_len, "unknown dataset kind %d", (int)d->dataset);

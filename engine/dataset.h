@@ -13,6 +13,11 @@
  *                         test.bin (10000) records of 2 label bytes (coarse,
  *                         fine) + 3072; the fine label (100 classes) is used.
  *   synthetic             generated from the seed (see dataset_synthetic.c).
+ *   npy                   NumPy arrays (dataset_npy.c): train.npz / test.npz with
+ *                         x and y, or train_x.npy ... test_y.npy; x uint8 or
+ *                         float32, (N, C, H, W), (N, H, W, C), (N, H, W) or (N, F).
+ *   folder                an image tree, trained from the npy files of its
+ *                         decoded cache (d->cache, which datasets/ prepares).
  *
  * Error messages (eng_last_error) name the file. */
 #ifndef ENG_DATASET_H
@@ -32,8 +37,15 @@ typedef enum eng_split { ENG_SPLIT_TRAIN = 0, ENG_SPLIT_TEST = 1 } eng_split;
 typedef struct eng_dataset {
     eng_shape shape;      /* (C, H, W) per sample (synthetic: as described) */
     int64_t classes, n;
-    uint8_t *images;      /* n * numel(shape) bytes, NCHW */
+    uint8_t *images;      /* n * numel(shape) values, NCHW: bytes, or floats when f32 */
     int32_t *labels;      /* n, each in [0, classes) */
+    bool f32;             /* images holds float32 values (npy data) */
+    /* private: what images points into when it is not its own allocation
+     * (a file mapping of backing_len bytes, or a malloc'd buffer when
+     * backing_len is 0); eng_dataset_free releases it */
+    bool images_borrowed;
+    void *backing;
+    size_t backing_len;
 } eng_dataset;
 
 /* Loads one split: the first d->limit_train / d->limit_test samples (0 =
@@ -87,6 +99,10 @@ int eng_dataset_batch_desc(const eng_data_desc *d, const eng_shape *shape, int64
 
 /* Allocates a dataset of n samples of `shape` (images and labels uninitialised). */
 int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_dataset **out);
+/* The same with float32 values when f32; without alloc_images, images is
+ * left NULL for the caller to point into its own buffer (images_borrowed). */
+int eng_dataset_alloc_typed(const eng_shape *shape, int64_t classes, int64_t n, bool f32, bool alloc_images,
+                            eng_dataset **out);
 
 /* limit: keep the first `limit` samples (0 = all). */
 int eng_dataset_idx_load(const char *root, eng_split split, int64_t limit, eng_dataset **out);
@@ -95,6 +111,24 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
 int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len);
 int eng_dataset_synthetic_load(const eng_data_desc *d, eng_split split, uint64_t seed, int64_t limit,
                                eng_dataset **out);
+/* What an npy dataset's files hold (both splits' headers and all labels
+ * are read, not the images): the per-sample shape in (C, H, W) order, x's
+ * dtype, the samples per split, and the class count: `classes` when > 0
+ * (every label must be below it), else the largest label + 1. Messages name
+ * the file and array: "DIR/train.npz: x: dtype '<f8', expected uint8 ...". */
+typedef struct eng_npy_info {
+    eng_shape shape;
+    bool f32;
+    int64_t n[2];      /* by eng_split */
+    int64_t classes;
+} eng_npy_info;
+int eng_dataset_npy_info(const char *root, eng_layout layout, int64_t classes, eng_npy_info *out);
+int eng_dataset_npy_probe(const eng_data_desc *d, const char *root, char *msg, size_t msg_len);
+/* Loads a split of the npy files under root (d: layout, classes,
+ * file_shape / file_classes when known: checked against the files). */
+int eng_dataset_npy_load(const eng_data_desc *d, const char *root, eng_split split, int64_t limit,
+                         eng_dataset **out);
+
 /* The class prototype images of the synthetic generator: classes * numel bytes. */
 int eng_dataset_synthetic_prototypes(const eng_data_desc *d, uint64_t seed, uint8_t **out);
 

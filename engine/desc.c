@@ -17,6 +17,8 @@ void eng_data_desc_default(eng_data_desc *d)
     d->synth_classes = 10;
     d->synth_train = 5000;
     d->synth_test = 1000;
+    d->layout = ENG_LAYOUT_NCHW;
+    d->image_c = 3;
 }
 
 void eng_model_desc_default(eng_model_desc *m)
@@ -81,6 +83,14 @@ int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *clas
         *shape = d->synth_shape;
         *classes = d->synth_classes;
         return 0;
+    case ENG_DATASET_FOLDER:
+    case ENG_DATASET_NPY:
+        if (d->file_shape.ndim < 1 || d->file_classes < 1)
+            return eng_error(ENG_EINVAL, "%s dataset %s: its shape and classes are not known until its files are read",
+                             eng_dataset_name(d->dataset), d->root);
+        *shape = d->file_shape;
+        *classes = d->file_classes;
+        return 0;
     }
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);
 }
@@ -93,6 +103,8 @@ const char *eng_dataset_name(eng_dataset_kind k)
         [ENG_DATASET_MNIST] = "mnist",
         [ENG_DATASET_FASHION_MNIST] = "fashion_mnist",
         [ENG_DATASET_SYNTHETIC] = "synthetic",
+        [ENG_DATASET_FOLDER] = "folder",
+        [ENG_DATASET_NPY] = "npy",
     };
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }

@@ -22,7 +22,14 @@ typedef enum eng_dataset_kind {
     ENG_DATASET_MNIST,
     ENG_DATASET_FASHION_MNIST,
     ENG_DATASET_SYNTHETIC,
+    /* files the user brings (docs/data.md): their geometry is read from the
+     * files (file_shape, file_classes below), not known from the kind */
+    ENG_DATASET_FOLDER,        /* an image tree, trained from the cache datasets/ decodes it into */
+    ENG_DATASET_NPY,           /* NumPy .npz / .npy arrays */
 } eng_dataset_kind;
+
+/* How npy image arrays order their dimensions. */
+typedef enum eng_layout { ENG_LAYOUT_NCHW = 0, ENG_LAYOUT_NHWC } eng_layout;
 
 typedef struct eng_data_desc {
     eng_dataset_kind dataset;
@@ -40,9 +47,23 @@ typedef struct eng_data_desc {
     /* dataset: synthetic */
     eng_shape synth_shape;
     int64_t synth_classes, synth_train, synth_test;
+    /* dataset: npy */
+    eng_layout layout;         /* of 4-d x arrays */
+    int64_t classes;           /* folder, npy: the class count the spec asks for; 0 = from the files */
+    /* dataset: folder (datasets/ decodes the tree into `cache`) */
+    int64_t image_c, image_h, image_w; /* every image converted to image_c channels, resized and centre-cropped to h x w */
+    double split_test;         /* single tree: the fraction of each class held out for testing; 0 = train/ and test/ trees */
+    uint64_t split_seed;
+    char cache[ENG_PATH_MAX];  /* the prepared cache directory (npy files, NCHW uint8); "" until prepared */
+    /* folder, npy: what the files hold, filled from their headers before the
+     * model is built (schema/ does when it looks at files); checked again
+     * when loading. ndim 0 / 0 = not known. */
+    eng_shape file_shape;
+    int64_t file_classes;
 } eng_data_desc;
 
-/* The per-sample shape and class count a dataset kind produces (no files read). */
+/* The per-sample shape and class count a dataset kind produces (no files
+ * read; folder and npy: file_shape / file_classes, ENG_EINVAL while unknown). */
 int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *classes);
 const char *eng_dataset_name(eng_dataset_kind k);
 

@@ -33,8 +33,9 @@ static double now_seconds(void)
 /* A split resident on the backend. */
 static int upload_split(eng_backend *b, const eng_dataset *ds, eng_split_dev *out)
 {
-    size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape);
+    size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape) * (ds->f32 ? sizeof(float) : 1);
     out->n = ds->n;
+    out->f32 = ds->f32;
     TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
     TRY(b->ops->upload(b, out->images, ds->images, bytes));
     TRY(b->ops->alloc(b, (size_t)(ds->n ? ds->n : 1) * sizeof(int32_t), (void **)&out->labels));
@@ -212,6 +213,7 @@ static int gather(eng_trainer *t, const eng_split_dev *s, const int32_t *idx, in
 {
     eng_batch_desc d;
     TRY(eng_dataset_batch_desc(&t->data, &t->shape, count, train, &d));
+    d.f32 = s->f32;
     return t->b->ops->batch_gather(t->b, &d, s->images, s->labels, idx, d.augment ? aug : NULL, t->x_dev,
                                    t->labels_dev);
 }

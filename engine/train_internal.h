@@ -7,7 +7,8 @@
 
 typedef struct eng_split_dev {
     int64_t n;
-    uint8_t *images;  /* backend memory, n * numel bytes */
+    bool f32;         /* images holds float32 values */
+    uint8_t *images;  /* backend memory, n * numel bytes (floats when f32) */
     int32_t *labels;  /* backend memory */
 } eng_split_dev;
 

@@ -3,7 +3,8 @@
  * and flip of engine/backend.h's eng_batch_desc: the output pixel (y, x)
  * reads the image at (y + dy - pad, x + dx - pad), zero outside, after a
  * horizontal flip when flip != 0 (the flipped image F(y, x) = I(y, w-1-x)),
- * then value = (u / 255 - mean[ch]) * inv_std[ch]. */
+ * then value = (u / 255 - mean[ch]) * inv_std[ch]; a float32 dataset
+ * (d->f32: images points at floats) gives (v - mean[ch]) * inv_std[ch]. */
 #ifndef GPU_GATHER_H
 #define GPU_GATHER_H
 
@@ -35,8 +36,11 @@ GPU_HD float gpu_gather_value(const eng_batch_desc *d, const uint8_t *images, co
     if (sy >= 0 && sy < h && sx >= 0 && sx < w) {
         if (flip)
             sx = w - 1 - sx;
-        u = (float)images[((img * c + ch) * h + sy) * w + sx];
+        const int64_t k = ((img * c + ch) * h + sy) * w + sx;
+        u = d->f32 ? ((const float *)(const void *)images)[k] : (float)images[k];
     }
+    if (d->f32)
+        return (u - d->mean[ch]) * d->inv_std[ch];
     return (u / 255.0f - d->mean[ch]) * d->inv_std[ch];
 }
 

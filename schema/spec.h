@@ -66,6 +66,8 @@ typedef struct spec {
     eng_data_desc data;
     eng_model_desc model;
     eng_train_desc train; /* train.seed = `seed:` */
+    char **class_names;   /* dataset: folder, when its files were looked at: the class folders in label order */
+    int64_t n_class_names;
 } spec;
 
 void spec_free(spec *s);
@@ -78,6 +80,8 @@ typedef struct spec_options {
     const char *const *data_roots;
     int n_data_roots;
     bool check_files;         /* probe the dataset's files and init_from (default true) */
+    bool shape_files;         /* without check_files, still read what a folder or npy dataset's shape and
+                               * classes need (class folder names, array headers; default false) */
     size_t max_file_bytes;    /* default 1 MiB */
     int max_depth;            /* YAML nesting, default 32 */
     int64_t max_nodes;        /* YAML nodes after alias expansion, default 100000 */

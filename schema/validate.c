@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datasets/error.h"
+#include "datasets/folder.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/model.h"
@@ -16,6 +18,9 @@
 #include "schema/alloc.h"
 #include "schema/paths.h"
 #include "schema/validate.h"
+
+/* images of a folder dataset decoded by a check: the first of each class, then spread evenly */
+#define FOLDER_SAMPLE 32
 
 static const char *const top_keys[] = {"name", "seed", "device", "priority", "data", "model", "train"};
 
@@ -55,6 +60,11 @@ const char *v_section_of(const char *key, const char *except)
 
 void spec_desc_free(spec *s)
 {
+    for (int64_t i = 0; i < s->n_class_names; i++)
+        free(s->class_names[i]);
+    free(s->class_names);
+    s->class_names = NULL;
+    s->n_class_names = 0;
     free(s->model.units);
     free(s->model.channels);
     spec_layers_free(s->model.layers, s->model.n_layers);
@@ -111,6 +121,11 @@ static const char *expected_files(eng_dataset_kind k)
     case ENG_DATASET_FASHION_MNIST:
         return "the IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
                "t10k-labels-idx1-ubyte, gzipped or not";
+    case ENG_DATASET_FOLDER:
+        return "an image folder: ROOT/train/<class>/*.png|jpg and ROOT/test/<class>/..., or ROOT/<class>/... with "
+               "data.split";
+    case ENG_DATASET_NPY:
+        return "train.npz and test.npz (arrays x and y), or train_x.npy, train_y.npy, test_x.npy, test_y.npy";
     default:
         return "the dataset's files";
     }
@@ -153,12 +168,68 @@ static void check_data_files(vctx *c, const eng_data_desc *d)
         error_at(c, "data.root", "%s is not readable (%s)", d->root, strerror(errno));
         return;
     }
+    if (d->dataset == ENG_DATASET_FOLDER || d->dataset == ENG_DATASET_NPY)
+        return; /* check_folder, check_npy */
     char msg[1024] = "";
     int rc = eng_dataset_probe(d, msg, sizeof msg);
     if (rc == ENG_ENOMEM)
         c->oom = true;
     else if (rc < 0 && rc != ENG_ENOTSUP)
         error_at(c, "data.root", "%s%s", msg[0] ? msg : eng_strerror(rc), "");
+}
+
+/* dataset: folder - the tree's classes and counts, a sample of its images
+ * decoded; fills the geometry and the class names. */
+static void check_folder(vctx *c, spec *s)
+{
+    eng_data_desc *d = &s->data;
+    ds_folder *f = NULL;
+    int rc = ds_folder_scan(d->root, d->split_test, d->split_seed, &f);
+    if (rc == DS_ENOMEM) {
+        c->oom = true;
+        return;
+    }
+    if (rc) {
+        /* a tree that wants (or has no use for) data.split is shown there */
+        const char *at = rc == DS_EINVAL && d->split_test > 0 ? "data.split" : "data.root";
+        error_at(c, at, "%s%s", ds_last_error(), "");
+        return;
+    }
+    rc = c->opt->check_files ? ds_folder_check(f, FOLDER_SAMPLE) : 0;
+    if (rc == DS_ENOMEM)
+        c->oom = true;
+    else if (rc)
+        error_at(c, "data.root", "%s%s", ds_last_error(), "");
+    if (!rc) {
+        d->file_classes = f->n_classes;
+        d->file_shape = eng_shape3(d->image_c, d->image_h, d->image_w);
+        s->class_names = calloc((size_t)f->n_classes, sizeof *s->class_names);
+        if (!s->class_names) {
+            c->oom = true;
+        } else {
+            for (int k = 0; k < f->n_classes; k++)
+                if (!(s->class_names[k] = strdup(f->classes[k])))
+                    c->oom = true;
+            s->n_class_names = f->n_classes;
+        }
+    }
+    ds_folder_free(f);
+}
+
+/* dataset: npy - headers, dtypes, shapes and every label; fills the geometry. */
+static void check_npy(vctx *c, eng_data_desc *d)
+{
+    eng_npy_info info;
+    int rc = eng_dataset_npy_info(d->root, d->layout, d->classes, &info);
+    if (rc == ENG_ENOMEM) {
+        c->oom = true;
+    } else if (rc) {
+        error_at(c, d->classes && strstr(eng_last_error(), "expected a class in") ? "data.classes" : "data.root",
+                 "%s%s", eng_last_error(), "");
+    } else {
+        d->file_shape = info.shape;
+        d->file_classes = info.classes;
+    }
 }
 
 static void check_init_file(vctx *c, const char *p)
@@ -310,11 +381,31 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
     if (c->oom || !dok.geometry)
         return c->oom ? SPEC_ENOMEM : 0;
 
+    /* folder, npy: the input shape and classes are read from the files */
+    bool from_files = s->data.dataset == ENG_DATASET_FOLDER || s->data.dataset == ENG_DATASET_NPY;
+    bool look = c->opt->check_files || c->opt->shape_files;
+    if (from_files && dok.root) {
+        int e0 = nerr(c);
+        check_roots(c, "data.root", s->data.root);
+        if (look && nerr(c) == e0)
+            check_data_files(c, &s->data);
+        if (look && nerr(c) == e0)
+            s->data.dataset == ENG_DATASET_FOLDER ? check_folder(c, s) : check_npy(c, &s->data);
+    }
+
     /* checks across sections, on what is valid */
     eng_shape shape;
     int64_t classes;
-    if (eng_dataset_geometry(&s->data, &shape, &classes))
-        return 0;
+    if (eng_dataset_geometry(&s->data, &shape, &classes)) {
+        /* folder, npy without their files (--no-files, or a file problem above): the model waits for them */
+        if (model_ok && s->model.init_from[0]) {
+            int e0 = nerr(c);
+            check_roots(c, "model.init_from", s->model.init_from);
+            if (c->opt->check_files && nerr(c) == e0)
+                check_init_file(c, s->model.init_from);
+        }
+        return c->oom ? SPEC_ENOMEM : 0;
+    }
     int64_t channels = shape.ndim == 3 ? shape.d[0] : 1;
     if (s->data.normalize && s->data.n_norm != 1 && s->data.n_norm != channels) {
         char a[32], b[32];
@@ -338,7 +429,7 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
             fmt_bytes(b, sizeof b, (double)c->opt->max_memory_bytes);
             error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
         }
-    } else if (dok.root) {
+    } else if (dok.root && !from_files) {
         int e0 = nerr(c);
         check_roots(c, "data.root", s->data.root);
         if (c->opt->check_files && nerr(c) == e0)

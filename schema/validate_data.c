@@ -11,11 +11,14 @@ static const char *const dataset_names[] = {
     [ENG_DATASET_MNIST] = "mnist",
     [ENG_DATASET_FASHION_MNIST] = "fashion_mnist",
     [ENG_DATASET_SYNTHETIC] = "synthetic",
+    [ENG_DATASET_FOLDER] = "folder",
+    [ENG_DATASET_NPY] = "npy",
 };
-_Static_assert(V_NELEM(dataset_names) == ENG_DATASET_SYNTHETIC + 1, "every dataset kind has a spec name");
+_Static_assert(V_NELEM(dataset_names) == ENG_DATASET_NPY + 1, "every dataset kind has a spec name");
 
-const char *const spec_data_keys[] = {"dataset",   "root",    "batch_size", "eval_batch_size", "shuffle",
-                                      "drop_last", "normalize", "augment",  "limit",           "synthetic"};
+const char *const spec_data_keys[] = {"dataset",   "root",      "batch_size", "eval_batch_size", "shuffle",
+                                      "drop_last", "normalize", "augment",    "limit",           "synthetic",
+                                      "size",      "channels",  "split",      "layout",          "classes"};
 const int spec_n_data_keys = V_NELEM(spec_data_keys);
 
 #define MAX_BATCH (1 << 20)
@@ -107,6 +110,78 @@ static void v_synthetic(vctx *c, const ynode *n, eng_data_desc *d)
     v_int(c, n, path, "test", 1, 1 << 26, &d->synth_test);
 }
 
+/* The keys of dataset: folder (size, channels, split) and npy (layout, classes). */
+static void v_user_files(vctx *c, const ynode *node, int kind, eng_data_desc *d)
+{
+    const char *path = "data";
+    char p[SPEC_PATH_LEN], q[SPEC_PATH_LEN];
+    static const struct {
+        const char *key;
+        int kind;
+    } only[] = {{"size", ENG_DATASET_FOLDER},
+                {"channels", ENG_DATASET_FOLDER},
+                {"split", ENG_DATASET_FOLDER},
+                {"layout", ENG_DATASET_NPY},
+                {"classes", ENG_DATASET_NPY}};
+    for (int i = 0; i < V_NELEM(only); i++)
+        if (kind >= 0 && kind != only[i].kind && yn_map_get(node, only[i].key)) {
+            char why[96];
+            snprintf(why, sizeof why, "only for dataset %s, not %s", dataset_names[only[i].kind], dataset_names[kind]);
+            v_not_here(c, node, path, only[i].key, why);
+        }
+    if (kind == ENG_DATASET_FOLDER) {
+        const ynode *n = vget(c, node, path, "size", p);
+        if (!n) {
+            v_missing(c, node, path, "size", "for dataset folder ([height, width] the images are resized and cropped to)");
+        } else if (vn_seq(c, n, p, "[height, width]")) {
+            if (n->n != 2) {
+                vctx_error(c, n->line, n->col, p, "expected [height, width], found %lld size%s", (long long)n->n,
+                           n->n == 1 ? "" : "s");
+            } else {
+                int64_t hw[2] = {0, 0};
+                bool ok = true;
+                for (int i = 0; i < 2; i++) {
+                    vpath_index(q, p, i);
+                    vctx_record(c, q, n->v[i]);
+                    ok &= vn_int(c, n->v[i], q, 1, 4096, &hw[i]) == V_OK;
+                }
+                if (ok) {
+                    d->image_h = hw[0];
+                    d->image_w = hw[1];
+                }
+            }
+        }
+        if ((n = vget(c, node, path, "channels", p))) {
+            char found[96];
+            const char *v = n->kind == YN_SCALAR && !n->quoted ? n->s : NULL;
+            if (v && (!strcmp(v, "1") || !strcmp(v, "3")))
+                d->image_c = v[0] - '0';
+            else
+                vctx_error(c, n->line, n->col, p, "expected 1 (grayscale) or 3 (RGB), found %s",
+                           vdescribe(n, found, sizeof found));
+        }
+        if ((n = vget(c, node, path, "split", p)) && vn_map(c, n, p, "{test: FRACTION, seed: N}")) {
+            static const char *const keys[] = {"test", "seed"};
+            v_check_keys(c, n, p, keys, V_NELEM(keys), NULL, NULL);
+            const ynode *t = vget(c, n, p, "test", q);
+            double frac;
+            if (!t)
+                v_missing(c, n, p, "test", "(the fraction of each class held out for testing, e.g. 0.2)");
+            else if (vn_num(c, t, q, (vrange){0, 1, true, true}, &frac) == V_OK)
+                d->split_test = frac;
+            int64_t seed = 0;
+            if (v_int(c, n, p, "seed", 0, INT64_MAX, &seed) == V_OK)
+                d->split_seed = (uint64_t)seed;
+        }
+    } else if (kind == ENG_DATASET_NPY) {
+        static const char *const layouts[] = {[ENG_LAYOUT_NCHW] = "nchw", [ENG_LAYOUT_NHWC] = "nhwc"};
+        int layout = -1;
+        if (v_enum(c, node, path, "layout", layouts, V_NELEM(layouts), &layout) == V_OK)
+            d->layout = (eng_layout)layout;
+        v_int(c, node, path, "classes", 2, 1 << 20, &d->classes);
+    }
+}
+
 void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
 {
     int e0 = c->diags->n + c->ndropped;
@@ -120,7 +195,7 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
 
     int kind = -1;
     if (v_enum(c, node, path, "dataset", dataset_names, V_NELEM(dataset_names), &kind) == V_ABSENT)
-        v_missing(c, node, path, "dataset", "(cifar10, cifar100, mnist, fashion_mnist or synthetic)");
+        v_missing(c, node, path, "dataset", "(cifar10, cifar100, mnist, fashion_mnist, synthetic, folder or npy)");
     if (kind >= 0)
         d->dataset = (eng_dataset_kind)kind;
     ok->geometry = kind >= 0;
@@ -146,9 +221,19 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
         v_missing(c, node, path, "root",
                   kind == ENG_DATASET_CIFAR10 ? "for cifar10 (the directory with data_batch_1.bin ... test_batch.bin)"
                                               : "for cifar100 (the directory with train.bin and test.bin)");
+    } else if (kind == ENG_DATASET_FOLDER) {
+        v_missing(c, node, path, "root", "for folder (the image folder: ROOT/train/<class>/..., ROOT/test/<class>/...)");
+    } else if (kind == ENG_DATASET_NPY) {
+        v_missing(c, node, path, "root", "for npy (the directory with train.npz and test.npz, or train_x.npy ...)");
     }
 
+    int e3 = c->diags->n + c->ndropped;
+    v_user_files(c, node, kind, d);
+    /* folder, npy: the input shape comes from the files, and needs these keys */
+    bool user_ok = c->diags->n + c->ndropped == e3;
     ok->root = kind >= 0 && c->diags->n + c->ndropped == e2;
+    if (kind == ENG_DATASET_FOLDER || kind == ENG_DATASET_NPY)
+        ok->geometry &= user_ok;
     v_int(c, node, path, "batch_size", 1, MAX_BATCH, &d->batch_size);
     if (v_int(c, node, path, "eval_batch_size", 1, MAX_BATCH, &d->eval_batch_size) != V_OK)
         d->eval_batch_size = d->batch_size;

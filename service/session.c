@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/error.h"
 #include "service/backend_select.h"
+#include "service/data_prep.h"
 #include "service/error.h"
 #include "service/paths.h"
 
@@ -78,8 +80,11 @@ static int checkpoint_epoch(const svc_session_job *job, const eng_train_desc *tr
     bool last_epoch = s->epoch == train->epochs;
     if (train->checkpoint_every <= 0 || (s->epoch % train->checkpoint_every != 0 && !last_epoch))
         return 0;
-    eng_kv meta[] = {{"run", job->key}, {"name", job->spec->name}, {"spec_sha256", job->spec->sha256}};
-    int rc = eng_trainer_save(t, last, meta, 3);
+    char *classes = svc_classes_json(job->spec);
+    eng_kv meta[] = {{"run", job->key}, {"name", job->spec->name}, {"spec_sha256", job->spec->sha256},
+                     {"classes", classes}};
+    int rc = eng_trainer_save(t, last, meta, classes ? 4 : 3);
+    free(classes);
     if (rc < 0) {
         fail_engine(out, rc, "cannot write the checkpoint");
         return -1;
@@ -116,8 +121,13 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
         fail(out, rc, NULL, svc_last_error());
         return;
     }
+    eng_data_desc data = sp->data;
+    if (svc_prepare_data(job, &data, out) < 0) {
+        eng_backend_free(b);
+        return;
+    }
     eng_trainer *t = NULL;
-    if ((rc = eng_trainer_new(&sp->data, &sp->model, &train, b, &t)) < 0) {
+    if ((rc = eng_trainer_new(&data, &sp->model, &train, b, &t)) < 0) {
         fail_engine(out, rc, "cannot start training");
         eng_backend_free(b);
         return;

@@ -155,6 +155,42 @@ static void test_batch_gather_hand(void **state)
     assert_int_equal(labels[0], 7);
 }
 
+/* float32 data (npy datasets): the device formula against the CPU backend, bit for bit */
+static void test_batch_gather_f32(void **state)
+{
+    (void)state;
+    const int64_t N = 4, c = 2, h = 5, w = 3, n = 6, pad = 1;
+    float *images = malloc(N * c * h * w * sizeof *images);
+    for (int64_t i = 0; i < N * c * h * w; i++)
+        images[i] = (float)(rnd32() % 2001) / 100.0f - 10.0f;
+    int32_t all_labels[4] = {0, 1, 2, 3}, idx[6], labels[6], cpu_labels[6];
+    int16_t aug[18];
+    for (int i = 0; i < n; i++) {
+        idx[i] = (int32_t)(rnd32() % N);
+        aug[3 * i] = (int16_t)(rnd32() % (2 * pad + 1));
+        aug[3 * i + 1] = (int16_t)(rnd32() % (2 * pad + 1));
+        aug[3 * i + 2] = (int16_t)(rnd32() % 2);
+    }
+    eng_batch_desc d = {.n = n, .c = c, .h = h, .w = w, .pad = pad, .augment = true, .f32 = true};
+    d.mean[0] = 0.5f, d.mean[1] = -2.0f;
+    d.inv_std[0] = 1.0f / 3.0f, d.inv_std[1] = 4.0f;
+    float *x = malloc(n * c * h * w * sizeof *x), *ref = malloc(n * c * h * w * sizeof *ref);
+    eng_backend *cpu = NULL;
+    assert_int_equal(eng_cpu_backend_new(1, &cpu), 0);
+    for (int aug_on = 0; aug_on < 2; aug_on++) {
+        d.augment = aug_on;
+        hk_batch_gather(&d, (const uint8_t *)images, all_labels, idx, aug, x, labels);
+        assert_int_equal(cpu->ops->batch_gather(cpu, &d, (const uint8_t *)images, all_labels, idx, aug, ref,
+                                                cpu_labels), 0);
+        assert_memory_equal(x, ref, n * c * h * w * sizeof *x);
+        assert_memory_equal(labels, cpu_labels, sizeof labels);
+    }
+    eng_backend_free(cpu);
+    free(images);
+    free(x);
+    free(ref);
+}
+
 static void test_batch_gather_random(void **state)
 {
     (void)state;
@@ -773,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_patchify),
         cmocka_unit_test(test_batch_gather_hand),
         cmocka_unit_test(test_batch_gather_random),
+        cmocka_unit_test(test_batch_gather_f32),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_adam_and_sgd),

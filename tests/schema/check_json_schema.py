@@ -39,6 +39,20 @@ for name in good:
         print(f"{name}: rejected: {errs}")
         failed += 1
 
+# the folder and npy specs of docs/data.md
+good_texts = {
+    "folder trees": "data: {dataset: folder, root: pets, size: [64, 64], channels: 3, batch_size: 64}\n"
+                    "model: {template: cnn, channels: [16, p, 32, p]}\n",
+    "folder split": "data: {dataset: folder, root: pets, size: [32, 48], channels: 1, split: {test: 0.2, seed: 3}}\n"
+                    "model: {template: mlp, units: [64, 2]}\n",
+    "npy nhwc": "data: {dataset: npy, root: arrays, layout: nhwc, classes: 12}\nmodel: {template: mlp, units: [12]}\n",
+}
+for what, text in good_texts.items():
+    errs = errors(yaml.safe_load(text))
+    if errs:
+        print(f"{what}: rejected: {errs}")
+        failed += 1
+
 MLP = "data: {dataset: mnist}\nmodel: {template: mlp, units: [10]}\n"
 bad = {
     "unknown top key": "datta: {}\n" + MLP,
@@ -70,6 +84,14 @@ bad = {
     "matrix not a list": MLP + "matrix: {model.hidden: 128}\n",
     "matrix bad path": MLP + "matrix: {'model..x': [1]}\n",
     "bad name": "name: 'my run'\n" + MLP,
+    "folder without size": "data: {dataset: folder, root: x}\nmodel: {template: mlp, units: [3]}\n",
+    "folder without root": "data: {dataset: folder, size: [8, 8]}\nmodel: {template: mlp, units: [3]}\n",
+    "folder channels 2": "data: {dataset: folder, root: x, size: [8, 8], channels: 2}\nmodel: {template: mlp, units: [3]}\n",
+    "folder split 1": "data: {dataset: folder, root: x, size: [8, 8], split: {test: 1}}\nmodel: {template: mlp, units: [3]}\n",
+    "size on npy": "data: {dataset: npy, root: x, size: [8, 8]}\nmodel: {template: mlp, units: [3]}\n",
+    "layout on folder": "data: {dataset: folder, root: x, size: [8, 8], layout: nhwc}\nmodel: {template: mlp, units: [3]}\n",
+    "classes on mnist": "data: {dataset: mnist, classes: 10}\nmodel: {template: mlp, units: [10]}\n",
+    "bad layout": "data: {dataset: npy, root: x, layout: chw}\nmodel: {template: mlp, units: [3]}\n",
 }
 for what, text in bad.items():
     if not errors(yaml.safe_load(text)):

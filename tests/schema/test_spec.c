@@ -431,11 +431,11 @@ static void test_error_missing_and_enum(void **state)
     (void)state;
     assert_yaml_diags("data:\n  batch_size: 5\n",
                       "/t/t.yaml:1:1: model: missing required key (the model: model: {template: ..., ...})\n"
-                      "/t/t.yaml:2:3: data.dataset: missing required key (cifar10, cifar100, mnist, fashion_mnist "
-                      "or synthetic)\n");
+                      "/t/t.yaml:2:3: data.dataset: missing required key (cifar10, cifar100, mnist, fashion_mnist, "
+                      "synthetic, folder or npy)\n");
     assert_yaml_diags("data: {dataset: cifar}\nmodel: {units: [10]}\n",
-                      "/t/t.yaml:1:17: data.dataset: expected cifar10, cifar100, mnist, fashion_mnist or "
-                      "synthetic, found cifar (did you mean 'cifar10'?)\n"
+                      "/t/t.yaml:1:17: data.dataset: expected cifar10, cifar100, mnist, fashion_mnist, "
+                      "synthetic, folder or npy, found cifar (did you mean 'cifar10'?)\n"
                       "/t/t.yaml:2:8: model.template: missing required key (mlp, cnn, resnet, mlp_mixer or "
                       "sequential)\n");
     assert_yaml_diags("data: {dataset: cifar10}\nmodel: {template: mlp}\n",
