@@ -221,88 +221,76 @@ static int fill_name(load_ctx *L, const ynode *name, const ynode *tree, const as
     return out->oom ? SPEC_ENOMEM : 0;
 }
 
-/* Builds and validates one combination into entry e. */
-static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas, spec_entry *e)
+/* The combination's values as JSON ({"model.patch_size":4}, stored with the
+ * run) and as the suffix of its messages (" [model.patch_size=4]"). */
+static void describe(const assign *as, int nas, sbuf *json, sbuf *suffix)
 {
-    int rc = 0;
-    spec_diags extra = {0};
-    sbuf json = {0}, suffix = {0}, name = {0};
-    yn_arena *a = yn_arena_new();
-    if (!a)
-        return SPEC_ENOMEM;
-    sbuf_puts(&json, "{");
-    sbuf_puts(&suffix, " [");
+    sbuf_puts(json, "{");
+    sbuf_puts(suffix, " [");
     for (int i = 0; i < nas; i++) {
-        sbuf_puts(&json, i ? ",\"" : "\"");
-        sbuf_puts(&json, as[i].path);
-        sbuf_puts(&json, "\":");
-        put_node(&json, as[i].value, false);
-        sbuf_puts(&suffix, i ? ", " : "");
-        sbuf_puts(&suffix, as[i].path);
-        sbuf_puts(&suffix, "=");
-        put_node(&suffix, as[i].value, true);
+        sbuf_puts(json, i ? ",\"" : "\"");
+        sbuf_puts(json, as[i].path);
+        sbuf_puts(json, "\":");
+        put_node(json, as[i].value, false);
+        sbuf_puts(suffix, i ? ", " : "");
+        sbuf_puts(suffix, as[i].path);
+        sbuf_puts(suffix, "=");
+        put_node(suffix, as[i].value, true);
     }
-    sbuf_puts(&json, "}");
-    sbuf_puts(&suffix, "]");
-    ynode *tree = yn_copy(a, base);
-    if (json.oom || suffix.oom || !tree) {
-        rc = SPEC_ENOMEM;
-        goto done;
-    }
-    for (int i = 0; i < nas && !rc; i++) {
-        int r = set_path(L, a, tree, &as[i], &extra, suffix.p);
-        if (r < 0)
-            rc = r;
-    }
-    if (rc)
-        goto done;
+    sbuf_puts(json, "}");
+    sbuf_puts(suffix, "]");
+}
 
-    /* the run name: the template filled in, or the file name and the values */
+/* A name: that is a template with {key.path} placeholders (any other kind of
+ * name is left for the validator to report). */
+static bool is_template(const ynode *nm) { return nm->kind == YN_SCALAR && !yn_is_null(nm); }
+
+/* The run name into name: the template filled in; without name: (or when the
+ * template cannot be filled, which is reported into extra) the file's stem
+ * and each swept key's last component with its value. 0 or SPEC_ENOMEM. */
+static int run_name(load_ctx *L, const ynode *tree, const assign *as, int nas, spec_diags *extra,
+                    const char *suffix, sbuf *name)
+{
     const ynode *nm = yn_map_get(tree, "name");
-    int line = 1, col = 1;
-    int fr = 1;
-    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
-        line = nm->line;
-        col = nm->col;
-        fr = fill_name(L, nm, tree, as, nas, &name, &extra, suffix.p);
-        if (fr < 0) {
-            rc = fr;
-            goto done;
-        }
+    if (nm && !is_template(nm))
+        return 0;
+    if (nm) {
+        int fr = fill_name(L, nm, tree, as, nas, name, extra, suffix);
+        if (fr <= 0)
+            return fr;
+        free(name->p);
+        *name = (sbuf){0};
     }
-    if (!nm || fr == 1) {
-        free(name.p);
-        name = (sbuf){0};
-        sbuf_puts(&name, L->stem);
-        for (int i = 0; i < nas; i++) {
-            const char *leaf = strrchr(as[i].path, '.');
-            sbuf_puts(&name, "_");
-            sbuf_puts(&name, leaf ? leaf + 1 : as[i].path);
-            put_node(&name, as[i].value, true);
-        }
-        if (name.oom) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
-        sanitize(name.p);
+    sbuf_puts(name, L->stem);
+    for (int i = 0; i < nas; i++) {
+        const char *leaf = strrchr(as[i].path, '.');
+        sbuf_puts(name, "_");
+        sbuf_puts(name, leaf ? leaf + 1 : as[i].path);
+        put_node(name, as[i].value, true);
     }
-    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
-        ynode *filled = yn_new_scalar(a, name.p, name.n, true, line, col);
-        if (!filled) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
+    if (name->oom)
+        return SPEC_ENOMEM;
+    sanitize(name->p);
+    return 0;
+}
+
+/* Puts the run name into tree (in arena a): in place of the template, or
+ * first into the effective YAML when the spec has no name:. 0 or SPEC_ENOMEM. */
+static int place_name(yn_arena *a, ynode *tree, const sbuf *name)
+{
+    const ynode *nm = yn_map_get(tree, "name");
+    if (nm && is_template(nm)) {
+        ynode *filled = yn_new_scalar(a, name->p, name->n, true, nm->line, nm->col);
+        if (!filled)
+            return SPEC_ENOMEM;
         for (int64_t i = 0; i < tree->n; i++)
             if (!strcmp(tree->v[2 * i]->s, "name"))
                 tree->v[2 * i + 1] = filled;
     } else if (!nm) {
-        /* the generated name goes first into the effective YAML */
-        ynode *k = yn_new_scalar(a, "name", 4, false, 1, 1), *v = yn_new_scalar(a, name.p, name.n, true, 1, 1);
+        ynode *k = yn_new_scalar(a, "name", 4, false, 1, 1), *v = yn_new_scalar(a, name->p, name->n, true, 1, 1);
         ynode **kv = yn_alloc(a, (size_t)(2 * tree->n + 2) * sizeof *kv);
-        if (!k || !v || !kv) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
+        if (!k || !v || !kv)
+            return SPEC_ENOMEM;
         kv[0] = k;
         kv[1] = v;
         if (tree->n)
@@ -310,15 +298,38 @@ static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas
         tree->v = kv;
         tree->n++;
     }
-    size_t len = 0;
-    char *text = spec_node_yaml(tree, &len);
-    if (!text) {
-        rc = SPEC_ENOMEM;
-        goto done;
+    return 0;
+}
+
+/* Builds and validates one combination into entry e: the base with the
+ * combination's values set, named, rendered as YAML. */
+static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas, spec_entry *e)
+{
+    spec_diags extra = {0};
+    sbuf json = {0}, suffix = {0}, name = {0};
+    yn_arena *a = yn_arena_new();
+    if (!a)
+        return SPEC_ENOMEM;
+    describe(as, nas, &json, &suffix);
+    ynode *tree = yn_copy(a, base);
+    int rc = json.oom || suffix.oom || !tree ? SPEC_ENOMEM : 0;
+    for (int i = 0; i < nas && !rc; i++) {
+        int r = set_path(L, a, tree, &as[i], &extra, suffix.p);
+        if (r < 0)
+            rc = r;
     }
-    rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
-    json.p = NULL;
-done:
+    if (!rc)
+        rc = run_name(L, tree, as, nas, &extra, suffix.p, &name);
+    if (!rc)
+        rc = place_name(a, tree, &name);
+    size_t len = 0;
+    char *text = rc ? NULL : spec_node_yaml(tree, &len);
+    if (!rc && !text)
+        rc = SPEC_ENOMEM;
+    if (!rc) {
+        rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
+        json.p = NULL;
+    }
     free(json.p);
     free(suffix.p);
     free(name.p);
