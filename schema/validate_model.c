@@ -198,64 +198,41 @@ static void v_shape(vctx *c, const ynode *args, const char *lp, eng_shape *out)
         *out = s;
 }
 
-static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
+/* The layer type an entry names: a map with one key, like {conv2d: {...}};
+ * NULL when it names none (reported). */
+static const layer_type *v_layer_type(vctx *c, const ynode *item, const char *ipath)
 {
-    char found[96], p[SPEC_PATH_LEN];
-    const char *names[V_NELEM(layer_types)];
-    for (int i = 0; i < V_NELEM(layer_types); i++)
-        names[i] = layer_types[i].name;
+    char found[96];
     if (item->kind != YN_MAP || item->n != 1) {
         vctx_error(c, item->line, item->col, ipath,
                    "expected one layer as a map with one key, like {conv2d: {out: 32, kernel: 3}} or {relu: {}}, "
                    "found %s%s",
                    item->kind == YN_MAP && item->n > 1 ? "a map with several keys" : vdescribe(item, found, sizeof found),
                    item->kind == YN_MAP && item->n > 1 ? " (each layer is its own list entry: '- relu: {}')" : "");
-        return;
+        return NULL;
     }
-    const ynode *k = item->v[0], *args = item->v[1];
-    const layer_type *t = NULL;
+    const ynode *k = item->v[0];
     for (int i = 0; i < V_NELEM(layer_types); i++)
         if (!strcmp(k->s, layer_types[i].name))
-            t = &layer_types[i];
-    if (!t) {
-        const char *s = spec_suggest(k->s, names, V_NELEM(names));
-        char list[512] = "";
-        for (int i = 0; i < V_NELEM(names); i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
-        if (s)
-            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (did you mean '%s'?)", k->s, s);
-        else
-            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (expected one of %s)", k->s, list);
-        return;
-    }
-    l->kind = t->kind;
-    char lp[SPEC_PATH_LEN];
-    vpath(lp, ipath, t->name);
-    vctx_record(c, lp, args);
-    /* defaults follow PyTorch's constructors */
-    l->stride = 1;
-    l->bias = true;
-    l->affine = true;
-    l->dims = 1;
-    l->slope = 0.01f;
-    l->p = 0.5f;
-    l->dim = -1;
-    l->post = ENG_ACT_NONE;
-    if (yn_is_null(args)) {
-        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D,  ENG_LAYER_LINEAR,  ENG_LAYER_MAXPOOL,
-                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL, ENG_LAYER_PATCHES,
-                                                  ENG_LAYER_RESHAPE, ENG_LAYER_PAD_CHANNELS};
-        for (int i = 0; i < V_NELEM(required); i++)
-            if (t->kind == required[i])
-                vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", t->name);
-        return;
-    }
-    int nkeys = 0;
-    while (nkeys < 5 && t->keys[nkeys])
-        nkeys++;
-    if (!vn_map(c, args, lp, nkeys ? "of settings" : "(this layer has no settings: {})"))
-        return;
-    v_check_keys(c, args, lp, t->keys, nkeys, NULL, NULL);
+            return &layer_types[i];
+    const char *names[V_NELEM(layer_types)];
+    for (int i = 0; i < V_NELEM(layer_types); i++)
+        names[i] = layer_types[i].name;
+    const char *s = spec_suggest(k->s, names, V_NELEM(names));
+    char list[512] = "";
+    for (int i = 0; i < V_NELEM(names); i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    if (s)
+        vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (did you mean '%s'?)", k->s, s);
+    else
+        vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (expected one of %s)", k->s, list);
+    return NULL;
+}
+
+/* The settings a layer of type t takes beyond its defaults, from the map args at lp. */
+static void v_layer_settings(vctx *c, const layer_type *t, const ynode *args, const char *lp, eng_layer_desc *l)
+{
+    char p[SPEC_PATH_LEN];
     switch (t->kind) {
     case ENG_LAYER_CONV2D:
     case ENG_LAYER_LINEAR:
@@ -326,6 +303,43 @@ static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_des
     default:
         break;
     }
+}
+
+static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
+{
+    const layer_type *t = v_layer_type(c, item, ipath);
+    if (!t)
+        return;
+    const ynode *args = item->v[1];
+    l->kind = t->kind;
+    char lp[SPEC_PATH_LEN];
+    vpath(lp, ipath, t->name);
+    vctx_record(c, lp, args);
+    /* defaults follow PyTorch's constructors */
+    l->stride = 1;
+    l->bias = true;
+    l->affine = true;
+    l->dims = 1;
+    l->slope = 0.01f;
+    l->p = 0.5f;
+    l->dim = -1;
+    l->post = ENG_ACT_NONE;
+    if (yn_is_null(args)) {
+        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D,  ENG_LAYER_LINEAR,  ENG_LAYER_MAXPOOL,
+                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL, ENG_LAYER_PATCHES,
+                                                  ENG_LAYER_RESHAPE, ENG_LAYER_PAD_CHANNELS};
+        for (int i = 0; i < V_NELEM(required); i++)
+            if (t->kind == required[i])
+                vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", t->name);
+        return;
+    }
+    int nkeys = 0;
+    while (nkeys < 5 && t->keys[nkeys])
+        nkeys++;
+    if (!vn_map(c, args, lp, nkeys ? "of settings" : "(this layer has no settings: {})"))
+        return;
+    v_check_keys(c, args, lp, t->keys, nkeys, NULL, NULL);
+    v_layer_settings(c, t, args, lp, l);
 }
 
 static void v_layer_list(vctx *c, const ynode *seq, const char *path, eng_layer_desc **out, int64_t *nout)
