@@ -64,6 +64,8 @@ int eng_dataset_load(const eng_data_desc *d, eng_split split, uint64_t seed, eng
         return eng_dataset_cifar_load(d->root, true, split, limit, out);
     case ENG_DATASET_SYNTHETIC:
         return eng_dataset_synthetic_load(d, split, seed, limit, out);
+    case ENG_DATASET__COUNT:
+        break;
     }
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);
 }
@@ -82,6 +84,8 @@ int eng_dataset_probe(const eng_data_desc *d, char *msg, size_t msg_len)
         return eng_dataset_cifar_probe(d->root, true, msg, msg_len);
     case ENG_DATASET_SYNTHETIC:
         return 0;
+    case ENG_DATASET__COUNT:
+        break;
     }
     snprintf(msg, msg_len, "unknown dataset kind %d", (int)d->dataset);
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);

@@ -22,6 +22,7 @@ typedef enum eng_dataset_kind {
     ENG_DATASET_MNIST,
     ENG_DATASET_FASHION_MNIST,
     ENG_DATASET_SYNTHETIC,
+    ENG_DATASET__COUNT
 } eng_dataset_kind;
 
 typedef struct eng_data_desc {
@@ -44,7 +45,7 @@ typedef struct eng_data_desc {
 
 /* The per-sample shape and class count a dataset kind produces (no files read). */
 int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *classes);
-const char *eng_dataset_name(eng_dataset_kind k);
+const char *eng_dataset_name(eng_dataset_kind k); /* "?" out of range */
 
 /* ---- model ---- */
 
@@ -54,6 +55,7 @@ typedef enum eng_template {
     ENG_TEMPLATE_RESNET,
     ENG_TEMPLATE_MLP_MIXER,
     ENG_TEMPLATE_SEQUENTIAL,
+    ENG_TEMPLATE__COUNT
 } eng_template;
 
 typedef enum eng_head { ENG_HEAD_LOGITS = 0, ENG_HEAD_SOFTMAX, ENG_HEAD_SIGMOID } eng_head;
@@ -132,6 +134,15 @@ typedef struct eng_model_desc {
 
 #define ENG_POOL_ENTRY (-1)
 
+/* The spec's names of the kinds, indexed by kind (ENG_*__COUNT entries):
+ * the one table that the engine's messages and summaries and the schema's
+ * reading of a spec share, so that a kind is named where it is added. */
+extern const char *const eng_dataset_names[];
+extern const char *const eng_template_names[];
+extern const char *const eng_layer_kind_names[];
+extern const char *const eng_act_names[];
+
+/* One name of those tables; "?" out of range. */
 const char *eng_template_name(eng_template t);
 const char *eng_layer_kind_name(eng_layer_kind k);
 const char *eng_act_name(eng_act a);
