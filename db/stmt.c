@@ -1,4 +1,5 @@
 /* Prepared statements: the per-connection cache, binding and reading values. */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@ int db__stmt(db *d, enum db_stmt_slot slot, const char *sql, sqlite3_stmt **out)
         if (rc != SQLITE_OK)
             return db__sqlite_error(d, rc, "prepare statement");
     }
+    /* every user ends with db__stmt_done, so a cached statement is never handed out mid-way */
+    assert(!sqlite3_stmt_busy(d->stmt[slot]));
     *out = d->stmt[slot];
     return DB_OK;
 }

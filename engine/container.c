@@ -1,4 +1,5 @@
 /* Containers: the sequential chain and the residual block. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,7 @@ eng_module *eng_sequential_new(const char *name, const eng_shape *in)
 
 int eng_seq_append(eng_module *seq, eng_module *child)
 {
+    assert(!child || eng_shape_equal(&child->in, &seq->out)); /* each child takes the chain's output so far */
     int rc = eng_module_add_child(seq, child);
     if (rc == 0)
         seq->out = child->out;
@@ -152,6 +154,8 @@ eng_module *eng_residual_new(const char *name, eng_module *inner, eng_act post)
 {
     if (!inner)
         return NULL;
+    assert(eng_shape_equal(&inner->out, &inner->in));
+    assert(post == ENG_ACT_NONE || post == ENG_ACT_RELU); /* res_backward takes ReLU's derivative from y */
     residual_module *r = (residual_module *)eng_module_alloc(sizeof *r, &res_ops, name, &inner->in);
     if (!r) {
         eng_module_free(inner);

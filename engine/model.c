@@ -2,6 +2,7 @@
  * plans and binds memory, initialises, and runs forward and backward. */
 #include "engine/model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,7 +28,9 @@ struct eng_model {
     int nlayers;
     int cap_params, cap_buffers, cap_layers, cap_param_decl, cap_buffer_decl;
 
-    /* bound state */
+    /* bound state: b and the five allocations, all set by a successful
+     * eng_model_bind and none before it (a failed bind leaves the model to
+     * eng_model_free only); last_* by the last forward pass */
     eng_backend *b;
     int64_t max_batch;
     float *p, *g, *bufs;
@@ -344,6 +347,7 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
         return eng_error(ENG_EINVAL, "model is already bound to a backend");
     if (max_batch < 1)
         return eng_error(ENG_EINVAL, "batch size must be at least 1");
+    assert(!m->p && !m->g && !m->bufs && !m->arena && !m->ws); /* an unbound model holds no backend memory */
     m->b = b;
     m->max_batch = max_batch;
     size_t act = activation_bytes(m->root, max_batch);
@@ -368,6 +372,7 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     m->bound_bytes = (2 * (size_t)m->param_floats + (size_t)m->buffer_floats) * sizeof(float) + act + ws;
     char *cursor = arena;
     assign_activations(m->root, &cursor, max_batch);
+    assert(cursor == (char *)arena + act); /* planned and placed by the same walk */
     assign_workspace(m->root, wsp);
     bind_tensors(m, m->root);
     return 0;
@@ -375,9 +380,24 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
 
 eng_backend *eng_model_backend(const eng_model *m) { return m->b; }
 size_t eng_model_bound_bytes(const eng_model *m) { return m->bound_bytes; }
-float *eng_model_param_data(eng_model *m) { return m->p; }
-float *eng_model_grad_data(eng_model *m) { return m->g; }
-float *eng_model_buffer_data(eng_model *m) { return m->bufs; }
+/* The flat buffers exist only once bound (model.h: "valid after bind"). */
+float *eng_model_param_data(eng_model *m)
+{
+    assert(m->b && m->p);
+    return m->p;
+}
+
+float *eng_model_grad_data(eng_model *m)
+{
+    assert(m->b && m->g);
+    return m->g;
+}
+
+float *eng_model_buffer_data(eng_model *m)
+{
+    assert(m->b && m->bufs);
+    return m->bufs;
+}
 
 /* ---- initialisation ---- */
 
@@ -435,6 +455,7 @@ int eng_model_forward(eng_model *m, const float *x, int64_t batch, bool training
     if (batch < 1 || batch > m->max_batch)
         return eng_error(ENG_EINVAL, "batch of %lld samples outside the planned 1..%lld", (long long)batch,
                          (long long)m->max_batch);
+    assert(m->arena && m->ws); /* bound (a failed bind leaves the model to eng_model_free only) */
     eng_step_ctx c = {.b = m->b, .batch = batch, .training = training, .dropout_key = dropout_key};
     int rc = m->root->ops->forward(m->root, &c, x);
     if (rc < 0)
@@ -453,6 +474,7 @@ int eng_model_backward(eng_model *m, const float *dout)
 {
     if (!m->last_x || !m->last_training)
         return eng_error(ENG_EINVAL, "backward needs a training forward pass first");
+    assert(m->b && m->last_batch >= 1 && m->last_batch <= m->max_batch); /* a forward pass ran: bound, planned */
     eng_step_ctx c = {.b = m->b, .batch = m->last_batch, .training = true, .dropout_key = m->last_dropout_key};
     return m->root->ops->backward(m->root, &c, m->last_x, dout, NULL);
 }

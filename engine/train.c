@@ -3,6 +3,7 @@
  * and replayed where the backend can (train.h) - and evaluation. */
 #include "engine/train.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,7 @@ static int step_ops(eng_trainer *t, int64_t count, uint64_t dropout_key, const e
  * op; the host-side counters the capture advanced are restored. */
 static int capture_step(eng_trainer *t, int64_t count, uint64_t dropout_key, float lr)
 {
+    assert(t->graph_allowed && !t->graph && count == t->batch); /* once, a full batch, where graph_decide allows */
     eng_backend *b = t->b;
     int64_t steps = eng_optimizer_steps(t->opt), tracked = eng_model_batches_tracked(t->model);
     eng_step_scalars s;

@@ -6,6 +6,7 @@
  * key) that causes it. A combination's stored text is its effective YAML
  * (spec_node_yaml) and its identity the SHA-256 of that text: it changes
  * only when the base or this combination's values change. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,8 @@ static bool map_append(yn_arena *a, ynode *map, ynode *key, ynode *value)
 static int set_path(load_ctx *L, yn_arena *a, ynode *tree, const assign *as, spec_diags *extra, const char *suffix)
 {
     char comp[SPEC_PATH_LEN], sofar[SPEC_PATH_LEN];
-    const char *path = as->path; /* path_ok: shorter than SPEC_PATH_LEN */
+    const char *path = as->path;
+    assert(strlen(path) < SPEC_PATH_LEN); /* path_ok held it to 200 bytes: each component fits comp */
     ynode *cur = tree;
     int line = as->key->line, col = as->key->col;
     for (;;) {

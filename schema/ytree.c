@@ -1,6 +1,7 @@
 /* YAML event stream -> ynode tree with marks, limits, duplicate-key checks. */
 #include "schema/ytree.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,10 +437,12 @@ static int on_open(pstate *p, const yaml_event_t *e, int line, int col)
  * node, which then becomes a child of the frame around it. */
 static int on_close(pstate *p)
 {
+    assert(p->nframes > 0); /* libyaml balances start and end events; parsing stops at the first failure */
     frame f = p->frames[p->nframes - 1];
     ynode *n = f.node;
     size_t m = p->nkids - f.start;
     if (n->kind == YN_MAP) {
+        assert(m % 2 == 0); /* a key and a value each */
         size_t pairs = m / 2;
         int rc = check_map_keys(p, p->kids + f.start, &pairs);
         if (rc)
