@@ -60,9 +60,10 @@ int db__col_text(sqlite3_stmt *s, int i, char **out);
 int64_t db__col_int(sqlite3_stmt *s, int i, int64_t if_null);
 double db__col_double(sqlite3_stmt *s, int i);
 
-/* A transaction around one API call: BEGIN IMMEDIATE at top level, a
- * savepoint inside a caller's db_begin(). end() commits when rc == 0,
- * rolls back otherwise, and returns rc (or the commit's error). */
+/* A transaction around several statements (each migration step): BEGIN
+ * IMMEDIATE at top level, a savepoint inside a caller's db_begin(). end()
+ * commits when rc == 0, rolls back otherwise, and returns rc (or the
+ * commit's error). */
 int db__txn_begin(db *d);
 int db__txn_end(db *d, int rc);
 

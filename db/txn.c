@@ -1,5 +1,5 @@
-/* Transactions: db_begin/db_commit for callers, and the one every write call
- * wraps itself in (a savepoint when the caller already opened one). */
+/* Transactions: db_begin/db_commit for callers (nested calls become
+ * savepoints), and db__txn_begin/end, which the migration wraps each step in. */
 #include <assert.h>
 #include <stdio.h>
 

@@ -79,7 +79,7 @@ typedef enum eng_layer_kind {
     ENG_LAYER_FLATTEN,
     ENG_LAYER_DROPOUT,
     ENG_LAYER_RESIDUAL,
-    /* beyond SPEC.md v1: what the seed's residual CNN and MLP-Mixer need by hand */
+    /* beyond spec v1 (docs/design-changes.md): what the seed's residual CNN and MLP-Mixer need by hand */
     ENG_LAYER_TRANSPOSE,
     ENG_LAYER_MEAN,
     ENG_LAYER_PATCHES,
@@ -171,7 +171,7 @@ typedef struct eng_train_desc {
     bool keep_best;
 } eng_train_desc;
 
-/* Defaults of spec v1 (SPEC.md) for each description. */
+/* The defaults of each description (docs/spec.md gives them key by key). */
 void eng_data_desc_default(eng_data_desc *d);
 void eng_model_desc_default(eng_model_desc *m);
 void eng_train_desc_default(eng_train_desc *t);

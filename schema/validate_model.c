@@ -143,7 +143,7 @@ static const layer_type layer_types[] = {
     {ENG_LAYER_TANH, false, {NULL}},
     {ENG_LAYER_SOFTMAX, false, {NULL}},
     {ENG_LAYER_RESIDUAL, true, {"layers", "post"}},
-    /* beyond SPEC.md v1 (docs/spec.md, "Changes to the contract") */
+    /* beyond spec v1 (docs/spec.md, "Changes to the contract") */
     {ENG_LAYER_TRANSPOSE, false, {NULL}},
     {ENG_LAYER_MEAN, false, {"dim"}},
     {ENG_LAYER_PATCHES, true, {"size"}},

@@ -14,8 +14,8 @@
  *   weight gradient: dw[o, i, ky, kx] = sum over (y, x) of dy[o, y, x] in[i, y+ky, x+kx],
  *              a 4-channel x 3-tap tile of 8-lane partial sums per pass.
  *
- * Vectors are GCC vector extensions, compiled once with AVX2+FMA and once
- * for the baseline; multiply-adds contract to FMA in this file only. The
+ * Vectors are GCC vector extensions (cpu_v8f.h), lowered to what the build's
+ * -march offers; multiply-adds contract to FMA in this file only. The
  * reduction order is fixed (lanes are summed in lane order), so results are
  * deterministic. The driver below runs them image by image, each thread
  * over a fixed range of images with its own padded buffers. */

@@ -200,7 +200,7 @@ static void test_template_mlp(void **state)
     spec_file_free(f);
 }
 
-/* The seed's models, with the parameter counts of seed-reference.md. */
+/* The seed's models, with their PyTorch parameter counts (README.md, experiments/seed/). */
 static void test_seed_templates(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* The sequential layers beyond SPEC.md v1 (transpose, mean, patches, reshape,
+/* The sequential layers beyond spec v1 (transpose, mean, patches, reshape,
  * pad_channels, mixer, residual's post): every key into its field, defaults,
  * and bad values and shape mismatches located at their key (exact line:col).
  * And every kind the engine names (layer, template, activation, dataset) is a

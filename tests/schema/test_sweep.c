@@ -112,7 +112,7 @@ static void test_text_roundtrip(void **state)
     }
 }
 
-/* The seed's six experiments as one file, with seed-reference.md's counts. */
+/* The seed's six experiments as one file, with the seed's PyTorch parameter counts (README.md). */
 static void test_seed_comparison(void **state)
 {
     (void)state;
