@@ -1,4 +1,5 @@
-/* Prepared statements: the per-connection cache, binding and reading values. */
+/* Prepared statements: the per-connection cache, binding and reading values
+ * (and the growing arrays that query results are read into). */
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
@@ -80,4 +81,17 @@ int64_t db__col_int(sqlite3_stmt *s, int i, int64_t if_null)
 double db__col_double(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+int db__grow(void **v, size_t *cap, size_t n, size_t size, size_t first)
+{
+    if (n < *cap)
+        return DB_OK;
+    size_t ncap = *cap ? 2 * *cap : first;
+    void *nv = realloc(*v, ncap * size);
+    if (!nv)
+        return db__error(DB_ENOMEM, "out of memory");
+    *v = nv;
+    *cap = ncap;
+    return DB_OK;
 }
