@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/fdio.h"
 #include "engine/json_reader.h"
 
 static const struct {
@@ -351,23 +352,6 @@ int eng_st_serialize(eng_st_writer *w, uint8_t **buf, size_t *len)
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t k = write(fd, c, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int fsync_dir_of(const char *path)
 {
     char *copy = strdup(path);
@@ -411,12 +395,12 @@ int eng_st_write_file(eng_st_writer *w, const char *path)
         rc = eng_error(ENG_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
-    if (write_all(fd, h.p, h.len) != 0) {
+    if (eng_write_full(fd, h.p, h.len) != 0) {
         rc = eng_error(ENG_EIO, "%s: write failed: %s", tmp, strerror(errno));
         goto fail_fd;
     }
     for (size_t i = 0; i < w->n; i++)
-        if (w->t[i].nbytes && write_all(fd, w->t[i].data, w->t[i].nbytes) != 0) {
+        if (w->t[i].nbytes && eng_write_full(fd, w->t[i].data, w->t[i].nbytes) != 0) {
             rc = eng_error(ENG_EIO, "%s: write failed: %s", tmp, strerror(errno));
             goto fail_fd;
         }
@@ -805,27 +789,6 @@ int eng_st_parse(const void *buf, size_t len, eng_st_file **out)
     return st_load("safetensors buffer", storage, file, len, out);
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t k = read(fd, c, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0) {
-            errno = 0; /* end of file before n bytes */
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int eng_st_open(const char *path, eng_st_file **out)
 {
     *out = NULL;
@@ -853,7 +816,7 @@ int eng_st_open(const char *path, eng_st_file **out)
                          path, len);
     }
     unsigned char head[8];
-    if (read_full(fd, head, 8) != 0) {
+    if (eng_read_full(fd, head, 8) != 0) {
         int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         return rc;
@@ -866,7 +829,7 @@ int eng_st_open(const char *path, eng_st_file **out)
         return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
     }
     memcpy(file, head, 8);
-    if (len > 8 && read_full(fd, file + 8, len - 8) != 0) {
+    if (len > 8 && eng_read_full(fd, file + 8, len - 8) != 0) {
         int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         free(storage);
