@@ -5,10 +5,6 @@
  * name a spec may write. */
 #include "helpers.h"
 
-#ifndef SCHEMA_FIXTURES
-#error "SCHEMA_FIXTURES must name tests/schema"
-#endif
-
 #define SYNTH "data: {dataset: synthetic, synthetic: {shape: [3, 8, 8], classes: 4}}\n"
 #define SEQ SYNTH "model:\n  template: sequential\n  layers:\n"
 
@@ -189,10 +185,8 @@ static void test_new_layers_shape_errors(void **state)
 
 static const spec *load_fixture(const char *name, spec_file **f)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", SCHEMA_FIXTURES, name);
     spec_options o = test_opts();
-    assert_int_equal(spec_file_load(path, &o, f), 0);
+    assert_int_equal(spec_file_load(fixture(name), &o, f), 0);
     assert_diags(*f, "");
     assert_int_equal((*f)->n_entries, 1);
     return (*f)->entries[0].spec;
