@@ -216,7 +216,7 @@ void db_run_list_free(db_run_list *l); /* NULL is a no-op */
 
 int db_run_get(db *d, int64_t id, db_run **out); /* DB_ENOTFOUND if none */
 /* The newest run (highest id) whose spec_path, spec_sha256 and sweep are
- * all equal (NULL matches NULL): this is a spec's identity (DESIGN.md),
+ * all equal (NULL matches NULL): this is a spec's identity (docs/database.md),
  * with sweep telling the combinations of one sweep file apart.
  * DB_ENOTFOUND if none. */
 int db_run_find_spec(db *d, const char *spec_path, const char *spec_sha256, const char *sweep,

@@ -85,16 +85,8 @@ int db_epochs_get(db *d, int64_t run_id, db_epoch **out, size_t *n)
             rc = db__sqlite_error(d, st, "read epochs");
             goto out;
         }
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 64;
-            db_epoch *nv = realloc(v, ncap * sizeof *nv);
-            if (!nv) {
-                rc = db__error(DB_ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-            cap = ncap;
-        }
+        if ((rc = db__grow((void **)&v, &cap, len, sizeof *v, 64)))
+            goto out;
         db_epoch *e = &v[len++];
         e->run_id = run_id;
         e->epoch = sqlite3_column_int64(s, 0);

@@ -62,9 +62,10 @@ int db__col_text(sqlite3_stmt *s, int i, char **out);
 int64_t db__col_int(sqlite3_stmt *s, int i, int64_t if_null);
 double db__col_double(sqlite3_stmt *s, int i);
 
-/* A transaction around one API call: BEGIN IMMEDIATE at top level, a
- * savepoint inside a caller's db_begin(). end() commits when rc == 0,
- * rolls back otherwise, and returns rc (or the commit's error). */
+/* A transaction around several statements (each migration step): BEGIN
+ * IMMEDIATE at top level, a savepoint inside a caller's db_begin(). end()
+ * commits when rc == 0, rolls back otherwise, and returns rc (or the
+ * commit's error). */
 int db__txn_begin(db *d);
 int db__txn_end(db *d, int rc);
 
@@ -83,6 +84,14 @@ _Static_assert(DB_QUEUED == 0 && DB_RUNNING == 1 && DB_DONE == 2 && DB_FAILED ==
 /* Binds ?1..?3 of DB_FILTER_WHERE; tests a name against the filter's globs. */
 int db__bind_filter(db *d, sqlite3_stmt *s, const db_filter *f);
 int db__name_matches(const db_filter *f, const char *name);
+/* Steps s to its next row whose name (column 1) f's globs match: 1 a row; 0
+ * when the rows are done or f's limit is reached (n rows taken); or a
+ * negative code ("what: SQLite's message"). */
+int db__next_match(db *d, sqlite3_stmt *s, const db_filter *f, size_t n, const char *what);
+
+/* Room for element n of a growing array (*v, *cap elements of size bytes;
+ * the first allocation holds `first`): DB_OK or DB_ENOMEM. */
+int db__grow(void **v, size_t *cap, size_t n, size_t size, size_t first);
 
 /* Runs SQL text without values (pragmas, migrations). */
 int db__exec(db *d, const char *sql, const char *what);

@@ -75,29 +75,9 @@ int db_leaderboard(db *d, const db_filter *f, db_board **out)
     }
     if ((rc = db__bind_filter(d, s, f)))
         goto out;
-    for (;;) {
-        if (f && f->limit && b->n == f->limit)
-            break;
-        int st = sqlite3_step(s);
-        if (st == SQLITE_DONE)
-            break;
-        if (st != SQLITE_ROW) {
-            rc = db__sqlite_error(d, st, "read leaderboard");
-            goto out;
-        }
-        if (!db__name_matches(f, (const char *)sqlite3_column_text(s, 1)))
-            continue;
-        if (b->n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            db_board_row *nr = realloc(b->rows, ncap * sizeof *nr);
-            if (!nr) {
-                rc = db__error(DB_ENOMEM, "out of memory");
-                goto out;
-            }
-            b->rows = nr;
-            cap = ncap;
-        }
-        if ((rc = read_row(s, &b->rows[b->n])))
+    while ((rc = db__next_match(d, s, f, b->n, "read leaderboard")) > 0) {
+        if ((rc = db__grow((void **)&b->rows, &cap, b->n, sizeof *b->rows, 16)) ||
+            (rc = read_row(s, &b->rows[b->n])))
             goto out;
         b->n++;
     }

@@ -7,7 +7,7 @@
 
 #include "db/internal.h"
 
-/* Version 1: the DESIGN.md contract - runs, epochs and the two views. */
+/* Version 1: the first contract (docs/design-changes.md) - runs, epochs and the two views. */
 static const char migration_1[] =
     "CREATE TABLE runs (\n"
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"

@@ -472,6 +472,21 @@ int db__name_matches(const db_filter *f, const char *name)
     return 0;
 }
 
+int db__next_match(db *d, sqlite3_stmt *s, const db_filter *f, size_t n, const char *what)
+{
+    for (;;) {
+        if (f && f->limit && n == f->limit)
+            return 0;
+        int st = sqlite3_step(s);
+        if (st == SQLITE_DONE)
+            return 0;
+        if (st != SQLITE_ROW)
+            return db__sqlite_error(d, st, what);
+        if (db__name_matches(f, (const char *)sqlite3_column_text(s, 1)))
+            return 1;
+    }
+}
+
 int db_runs_list(db *d, const db_filter *f, db_order order, db_run_list **out)
 {
     static const char sql_id[] = "SELECT " RUN_COLS " FROM runs" DB_FILTER_WHERE " ORDER BY id";
@@ -498,29 +513,9 @@ int db_runs_list(db *d, const db_filter *f, db_order order, db_run_list **out)
     }
     if ((rc = db__bind_filter(d, s, f)))
         goto out;
-    for (;;) {
-        if (f && f->limit && l->n == f->limit)
-            break;
-        int st = sqlite3_step(s);
-        if (st == SQLITE_DONE)
-            break;
-        if (st != SQLITE_ROW) {
-            rc = db__sqlite_error(d, st, "list runs");
-            goto out;
-        }
-        if (!db__name_matches(f, (const char *)sqlite3_column_text(s, 1)))
-            continue;
-        if (l->n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            db_run *nr = realloc(l->runs, ncap * sizeof *nr);
-            if (!nr) {
-                rc = db__error(DB_ENOMEM, "out of memory");
-                goto out;
-            }
-            l->runs = nr;
-            cap = ncap;
-        }
-        if ((rc = read_run(s, &l->runs[l->n])))
+    while ((rc = db__next_match(d, s, f, l->n, "list runs")) > 0) {
+        if ((rc = db__grow((void **)&l->runs, &cap, l->n, sizeof *l->runs, 16)) ||
+            (rc = read_run(s, &l->runs[l->n])))
             goto out;
         l->n++;
     }

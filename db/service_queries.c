@@ -17,16 +17,8 @@ int db_runs_cancel_requested(db *d, int64_t **ids, size_t *n)
     int rc = DB_OK;
     size_t cap = 0;
     while ((st = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? 2 * cap : 8;
-            int64_t *nv = realloc(*ids, ncap * sizeof *nv);
-            if (!nv) {
-                rc = db__error(DB_ENOMEM, "out of memory");
-                break;
-            }
-            *ids = nv;
-            cap = ncap;
-        }
+        if ((rc = db__grow((void **)ids, &cap, *n, sizeof **ids, 8)))
+            break;
         (*ids)[(*n)++] = sqlite3_column_int64(s, 0);
     }
     if (rc == DB_OK && st != SQLITE_DONE)

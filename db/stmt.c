@@ -1,4 +1,6 @@
-/* Prepared statements: the per-connection cache, binding and reading values. */
+/* Prepared statements: the per-connection cache, binding and reading values
+ * (and the growing arrays that query results are read into). */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@ int db__stmt(db *d, enum db_stmt_slot slot, const char *sql, sqlite3_stmt **out)
         if (rc != SQLITE_OK)
             return db__sqlite_error(d, rc, "prepare statement");
     }
+    /* every user ends with db__stmt_done, so a cached statement is never handed out mid-way */
+    assert(!sqlite3_stmt_busy(d->stmt[slot]));
     *out = d->stmt[slot];
     return DB_OK;
 }
@@ -77,4 +81,17 @@ int64_t db__col_int(sqlite3_stmt *s, int i, int64_t if_null)
 double db__col_double(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+int db__grow(void **v, size_t *cap, size_t n, size_t size, size_t first)
+{
+    if (n < *cap)
+        return DB_OK;
+    size_t ncap = *cap ? 2 * *cap : first;
+    void *nv = realloc(*v, ncap * size);
+    if (!nv)
+        return db__error(DB_ENOMEM, "out of memory");
+    *v = nv;
+    *cap = ncap;
+    return DB_OK;
 }

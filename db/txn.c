@@ -1,19 +1,23 @@
-/* Transactions: db_begin/db_commit for callers, and the one every write call
- * wraps itself in (a savepoint when the caller already opened one). */
+/* Transactions: db_begin/db_commit for callers (nested calls become
+ * savepoints), and db__txn_begin/end, which the migration wraps each step in. */
+#include <assert.h>
 #include <stdio.h>
 
 #include "db/internal.h"
 
-int db__txn_begin(db *d)
+/* One more level: `outer` (BEGIN ...) at the top, a savepoint inside. */
+static int begin_level(db *d, const char *outer, const char *what)
 {
-    /* IMMEDIATE takes the write lock now (waiting up to the busy timeout),
-     * so a transaction cannot fail half-way because another writer came. */
-    int rc = d->txn_depth == 0 ? db__exec(d, "BEGIN IMMEDIATE", "begin transaction")
-                               : db__exec(d, "SAVEPOINT db_nested", "savepoint");
+    assert(d->txn_depth >= 0);
+    int rc = d->txn_depth == 0 ? db__exec(d, outer, what) : db__exec(d, "SAVEPOINT db_nested", "savepoint");
     if (rc == DB_OK)
         d->txn_depth++;
     return rc;
 }
+
+/* IMMEDIATE takes the write lock now (waiting up to the busy timeout), so a
+ * transaction cannot fail half-way because another writer came. */
+int db__txn_begin(db *d) { return begin_level(d, "BEGIN IMMEDIATE", "begin transaction"); }
 
 /* Undoes the innermost level without overwriting the error being reported. */
 static int undo_level(db *d, int outermost)
@@ -34,8 +38,7 @@ static int undo_level(db *d, int outermost)
 
 int db__txn_end(db *d, int rc)
 {
-    if (d->txn_depth <= 0)
-        return rc ? rc : db__error(DB_EINVAL, "no transaction is open");
+    assert(d->txn_depth > 0); /* paired with db__txn_begin; db_commit checks first */
     int outermost = --d->txn_depth == 0;
     if (rc != DB_OK) {
         undo_level(d, outermost);
@@ -49,22 +52,22 @@ int db__txn_end(db *d, int rc)
 
 int db_begin(db *d) { return db__txn_begin(d); }
 
-int db_begin_read(db *d)
-{
-    int rc = d->txn_depth == 0 ? db__exec(d, "BEGIN DEFERRED", "begin read transaction")
-                               : db__exec(d, "SAVEPOINT db_nested", "savepoint");
-    if (rc == DB_OK)
-        d->txn_depth++;
-    return rc;
-}
+int db_begin_read(db *d) { return begin_level(d, "BEGIN DEFERRED", "begin read transaction"); }
 
-int db_commit(db *d) { return db__txn_end(d, DB_OK); }
+int db_commit(db *d)
+{
+    assert(d->txn_depth >= 0);
+    if (d->txn_depth == 0)
+        return db__error(DB_EINVAL, "no transaction is open");
+    return db__txn_end(d, DB_OK);
+}
 
 /* Callers roll back after a failure and then report it: the message of
  * that failure stays (undo_level adds to it only if the rollback fails). */
 int db_rollback(db *d)
 {
-    if (d->txn_depth <= 0)
+    assert(d->txn_depth >= 0);
+    if (d->txn_depth == 0)
         return db__error(DB_EINVAL, "no transaction is open");
     int outermost = --d->txn_depth == 0;
     return undo_level(d, outermost);

@@ -34,6 +34,7 @@ typedef enum eng_act {
     ENG_ACT_GELU,       /* exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
     ENG_ACT_SIGMOID,
     ENG_ACT_TANH,
+    ENG_ACT__COUNT
 } eng_act;
 
 /* C[i] = alpha * op(A[i]) op(B[i]) + beta * C[i] for i < batch, where

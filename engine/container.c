@@ -1,16 +1,10 @@
 /* Containers: the sequential chain and the residual block. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/error.h"
 #include "engine/module.h"
-
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
 
 /* ---- sequential ---- */
 
@@ -19,7 +13,7 @@ static int seq_forward(eng_module *m, const eng_step_ctx *c, const float *x)
     const float *cur = x;
     for (int i = 0; i < m->nchild; i++) {
         eng_module *ch = m->child[i];
-        TRY(ch->ops->forward(ch, c, cur));
+        ENG_TRY(ch->ops->forward(ch, c, cur));
         cur = ch->y;
     }
     m->y = (float *)cur;
@@ -52,11 +46,11 @@ static int seq_backward(eng_module *m, const eng_step_ctx *c, const float *x, co
         if (ch->y_alias && ch->nparam == 0 && ch->nchild == 0) {
             /* a view (flatten, reshape): the gradient passes through unchanged */
             if (i == 0 && dx)
-                TRY(c->b->ops->copy(c->b, dx, g, (size_t)(eng_shape_numel(&ch->in) * c->batch) * sizeof(float)));
+                ENG_TRY(c->b->ops->copy(c->b, dx, g, (size_t)(eng_shape_numel(&ch->in) * c->batch) * sizeof(float)));
             continue;
         }
         float *target = i ? (g == pp[0] ? pp[1] : pp[0]) : dx;
-        TRY(ch->ops->backward(ch, c, xin, g, target));
+        ENG_TRY(ch->ops->backward(ch, c, xin, g, target));
         g = target;
     }
     return 0;
@@ -95,6 +89,7 @@ eng_module *eng_sequential_new(const char *name, const eng_shape *in)
 
 int eng_seq_append(eng_module *seq, eng_module *child)
 {
+    assert(!child || eng_shape_equal(&child->in, &seq->out)); /* each child takes the chain's output so far */
     int rc = eng_module_add_child(seq, child);
     if (rc == 0)
         seq->out = child->out;
@@ -113,11 +108,11 @@ static int res_forward(eng_module *m, const eng_step_ctx *c, const float *x)
     residual_module *r = (residual_module *)m;
     eng_module *inner = m->child[0];
     int64_t n = eng_shape_numel(&m->out) * c->batch;
-    TRY(inner->ops->forward(inner, c, x));
+    ENG_TRY(inner->ops->forward(inner, c, x));
     m->y = m->y_store;
-    TRY(c->b->ops->add(c->b, n, x, inner->y, m->y));
+    ENG_TRY(c->b->ops->add(c->b, n, x, inner->y, m->y));
     if (r->post != ENG_ACT_NONE)
-        TRY(c->b->ops->act_forward(c->b, r->post, 0.0f, n, m->y, m->y));
+        ENG_TRY(c->b->ops->act_forward(c->b, r->post, 0.0f, n, m->y, m->y));
     return 0;
 }
 
@@ -139,12 +134,12 @@ static int res_backward(eng_module *m, const eng_step_ctx *c, const float *x, co
     if (r->post != ENG_ACT_NONE) {
         /* ReLU's derivative from its output: y > 0 exactly where the sum was */
         float *d = (float *)m->ws;
-        TRY(c->b->ops->act_backward(c->b, r->post, 0.0f, n, m->y, m->y, dy, d));
+        ENG_TRY(c->b->ops->act_backward(c->b, r->post, 0.0f, n, m->y, m->y, dy, d));
         dsum = d;
     }
-    TRY(inner->ops->backward(inner, c, x, dsum, dx));
+    ENG_TRY(inner->ops->backward(inner, c, x, dsum, dx));
     if (dx)
-        TRY(c->b->ops->add(c->b, n, dx, dsum, dx));
+        ENG_TRY(c->b->ops->add(c->b, n, dx, dsum, dx));
     return 0;
 }
 
@@ -159,6 +154,8 @@ eng_module *eng_residual_new(const char *name, eng_module *inner, eng_act post)
 {
     if (!inner)
         return NULL;
+    assert(eng_shape_equal(&inner->out, &inner->in));
+    assert(post == ENG_ACT_NONE || post == ENG_ACT_RELU); /* res_backward takes ReLU's derivative from y */
     residual_module *r = (residual_module *)eng_module_alloc(sizeof *r, &res_ops, name, &inner->in);
     if (!r) {
         eng_module_free(inner);

@@ -87,6 +87,8 @@ int eng_dataset_load(const eng_data_desc *d, eng_split split, uint64_t seed, eng
             return eng_error(ENG_EINVAL, "folder dataset %s: its decoded cache has not been prepared (the datasets "
                              "library builds it before training)", d->root);
         return eng_dataset_npy_load(d, d->cache, split, limit, out);
+    case ENG_DATASET__COUNT:
+        break;
     }
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);
 }
@@ -110,6 +112,8 @@ int eng_dataset_probe(const eng_data_desc *d, char *msg, size_t msg_len)
     case ENG_DATASET_FOLDER:
         /* image folders are checked by datasets/ (the engine decodes no images) */
         return 0;
+    case ENG_DATASET__COUNT:
+        break;
     }
     snprintf(msg, msg_len, "unknown dataset kind %d", (int)d->dataset);
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);

@@ -9,6 +9,7 @@
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/fdio.h"
 
 #define CIFAR_PIXELS 3072 /* 3 planes of 32x32: R, G, B */
 #define CIFAR10_EXPECTED "(expected the CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin)"
@@ -73,26 +74,6 @@ static int check_files(const char *root, bool c100, eng_split split)
     return 0;
 }
 
-static int read_full(int fd, void *buf, size_t n)
-{
-    char *p = buf;
-    while (n > 0) {
-        ssize_t k = read(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0) {
-            errno = 0;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out)
 {
     *out = NULL;
@@ -132,7 +113,7 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
             int64_t k = l->records - r < block ? l->records - r : block;
             if (k > n - done)
                 k = n - done;
-            if (read_full(fd, buf, (size_t)(k * rec)) != 0) {
+            if (eng_read_full(fd, buf, (size_t)(k * rec)) != 0) {
                 rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
                 break;
             }

@@ -91,75 +91,83 @@ int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *clas
         *shape = d->file_shape;
         *classes = d->file_classes;
         return 0;
+    case ENG_DATASET__COUNT:
+        break;
     }
     return eng_error(ENG_EINVAL, "unknown dataset kind %d", (int)d->dataset);
 }
 
+#define NELEM(a) (int)(sizeof a / sizeof a[0])
+
+const char *const eng_dataset_names[] = {
+    [ENG_DATASET_CIFAR10] = "cifar10",
+    [ENG_DATASET_CIFAR100] = "cifar100",
+    [ENG_DATASET_MNIST] = "mnist",
+    [ENG_DATASET_FASHION_MNIST] = "fashion_mnist",
+    [ENG_DATASET_SYNTHETIC] = "synthetic",
+    [ENG_DATASET_FOLDER] = "folder",
+    [ENG_DATASET_NPY] = "npy",
+};
+_Static_assert(NELEM(eng_dataset_names) == ENG_DATASET__COUNT, "every dataset kind has a name");
+
+const char *const eng_template_names[] = {
+    [ENG_TEMPLATE_MLP] = "mlp",
+    [ENG_TEMPLATE_CNN] = "cnn",
+    [ENG_TEMPLATE_RESNET] = "resnet",
+    [ENG_TEMPLATE_MLP_MIXER] = "mlp_mixer",
+    [ENG_TEMPLATE_SEQUENTIAL] = "sequential",
+};
+_Static_assert(NELEM(eng_template_names) == ENG_TEMPLATE__COUNT, "every template has a name");
+
+const char *const eng_layer_kind_names[] = {
+    [ENG_LAYER_LINEAR] = "linear",
+    [ENG_LAYER_CONV2D] = "conv2d",
+    [ENG_LAYER_BATCHNORM] = "batchnorm",
+    [ENG_LAYER_LAYERNORM] = "layernorm",
+    [ENG_LAYER_RELU] = "relu",
+    [ENG_LAYER_LEAKY_RELU] = "leaky_relu",
+    [ENG_LAYER_GELU] = "gelu",
+    [ENG_LAYER_SIGMOID] = "sigmoid",
+    [ENG_LAYER_TANH] = "tanh",
+    [ENG_LAYER_SOFTMAX] = "softmax",
+    [ENG_LAYER_MAXPOOL] = "maxpool",
+    [ENG_LAYER_AVGPOOL] = "avgpool",
+    [ENG_LAYER_GLOBAL_AVGPOOL] = "global_avgpool",
+    [ENG_LAYER_FLATTEN] = "flatten",
+    [ENG_LAYER_DROPOUT] = "dropout",
+    [ENG_LAYER_RESIDUAL] = "residual",
+    [ENG_LAYER_TRANSPOSE] = "transpose",
+    [ENG_LAYER_MEAN] = "mean",
+    [ENG_LAYER_PATCHES] = "patches",
+    [ENG_LAYER_RESHAPE] = "reshape",
+    [ENG_LAYER_PAD_CHANNELS] = "pad_channels",
+    [ENG_LAYER_MIXER] = "mixer",
+};
+_Static_assert(NELEM(eng_layer_kind_names) == ENG_LAYER__COUNT, "every layer kind has a name");
+
+const char *const eng_act_names[] = {
+    [ENG_ACT_NONE] = "none",
+    [ENG_ACT_RELU] = "relu",
+    [ENG_ACT_LEAKY_RELU] = "leaky_relu",
+    [ENG_ACT_GELU] = "gelu",
+    [ENG_ACT_SIGMOID] = "sigmoid",
+    [ENG_ACT_TANH] = "tanh",
+};
+_Static_assert(NELEM(eng_act_names) == ENG_ACT__COUNT, "every activation has a name");
+
 const char *eng_dataset_name(eng_dataset_kind k)
 {
-    static const char *const names[] = {
-        [ENG_DATASET_CIFAR10] = "cifar10",
-        [ENG_DATASET_CIFAR100] = "cifar100",
-        [ENG_DATASET_MNIST] = "mnist",
-        [ENG_DATASET_FASHION_MNIST] = "fashion_mnist",
-        [ENG_DATASET_SYNTHETIC] = "synthetic",
-        [ENG_DATASET_FOLDER] = "folder",
-        [ENG_DATASET_NPY] = "npy",
-    };
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+    return (unsigned)k < ENG_DATASET__COUNT ? eng_dataset_names[k] : "?";
 }
 
 const char *eng_template_name(eng_template t)
 {
-    static const char *const names[] = {
-        [ENG_TEMPLATE_MLP] = "mlp",
-        [ENG_TEMPLATE_CNN] = "cnn",
-        [ENG_TEMPLATE_RESNET] = "resnet",
-        [ENG_TEMPLATE_MLP_MIXER] = "mlp_mixer",
-        [ENG_TEMPLATE_SEQUENTIAL] = "sequential",
-    };
-    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+    return (unsigned)t < ENG_TEMPLATE__COUNT ? eng_template_names[t] : "?";
 }
 
 const char *eng_layer_kind_name(eng_layer_kind k)
 {
-    static const char *const names[] = {
-        [ENG_LAYER_LINEAR] = "linear",
-        [ENG_LAYER_CONV2D] = "conv2d",
-        [ENG_LAYER_BATCHNORM] = "batchnorm",
-        [ENG_LAYER_LAYERNORM] = "layernorm",
-        [ENG_LAYER_RELU] = "relu",
-        [ENG_LAYER_LEAKY_RELU] = "leaky_relu",
-        [ENG_LAYER_GELU] = "gelu",
-        [ENG_LAYER_SIGMOID] = "sigmoid",
-        [ENG_LAYER_TANH] = "tanh",
-        [ENG_LAYER_SOFTMAX] = "softmax",
-        [ENG_LAYER_MAXPOOL] = "maxpool",
-        [ENG_LAYER_AVGPOOL] = "avgpool",
-        [ENG_LAYER_GLOBAL_AVGPOOL] = "global_avgpool",
-        [ENG_LAYER_FLATTEN] = "flatten",
-        [ENG_LAYER_DROPOUT] = "dropout",
-        [ENG_LAYER_RESIDUAL] = "residual",
-        [ENG_LAYER_TRANSPOSE] = "transpose",
-        [ENG_LAYER_MEAN] = "mean",
-        [ENG_LAYER_PATCHES] = "patches",
-        [ENG_LAYER_RESHAPE] = "reshape",
-        [ENG_LAYER_PAD_CHANNELS] = "pad_channels",
-        [ENG_LAYER_MIXER] = "mixer",
-    };
-    _Static_assert(sizeof names / sizeof names[0] == ENG_LAYER__COUNT, "every layer kind has a name");
-    return (unsigned)k < ENG_LAYER__COUNT ? names[k] : "?";
+    return (unsigned)k < ENG_LAYER__COUNT ? eng_layer_kind_names[k] : "?";
 }
 
-const char *eng_act_name(eng_act a)
-{
-    static const char *const names[] = {
-        [ENG_ACT_NONE] = "none",
-        [ENG_ACT_RELU] = "relu",
-        [ENG_ACT_LEAKY_RELU] = "leaky_relu",
-        [ENG_ACT_GELU] = "gelu",
-        [ENG_ACT_SIGMOID] = "sigmoid",
-        [ENG_ACT_TANH] = "tanh",
-    };
-    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
-}
+const char *eng_act_name(eng_act a) { return (unsigned)a < ENG_ACT__COUNT ? eng_act_names[a] : "?"; }

@@ -26,6 +26,7 @@ typedef enum eng_dataset_kind {
      * files (file_shape, file_classes below), not known from the kind */
     ENG_DATASET_FOLDER,        /* an image tree, trained from the cache datasets/ decodes it into */
     ENG_DATASET_NPY,           /* NumPy .npz / .npy arrays */
+    ENG_DATASET__COUNT
 } eng_dataset_kind;
 
 /* How npy image arrays order their dimensions. */
@@ -65,7 +66,7 @@ typedef struct eng_data_desc {
 /* The per-sample shape and class count a dataset kind produces (no files
  * read; folder and npy: file_shape / file_classes, ENG_EINVAL while unknown). */
 int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *classes);
-const char *eng_dataset_name(eng_dataset_kind k);
+const char *eng_dataset_name(eng_dataset_kind k); /* "?" out of range */
 
 /* ---- model ---- */
 
@@ -75,6 +76,7 @@ typedef enum eng_template {
     ENG_TEMPLATE_RESNET,
     ENG_TEMPLATE_MLP_MIXER,
     ENG_TEMPLATE_SEQUENTIAL,
+    ENG_TEMPLATE__COUNT
 } eng_template;
 
 typedef enum eng_head { ENG_HEAD_LOGITS = 0, ENG_HEAD_SOFTMAX, ENG_HEAD_SIGMOID } eng_head;
@@ -98,7 +100,7 @@ typedef enum eng_layer_kind {
     ENG_LAYER_FLATTEN,
     ENG_LAYER_DROPOUT,
     ENG_LAYER_RESIDUAL,
-    /* beyond SPEC.md v1: what the seed's residual CNN and MLP-Mixer need by hand */
+    /* beyond spec v1 (docs/design-changes.md): what the seed's residual CNN and MLP-Mixer need by hand */
     ENG_LAYER_TRANSPOSE,
     ENG_LAYER_MEAN,
     ENG_LAYER_PATCHES,
@@ -153,6 +155,15 @@ typedef struct eng_model_desc {
 
 #define ENG_POOL_ENTRY (-1)
 
+/* The spec's names of the kinds, indexed by kind (ENG_*__COUNT entries):
+ * the one table that the engine's messages and summaries and the schema's
+ * reading of a spec share, so that a kind is named where it is added. */
+extern const char *const eng_dataset_names[];
+extern const char *const eng_template_names[];
+extern const char *const eng_layer_kind_names[];
+extern const char *const eng_act_names[];
+
+/* One name of those tables; "?" out of range. */
 const char *eng_template_name(eng_template t);
 const char *eng_layer_kind_name(eng_layer_kind k);
 const char *eng_act_name(eng_act a);
@@ -181,7 +192,7 @@ typedef struct eng_train_desc {
     bool keep_best;
 } eng_train_desc;
 
-/* Defaults of spec v1 (SPEC.md) for each description. */
+/* The defaults of each description (docs/spec.md gives them key by key). */
 void eng_data_desc_default(eng_data_desc *d);
 void eng_model_desc_default(eng_model_desc *m);
 void eng_train_desc_default(eng_train_desc *t);

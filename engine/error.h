@@ -31,4 +31,15 @@ const char *eng_strerror(int code);
 
 void eng_clear_error(void);
 
+/* Evaluates call (an engine function returning 0 or a negative code) and
+ * returns its code from the enclosing function when it failed, the thread's
+ * message left as the failing call set it. For functions with nothing to
+ * clean up on failure; the others use one `goto fail`. */
+#define ENG_TRY(call)                                                                                                  \
+    do {                                                                                                               \
+        int eng_try_rc_ = (call);                                                                                      \
+        if (eng_try_rc_ < 0)                                                                                           \
+            return eng_try_rc_;                                                                                        \
+    } while (0)
+
 #endif

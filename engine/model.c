@@ -2,6 +2,7 @@
  * plans and binds memory, initialises, and runs forward and backward. */
 #include "engine/model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,21 +14,28 @@
 #include "engine/rng.h"
 #include "engine/template.h"
 
+/* The parameters (or the buffers) of a model: names, shapes and offsets in
+ * one flat buffer of `floats` floats, each with its declaration (init kind). */
+typedef struct tensor_table {
+    eng_tensor_info *info;
+    eng_tensor_decl **decl; /* parallel to info */
+    int n, cap_info, cap_decl;
+    int64_t floats;
+} tensor_table;
+
 struct eng_model {
     eng_module *root;
     eng_shape in;
     int64_t classes;
     int64_t flops;
 
-    eng_tensor_info *params, *buffers;
-    eng_tensor_decl **param_decl, **buffer_decl; /* init kinds, parallel to the tables */
-    int nparams, nbuffers;
-    int64_t param_floats, buffer_floats;
+    tensor_table params, buffers;
     eng_layer_info *layers;
-    int nlayers;
-    int cap_params, cap_buffers, cap_layers, cap_param_decl, cap_buffer_decl;
+    int nlayers, cap_layers;
 
-    /* bound state */
+    /* bound state: b and the five allocations, all set by a successful
+     * eng_model_bind and none before it (a failed bind leaves the model to
+     * eng_model_free only); last_* by the last forward pass */
     eng_backend *b;
     int64_t max_batch;
     float *p, *g, *bufs;
@@ -105,6 +113,26 @@ static int64_t subtree_flops(const eng_module *m)
     return n;
 }
 
+/* Appends a module's declared tensors to t, named under path; each
+ * declaration learns its index in t. */
+static int add_tensors(tensor_table *t, eng_tensor_decl *decl, int ndecl, const char *path)
+{
+    for (int i = 0; i < ndecl; i++) {
+        if (grow((void **)&t->info, &t->cap_info, t->n + 1, sizeof *t->info) < 0 ||
+            grow((void **)&t->decl, &t->cap_decl, t->n + 1, sizeof *t->decl) < 0)
+            return ENG_ENOMEM;
+        eng_tensor_info *ti = &t->info[t->n];
+        join_name(ti->name, sizeof ti->name, path, decl[i].name);
+        ti->shape = decl[i].shape;
+        ti->numel = eng_shape_numel(&ti->shape);
+        ti->offset = t->floats;
+        t->floats += ti->numel;
+        decl[i].index = t->n;
+        t->decl[t->n++] = &decl[i];
+    }
+    return 0;
+}
+
 static int collect(eng_model *md, eng_module *m, const char *prefix, int depth)
 {
     char path[ENG_NAME_MAX];
@@ -120,32 +148,9 @@ static int collect(eng_model *md, eng_module *m, const char *prefix, int depth)
         li->params = subtree_params(m);
         li->flops = subtree_flops(m);
     }
-    for (int i = 0; i < m->nparam; i++) {
-        if (grow((void **)&md->params, &md->cap_params, md->nparams + 1, sizeof *md->params) < 0 ||
-            grow((void **)&md->param_decl, &md->cap_param_decl, md->nparams + 1, sizeof *md->param_decl) < 0)
-            return ENG_ENOMEM;
-        eng_tensor_info *t = &md->params[md->nparams];
-        join_name(t->name, sizeof t->name, path, m->param[i].name);
-        t->shape = m->param[i].shape;
-        t->numel = eng_shape_numel(&t->shape);
-        t->offset = md->param_floats;
-        md->param_floats += t->numel;
-        m->param[i].index = md->nparams;
-        md->param_decl[md->nparams++] = &m->param[i];
-    }
-    for (int i = 0; i < m->nbuffer; i++) {
-        if (grow((void **)&md->buffers, &md->cap_buffers, md->nbuffers + 1, sizeof *md->buffers) < 0 ||
-            grow((void **)&md->buffer_decl, &md->cap_buffer_decl, md->nbuffers + 1, sizeof *md->buffer_decl) < 0)
-            return ENG_ENOMEM;
-        eng_tensor_info *t = &md->buffers[md->nbuffers];
-        join_name(t->name, sizeof t->name, path, m->buffer[i].name);
-        t->shape = m->buffer[i].shape;
-        t->numel = eng_shape_numel(&t->shape);
-        t->offset = md->buffer_floats;
-        md->buffer_floats += t->numel;
-        m->buffer[i].index = md->nbuffers;
-        md->buffer_decl[md->nbuffers++] = &m->buffer[i];
-    }
+    if (add_tensors(&md->params, m->param, m->nparam, path) < 0 ||
+        add_tensors(&md->buffers, m->buffer, m->nbuffer, path) < 0)
+        return ENG_ENOMEM;
     for (int i = 0; i < m->nchild; i++)
         if (collect(md, m->child[i], path, depth + 1) < 0)
             return ENG_ENOMEM;
@@ -214,30 +219,30 @@ void eng_model_free(eng_model *m)
         m->b->ops->free(m->b, m->ws);
     }
     eng_module_free(m->root);
-    free(m->params);
-    free(m->buffers);
-    free(m->param_decl);
-    free(m->buffer_decl);
+    free(m->params.info);
+    free(m->buffers.info);
+    free(m->params.decl);
+    free(m->buffers.decl);
     free(m->layers);
     free(m);
 }
 
 eng_shape eng_model_input_shape(const eng_model *m) { return m->in; }
 int64_t eng_model_classes(const eng_model *m) { return m->classes; }
-int64_t eng_model_param_count(const eng_model *m) { return m->param_floats; }
-int64_t eng_model_buffer_count(const eng_model *m) { return m->buffer_floats; }
+int64_t eng_model_param_count(const eng_model *m) { return m->params.floats; }
+int64_t eng_model_buffer_count(const eng_model *m) { return m->buffers.floats; }
 int64_t eng_model_flops(const eng_model *m) { return m->flops; }
 
 int eng_model_params(const eng_model *m, const eng_tensor_info **out)
 {
-    *out = m->params;
-    return m->nparams;
+    *out = m->params.info;
+    return m->params.n;
 }
 
 int eng_model_buffers(const eng_model *m, const eng_tensor_info **out)
 {
-    *out = m->buffers;
-    return m->nbuffers;
+    *out = m->buffers.info;
+    return m->buffers.n;
 }
 
 int eng_model_layers(const eng_model *m, const eng_layer_info **out)
@@ -298,12 +303,12 @@ static void assign_workspace(eng_module *m, char *base)
 static void bind_tensors(eng_model *md, eng_module *m)
 {
     for (int i = 0; i < m->nparam; i++) {
-        const eng_tensor_info *t = &md->params[m->param[i].index];
+        const eng_tensor_info *t = &md->params.info[m->param[i].index];
         m->w[i] = md->p + t->offset;
         m->dw[i] = md->g + t->offset;
     }
     for (int i = 0; i < m->nbuffer; i++)
-        m->buf[i] = md->bufs + md->buffers[m->buffer[i].index].offset;
+        m->buf[i] = md->bufs + md->buffers.info[m->buffer[i].index].offset;
     for (int i = 0; i < m->nchild; i++)
         bind_tensors(md, m->child[i]);
 }
@@ -331,7 +336,7 @@ static size_t estimate_workspace(const eng_module *m, int64_t batch)
 size_t eng_model_memory_estimate(const eng_model *m, int64_t max_batch)
 {
     /* parameters, gradients and two optimizer moments */
-    size_t n = 4 * (size_t)m->param_floats * sizeof(float) + (size_t)m->buffer_floats * sizeof(float);
+    size_t n = 4 * (size_t)m->params.floats * sizeof(float) + (size_t)m->buffers.floats * sizeof(float);
     n += activation_bytes(m->root, max_batch);
     n += estimate_workspace(m->root, max_batch);
     n += (size_t)(eng_shape_numel(&m->in) * max_batch) * sizeof(float) * 2; /* input batch, output gradient */
@@ -344,16 +349,17 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
         return eng_error(ENG_EINVAL, "model is already bound to a backend");
     if (max_batch < 1)
         return eng_error(ENG_EINVAL, "batch size must be at least 1");
+    assert(!m->p && !m->g && !m->bufs && !m->arena && !m->ws); /* an unbound model holds no backend memory */
     m->b = b;
     m->max_batch = max_batch;
     size_t act = activation_bytes(m->root, max_batch);
     size_t ws = plan_workspace(m->root, b, max_batch);
     void *p = NULL, *g = NULL, *bufs = NULL, *arena = NULL, *wsp = NULL;
-    int rc = b->ops->alloc(b, (size_t)(m->param_floats ? m->param_floats : 1) * sizeof(float), &p);
+    int rc = b->ops->alloc(b, (size_t)(m->params.floats ? m->params.floats : 1) * sizeof(float), &p);
     if (rc == 0)
-        rc = b->ops->alloc(b, (size_t)(m->param_floats ? m->param_floats : 1) * sizeof(float), &g);
+        rc = b->ops->alloc(b, (size_t)(m->params.floats ? m->params.floats : 1) * sizeof(float), &g);
     if (rc == 0)
-        rc = b->ops->alloc(b, (size_t)(m->buffer_floats ? m->buffer_floats : 1) * sizeof(float), &bufs);
+        rc = b->ops->alloc(b, (size_t)(m->buffers.floats ? m->buffers.floats : 1) * sizeof(float), &bufs);
     if (rc == 0)
         rc = b->ops->alloc(b, act ? act : 64, &arena);
     if (rc == 0)
@@ -365,9 +371,10 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     m->ws = wsp;
     if (rc < 0)
         return rc; /* eng_model_free releases what was allocated */
-    m->bound_bytes = (2 * (size_t)m->param_floats + (size_t)m->buffer_floats) * sizeof(float) + act + ws;
+    m->bound_bytes = (2 * (size_t)m->params.floats + (size_t)m->buffers.floats) * sizeof(float) + act + ws;
     char *cursor = arena;
     assign_activations(m->root, &cursor, max_batch);
+    assert(cursor == (char *)arena + act); /* planned and placed by the same walk */
     assign_workspace(m->root, wsp);
     bind_tensors(m, m->root);
     return 0;
@@ -375,9 +382,24 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
 
 eng_backend *eng_model_backend(const eng_model *m) { return m->b; }
 size_t eng_model_bound_bytes(const eng_model *m) { return m->bound_bytes; }
-float *eng_model_param_data(eng_model *m) { return m->p; }
-float *eng_model_grad_data(eng_model *m) { return m->g; }
-float *eng_model_buffer_data(eng_model *m) { return m->bufs; }
+/* The flat buffers exist only once bound (model.h: "valid after bind"). */
+float *eng_model_param_data(eng_model *m)
+{
+    assert(m->b && m->p);
+    return m->p;
+}
+
+float *eng_model_grad_data(eng_model *m)
+{
+    assert(m->b && m->g);
+    return m->g;
+}
+
+float *eng_model_buffer_data(eng_model *m)
+{
+    assert(m->b && m->bufs);
+    return m->bufs;
+}
 
 /* ---- initialisation ---- */
 
@@ -407,18 +429,18 @@ int eng_model_init_params(eng_model *m, uint64_t seed)
 {
     if (!m->b)
         return eng_error(ENG_EINVAL, "model is not bound to a backend");
-    int64_t n = m->param_floats > m->buffer_floats ? m->param_floats : m->buffer_floats;
+    int64_t n = m->params.floats > m->buffers.floats ? m->params.floats : m->buffers.floats;
     float *host = malloc((size_t)(n ? n : 1) * sizeof *host);
     if (!host)
         return eng_error(ENG_ENOMEM, "out of memory initialising parameters");
-    for (int i = 0; i < m->nparams; i++)
-        init_values(host + m->params[i].offset, m->params[i].numel, m->param_decl[i]->init,
-                    m->param_decl[i]->fan_in, eng_rng_key(seed, ENG_RNG_INIT, (uint64_t)i));
-    int rc = m->b->ops->upload(m->b, m->p, host, (size_t)m->param_floats * sizeof(float));
+    for (int i = 0; i < m->params.n; i++)
+        init_values(host + m->params.info[i].offset, m->params.info[i].numel, m->params.decl[i]->init,
+                    m->params.decl[i]->fan_in, eng_rng_key(seed, ENG_RNG_INIT, (uint64_t)i));
+    int rc = m->b->ops->upload(m->b, m->p, host, (size_t)m->params.floats * sizeof(float));
     if (rc == 0) {
-        for (int i = 0; i < m->nbuffers; i++)
-            init_values(host + m->buffers[i].offset, m->buffers[i].numel, m->buffer_decl[i]->init, 0, 0);
-        rc = m->b->ops->upload(m->b, m->bufs, host, (size_t)m->buffer_floats * sizeof(float));
+        for (int i = 0; i < m->buffers.n; i++)
+            init_values(host + m->buffers.info[i].offset, m->buffers.info[i].numel, m->buffers.decl[i]->init, 0, 0);
+        rc = m->b->ops->upload(m->b, m->bufs, host, (size_t)m->buffers.floats * sizeof(float));
     }
     free(host);
     m->batches_tracked = 0;
@@ -435,6 +457,7 @@ int eng_model_forward(eng_model *m, const float *x, int64_t batch, bool training
     if (batch < 1 || batch > m->max_batch)
         return eng_error(ENG_EINVAL, "batch of %lld samples outside the planned 1..%lld", (long long)batch,
                          (long long)m->max_batch);
+    assert(m->arena && m->ws); /* bound (a failed bind leaves the model to eng_model_free only) */
     eng_step_ctx c = {.b = m->b, .batch = batch, .training = training, .dropout_key = dropout_key};
     int rc = m->root->ops->forward(m->root, &c, x);
     if (rc < 0)
@@ -453,6 +476,7 @@ int eng_model_backward(eng_model *m, const float *dout)
 {
     if (!m->last_x || !m->last_training)
         return eng_error(ENG_EINVAL, "backward needs a training forward pass first");
+    assert(m->b && m->last_batch >= 1 && m->last_batch <= m->max_batch); /* a forward pass ran: bound, planned */
     eng_step_ctx c = {.b = m->b, .batch = m->last_batch, .training = true, .dropout_key = m->last_dropout_key};
     return m->root->ops->backward(m->root, &c, m->last_x, dout, NULL);
 }

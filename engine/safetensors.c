@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/fdio.h"
 #include "engine/json_reader.h"
 
 static const struct {
@@ -351,23 +352,6 @@ int eng_st_serialize(eng_st_writer *w, uint8_t **buf, size_t *len)
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t k = write(fd, c, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int fsync_dir_of(const char *path)
 {
     char *copy = strdup(path);
@@ -411,12 +395,12 @@ int eng_st_write_file(eng_st_writer *w, const char *path)
         rc = eng_error(ENG_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
-    if (write_all(fd, h.p, h.len) != 0) {
+    if (eng_write_full(fd, h.p, h.len) != 0) {
         rc = eng_error(ENG_EIO, "%s: write failed: %s", tmp, strerror(errno));
         goto fail_fd;
     }
     for (size_t i = 0; i < w->n; i++)
-        if (w->t[i].nbytes && write_all(fd, w->t[i].data, w->t[i].nbytes) != 0) {
+        if (w->t[i].nbytes && eng_write_full(fd, w->t[i].data, w->t[i].nbytes) != 0) {
             rc = eng_error(ENG_EIO, "%s: write failed: %s", tmp, strerror(errno));
             goto fail_fd;
         }
@@ -624,6 +608,125 @@ static int parse_metadata(const char *label, const eng_json *m, eng_st_file *f)
     return 0;
 }
 
+/* The frame: an 8-byte little-endian header length, then a JSON object of
+ * that many bytes, then the data section. Sets *hlen. */
+static int check_frame(const char *label, const unsigned char *file, size_t len, uint64_t *hlen)
+{
+    if (len < 8)
+        return eng_error(ENG_EFORMAT, "%s: %zu bytes, too short for a safetensors file (8-byte header length)",
+                         label, len);
+    *hlen = le64(file);
+    if (*hlen < 2 || *hlen > ENG_ST_MAX_HEADER)
+        return eng_error(ENG_EFORMAT, "%s: header length %llu outside 2..%u bytes", label,
+                         (unsigned long long)*hlen, ENG_ST_MAX_HEADER);
+    if (*hlen > len - 8)
+        return eng_error(ENG_EFORMAT, "%s: header length %llu exceeds the file (%zu bytes)", label,
+                         (unsigned long long)*hlen, len);
+    if (file[8] != '{')
+        return eng_error(ENG_EFORMAT, "%s: header does not start with '{'", label);
+    return 0;
+}
+
+/* Parses the header (hlen bytes) into f's tensors in header order, each
+ * tensor's byte range into order (room for every member), the metadata
+ * into f->mkey/mval. */
+static int parse_header(const char *label, const char *header, uint64_t hlen, eng_st_file *f, order_key **order)
+{
+    /* Header limits: safetensors headers nest three deep; a tensor entry
+     * costs at least ~40 bytes of text, so nodes <= bytes / 4 is generous. */
+    eng_json_limits lim = {.max_depth = 4, .max_nodes = (size_t)hlen / 4 + 16};
+    int rc = eng_json_parse(header, (size_t)hlen, &lim, &f->doc);
+    if (rc) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", eng_last_error());
+        return eng_error(rc, "%s: header is not valid JSON: %s", label, why);
+    }
+    const eng_json *root = eng_json_root(f->doc);
+    if (root->type != ENG_JSON_OBJECT)
+        return eng_error(ENG_EFORMAT, "%s: header must be a JSON object", label);
+    f->t = malloc((root->len ? root->len : 1) * sizeof *f->t);
+    *order = malloc((root->len ? root->len : 1) * sizeof **order);
+    if (!f->t || !*order)
+        return eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
+    bool have_meta = false;
+    for (const eng_json *m = root->child; m; m = m->next) {
+        if (strlen(m->key) != m->key_len)
+            return eng_error(ENG_EFORMAT, "%s: a tensor name holds a NUL character", label);
+        if (strcmp(m->key, "__metadata__") == 0) {
+            if (have_meta)
+                return eng_error(ENG_EFORMAT, "%s: duplicate __metadata__", label);
+            have_meta = true;
+            if ((rc = parse_metadata(label, m, f)))
+                return rc;
+            continue;
+        }
+        eng_st_tensor *t = &f->t[f->n];
+        memset(t, 0, sizeof *t);
+        size_t end = 0;
+        if ((rc = parse_entry(label, m, f->data_len, t, &end)))
+            return rc;
+        (*order)[f->n] = (order_key){t->offset, end, f->n};
+        f->n++;
+    }
+    return 0;
+}
+
+/* Sorts f->by_name over f->t. */
+static void index_names(eng_st_file *f)
+{
+    for (int64_t i = 0; i < f->n; i++)
+        f->by_name[i] = i;
+    qsort_r(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name, f->t);
+}
+
+/* Tensor names are unique; builds the name index. */
+static int check_names(const char *label, eng_st_file *f)
+{
+    f->by_name = malloc((f->n ? (size_t)f->n : 1) * sizeof *f->by_name);
+    if (!f->by_name)
+        return eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
+    index_names(f);
+    for (int64_t i = 1; i < f->n; i++)
+        if (strcmp(f->t[f->by_name[i]].name, f->t[f->by_name[i - 1]].name) == 0)
+            return eng_error(ENG_EFORMAT, "%s: duplicate tensor name '%.200s'", label, f->t[f->by_name[i]].name);
+    return 0;
+}
+
+/* The tensors must tile the data section exactly; sorts order into data order. */
+static int check_tiling(const char *label, const eng_st_file *f, order_key *order)
+{
+    qsort(order, (size_t)f->n, sizeof *order, cmp_order);
+    size_t at = 0;
+    for (int64_t i = 0; i < f->n; i++) {
+        const eng_st_tensor *t = &f->t[order[i].pos];
+        if (order[i].begin != at)
+            return eng_error(ENG_EFORMAT, "%s: tensor '%.200s' starts at data offset %zu, expected %zu (%s)", label,
+                             t->name, order[i].begin, at, order[i].begin > at ? "a hole" : "an overlap");
+        at = order[i].end;
+    }
+    if (at != f->data_len)
+        return eng_error(ENG_EFORMAT, "%s: the tensors cover %zu bytes but the data section holds %zu", label, at,
+                         f->data_len);
+    return 0;
+}
+
+/* Reorders f->t into data order (order, sorted), points each tensor at its
+ * bytes and rebuilds the name index. */
+static int into_data_order(eng_st_file *f, const order_key *order)
+{
+    eng_st_tensor *sorted = malloc((f->n ? (size_t)f->n : 1) * sizeof *sorted);
+    if (!sorted)
+        return eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
+    for (int64_t i = 0; i < f->n; i++) {
+        sorted[i] = f->t[order[i].pos];
+        sorted[i].data = sorted[i].nbytes ? f->data + sorted[i].offset : NULL;
+    }
+    free(f->t);
+    f->t = sorted;
+    index_names(f);
+    return 0;
+}
+
 /* Validates the file image file[0, len) held in `storage` (taken over). */
 static int st_load(const char *label, unsigned char *storage, const unsigned char *file, size_t len,
                    eng_st_file **out)
@@ -636,128 +739,26 @@ static int st_load(const char *label, unsigned char *storage, const unsigned cha
     }
     f->storage = storage;
     order_key *order = NULL;
-    int rc;
-    if (len < 8) {
-        rc = eng_error(ENG_EFORMAT, "%s: %zu bytes, too short for a safetensors file (8-byte header length)",
-                       label, len);
-        goto fail;
+    uint64_t hlen = 0;
+    int rc = check_frame(label, file, len, &hlen);
+    if (!rc) {
+        f->data = file + 8 + hlen;
+        f->data_len = len - 8 - (size_t)hlen;
+        rc = parse_header(label, (const char *)file + 8, hlen, f, &order);
     }
-    uint64_t hlen = le64(file);
-    if (hlen < 2 || hlen > ENG_ST_MAX_HEADER) {
-        rc = eng_error(ENG_EFORMAT, "%s: header length %llu outside 2..%u bytes", label,
-                       (unsigned long long)hlen, ENG_ST_MAX_HEADER);
-        goto fail;
-    }
-    if (hlen > len - 8) {
-        rc = eng_error(ENG_EFORMAT, "%s: header length %llu exceeds the file (%zu bytes)", label,
-                       (unsigned long long)hlen, len);
-        goto fail;
-    }
-    const char *header = (const char *)file + 8;
-    if (header[0] != '{') {
-        rc = eng_error(ENG_EFORMAT, "%s: header does not start with '{'", label);
-        goto fail;
-    }
-    f->data = file + 8 + hlen;
-    f->data_len = len - 8 - (size_t)hlen;
-    /* Header limits: safetensors headers nest three deep; a tensor entry
-     * costs at least ~40 bytes of text, so nodes <= bytes / 4 is generous. */
-    eng_json_limits lim = {.max_depth = 4, .max_nodes = (size_t)hlen / 4 + 16};
-    rc = eng_json_parse(header, (size_t)hlen, &lim, &f->doc);
-    if (rc) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", eng_last_error());
-        rc = eng_error(rc, "%s: header is not valid JSON: %s", label, why);
-        goto fail;
-    }
-    const eng_json *root = eng_json_root(f->doc);
-    if (root->type != ENG_JSON_OBJECT) {
-        rc = eng_error(ENG_EFORMAT, "%s: header must be a JSON object", label);
-        goto fail;
-    }
-    f->t = malloc((root->len ? root->len : 1) * sizeof *f->t);
-    order = malloc((root->len ? root->len : 1) * sizeof *order);
-    if (!f->t || !order) {
-        rc = eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
-        goto fail;
-    }
-    bool have_meta = false;
-    for (const eng_json *m = root->child; m; m = m->next) {
-        if (strlen(m->key) != m->key_len) {
-            rc = eng_error(ENG_EFORMAT, "%s: a tensor name holds a NUL character", label);
-            goto fail;
-        }
-        if (strcmp(m->key, "__metadata__") == 0) {
-            if (have_meta) {
-                rc = eng_error(ENG_EFORMAT, "%s: duplicate __metadata__", label);
-                goto fail;
-            }
-            have_meta = true;
-            if ((rc = parse_metadata(label, m, f)))
-                goto fail;
-            continue;
-        }
-        eng_st_tensor *t = &f->t[f->n];
-        memset(t, 0, sizeof *t);
-        size_t end = 0;
-        if ((rc = parse_entry(label, m, f->data_len, t, &end)))
-            goto fail;
-        order[f->n] = (order_key){t->offset, end, f->n};
-        f->n++;
-    }
-    /* Names unique. */
-    f->by_name = malloc((f->n ? (size_t)f->n : 1) * sizeof *f->by_name);
-    if (!f->by_name) {
-        rc = eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
-        goto fail;
-    }
-    for (int64_t i = 0; i < f->n; i++)
-        f->by_name[i] = i;
-    qsort_r(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name, f->t);
-    for (int64_t i = 1; i < f->n; i++)
-        if (strcmp(f->t[f->by_name[i]].name, f->t[f->by_name[i - 1]].name) == 0) {
-            rc = eng_error(ENG_EFORMAT, "%s: duplicate tensor name '%.200s'", label, f->t[f->by_name[i]].name);
-            goto fail;
-        }
-    /* The tensors must tile the data section exactly. */
-    qsort(order, (size_t)f->n, sizeof *order, cmp_order);
-    size_t at = 0;
-    for (int64_t i = 0; i < f->n; i++) {
-        const eng_st_tensor *t = &f->t[order[i].pos];
-        if (order[i].begin != at) {
-            rc = eng_error(ENG_EFORMAT, "%s: tensor '%.200s' starts at data offset %zu, expected %zu (%s)", label,
-                           t->name, order[i].begin, at, order[i].begin > at ? "a hole" : "an overlap");
-            goto fail;
-        }
-        at = order[i].end;
-    }
-    if (at != f->data_len) {
-        rc = eng_error(ENG_EFORMAT, "%s: the tensors cover %zu bytes but the data section holds %zu", label, at,
-                       f->data_len);
-        goto fail;
-    }
-    /* Reorder into data order and rebuild the name index. */
-    eng_st_tensor *sorted = malloc((f->n ? (size_t)f->n : 1) * sizeof *sorted);
-    if (!sorted) {
-        rc = eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
-        goto fail;
-    }
-    for (int64_t i = 0; i < f->n; i++) {
-        sorted[i] = f->t[order[i].pos];
-        sorted[i].data = sorted[i].nbytes ? f->data + sorted[i].offset : NULL;
-    }
-    free(f->t);
-    f->t = sorted;
-    for (int64_t i = 0; i < f->n; i++)
-        f->by_name[i] = i;
-    qsort_r(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name, f->t);
+    if (!rc)
+        rc = check_names(label, f);
+    if (!rc)
+        rc = check_tiling(label, f, order);
+    if (!rc)
+        rc = into_data_order(f, order);
     free(order);
+    if (rc) {
+        eng_st_close(f);
+        return rc;
+    }
     *out = f;
     return 0;
-fail:
-    free(order);
-    eng_st_close(f);
-    return rc;
 }
 
 /* Room for a file image of `len` bytes whose data section (after the
@@ -788,27 +789,6 @@ int eng_st_parse(const void *buf, size_t len, eng_st_file **out)
     return st_load("safetensors buffer", storage, file, len, out);
 }
 
-static int read_full(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t k = read(fd, c, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (k == 0) {
-            errno = 0; /* end of file before n bytes */
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int eng_st_open(const char *path, eng_st_file **out)
 {
     *out = NULL;
@@ -836,7 +816,7 @@ int eng_st_open(const char *path, eng_st_file **out)
                          path, len);
     }
     unsigned char head[8];
-    if (read_full(fd, head, 8) != 0) {
+    if (eng_read_full(fd, head, 8) != 0) {
         int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         return rc;
@@ -849,7 +829,7 @@ int eng_st_open(const char *path, eng_st_file **out)
         return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
     }
     memcpy(file, head, 8);
-    if (len > 8 && read_full(fd, file + 8, len - 8) != 0) {
+    if (len > 8 && eng_read_full(fd, file + 8, len - 8) != 0) {
         int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         free(storage);

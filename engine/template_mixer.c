@@ -7,13 +7,6 @@
 #include "engine/error.h"
 #include "engine/template.h"
 
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
-
 int eng_template_mixer(const eng_model_desc *md, const eng_shape *in, int64_t classes, eng_diag *d,
                        eng_module *root)
 {
@@ -36,10 +29,10 @@ int eng_template_mixer(const eng_model_desc *md, const eng_shape *in, int64_t cl
     int64_t S = (in->d[1] / p) * (in->d[2] / p), D = in->d[0] * p * p;
     eng_shape tokens = eng_shape2(S, D);
     if (md->patching == ENG_PATCHING_RESHAPE)
-        TRY(eng_seq_append(root, eng_reshape_new("patches", "reshape", in, &tokens)));
+        ENG_TRY(eng_seq_append(root, eng_reshape_new("patches", "reshape", in, &tokens)));
     else
-        TRY(eng_seq_append(root, eng_patchify_new("patches", in, p)));
-    TRY(eng_seq_append(root, eng_linear_new("embed", &root->out, md->hidden, true)));
+        ENG_TRY(eng_seq_append(root, eng_patchify_new("patches", in, p)));
+    ENG_TRY(eng_seq_append(root, eng_linear_new("embed", &root->out, md->hidden, true)));
     eng_module *blocks = eng_sequential_new("blocks", &root->out);
     if (!blocks)
         return ENG_ENOMEM;
@@ -52,9 +45,9 @@ int eng_template_mixer(const eng_model_desc *md, const eng_shape *in, int64_t cl
             return rc;
         }
     }
-    TRY(eng_seq_append(root, blocks));
-    TRY(eng_seq_append(root, eng_layernorm_new("norm", &root->out, 2, true)));
-    TRY(eng_seq_append(root, eng_mean_lastdim_new("mean", &root->out)));
-    TRY(eng_seq_append(root, eng_linear_new("head", &root->out, classes, true)));
+    ENG_TRY(eng_seq_append(root, blocks));
+    ENG_TRY(eng_seq_append(root, eng_layernorm_new("norm", &root->out, 2, true)));
+    ENG_TRY(eng_seq_append(root, eng_mean_lastdim_new("mean", &root->out)));
+    ENG_TRY(eng_seq_append(root, eng_linear_new("head", &root->out, classes, true)));
     return eng_template_head(md->head, root, "softmax");
 }

@@ -8,23 +8,16 @@
 #include "engine/error.h"
 #include "engine/template.h"
 
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
-
 static int conv_bn(eng_module *seq, int *idx, int64_t out, int64_t k, bool relu)
 {
     char name[16];
     snprintf(name, sizeof name, "%d", (*idx)++);
-    TRY(eng_seq_append(seq, eng_conv2d_new(name, &seq->out, out, k, 1, k / 2, true)));
+    ENG_TRY(eng_seq_append(seq, eng_conv2d_new(name, &seq->out, out, k, 1, k / 2, true)));
     snprintf(name, sizeof name, "%d", (*idx)++);
-    TRY(eng_seq_append(seq, eng_batchnorm_new(name, &seq->out, true)));
+    ENG_TRY(eng_seq_append(seq, eng_batchnorm_new(name, &seq->out, true)));
     if (relu) {
         snprintf(name, sizeof name, "%d", (*idx)++);
-        TRY(eng_seq_append(seq, eng_activation_new(name, &seq->out, ENG_ACT_RELU, 0.0f)));
+        ENG_TRY(eng_seq_append(seq, eng_activation_new(name, &seq->out, ENG_ACT_RELU, 0.0f)));
     }
     return 0;
 }
@@ -111,9 +104,9 @@ int eng_template_resnet(const eng_model_desc *md, const eng_shape *in, int64_t c
     int idx = 0;
     char name[16];
     snprintf(name, sizeof name, "%d", idx++);
-    TRY(eng_seq_append(root, eng_conv2d_new(name, &root->out, md->channels[0], 7, 2, 3, true)));
+    ENG_TRY(eng_seq_append(root, eng_conv2d_new(name, &root->out, md->channels[0], 7, 2, 3, true)));
     snprintf(name, sizeof name, "%d", idx++);
-    TRY(eng_seq_append(root, eng_pool_new(name, &root->out, ENG_POOL_MAX, 3, 2, 1)));
+    ENG_TRY(eng_seq_append(root, eng_pool_new(name, &root->out, ENG_POOL_MAX, 3, 2, 1)));
     for (int64_t i = 0; i < md->n_channels; i++) {
         snprintf(name, sizeof name, "%d", idx++);
         if (i + 1 < md->n_channels && md->channels[i + 1] != md->channels[i]) {
@@ -127,16 +120,16 @@ int eng_template_resnet(const eng_model_desc *md, const eng_shape *in, int64_t c
                 eng_module_free(pb);
                 return rc;
             }
-            TRY(eng_seq_append(root, pb));
+            ENG_TRY(eng_seq_append(root, pb));
         } else {
-            TRY(eng_seq_append(root, residual_block(name, &root->out, md->block)));
+            ENG_TRY(eng_seq_append(root, residual_block(name, &root->out, md->block)));
         }
     }
     eng_shape flat = eng_shape1(eng_shape_numel(&root->out));
     snprintf(name, sizeof name, "%d", idx++);
-    TRY(eng_seq_append(root, eng_reshape_new(name, "flatten", &root->out, &flat)));
+    ENG_TRY(eng_seq_append(root, eng_reshape_new(name, "flatten", &root->out, &flat)));
     snprintf(name, sizeof name, "%d", idx++);
-    TRY(eng_seq_append(root, eng_linear_new(name, &root->out, classes, true)));
+    ENG_TRY(eng_seq_append(root, eng_linear_new(name, &root->out, classes, true)));
     snprintf(name, sizeof name, "%d", idx++);
     return eng_template_head(md->head, root, name);
 }

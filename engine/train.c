@@ -3,6 +3,7 @@
  * and replayed where the backend can (train.h) - and evaluation. */
 #include "engine/train.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,6 @@
 #include "engine/rng.h"
 #include "engine/train_internal.h"
 #include "engine/weights.h"
-
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
 
 static double now_seconds(void)
 {
@@ -36,9 +30,9 @@ static int upload_split(eng_backend *b, const eng_dataset *ds, eng_split_dev *ou
     size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape) * (ds->f32 ? sizeof(float) : 1);
     out->n = ds->n;
     out->f32 = ds->f32;
-    TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
-    TRY(b->ops->upload(b, out->images, ds->images, bytes));
-    TRY(b->ops->alloc(b, (size_t)(ds->n ? ds->n : 1) * sizeof(int32_t), (void **)&out->labels));
+    ENG_TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
+    ENG_TRY(b->ops->upload(b, out->images, ds->images, bytes));
+    ENG_TRY(b->ops->alloc(b, (size_t)(ds->n ? ds->n : 1) * sizeof(int32_t), (void **)&out->labels));
     return b->ops->upload(b, out->labels, ds->labels, (size_t)ds->n * sizeof(int32_t));
 }
 
@@ -108,12 +102,12 @@ static int trainer_setup(eng_trainer *t)
                          (long long)t->batch);
     int64_t max_batch = t->batch > t->eval_batch ? t->batch : t->eval_batch;
 
-    TRY(eng_model_build(&t->model_desc, &t->shape, t->classes, NULL, NULL, &t->model));
-    TRY(eng_model_bind(t->model, b, max_batch));
-    TRY(eng_model_init_params(t->model, t->train.seed));
+    ENG_TRY(eng_model_build(&t->model_desc, &t->shape, t->classes, NULL, NULL, &t->model));
+    ENG_TRY(eng_model_bind(t->model, b, max_batch));
+    ENG_TRY(eng_model_init_params(t->model, t->train.seed));
     if (t->model_desc.init_from[0])
-        TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
-    TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
+        ENG_TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
+    ENG_TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
 
     /* The epoch's order and augmentation draws go to the backend once per
      * epoch; a step only points into them, so it needs no host transfer. */
@@ -133,12 +127,12 @@ static int trainer_setup(eng_trainer *t)
     free(identity);
     if (rc < 0)
         return rc;
-    TRY(b->ops->alloc(b, (size_t)ntrain * sizeof(int32_t), (void **)&t->order_dev));
-    TRY(b->ops->alloc(b, (size_t)ntrain * 3 * sizeof(int16_t), (void **)&t->aug_dev));
-    TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
-    TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
-    TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
-    TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
+    ENG_TRY(b->ops->alloc(b, (size_t)ntrain * sizeof(int32_t), (void **)&t->order_dev));
+    ENG_TRY(b->ops->alloc(b, (size_t)ntrain * 3 * sizeof(int16_t), (void **)&t->aug_dev));
+    ENG_TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
+    ENG_TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
+    ENG_TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
+    ENG_TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
     graph_decide(t);
     return 0;
 }
@@ -212,7 +206,7 @@ static int gather(eng_trainer *t, const eng_split_dev *s, const int32_t *idx, in
                   const int16_t *aug)
 {
     eng_batch_desc d;
-    TRY(eng_dataset_batch_desc(&t->data, &t->shape, count, train, &d));
+    ENG_TRY(eng_dataset_batch_desc(&t->data, &t->shape, count, train, &d));
     d.f32 = s->f32;
     return t->b->ops->batch_gather(t->b, &d, s->images, s->labels, idx, d.augment ? aug : NULL, t->x_dev,
                                    t->labels_dev);
@@ -232,17 +226,17 @@ static int zero_acc(eng_trainer *t)
 int eng_trainer_evaluate(eng_trainer *t, double *loss, double *acc)
 {
     eng_backend *b = t->b;
-    TRY(zero_acc(t));
+    ENG_TRY(zero_acc(t));
     for (int64_t start = 0; start < t->test_dev.n; start += t->eval_batch) {
         int64_t count = t->test_dev.n - start < t->eval_batch ? t->test_dev.n - start : t->eval_batch;
-        TRY(gather(t, &t->test_dev, t->eval_idx_dev + start, count, false, NULL));
+        ENG_TRY(gather(t, &t->test_dev, t->eval_idx_dev + start, count, false, NULL));
         const float *logits;
-        TRY(eng_model_forward(t->model, t->x_dev, count, false, 0, &logits));
+        ENG_TRY(eng_model_forward(t->model, t->x_dev, count, false, 0, &logits));
         eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 0.0f};
-        TRY(b->ops->xent(b, &xd, logits, t->labels_dev, NULL, t->acc_dev));
+        ENG_TRY(b->ops->xent(b, &xd, logits, t->labels_dev, NULL, t->acc_dev));
     }
     double a[2];
-    TRY(read_acc(t, a));
+    ENG_TRY(read_acc(t, a));
     *loss = a[0] / (double)t->test_dev.n;
     *acc = a[1] / (double)t->test_dev.n;
     return 0;
@@ -254,10 +248,10 @@ static int step_ops(eng_trainer *t, int64_t count, uint64_t dropout_key, const e
 {
     eng_backend *b = t->b;
     const float *logits;
-    TRY(eng_model_forward(t->model, t->x_dev, count, true, dropout_key, &logits));
+    ENG_TRY(eng_model_forward(t->model, t->x_dev, count, true, dropout_key, &logits));
     eng_xent_desc xd = {.rows = count, .classes = t->classes, .k = t->train.top_k, .scale = 1.0f / (float)count};
-    TRY(b->ops->xent(b, &xd, logits, t->labels_dev, t->dlogits_dev, t->acc_dev));
-    TRY(eng_model_backward(t->model, t->dlogits_dev));
+    ENG_TRY(b->ops->xent(b, &xd, logits, t->labels_dev, t->dlogits_dev, t->acc_dev));
+    ENG_TRY(eng_model_backward(t->model, t->dlogits_dev));
     return eng_optimizer_apply(t->opt, eng_model_param_data(t->model), eng_model_grad_data(t->model), s);
 }
 
@@ -266,6 +260,7 @@ static int step_ops(eng_trainer *t, int64_t count, uint64_t dropout_key, const e
  * op; the host-side counters the capture advanced are restored. */
 static int capture_step(eng_trainer *t, int64_t count, uint64_t dropout_key, float lr)
 {
+    assert(t->graph_allowed && !t->graph && count == t->batch); /* once, a full batch, where graph_decide allows */
     eng_backend *b = t->b;
     int64_t steps = eng_optimizer_steps(t->opt), tracked = eng_model_batches_tracked(t->model);
     eng_step_scalars s;
@@ -289,7 +284,7 @@ static int capture_step(eng_trainer *t, int64_t count, uint64_t dropout_key, flo
         eng_model_set_batches_tracked(t->model, tracked);
         return 1;
     }
-    TRY(b->graph->launch(b, t->graph, &s));
+    ENG_TRY(b->graph->launch(b, t->graph, &s));
     t->graph_replays++;
     return 0;
 }
@@ -305,7 +300,7 @@ static int train_step(eng_trainer *t, int64_t count, int64_t global_step, float 
     if (full && t->graph) {
         eng_optimizer_next(t->opt, lr, &s);
         eng_model_set_batches_tracked(t->model, eng_model_batches_tracked(t->model) + 1); /* as forward counts */
-        TRY(b->graph->launch(b, t->graph, &s));
+        ENG_TRY(b->graph->launch(b, t->graph, &s));
         t->graph_replays++;
         return 0;
     }
@@ -315,7 +310,7 @@ static int train_step(eng_trainer *t, int64_t count, int64_t global_step, float 
             return rc;
     }
     eng_optimizer_next(t->opt, lr, &s);
-    TRY(step_ops(t, count, dropout_key, &s));
+    ENG_TRY(step_ops(t, count, dropout_key, &s));
     t->eager_steps++;
     if (full)
         t->graph_warm = true;
@@ -330,17 +325,17 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
     double t0 = now_seconds(), last_report = t0;
     int64_t n = t->train_dev.n;
     eng_dataset_epoch_order(n, t->data.shuffle, seed, epoch, t->order);
-    TRY(b->ops->upload(b, t->order_dev, t->order, (size_t)n * sizeof(int32_t)));
+    ENG_TRY(b->ops->upload(b, t->order_dev, t->order, (size_t)n * sizeof(int32_t)));
     eng_batch_desc probe;
-    TRY(eng_dataset_batch_desc(&t->data, &t->shape, 1, true, &probe));
+    ENG_TRY(eng_dataset_batch_desc(&t->data, &t->shape, 1, true, &probe));
     if (probe.augment) {
         for (int64_t step = 0; step < t->steps_per_epoch; step++) {
             int64_t start = step * t->batch, count = n - start < t->batch ? n - start : t->batch;
             eng_dataset_augment_draw(&t->data, seed, epoch, step, count, t->aug_host + 3 * start);
         }
-        TRY(b->ops->upload(b, t->aug_dev, t->aug_host, (size_t)n * 3 * sizeof(int16_t)));
+        ENG_TRY(b->ops->upload(b, t->aug_dev, t->aug_host, (size_t)n * 3 * sizeof(int16_t)));
     }
-    TRY(zero_acc(t));
+    ENG_TRY(zero_acc(t));
     int64_t seen = 0;
     float lr = 0.0f;
     /* reading the running loss waits for the device: only the CPU reports it mid-epoch */
@@ -351,17 +346,17 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
         int64_t start = step * t->batch;
         int64_t count = n - start < t->batch ? n - start : t->batch;
         /* the gather points into the epoch's order: queued per step, outside a captured step */
-        TRY(gather(t, &t->train_dev, t->order_dev + start, count, true, t->aug_dev + 3 * start));
+        ENG_TRY(gather(t, &t->train_dev, t->order_dev + start, count, true, t->aug_dev + 3 * start));
         int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
         lr = eng_schedule_lr(&t->train, global_step, t->steps_per_epoch);
-        TRY(train_step(t, count, global_step, lr));
+        ENG_TRY(train_step(t, count, global_step, lr));
         seen += count;
         double now = now_seconds();
         bool last = step + 1 == t->steps_per_epoch;
         if (hooks && hooks->progress && (last || now - last_report >= hooks->progress_interval)) {
             double a[2] = {NAN, NAN};
             if (live_metrics)
-                TRY(read_acc(t, a));
+                ENG_TRY(read_acc(t, a));
             eng_progress p = {.epoch = epoch, .step = step + 1, .steps = t->steps_per_epoch,
                               .loss = a[0] / (double)seen, .acc = a[1] / (double)seen,
                               .samples_per_sec = (double)seen / (now - t0), .elapsed = now - t0};
@@ -370,12 +365,12 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
         }
     }
     double a[2];
-    TRY(read_acc(t, a));
+    ENG_TRY(read_acc(t, a));
     double t1 = now_seconds();
     eng_epoch_stats s = {.epoch = epoch, .train_loss = a[0] / (double)seen, .train_acc = a[1] / (double)seen,
                          .lr = lr, .train_seconds = t1 - t0, .samples_per_sec = (double)seen / (t1 - t0),
                          .train_samples = seen, .test_samples = t->test_dev.n};
-    TRY(eng_trainer_evaluate(t, &s.test_loss, &s.test_acc));
+    ENG_TRY(eng_trainer_evaluate(t, &s.test_loss, &s.test_acc));
     s.seconds = now_seconds() - t0;
     t->epochs_done = epoch;
     if (s.test_acc > t->best_acc || t->best_epoch == 0) {

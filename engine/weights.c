@@ -10,13 +10,6 @@
 #include "engine/safetensors.h"
 #include "engine/weights.h"
 
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
-
 static const char BN_SUFFIX[] = "running_var";
 static const char NBT[] = "num_batches_tracked";
 
@@ -58,14 +51,14 @@ int eng_weights_add(eng_st_writer *w, eng_model *m, const float *params, const f
     const eng_tensor_info *t;
     int n = eng_model_params(m, &t);
     for (int i = 0; i < n; i++)
-        TRY(eng_st_add_ref(w, t[i].name, ENG_ST_F32, t[i].shape.d, t[i].shape.ndim, params + t[i].offset));
+        ENG_TRY(eng_st_add_ref(w, t[i].name, ENG_ST_F32, t[i].shape.d, t[i].shape.ndim, params + t[i].offset));
     n = eng_model_buffers(m, &t);
     int64_t tracked = eng_model_batches_tracked(m);
     for (int i = 0; i < n; i++) {
-        TRY(eng_st_add_ref(w, t[i].name, ENG_ST_F32, t[i].shape.d, t[i].shape.ndim, buffers + t[i].offset));
+        ENG_TRY(eng_st_add_ref(w, t[i].name, ENG_ST_F32, t[i].shape.d, t[i].shape.ndim, buffers + t[i].offset));
         char name[ENG_NAME_MAX + 32];
         if (nbt_name(t[i].name, name, sizeof name))
-            TRY(eng_st_add(w, name, ENG_ST_I64, NULL, 0, &tracked));
+            ENG_TRY(eng_st_add(w, name, ENG_ST_I64, NULL, 0, &tracked));
     }
     return 0;
 }
@@ -202,13 +195,13 @@ int eng_weights_load_file(eng_model *m, const eng_st_file *f, const char *path, 
     int n = eng_model_params(m, &t);
     for (int i = 0; i < n; i++) {
         const eng_st_tensor *st = eng_st_find(f, t[i].name);
-        TRY(b->ops->upload(b, eng_model_param_data(m) + t[i].offset, st->data, st->nbytes));
+        ENG_TRY(b->ops->upload(b, eng_model_param_data(m) + t[i].offset, st->data, st->nbytes));
     }
     n = eng_model_buffers(m, &t);
     for (int i = 0; i < n; i++) {
         const eng_st_tensor *st = eng_st_find(f, t[i].name);
         if (st)
-            TRY(b->ops->upload(b, eng_model_buffer_data(m) + t[i].offset, st->data, st->nbytes));
+            ENG_TRY(b->ops->upload(b, eng_model_buffer_data(m) + t[i].offset, st->data, st->nbytes));
         char name[ENG_NAME_MAX + 32];
         const eng_st_tensor *nbt;
         if (nbt_name(t[i].name, name, sizeof name) && (nbt = eng_st_find(f, name)) && nbt->dtype == ENG_ST_I64 &&
@@ -224,7 +217,7 @@ int eng_weights_load_file(eng_model *m, const eng_st_file *f, const char *path, 
 int eng_model_load_weights(eng_model *m, const char *path)
 {
     eng_st_file *f = NULL;
-    TRY(eng_st_open(path, &f));
+    ENG_TRY(eng_st_open(path, &f));
     int rc = eng_weights_load_file(m, f, path, NULL);
     eng_st_close(f);
     return rc;

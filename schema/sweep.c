@@ -6,6 +6,7 @@
  * key) that causes it. A combination's stored text is its effective YAML
  * (spec_node_yaml) and its identity the SHA-256 of that text: it changes
  * only when the base or this combination's values change. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,8 @@ static bool map_append(yn_arena *a, ynode *map, ynode *key, ynode *value)
 static int set_path(load_ctx *L, yn_arena *a, ynode *tree, const assign *as, spec_diags *extra, const char *suffix)
 {
     char comp[SPEC_PATH_LEN], sofar[SPEC_PATH_LEN];
-    const char *path = as->path; /* path_ok: shorter than SPEC_PATH_LEN */
+    const char *path = as->path;
+    assert(strlen(path) < SPEC_PATH_LEN); /* path_ok held it to 200 bytes: each component fits comp */
     ynode *cur = tree;
     int line = as->key->line, col = as->key->col;
     for (;;) {
@@ -221,88 +223,76 @@ static int fill_name(load_ctx *L, const ynode *name, const ynode *tree, const as
     return out->oom ? SPEC_ENOMEM : 0;
 }
 
-/* Builds and validates one combination into entry e. */
-static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas, spec_entry *e)
+/* The combination's values as JSON ({"model.patch_size":4}, stored with the
+ * run) and as the suffix of its messages (" [model.patch_size=4]"). */
+static void describe(const assign *as, int nas, sbuf *json, sbuf *suffix)
 {
-    int rc = 0;
-    spec_diags extra = {0};
-    sbuf json = {0}, suffix = {0}, name = {0};
-    yn_arena *a = yn_arena_new();
-    if (!a)
-        return SPEC_ENOMEM;
-    sbuf_puts(&json, "{");
-    sbuf_puts(&suffix, " [");
+    sbuf_puts(json, "{");
+    sbuf_puts(suffix, " [");
     for (int i = 0; i < nas; i++) {
-        sbuf_puts(&json, i ? ",\"" : "\"");
-        sbuf_puts(&json, as[i].path);
-        sbuf_puts(&json, "\":");
-        put_node(&json, as[i].value, false);
-        sbuf_puts(&suffix, i ? ", " : "");
-        sbuf_puts(&suffix, as[i].path);
-        sbuf_puts(&suffix, "=");
-        put_node(&suffix, as[i].value, true);
+        sbuf_puts(json, i ? ",\"" : "\"");
+        sbuf_puts(json, as[i].path);
+        sbuf_puts(json, "\":");
+        put_node(json, as[i].value, false);
+        sbuf_puts(suffix, i ? ", " : "");
+        sbuf_puts(suffix, as[i].path);
+        sbuf_puts(suffix, "=");
+        put_node(suffix, as[i].value, true);
     }
-    sbuf_puts(&json, "}");
-    sbuf_puts(&suffix, "]");
-    ynode *tree = yn_copy(a, base);
-    if (json.oom || suffix.oom || !tree) {
-        rc = SPEC_ENOMEM;
-        goto done;
-    }
-    for (int i = 0; i < nas && !rc; i++) {
-        int r = set_path(L, a, tree, &as[i], &extra, suffix.p);
-        if (r < 0)
-            rc = r;
-    }
-    if (rc)
-        goto done;
+    sbuf_puts(json, "}");
+    sbuf_puts(suffix, "]");
+}
 
-    /* the run name: the template filled in, or the file name and the values */
+/* A name: that is a template with {key.path} placeholders (any other kind of
+ * name is left for the validator to report). */
+static bool is_template(const ynode *nm) { return nm->kind == YN_SCALAR && !yn_is_null(nm); }
+
+/* The run name into name: the template filled in; without name: (or when the
+ * template cannot be filled, which is reported into extra) the file's stem
+ * and each swept key's last component with its value. 0 or SPEC_ENOMEM. */
+static int run_name(load_ctx *L, const ynode *tree, const assign *as, int nas, spec_diags *extra,
+                    const char *suffix, sbuf *name)
+{
     const ynode *nm = yn_map_get(tree, "name");
-    int line = 1, col = 1;
-    int fr = 1;
-    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
-        line = nm->line;
-        col = nm->col;
-        fr = fill_name(L, nm, tree, as, nas, &name, &extra, suffix.p);
-        if (fr < 0) {
-            rc = fr;
-            goto done;
-        }
+    if (nm && !is_template(nm))
+        return 0;
+    if (nm) {
+        int fr = fill_name(L, nm, tree, as, nas, name, extra, suffix);
+        if (fr <= 0)
+            return fr;
+        free(name->p);
+        *name = (sbuf){0};
     }
-    if (!nm || fr == 1) {
-        free(name.p);
-        name = (sbuf){0};
-        sbuf_puts(&name, L->stem);
-        for (int i = 0; i < nas; i++) {
-            const char *leaf = strrchr(as[i].path, '.');
-            sbuf_puts(&name, "_");
-            sbuf_puts(&name, leaf ? leaf + 1 : as[i].path);
-            put_node(&name, as[i].value, true);
-        }
-        if (name.oom) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
-        sanitize(name.p);
+    sbuf_puts(name, L->stem);
+    for (int i = 0; i < nas; i++) {
+        const char *leaf = strrchr(as[i].path, '.');
+        sbuf_puts(name, "_");
+        sbuf_puts(name, leaf ? leaf + 1 : as[i].path);
+        put_node(name, as[i].value, true);
     }
-    if (nm && nm->kind == YN_SCALAR && !yn_is_null(nm)) {
-        ynode *filled = yn_new_scalar(a, name.p, name.n, true, line, col);
-        if (!filled) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
+    if (name->oom)
+        return SPEC_ENOMEM;
+    sanitize(name->p);
+    return 0;
+}
+
+/* Puts the run name into tree (in arena a): in place of the template, or
+ * first into the effective YAML when the spec has no name:. 0 or SPEC_ENOMEM. */
+static int place_name(yn_arena *a, ynode *tree, const sbuf *name)
+{
+    const ynode *nm = yn_map_get(tree, "name");
+    if (nm && is_template(nm)) {
+        ynode *filled = yn_new_scalar(a, name->p, name->n, true, nm->line, nm->col);
+        if (!filled)
+            return SPEC_ENOMEM;
         for (int64_t i = 0; i < tree->n; i++)
             if (!strcmp(tree->v[2 * i]->s, "name"))
                 tree->v[2 * i + 1] = filled;
     } else if (!nm) {
-        /* the generated name goes first into the effective YAML */
-        ynode *k = yn_new_scalar(a, "name", 4, false, 1, 1), *v = yn_new_scalar(a, name.p, name.n, true, 1, 1);
+        ynode *k = yn_new_scalar(a, "name", 4, false, 1, 1), *v = yn_new_scalar(a, name->p, name->n, true, 1, 1);
         ynode **kv = yn_alloc(a, (size_t)(2 * tree->n + 2) * sizeof *kv);
-        if (!k || !v || !kv) {
-            rc = SPEC_ENOMEM;
-            goto done;
-        }
+        if (!k || !v || !kv)
+            return SPEC_ENOMEM;
         kv[0] = k;
         kv[1] = v;
         if (tree->n)
@@ -310,15 +300,38 @@ static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas
         tree->v = kv;
         tree->n++;
     }
-    size_t len = 0;
-    char *text = spec_node_yaml(tree, &len);
-    if (!text) {
-        rc = SPEC_ENOMEM;
-        goto done;
+    return 0;
+}
+
+/* Builds and validates one combination into entry e: the base with the
+ * combination's values set, named, rendered as YAML. */
+static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas, spec_entry *e)
+{
+    spec_diags extra = {0};
+    sbuf json = {0}, suffix = {0}, name = {0};
+    yn_arena *a = yn_arena_new();
+    if (!a)
+        return SPEC_ENOMEM;
+    describe(as, nas, &json, &suffix);
+    ynode *tree = yn_copy(a, base);
+    int rc = json.oom || suffix.oom || !tree ? SPEC_ENOMEM : 0;
+    for (int i = 0; i < nas && !rc; i++) {
+        int r = set_path(L, a, tree, &as[i], &extra, suffix.p);
+        if (r < 0)
+            rc = r;
     }
-    rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
-    json.p = NULL;
-done:
+    if (!rc)
+        rc = run_name(L, tree, as, nas, &extra, suffix.p, &name);
+    if (!rc)
+        rc = place_name(a, tree, &name);
+    size_t len = 0;
+    char *text = rc ? NULL : spec_node_yaml(tree, &len);
+    if (!rc && !text)
+        rc = SPEC_ENOMEM;
+    if (!rc) {
+        rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
+        json.p = NULL;
+    }
     free(json.p);
     free(suffix.p);
     free(name.p);
@@ -327,145 +340,170 @@ done:
     return rc;
 }
 
-int spec_sweep_load(load_ctx *L, const ynode *root)
+/* A sweep being loaded: what the checks of matrix: and include: leave for the expansion. */
+typedef struct sweep {
+    const ynode *root, *matrix, *include;
+    axis *axes; /* the matrix's keys in file order (the bad ones left out) */
+    int naxes;
+    int64_t nmatrix;  /* the matrix's combinations; past the limit, limit + 1 */
+    int64_t ninclude; /* include:'s entries */
+} sweep;
+
+/* Reports a matrix key whose path overlaps one swept before it; true if it does. */
+static bool overlaps_axis(load_ctx *L, const sweep *s, const ynode *k, const char *where)
 {
-    const ynode *matrix = yn_map_get(root, "matrix"), *include = yn_map_get(root, "include");
-    const int64_t maxc = L->opt->max_combinations;
-    axis *axes = NULL;
-    int naxes = 0, rc = 0;
-    int64_t nmatrix = 0, ninclude = 0;
-    bool bad = false;
+    bool found = false;
+    for (int j = 0; j < s->naxes; j++) {
+        if (overlap(s->axes[j].path, k->s)) {
+            spec_file_error(L, k->line, k->col, where, "overlaps the swept key %s", s->axes[j].path);
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* A matrix key's values must be a non-empty list; reports it otherwise. */
+static bool values_ok(load_ctx *L, const ynode *v, const char *where)
+{
+    if (v->kind == YN_SEQ && v->n > 0)
+        return true;
     char found[96];
+    const char *what = v->kind == YN_SEQ ? "an empty list" : v->kind == YN_MAP ? "a map" : NULL;
+    if (!what) {
+        snprintf(found, sizeof found, "%.60s", yn_is_null(v) ? "nothing" : v->s);
+        what = found;
+    }
+    spec_file_error(L, v->line, v->col, where, "expected a non-empty list of values, found %s%s", what,
+                    v->kind == YN_SCALAR ? " (write [value] for a single value)" : "");
+    return false;
+}
 
-    if (matrix) {
-        if (matrix->kind != YN_MAP || matrix->n == 0) {
-            spec_file_error(L, matrix->line, matrix->col, "matrix",
-                            "expected a map of key paths to lists of values, like {model.patch_size: [4, 2]}, "
-                            "found %s",
-                            matrix->kind == YN_MAP ? "an empty map" : matrix->kind == YN_SEQ ? "a list" : "a value");
-            bad = true;
-        } else {
-            axes = spec_calloc((size_t)matrix->n, sizeof *axes);
-            if (!axes)
-                return SPEC_ENOMEM;
-            nmatrix = 1;
-            for (int64_t i = 0; i < matrix->n; i++) {
-                const ynode *k = matrix->v[2 * i], *v = matrix->v[2 * i + 1];
-                char where[SPEC_PATH_LEN];
-                snprintf(where, sizeof where, "matrix.%s", k->s);
-                if (!key_path_ok(L, k, "matrix", false)) {
-                    bad = true;
-                    continue;
-                }
-                for (int j = 0; j < naxes; j++) {
-                    if (overlap(axes[j].path, k->s)) {
-                        spec_file_error(L, k->line, k->col, where, "overlaps the swept key %s", axes[j].path);
-                        bad = true;
-                    }
-                }
-                if (v->kind != YN_SEQ || v->n == 0) {
-                    const char *what = v->kind == YN_SEQ ? "an empty list" : v->kind == YN_MAP ? "a map" : NULL;
-                    if (!what) {
-                        snprintf(found, sizeof found, "%.60s", yn_is_null(v) ? "nothing" : v->s);
-                        what = found;
-                    }
-                    spec_file_error(L, v->line, v->col, where, "expected a non-empty list of values, found %s%s",
-                                    what, v->kind == YN_SCALAR ? " (write [value] for a single value)" : "");
-                    bad = true;
-                    continue;
-                }
-                axes[naxes++] = (axis){.path = k->s, .key = k, .values = v};
-                if (nmatrix > maxc / v->n + 1)
-                    nmatrix = maxc + 1; /* saturate: only "too many" matters */
-                else
-                    nmatrix *= v->n;
-            }
-            /* each key path must lead through maps of the base */
-            for (int j = 0; j < naxes; j++) {
-                const char *p = axes[j].path;
-                const ynode *cur = root;
-                for (const char *dot; cur && (dot = strchr(p, '.'));) {
-                    char comp[SPEC_PATH_LEN];
-                    snprintf(comp, sizeof comp, "%.*s", (int)(dot - p), p);
-                    cur = yn_map_get(cur, comp);
-                    if (cur && cur->kind != YN_MAP) {
-                        char where[SPEC_PATH_LEN];
-                        snprintf(where, sizeof where, "matrix.%s", axes[j].path);
-                        spec_file_error(L, axes[j].key->line, axes[j].key->col, where,
-                                        "cannot set %s: %.*s is not a map in this spec", axes[j].path,
-                                        (int)(dot - axes[j].path), axes[j].path);
-                        bad = true;
-                    }
-                    p = dot + 1;
-                }
-            }
+/* A swept key path must lead through maps of the base; reports it otherwise. */
+static bool axis_reachable(load_ctx *L, const ynode *root, const axis *ax)
+{
+    bool ok = true;
+    const char *p = ax->path;
+    const ynode *cur = root;
+    for (const char *dot; cur && (dot = strchr(p, '.'));) {
+        char comp[SPEC_PATH_LEN];
+        snprintf(comp, sizeof comp, "%.*s", (int)(dot - p), p);
+        cur = yn_map_get(cur, comp);
+        if (cur && cur->kind != YN_MAP) {
+            char where[SPEC_PATH_LEN];
+            snprintf(where, sizeof where, "matrix.%s", ax->path);
+            spec_file_error(L, ax->key->line, ax->key->col, where, "cannot set %s: %.*s is not a map in this spec",
+                            ax->path, (int)(dot - ax->path), ax->path);
+            ok = false;
         }
+        p = dot + 1;
     }
-    if (include) {
-        if (include->kind != YN_SEQ || include->n == 0) {
-            spec_file_error(L, include->line, include->col, "include",
-                            "expected a non-empty list of maps of key paths to values, like "
-                            "[{model.patch_size: 8, model.hidden: 256}]");
+    return ok;
+}
+
+/* Checks matrix: (a map of key paths to non-empty lists) into s->axes and
+ * counts its combinations. 0; 1 when problems were reported; SPEC_ENOMEM. */
+static int check_matrix(load_ctx *L, sweep *s)
+{
+    const ynode *matrix = s->matrix;
+    if (matrix->kind != YN_MAP || matrix->n == 0) {
+        spec_file_error(L, matrix->line, matrix->col, "matrix",
+                        "expected a map of key paths to lists of values, like {model.patch_size: [4, 2]}, found %s",
+                        matrix->kind == YN_MAP ? "an empty map" : matrix->kind == YN_SEQ ? "a list" : "a value");
+        return 1;
+    }
+    s->axes = spec_calloc((size_t)matrix->n, sizeof *s->axes);
+    if (!s->axes)
+        return SPEC_ENOMEM;
+    const int64_t maxc = L->opt->max_combinations;
+    bool bad = false;
+    s->nmatrix = 1;
+    for (int64_t i = 0; i < matrix->n; i++) {
+        const ynode *k = matrix->v[2 * i], *v = matrix->v[2 * i + 1];
+        char where[SPEC_PATH_LEN];
+        snprintf(where, sizeof where, "matrix.%s", k->s);
+        if (!key_path_ok(L, k, "matrix", false)) {
             bad = true;
-        } else {
-            ninclude = include->n;
-            for (int64_t i = 0; i < include->n; i++) {
-                const ynode *m = include->v[i];
-                char where[SPEC_PATH_LEN];
-                snprintf(where, sizeof where, "include[%" PRId64 "]", i);
-                if (m->kind != YN_MAP || m->n == 0) {
-                    spec_file_error(L, m->line, m->col, where,
-                                    "expected a map of key paths to values, like {model.patch_size: 8}");
-                    bad = true;
-                    continue;
-                }
-                for (int64_t j = 0; j < m->n; j++) {
-                    if (!key_path_ok(L, m->v[2 * j], where, true)) {
-                        bad = true;
-                        continue;
-                    }
-                    for (int64_t k = 0; k < j; k++) {
-                        if (overlap(m->v[2 * k]->s, m->v[2 * j]->s)) {
-                            spec_file_error(L, m->v[2 * j]->line, m->v[2 * j]->col, where, "%s overlaps %s",
-                                            m->v[2 * j]->s, m->v[2 * k]->s);
-                            bad = true;
-                        }
-                    }
-                }
-            }
+            continue;
         }
-    }
-    if (!bad && nmatrix + ninclude > maxc) {
-        const ynode *at = matrix ? matrix : include;
-        if (nmatrix > maxc)
-            spec_file_error(L, at->line, at->col, matrix ? "matrix" : "include",
-                            "the sweep has more than %" PRId64 " combinations (limit)", maxc);
+        bad |= overlaps_axis(L, s, k, where);
+        if (!values_ok(L, v, where)) {
+            bad = true;
+            continue;
+        }
+        s->axes[s->naxes++] = (axis){.path = k->s, .key = k, .values = v};
+        if (s->nmatrix > maxc / v->n + 1)
+            s->nmatrix = maxc + 1; /* saturate: only "too many" matters */
         else
-            spec_file_error(L, at->line, at->col, matrix ? "matrix" : "include",
-                            "the sweep has %" PRId64 " combinations, more than the limit of %" PRId64,
-                            nmatrix + ninclude, maxc);
-        bad = true;
+            s->nmatrix *= v->n;
     }
-    if (bad || L->oom) {
-        free(axes);
-        return L->oom ? SPEC_ENOMEM : 0;
-    }
+    for (int j = 0; j < s->naxes; j++)
+        bad |= !axis_reachable(L, s->root, &s->axes[j]);
+    return bad;
+}
 
-    /* the base: the file without matrix: and include: */
-    yn_arena *a = yn_arena_new();
-    ynode *base = a ? yn_new_map(a, root->n, root->line, root->col) : NULL;
-    int64_t total = nmatrix + ninclude;
-    int nas_max = naxes;
-    for (int64_t i = 0; include && i < ninclude; i++)
-        if (include->v[i]->n > nas_max)
-            nas_max = (int)include->v[i]->n;
-    assign *as = spec_calloc((size_t)nas_max + 1, sizeof *as);
-    int64_t *digit = spec_calloc((size_t)naxes + 1, sizeof *digit);
-    L->f->entries = spec_calloc((size_t)total, sizeof *L->f->entries);
-    if (!base || !as || !digit || !L->f->entries) {
-        rc = SPEC_ENOMEM;
-        goto done;
+/* Checks include: (a non-empty list of maps of key paths to values, the
+ * paths of one entry not overlapping). True when problems were reported. */
+static bool check_include(load_ctx *L, sweep *s)
+{
+    const ynode *include = s->include;
+    if (include->kind != YN_SEQ || include->n == 0) {
+        spec_file_error(L, include->line, include->col, "include",
+                        "expected a non-empty list of maps of key paths to values, like "
+                        "[{model.patch_size: 8, model.hidden: 256}]");
+        return true;
     }
+    bool bad = false;
+    s->ninclude = include->n;
+    for (int64_t i = 0; i < include->n; i++) {
+        const ynode *m = include->v[i];
+        char where[SPEC_PATH_LEN];
+        snprintf(where, sizeof where, "include[%" PRId64 "]", i);
+        if (m->kind != YN_MAP || m->n == 0) {
+            spec_file_error(L, m->line, m->col, where,
+                            "expected a map of key paths to values, like {model.patch_size: 8}");
+            bad = true;
+            continue;
+        }
+        for (int64_t j = 0; j < m->n; j++) {
+            const ynode *k = m->v[2 * j];
+            if (!key_path_ok(L, k, where, true)) {
+                bad = true;
+                continue;
+            }
+            for (int64_t e = 0; e < j; e++) {
+                if (overlap(m->v[2 * e]->s, k->s)) {
+                    spec_file_error(L, k->line, k->col, where, "%s overlaps %s", k->s, m->v[2 * e]->s);
+                    bad = true;
+                }
+            }
+        }
+    }
+    return bad;
+}
+
+/* The sweep may not have more combinations than max_combinations; true (reported) when it has. */
+static bool over_limit(load_ctx *L, const sweep *s)
+{
+    const int64_t maxc = L->opt->max_combinations;
+    if (s->nmatrix + s->ninclude <= maxc)
+        return false;
+    const ynode *at = s->matrix ? s->matrix : s->include;
+    const char *where = s->matrix ? "matrix" : "include";
+    if (s->nmatrix > maxc)
+        spec_file_error(L, at->line, at->col, where, "the sweep has more than %" PRId64 " combinations (limit)", maxc);
+    else
+        spec_file_error(L, at->line, at->col, where,
+                        "the sweep has %" PRId64 " combinations, more than the limit of %" PRId64,
+                        s->nmatrix + s->ninclude, maxc);
+    return true;
+}
+
+/* The base: the file without matrix: and include: (sharing root's nodes), in arena a. NULL on OOM. */
+static ynode *base_tree(yn_arena *a, const ynode *root)
+{
+    ynode *base = yn_new_map(a, root->n, root->line, root->col);
+    if (!base)
+        return NULL;
     base->n = 0;
     for (int64_t i = 0; i < root->n; i++) {
         const char *k = root->v[2 * i]->s;
@@ -475,51 +513,103 @@ int spec_sweep_load(load_ctx *L, const ynode *root)
         base->v[2 * base->n + 1] = root->v[2 * i + 1];
         base->n++;
     }
-    for (int64_t c = 0; c < total && !rc; c++) {
-        int nas = 0;
-        if (c < nmatrix) {
-            /* the first matrix key varies slowest, like nested loops in matrix order */
-            int64_t r = c;
-            for (int j = naxes - 1; j >= 0; j--) {
-                digit[j] = r % axes[j].values->n;
-                r /= axes[j].values->n;
-            }
-            for (int j = 0; j < naxes; j++)
-                as[nas++] = (assign){axes[j].path, axes[j].key, axes[j].values->v[digit[j]]};
-        } else {
-            const ynode *m = include->v[c - nmatrix];
-            for (int64_t j = 0; j < m->n; j++)
-                as[nas++] = (assign){m->v[2 * j]->s, m->v[2 * j], m->v[2 * j + 1]};
+    return base;
+}
+
+/* The assignments of combination c into as (room for every axis and every
+ * include entry's keys); returns how many. The matrix's combinations come
+ * first, its first key varying slowest like nested loops in matrix order;
+ * then include:'s entries. */
+static int combination(const sweep *s, int64_t c, assign *as)
+{
+    if (c < s->nmatrix) {
+        int64_t r = c;
+        for (int j = s->naxes - 1; j >= 0; j--) {
+            const axis *ax = &s->axes[j];
+            as[j] = (assign){ax->path, ax->key, ax->values->v[r % ax->values->n]};
+            r /= ax->values->n;
         }
+        return s->naxes;
+    }
+    const ynode *m = s->include->v[c - s->nmatrix];
+    for (int64_t j = 0; j < m->n; j++)
+        as[j] = (assign){m->v[2 * j]->s, m->v[2 * j], m->v[2 * j + 1]};
+    return (int)m->n;
+}
+
+/* Builds and validates every combination into L->f->entries. */
+static int expand(load_ctx *L, const sweep *s, const ynode *base)
+{
+    int64_t total = s->nmatrix + s->ninclude;
+    int nas_max = s->naxes;
+    for (int64_t i = 0; i < s->ninclude; i++)
+        if (s->include->v[i]->n > nas_max)
+            nas_max = (int)s->include->v[i]->n;
+    assign *as = spec_calloc((size_t)nas_max + 1, sizeof *as);
+    L->f->entries = spec_calloc((size_t)total, sizeof *L->f->entries);
+    int rc = as && L->f->entries ? 0 : SPEC_ENOMEM;
+    for (int64_t c = 0; c < total && !rc; c++) {
+        int nas = combination(s, c, as);
         rc = build_combo(L, base, as, nas, &L->f->entries[c]);
         L->f->n_entries = (int)(c + 1);
     }
-    /* every combination must be a different run with a different name */
-    for (int64_t c = 1; c < total && !rc; c++) {
+    free(as);
+    return rc;
+}
+
+/* Every combination must be a different run with a different name: a
+ * repeat is reported on the later combination, which then has no spec. */
+static int check_unique(load_ctx *L, const sweep *s)
+{
+    int64_t total = s->nmatrix + s->ninclude;
+    for (int64_t c = 1; c < total; c++) {
         spec_entry *e = &L->f->entries[c];
         for (int64_t d = 0; d < c; d++) {
             const spec_entry *o = &L->f->entries[d];
-            const char *why = !strcmp(e->sha256, o->sha256) ? "repeats" : !strcmp(e->name, o->name) ? "has the name of" : NULL;
+            const char *why = !strcmp(e->sha256, o->sha256) ? "repeats"
+                              : !strcmp(e->name, o->name)   ? "has the name of"
+                                                            : NULL;
             if (!why)
                 continue;
-            const ynode *nm = yn_map_get(root, "name");
-            const ynode *at = c >= nmatrix ? include->v[c - nmatrix] : nm ? nm : root;
+            const ynode *nm = yn_map_get(s->root, "name");
+            const ynode *at = c >= s->nmatrix ? s->include->v[c - s->nmatrix] : nm ? nm : s->root;
             char msg[512];
             snprintf(msg, sizeof msg, "this combination %s combination %" PRId64 " (%s)%s", why, d + 1, o->name,
                      why[0] == 'h' ? ": put the swept values in name:, like {model.patch_size}" : "");
-            if (spec_diags_add(&e->diags, L->file, at->line, at->col, c >= nmatrix ? "include" : "name", msg)) {
-                rc = SPEC_ENOMEM;
-                break;
-            }
+            if (spec_diags_add(&e->diags, L->file, at->line, at->col, c >= s->nmatrix ? "include" : "name", msg))
+                return SPEC_ENOMEM;
             spec_free(e->spec);
             e->spec = NULL;
             break;
         }
     }
-done:
-    free(axes);
-    free(as);
-    free(digit);
+    return 0;
+}
+
+int spec_sweep_load(load_ctx *L, const ynode *root)
+{
+    sweep s = {.root = root, .matrix = yn_map_get(root, "matrix"), .include = yn_map_get(root, "include")};
+    bool bad = false;
+    if (s.matrix) {
+        int r = check_matrix(L, &s);
+        if (r < 0)
+            return r;
+        bad = r;
+    }
+    if (s.include)
+        bad |= check_include(L, &s);
+    if (!bad)
+        bad = over_limit(L, &s);
+    if (bad || L->oom) {
+        free(s.axes);
+        return L->oom ? SPEC_ENOMEM : 0;
+    }
+    yn_arena *a = yn_arena_new();
+    ynode *base = a ? base_tree(a, root) : NULL;
+    int rc = base ? expand(L, &s, base) : SPEC_ENOMEM;
+    if (!rc)
+        rc = check_unique(L, &s);
+    free(s.axes);
     yn_arena_free(a);
     return rc;
 }

@@ -316,6 +316,100 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
 
 static int nerr(const vctx *c) { return c->diags->n + c->ndropped; }
 
+/* The top-level keys that are not sections: name (the file's stem without
+ * it), seed, device and priority. */
+static void v_run_keys(vctx *c, const ynode *root, spec *s)
+{
+    char found[96], p[SPEC_PATH_LEN];
+    const ynode *n = vget(c, root, "", "name", p);
+    const char *name = c->stem;
+    if (n && vn_str(c, n, p, &name) == V_OK && !name_ok(name))
+        vctx_error(c, n->line, n->col, "name", "expected a run name (" NAME_RULE "), found %s",
+                   vdescribe(n, found, sizeof found));
+    if (!n && !name_ok(name))
+        vctx_error(c, root->line, root->col, "name",
+                   "the file name '%.60s' is not a valid run name (" NAME_RULE "): add a name: key", name);
+    if (!(s->name = spec_strdup(name)))
+        c->oom = true;
+
+    int64_t seed;
+    if (v_int(c, root, "", "seed", 0, INT64_MAX, &seed) == V_OK)
+        s->train.seed = (uint64_t)seed;
+    if ((n = vget(c, root, "", "device", p)))
+        v_device(c, n, s);
+    v_int(c, root, "", "priority", INT64_MIN, INT64_MAX, &s->priority);
+}
+
+/* The checks across sections, on what is valid: the dataset's geometry
+ * against normalize, augment and top_k; the synthetic data's size; data
+ * roots and files; init_from; the engine's build of the model. */
+/* model.init_from under the roots, and its tensors against the model. */
+static void check_init_from(vctx *c, const spec *s, bool model_ok)
+{
+    if (!model_ok || !s->model.init_from[0])
+        return;
+    int e0 = nerr(c);
+    check_roots(c, "model.init_from", s->model.init_from);
+    if (c->opt->check_files && nerr(c) == e0)
+        check_init_file(c, s->model.init_from);
+}
+
+static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, bool train_ok)
+{
+    /* folder, npy: the input shape and classes are read from the files */
+    bool from_files = s->data.dataset == ENG_DATASET_FOLDER || s->data.dataset == ENG_DATASET_NPY;
+    bool look = c->opt->check_files || c->opt->shape_files;
+    if (from_files && dok->root) {
+        int e0 = nerr(c);
+        check_roots(c, "data.root", s->data.root);
+        if (look && nerr(c) == e0)
+            check_data_files(c, &s->data);
+        if (look && nerr(c) == e0)
+            s->data.dataset == ENG_DATASET_FOLDER ? check_folder(c, s) : check_npy(c, &s->data);
+    }
+    eng_shape shape;
+    int64_t classes;
+    if (eng_dataset_geometry(&s->data, &shape, &classes)) {
+        /* folder, npy without their files (--no-files, or a file problem above): the model waits for them */
+        check_init_from(c, s, model_ok);
+        return;
+    }
+    int64_t channels = shape.ndim == 3 ? shape.d[0] : 1;
+    if (s->data.normalize && s->data.n_norm != 1 && s->data.n_norm != channels) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%" PRId64, channels);
+        snprintf(b, sizeof b, "%d", s->data.n_norm);
+        error_at(c, "data.normalize.mean", "expected 1 or %s numbers (one per channel), found %s", a, b);
+    }
+    if ((s->data.crop_padding || s->data.hflip) && shape.ndim != 3)
+        error_at(c, "data.augment", "%s%s", "crop and flip need images (channels, height, width)", "");
+    if (train_ok && s->train.top_k > classes) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%" PRId64, classes);
+        snprintf(b, sizeof b, "%" PRId64, s->train.top_k);
+        error_at(c, "train.top_k", "expected at most the class count (%s), found %s", a, b);
+    }
+    if (s->data.dataset == ENG_DATASET_SYNTHETIC) {
+        double bytes = (double)eng_shape_numel(&shape) * (double)(s->data.synth_train + s->data.synth_test);
+        if (bytes > (double)c->opt->max_memory_bytes) {
+            char a[64], b[64];
+            fmt_bytes(a, sizeof a, bytes);
+            fmt_bytes(b, sizeof b, (double)c->opt->max_memory_bytes);
+            error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
+        }
+    } else if (dok->root && !from_files) {
+        int e0 = nerr(c);
+        check_roots(c, "data.root", s->data.root);
+        if (c->opt->check_files && nerr(c) == e0)
+            check_data_files(c, &s->data);
+    }
+    check_init_from(c, s, model_ok);
+    /* the model needs only the input shape and class count; the memory
+     * estimate also the batch sizes */
+    if (model_ok && !c->oom)
+        check_engine(c, s, &shape, classes, dok->all);
+}
+
 int spec_validate(vctx *c, const ynode *root, spec *s)
 {
     char found[96], p[SPEC_PATH_LEN];
@@ -335,24 +429,7 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
     static const char *const known[] = {"name", "seed", "device", "priority", "data", "model", "train", "matrix",
                                         "include"};
     v_check_keys(c, root, "", known, V_NELEM(known), NULL, NULL);
-
-    const ynode *n = vget(c, root, "", "name", p);
-    const char *name = c->stem;
-    if (n && vn_str(c, n, p, &name) == V_OK && !name_ok(name))
-        vctx_error(c, n->line, n->col, "name", "expected a run name (" NAME_RULE "), found %s",
-                   vdescribe(n, found, sizeof found));
-    if (!n && !name_ok(name))
-        vctx_error(c, root->line, root->col, "name",
-                   "the file name '%.60s' is not a valid run name (" NAME_RULE "): add a name: key", name);
-    if (!(s->name = spec_strdup(name)))
-        c->oom = true;
-
-    int64_t seed;
-    if (v_int(c, root, "", "seed", 0, INT64_MAX, &seed) == V_OK)
-        s->train.seed = (uint64_t)seed;
-    if ((n = vget(c, root, "", "device", p)))
-        v_device(c, n, s);
-    v_int(c, root, "", "priority", INT64_MIN, INT64_MAX, &s->priority);
+    v_run_keys(c, root, s);
 
     v_data_ok dok = {0};
     const ynode *data = vget(c, root, "", "data", p);
@@ -378,72 +455,9 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
     bool train_ok = nerr(c) == before;
     if (gpu_precision && s->device == SPEC_DEVICE_CPU)
         vctx_error(c, prec->line, prec->col, "train.precision", "%s needs a GPU, but device is cpu", prec->s);
-    if (c->oom || !dok.geometry)
-        return c->oom ? SPEC_ENOMEM : 0;
 
-    /* folder, npy: the input shape and classes are read from the files */
-    bool from_files = s->data.dataset == ENG_DATASET_FOLDER || s->data.dataset == ENG_DATASET_NPY;
-    bool look = c->opt->check_files || c->opt->shape_files;
-    if (from_files && dok.root) {
-        int e0 = nerr(c);
-        check_roots(c, "data.root", s->data.root);
-        if (look && nerr(c) == e0)
-            check_data_files(c, &s->data);
-        if (look && nerr(c) == e0)
-            s->data.dataset == ENG_DATASET_FOLDER ? check_folder(c, s) : check_npy(c, &s->data);
-    }
-
-    /* checks across sections, on what is valid */
-    eng_shape shape;
-    int64_t classes;
-    if (eng_dataset_geometry(&s->data, &shape, &classes)) {
-        /* folder, npy without their files (--no-files, or a file problem above): the model waits for them */
-        if (model_ok && s->model.init_from[0]) {
-            int e0 = nerr(c);
-            check_roots(c, "model.init_from", s->model.init_from);
-            if (c->opt->check_files && nerr(c) == e0)
-                check_init_file(c, s->model.init_from);
-        }
-        return c->oom ? SPEC_ENOMEM : 0;
-    }
-    int64_t channels = shape.ndim == 3 ? shape.d[0] : 1;
-    if (s->data.normalize && s->data.n_norm != 1 && s->data.n_norm != channels) {
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%" PRId64, channels);
-        snprintf(b, sizeof b, "%d", s->data.n_norm);
-        error_at(c, "data.normalize.mean", "expected 1 or %s numbers (one per channel), found %s", a, b);
-    }
-    if ((s->data.crop_padding || s->data.hflip) && shape.ndim != 3)
-        error_at(c, "data.augment", "%s%s", "crop and flip need images (channels, height, width)", "");
-    if (train_ok && s->train.top_k > classes) {
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%" PRId64, classes);
-        snprintf(b, sizeof b, "%" PRId64, s->train.top_k);
-        error_at(c, "train.top_k", "expected at most the class count (%s), found %s", a, b);
-    }
-    if (s->data.dataset == ENG_DATASET_SYNTHETIC) {
-        double bytes = (double)eng_shape_numel(&shape) * (double)(s->data.synth_train + s->data.synth_test);
-        if (bytes > (double)c->opt->max_memory_bytes) {
-            char a[64], b[64];
-            fmt_bytes(a, sizeof a, bytes);
-            fmt_bytes(b, sizeof b, (double)c->opt->max_memory_bytes);
-            error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
-        }
-    } else if (dok.root && !from_files) {
-        int e0 = nerr(c);
-        check_roots(c, "data.root", s->data.root);
-        if (c->opt->check_files && nerr(c) == e0)
-            check_data_files(c, &s->data);
-    }
-    if (model_ok && s->model.init_from[0]) {
-        int e0 = nerr(c);
-        check_roots(c, "model.init_from", s->model.init_from);
-        if (c->opt->check_files && nerr(c) == e0)
-            check_init_file(c, s->model.init_from);
-    }
-    /* the model needs only the input shape and class count; the memory
-     * estimate also the batch sizes */
-    if (model_ok && !c->oom)
-        check_engine(c, s, &shape, classes, dok.all);
+    if (!c->oom && dok.geometry)
+        check_across(c, s, &dok, model_ok, train_ok);
     return c->oom ? SPEC_ENOMEM : 0;
 }
+

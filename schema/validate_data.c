@@ -5,17 +5,6 @@
 #include "schema/paths.h"
 #include "schema/validate.h"
 
-static const char *const dataset_names[] = {
-    [ENG_DATASET_CIFAR10] = "cifar10",
-    [ENG_DATASET_CIFAR100] = "cifar100",
-    [ENG_DATASET_MNIST] = "mnist",
-    [ENG_DATASET_FASHION_MNIST] = "fashion_mnist",
-    [ENG_DATASET_SYNTHETIC] = "synthetic",
-    [ENG_DATASET_FOLDER] = "folder",
-    [ENG_DATASET_NPY] = "npy",
-};
-_Static_assert(V_NELEM(dataset_names) == ENG_DATASET_NPY + 1, "every dataset kind has a spec name");
-
 const char *const spec_data_keys[] = {"dataset",   "root",      "batch_size", "eval_batch_size", "shuffle",
                                       "drop_last", "normalize", "augment",    "limit",           "synthetic",
                                       "size",      "channels",  "split",      "layout",          "classes"};
@@ -126,7 +115,7 @@ static void v_user_files(vctx *c, const ynode *node, int kind, eng_data_desc *d)
     for (int i = 0; i < V_NELEM(only); i++)
         if (kind >= 0 && kind != only[i].kind && yn_map_get(node, only[i].key)) {
             char why[96];
-            snprintf(why, sizeof why, "only for dataset %s, not %s", dataset_names[only[i].kind], dataset_names[kind]);
+            snprintf(why, sizeof why, "only for dataset %s, not %s", eng_dataset_names[only[i].kind], eng_dataset_names[kind]);
             v_not_here(c, node, path, only[i].key, why);
         }
     if (kind == ENG_DATASET_FOLDER) {
@@ -194,7 +183,7 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
     v_check_keys(c, node, path, spec_data_keys, spec_n_data_keys, NULL, NULL);
 
     int kind = -1;
-    if (v_enum(c, node, path, "dataset", dataset_names, V_NELEM(dataset_names), &kind) == V_ABSENT)
+    if (v_enum(c, node, path, "dataset", eng_dataset_names, ENG_DATASET__COUNT, &kind) == V_ABSENT)
         v_missing(c, node, path, "dataset", "(cifar10, cifar100, mnist, fashion_mnist, synthetic, folder or npy)");
     if (kind >= 0)
         d->dataset = (eng_dataset_kind)kind;
@@ -258,7 +247,7 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
     if ((n = vget(c, node, path, "synthetic", p))) {
         if (kind >= 0 && kind != ENG_DATASET_SYNTHETIC) {
             char why[96];
-            snprintf(why, sizeof why, "only for dataset synthetic, not %s", dataset_names[kind]);
+            snprintf(why, sizeof why, "only for dataset synthetic, not %s", eng_dataset_names[kind]);
             v_not_here(c, node, path, "synthetic", why);
         } else {
             int before = c->diags->n + c->ndropped;

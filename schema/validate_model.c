@@ -8,20 +8,8 @@
 #include "schema/suggest.h"
 #include "schema/validate.h"
 
-static const char *const template_names[] = {
-    [ENG_TEMPLATE_MLP] = "mlp",
-    [ENG_TEMPLATE_CNN] = "cnn",
-    [ENG_TEMPLATE_RESNET] = "resnet",
-    [ENG_TEMPLATE_MLP_MIXER] = "mlp_mixer",
-    [ENG_TEMPLATE_SEQUENTIAL] = "sequential",
-};
-_Static_assert(V_NELEM(template_names) == ENG_TEMPLATE_SEQUENTIAL + 1, "every template has a spec name");
-
-static const char *const act_names[] = {
-    [ENG_ACT_NONE] = "none",       [ENG_ACT_RELU] = "relu",       [ENG_ACT_LEAKY_RELU] = "leaky_relu",
-    [ENG_ACT_GELU] = "gelu",       [ENG_ACT_SIGMOID] = "sigmoid", [ENG_ACT_TANH] = "tanh",
-};
-_Static_assert(V_NELEM(act_names) == ENG_ACT_TANH + 1, "every activation has a spec name");
+/* Templates, activations and layer types go by the engine's names
+ * (eng_template_names, eng_act_names, eng_layer_kind_names). */
 
 /* The keys each template takes besides template and init_from. */
 static const char *const template_keys[][6] = {
@@ -31,6 +19,7 @@ static const char *const template_keys[][6] = {
     [ENG_TEMPLATE_MLP_MIXER] = {"patch_size", "hidden", "depth", "patching", "head"},
     [ENG_TEMPLATE_SEQUENTIAL] = {"layers"},
 };
+_Static_assert(V_NELEM(template_keys) == ENG_TEMPLATE__COUNT, "every template has its keys");
 
 #define MAX_WIDTH (1 << 24)
 
@@ -62,7 +51,7 @@ static const char *other_template(const char *key, char *buf, size_t len, void *
         for (int i = 0; i < 6 && template_keys[u][i]; i++) {
             if (strcmp(template_keys[u][i], key))
                 continue;
-            int w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", template_names[u]);
+            int w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "", eng_template_names[u]);
             if (w > 0 && (size_t)w < len - o)
                 o += (size_t)w;
         }
@@ -72,7 +61,7 @@ static const char *other_template(const char *key, char *buf, size_t len, void *
     char belongs[128];
     snprintf(belongs, sizeof belongs, "%s", buf);
     if (t >= 0)
-        snprintf(buf, len, "not a key of template %s (it belongs to %s)", template_names[t], belongs);
+        snprintf(buf, len, "not a key of template %s (it belongs to %s)", eng_template_names[t], belongs);
     else
         snprintf(buf, len, "only for template %s", belongs);
     return buf;
@@ -127,36 +116,40 @@ static int64_t *int_list(vctx *c, const ynode *map, const char *parent, const ch
 
 /* ---- sequential layers ---- */
 
+/* What a spec may write for one layer kind. The name is the engine's
+ * (eng_layer_kind_names[kind]). */
 typedef struct layer_type {
-    const char *name;
     eng_layer_kind kind;
+    bool needs_settings; /* `- conv2d:` with nothing is an error */
     const char *keys[5];
 } layer_type;
 
+/* In the order messages list them: the common layers first. Every kind once
+ * (tests/schema/test_spec_layers.c names each through the engine's table). */
 static const layer_type layer_types[] = {
-    {"conv2d", ENG_LAYER_CONV2D, {"out", "kernel", "stride", "padding", "bias"}},
-    {"linear", ENG_LAYER_LINEAR, {"out", "bias"}},
-    {"batchnorm", ENG_LAYER_BATCHNORM, {"affine"}},
-    {"layernorm", ENG_LAYER_LAYERNORM, {"affine", "dims"}},
-    {"maxpool", ENG_LAYER_MAXPOOL, {"kernel", "stride", "padding"}},
-    {"avgpool", ENG_LAYER_AVGPOOL, {"kernel", "stride", "padding"}},
-    {"global_avgpool", ENG_LAYER_GLOBAL_AVGPOOL, {NULL}},
-    {"flatten", ENG_LAYER_FLATTEN, {NULL}},
-    {"dropout", ENG_LAYER_DROPOUT, {"p"}},
-    {"relu", ENG_LAYER_RELU, {NULL}},
-    {"leaky_relu", ENG_LAYER_LEAKY_RELU, {"slope"}},
-    {"gelu", ENG_LAYER_GELU, {NULL}},
-    {"sigmoid", ENG_LAYER_SIGMOID, {NULL}},
-    {"tanh", ENG_LAYER_TANH, {NULL}},
-    {"softmax", ENG_LAYER_SOFTMAX, {NULL}},
-    {"residual", ENG_LAYER_RESIDUAL, {"layers", "post"}},
-    /* beyond SPEC.md v1 (docs/spec.md, "Changes to the contract") */
-    {"transpose", ENG_LAYER_TRANSPOSE, {NULL}},
-    {"mean", ENG_LAYER_MEAN, {"dim"}},
-    {"patches", ENG_LAYER_PATCHES, {"size"}},
-    {"reshape", ENG_LAYER_RESHAPE, {"shape"}},
-    {"pad_channels", ENG_LAYER_PAD_CHANNELS, {"out"}},
-    {"mixer", ENG_LAYER_MIXER, {NULL}},
+    {ENG_LAYER_CONV2D, true, {"out", "kernel", "stride", "padding", "bias"}},
+    {ENG_LAYER_LINEAR, true, {"out", "bias"}},
+    {ENG_LAYER_BATCHNORM, false, {"affine"}},
+    {ENG_LAYER_LAYERNORM, false, {"affine", "dims"}},
+    {ENG_LAYER_MAXPOOL, true, {"kernel", "stride", "padding"}},
+    {ENG_LAYER_AVGPOOL, true, {"kernel", "stride", "padding"}},
+    {ENG_LAYER_GLOBAL_AVGPOOL, false, {NULL}},
+    {ENG_LAYER_FLATTEN, false, {NULL}},
+    {ENG_LAYER_DROPOUT, false, {"p"}},
+    {ENG_LAYER_RELU, false, {NULL}},
+    {ENG_LAYER_LEAKY_RELU, false, {"slope"}},
+    {ENG_LAYER_GELU, false, {NULL}},
+    {ENG_LAYER_SIGMOID, false, {NULL}},
+    {ENG_LAYER_TANH, false, {NULL}},
+    {ENG_LAYER_SOFTMAX, false, {NULL}},
+    {ENG_LAYER_RESIDUAL, true, {"layers", "post"}},
+    /* beyond spec v1 (docs/spec.md, "Changes to the contract") */
+    {ENG_LAYER_TRANSPOSE, false, {NULL}},
+    {ENG_LAYER_MEAN, false, {"dim"}},
+    {ENG_LAYER_PATCHES, true, {"size"}},
+    {ENG_LAYER_RESHAPE, true, {"shape"}},
+    {ENG_LAYER_PAD_CHANNELS, true, {"out"}},
+    {ENG_LAYER_MIXER, false, {NULL}},
 };
 _Static_assert(V_NELEM(layer_types) == ENG_LAYER__COUNT, "every layer kind has a spec entry");
 
@@ -198,64 +191,41 @@ static void v_shape(vctx *c, const ynode *args, const char *lp, eng_shape *out)
         *out = s;
 }
 
-static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
+/* The layer type an entry names: a map with one key, like {conv2d: {...}};
+ * NULL when it names none (reported). */
+static const layer_type *v_layer_type(vctx *c, const ynode *item, const char *ipath)
 {
-    char found[96], p[SPEC_PATH_LEN];
-    const char *names[V_NELEM(layer_types)];
-    for (int i = 0; i < V_NELEM(layer_types); i++)
-        names[i] = layer_types[i].name;
+    char found[96];
     if (item->kind != YN_MAP || item->n != 1) {
         vctx_error(c, item->line, item->col, ipath,
                    "expected one layer as a map with one key, like {conv2d: {out: 32, kernel: 3}} or {relu: {}}, "
                    "found %s%s",
                    item->kind == YN_MAP && item->n > 1 ? "a map with several keys" : vdescribe(item, found, sizeof found),
                    item->kind == YN_MAP && item->n > 1 ? " (each layer is its own list entry: '- relu: {}')" : "");
-        return;
+        return NULL;
     }
-    const ynode *k = item->v[0], *args = item->v[1];
-    const layer_type *t = NULL;
-    for (int i = 0; i < V_NELEM(layer_types); i++)
-        if (!strcmp(k->s, layer_types[i].name))
-            t = &layer_types[i];
-    if (!t) {
-        const char *s = spec_suggest(k->s, names, V_NELEM(names));
-        char list[512] = "";
-        for (int i = 0; i < V_NELEM(names); i++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
-        if (s)
-            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (did you mean '%s'?)", k->s, s);
-        else
-            vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (expected one of %s)", k->s, list);
-        return;
+    const ynode *k = item->v[0];
+    const char *names[V_NELEM(layer_types)];
+    for (int i = 0; i < V_NELEM(layer_types); i++) {
+        names[i] = eng_layer_kind_names[layer_types[i].kind];
+        if (!strcmp(k->s, names[i]))
+            return &layer_types[i];
     }
-    l->kind = t->kind;
-    char lp[SPEC_PATH_LEN];
-    vpath(lp, ipath, t->name);
-    vctx_record(c, lp, args);
-    /* defaults follow PyTorch's constructors */
-    l->stride = 1;
-    l->bias = true;
-    l->affine = true;
-    l->dims = 1;
-    l->slope = 0.01f;
-    l->p = 0.5f;
-    l->dim = -1;
-    l->post = ENG_ACT_NONE;
-    if (yn_is_null(args)) {
-        static const eng_layer_kind required[] = {ENG_LAYER_CONV2D,  ENG_LAYER_LINEAR,  ENG_LAYER_MAXPOOL,
-                                                  ENG_LAYER_AVGPOOL, ENG_LAYER_RESIDUAL, ENG_LAYER_PATCHES,
-                                                  ENG_LAYER_RESHAPE, ENG_LAYER_PAD_CHANNELS};
-        for (int i = 0; i < V_NELEM(required); i++)
-            if (t->kind == required[i])
-                vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", t->name);
-        return;
-    }
-    int nkeys = 0;
-    while (nkeys < 5 && t->keys[nkeys])
-        nkeys++;
-    if (!vn_map(c, args, lp, nkeys ? "of settings" : "(this layer has no settings: {})"))
-        return;
-    v_check_keys(c, args, lp, t->keys, nkeys, NULL, NULL);
+    const char *s = spec_suggest(k->s, names, V_NELEM(names));
+    char list[512] = "";
+    for (int i = 0; i < V_NELEM(names); i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    if (s)
+        vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (did you mean '%s'?)", k->s, s);
+    else
+        vctx_error(c, k->line, k->col, ipath, "unknown layer type '%s' (expected one of %s)", k->s, list);
+    return NULL;
+}
+
+/* The settings a layer of type t takes beyond its defaults, from the map args at lp. */
+static void v_layer_settings(vctx *c, const layer_type *t, const ynode *args, const char *lp, eng_layer_desc *l)
+{
+    char p[SPEC_PATH_LEN];
     switch (t->kind) {
     case ENG_LAYER_CONV2D:
     case ENG_LAYER_LINEAR:
@@ -328,6 +298,40 @@ static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_des
     }
 }
 
+static void v_layer(vctx *c, const ynode *item, const char *ipath, eng_layer_desc *l)
+{
+    const layer_type *t = v_layer_type(c, item, ipath);
+    if (!t)
+        return;
+    const ynode *args = item->v[1];
+    const char *name = eng_layer_kind_names[t->kind];
+    l->kind = t->kind;
+    char lp[SPEC_PATH_LEN];
+    vpath(lp, ipath, name);
+    vctx_record(c, lp, args);
+    /* defaults follow PyTorch's constructors */
+    l->stride = 1;
+    l->bias = true;
+    l->affine = true;
+    l->dims = 1;
+    l->slope = 0.01f;
+    l->p = 0.5f;
+    l->dim = -1;
+    l->post = ENG_ACT_NONE;
+    if (yn_is_null(args)) {
+        if (t->needs_settings)
+            vctx_error(c, args->line, args->col, lp, "expected a map of %s settings, found nothing", name);
+        return;
+    }
+    int nkeys = 0;
+    while (nkeys < 5 && t->keys[nkeys])
+        nkeys++;
+    if (!vn_map(c, args, lp, nkeys ? "of settings" : "(this layer has no settings: {})"))
+        return;
+    v_check_keys(c, args, lp, t->keys, nkeys, NULL, NULL);
+    v_layer_settings(c, t, args, lp, l);
+}
+
 static void v_layer_list(vctx *c, const ynode *seq, const char *path, eng_layer_desc **out, int64_t *nout)
 {
     char q[SPEC_PATH_LEN];
@@ -361,7 +365,7 @@ void v_model(vctx *c, const ynode *node, spec *s)
     if (!vn_map(c, node, path, "(template and its settings)"))
         return;
     int t = -1;
-    if (v_enum(c, node, path, "template", template_names, V_NELEM(template_names), &t) == V_ABSENT)
+    if (v_enum(c, node, path, "template", eng_template_names, ENG_TEMPLATE__COUNT, &t) == V_ABSENT)
         v_missing(c, node, path, "template", "(mlp, cnn, resnet, mlp_mixer or sequential)");
     const char *known[8] = {"template", "init_from"};
     int nknown = 2;
@@ -391,7 +395,7 @@ void v_model(vctx *c, const ynode *node, spec *s)
     switch (t) {
     case ENG_TEMPLATE_MLP:
         m->units = int_list(c, node, path, "units", false, &m->n_units, "of layer widths (the last is the class count)");
-        if (v_enum(c, node, path, "activation", act_names, V_NELEM(act_names), &e) == V_OK)
+        if (v_enum(c, node, path, "activation", eng_act_names, ENG_ACT__COUNT, &e) == V_OK)
             m->activation = (eng_act)e;
         if (v_enum(c, node, path, "last_activation", last_act, V_NELEM(last_act), &e) == V_OK)
             m->head = last_act_head[e];
@@ -400,7 +404,7 @@ void v_model(vctx *c, const ynode *node, spec *s)
         break;
     case ENG_TEMPLATE_CNN:
         m->channels = int_list(c, node, path, "channels", true, &m->n_channels, "of channel counts and p (pooling)");
-        if (v_enum(c, node, path, "activation", act_names, V_NELEM(act_names), &e) == V_OK)
+        if (v_enum(c, node, path, "activation", eng_act_names, ENG_ACT__COUNT, &e) == V_OK)
             m->activation = (eng_act)e;
         v_bool(c, node, path, "batch_norm", &m->batch_norm);
         if ((n = vget(c, node, path, "pool", p)) && vn_map(c, n, p, "{kernel, stride}")) {

@@ -1,6 +1,7 @@
 /* YAML event stream -> ynode tree with marks, limits, duplicate-key checks. */
 #include "schema/ytree.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,121 +354,144 @@ static bool has_tag(pstate *p, const yaml_char_t *tag, int line, int col)
     return true;
 }
 
+/* An alias: the anchored node again (counted with its whole weight). */
+static int on_alias(pstate *p, const yaml_event_t *e, int line, int col)
+{
+    ynode *n = anchor_get(p, (const char *)e->data.alias.anchor);
+    if (!n) {
+        char path[256], msg[320];
+        cur_path(p, path, sizeof path);
+        snprintf(msg, sizeof msg, "undefined alias '*%.64s'", (const char *)e->data.alias.anchor);
+        fail(p, line, col, path, msg);
+        return 0;
+    }
+    if (!account(p, n, line, col))
+        return 0;
+    return push_kid(p, n);
+}
+
+static int on_scalar(pstate *p, const yaml_event_t *e, int line, int col)
+{
+    if (has_tag(p, e->data.scalar.tag, line, col))
+        return 0;
+    if (memchr(e->data.scalar.value, '\0', e->data.scalar.length)) {
+        char path[256];
+        cur_path(p, path, sizeof path);
+        fail(p, line, col, path, "NUL characters are not allowed in values");
+        return 0;
+    }
+    ynode *n = yn_new_scalar(p->a, (const char *)e->data.scalar.value, e->data.scalar.length,
+                             e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE, line, col);
+    if (!n)
+        return SPEC_ENOMEM;
+    if (!account(p, n, line, col))
+        return 0;
+    if (e->data.scalar.anchor && anchor_put(p, (const char *)e->data.scalar.anchor, n))
+        return SPEC_ENOMEM;
+    return push_kid(p, n);
+}
+
+/* A list or map opens: a new frame collects its children until it closes. */
+static int on_open(pstate *p, const yaml_event_t *e, int line, int col)
+{
+    bool seq = e->type == YAML_SEQUENCE_START_EVENT;
+    const yaml_char_t *tag = seq ? e->data.sequence_start.tag : e->data.mapping_start.tag;
+    if (has_tag(p, tag, line, col))
+        return 0;
+    char path[256], msg[320];
+    if (p->nframes + 1 > p->lim->max_depth) {
+        cur_path(p, path, sizeof path);
+        snprintf(msg, sizeof msg, "nested deeper than %d levels (limit)", p->lim->max_depth);
+        fail(p, line, col, path, msg);
+        return 0;
+    }
+    if (++p->expanded > p->lim->max_nodes) {
+        cur_path(p, path, sizeof path);
+        snprintf(msg, sizeof msg, "the document has more than %lld nodes (limit)", (long long)p->lim->max_nodes);
+        fail(p, line, col, path, msg);
+        return 0;
+    }
+    ynode *n = yn_alloc(p->a, sizeof *n);
+    if (!n)
+        return SPEC_ENOMEM;
+    *n = (ynode){.kind = seq ? YN_SEQ : YN_MAP, .line = line, .col = col};
+    /* the anchor is registered when the node is complete, so a node
+     * cannot contain itself (which would make the tree a cycle) */
+    const yaml_char_t *anc = seq ? e->data.sequence_start.anchor : e->data.mapping_start.anchor;
+    n->s = anc ? yn_strndup(p->a, (const char *)anc, strlen((const char *)anc)) : NULL;
+    if (anc && !n->s)
+        return SPEC_ENOMEM;
+    if (p->nframes == p->capframes) {
+        int cap = p->capframes ? 2 * p->capframes : 16;
+        frame *f = spec_realloc(p->frames, (size_t)cap * sizeof *f);
+        if (!f)
+            return SPEC_ENOMEM;
+        p->frames = f;
+        p->capframes = cap;
+    }
+    p->frames[p->nframes++] = (frame){.node = n, .start = p->nkids};
+    return 0;
+}
+
+/* A list or map closes: its children (a map's keys checked) move into the
+ * node, which then becomes a child of the frame around it. */
+static int on_close(pstate *p)
+{
+    assert(p->nframes > 0); /* libyaml balances start and end events; parsing stops at the first failure */
+    frame f = p->frames[p->nframes - 1];
+    ynode *n = f.node;
+    size_t m = p->nkids - f.start;
+    if (n->kind == YN_MAP) {
+        assert(m % 2 == 0); /* a key and a value each */
+        size_t pairs = m / 2;
+        int rc = check_map_keys(p, p->kids + f.start, &pairs);
+        if (rc)
+            return rc;
+        m = 2 * pairs;
+        n->n = (int64_t)pairs;
+    } else {
+        n->n = (int64_t)m;
+    }
+    if (m) {
+        n->v = yn_alloc(p->a, m * sizeof *n->v);
+        if (!n->v)
+            return SPEC_ENOMEM;
+        memcpy(n->v, p->kids + f.start, m * sizeof *n->v);
+    }
+    n->weight = 1;
+    n->height = 1;
+    for (size_t i = 0; i < m; i++) {
+        n->weight += n->v[i]->weight;
+        if (n->v[i]->height + 1 > n->height)
+            n->height = n->v[i]->height + 1;
+    }
+    p->nkids = f.start;
+    p->nframes--;
+    const char *anc = n->s;
+    n->s = NULL;
+    if (anc && anchor_put(p, anc, n))
+        return SPEC_ENOMEM;
+    return push_kid(p, n);
+}
+
 static int on_event(pstate *p, const yaml_event_t *e, int *ndocs)
 {
     int line = (int)e->start_mark.line + 1, col = (int)e->start_mark.column + 1;
-    char path[256], msg[320];
     switch (e->type) {
     case YAML_DOCUMENT_START_EVENT:
         if (++*ndocs > 1)
             fail(p, line, col, "", "a spec is one YAML document, found a second one ('---')");
         return 0;
-    case YAML_ALIAS_EVENT: {
-        ynode *n = anchor_get(p, (const char *)e->data.alias.anchor);
-        if (!n) {
-            cur_path(p, path, sizeof path);
-            snprintf(msg, sizeof msg, "undefined alias '*%.64s'", (const char *)e->data.alias.anchor);
-            fail(p, line, col, path, msg);
-            return 0;
-        }
-        if (!account(p, n, line, col))
-            return 0;
-        return push_kid(p, n);
-    }
-    case YAML_SCALAR_EVENT: {
-        if (has_tag(p, e->data.scalar.tag, line, col))
-            return 0;
-        if (memchr(e->data.scalar.value, '\0', e->data.scalar.length)) {
-            cur_path(p, path, sizeof path);
-            fail(p, line, col, path, "NUL characters are not allowed in values");
-            return 0;
-        }
-        ynode *n = yn_new_scalar(p->a, (const char *)e->data.scalar.value, e->data.scalar.length,
-                              e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE, line, col);
-        if (!n)
-            return SPEC_ENOMEM;
-        if (!account(p, n, line, col))
-            return 0;
-        if (e->data.scalar.anchor && anchor_put(p, (const char *)e->data.scalar.anchor, n))
-            return SPEC_ENOMEM;
-        return push_kid(p, n);
-    }
+    case YAML_ALIAS_EVENT:
+        return on_alias(p, e, line, col);
+    case YAML_SCALAR_EVENT:
+        return on_scalar(p, e, line, col);
     case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT: {
-        const yaml_char_t *tag = e->type == YAML_SEQUENCE_START_EVENT ? e->data.sequence_start.tag
-                                                                      : e->data.mapping_start.tag;
-        if (has_tag(p, tag, line, col))
-            return 0;
-        if (p->nframes + 1 > p->lim->max_depth) {
-            cur_path(p, path, sizeof path);
-            snprintf(msg, sizeof msg, "nested deeper than %d levels (limit)", p->lim->max_depth);
-            fail(p, line, col, path, msg);
-            return 0;
-        }
-        if (++p->expanded > p->lim->max_nodes) {
-            cur_path(p, path, sizeof path);
-            snprintf(msg, sizeof msg, "the document has more than %lld nodes (limit)", (long long)p->lim->max_nodes);
-            fail(p, line, col, path, msg);
-            return 0;
-        }
-        ynode *n = yn_alloc(p->a, sizeof *n);
-        if (!n)
-            return SPEC_ENOMEM;
-        *n = (ynode){.kind = e->type == YAML_SEQUENCE_START_EVENT ? YN_SEQ : YN_MAP, .line = line, .col = col};
-        /* the anchor is registered when the node is complete, so a node
-         * cannot contain itself (which would make the tree a cycle) */
-        const yaml_char_t *anc = e->type == YAML_SEQUENCE_START_EVENT ? e->data.sequence_start.anchor
-                                                                      : e->data.mapping_start.anchor;
-        n->s = anc ? yn_strndup(p->a, (const char *)anc, strlen((const char *)anc)) : NULL;
-        if (anc && !n->s)
-            return SPEC_ENOMEM;
-        if (p->nframes == p->capframes) {
-            int cap = p->capframes ? 2 * p->capframes : 16;
-            frame *f = spec_realloc(p->frames, (size_t)cap * sizeof *f);
-            if (!f)
-                return SPEC_ENOMEM;
-            p->frames = f;
-            p->capframes = cap;
-        }
-        p->frames[p->nframes++] = (frame){.node = n, .start = p->nkids};
-        return 0;
-    }
+    case YAML_MAPPING_START_EVENT:
+        return on_open(p, e, line, col);
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT: {
-        frame f = p->frames[p->nframes - 1];
-        ynode *n = f.node;
-        size_t m = p->nkids - f.start;
-        if (n->kind == YN_MAP) {
-            size_t pairs = m / 2;
-            int rc = check_map_keys(p, p->kids + f.start, &pairs);
-            if (rc)
-                return rc;
-            m = 2 * pairs;
-            n->n = (int64_t)pairs;
-        } else {
-            n->n = (int64_t)m;
-        }
-        if (m) {
-            n->v = yn_alloc(p->a, m * sizeof *n->v);
-            if (!n->v)
-                return SPEC_ENOMEM;
-            memcpy(n->v, p->kids + f.start, m * sizeof *n->v);
-        }
-        n->weight = 1;
-        n->height = 1;
-        for (size_t i = 0; i < m; i++) {
-            n->weight += n->v[i]->weight;
-            if (n->v[i]->height + 1 > n->height)
-                n->height = n->v[i]->height + 1;
-        }
-        p->nkids = f.start;
-        p->nframes--;
-        const char *anc = n->s;
-        n->s = NULL;
-        if (anc && anchor_put(p, anc, n))
-            return SPEC_ENOMEM;
-        return push_kid(p, n);
-    }
+    case YAML_MAPPING_END_EVENT:
+        return on_close(p);
     default:
         return 0;
     }

@@ -71,14 +71,11 @@ static int conv_check(const char *op, const eng_conv_desc *d)
               (long long)d->kh, (long long)d->kw);
     CPU_CHECK(d->stride >= 1 && d->pad >= 0, "cpu %s: stride %lld, pad %lld", op, (long long)d->stride,
               (long long)d->pad);
-    const int64_t oh = (d->h + 2 * d->pad - d->kh) / d->stride + 1;
-    const int64_t ow = (d->w + 2 * d->pad - d->kw) / d->stride + 1;
-    CPU_CHECK(d->h + 2 * d->pad >= d->kh && d->w + 2 * d->pad >= d->kw && d->oh == oh && d->ow == ow,
-              "cpu %s: output %lldx%lld does not match input %lldx%lld, kernel %lldx%lld, stride %lld, pad %lld",
-              op, (long long)d->oh, (long long)d->ow, (long long)d->h, (long long)d->w, (long long)d->kh,
-              (long long)d->kw, (long long)d->stride, (long long)d->pad);
+    int rc = cpu_window_check(op, d->h, d->w, d->kh, d->kw, d->stride, d->pad, d->oh, d->ow);
+    if (rc < 0)
+        return rc;
     const int64_t ckk = d->c * d->kh * d->kw;
-    CPU_CHECK(ckk <= INT32_MAX && d->k <= INT32_MAX && d->n <= INT32_MAX && oh * ow <= INT32_MAX / 2,
+    CPU_CHECK(ckk <= INT32_MAX && d->k <= INT32_MAX && d->n <= INT32_MAX && d->oh * d->ow <= INT32_MAX / 2,
               "cpu %s: dimensions exceed the BLAS integer range", op);
     return 0;
 }

@@ -14,8 +14,8 @@
  *   weight gradient: dw[o, i, ky, kx] = sum over (y, x) of dy[o, y, x] in[i, y+ky, x+kx],
  *              a 4-channel x 3-tap tile of 8-lane partial sums per pass.
  *
- * Vectors are GCC vector extensions, compiled once with AVX2+FMA and once
- * for the baseline; multiply-adds contract to FMA in this file only. The
+ * Vectors are GCC vector extensions (cpu_v8f.h), lowered to what the build's
+ * -march offers; multiply-adds contract to FMA in this file only. The
  * reduction order is fixed (lanes are summed in lane order), so results are
  * deterministic. The driver below runs them image by image, each thread
  * over a fixed range of images with its own padded buffers. */
@@ -25,30 +25,7 @@
 #include "engine/cpu/cpu_conv.h"
 
 #pragma GCC optimize("fp-contract=fast")
-/* The 32-byte vector helpers below are always inlined, so no vector ever
- * crosses a call boundary in the baseline (non-AVX) build. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8f __attribute__((vector_size(32)));
-
-#define AI static inline __attribute__((always_inline))
-
-AI v8f ld8(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AI void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-
-AI float hsum8(v8f v)
-{
-    float s = 0.0f;
-    for (int i = 0; i < 8; i++)
-        s += v[i];
-    return s;
-}
+#include "engine/cpu/cpu_v8f.h"
 
 /* One output tile: channels o0 .. o0+3 (weights wk, blocked [i][ky][kx][4]),
  * pixels x0 .. x0+15 of output row y. `in` points at input row y, column x0

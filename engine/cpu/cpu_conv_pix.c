@@ -24,21 +24,7 @@
 #include "engine/cpu/cpu_conv.h"
 
 #pragma GCC optimize("fp-contract=fast")
-/* The 32-byte vector helpers are always inlined: no vector crosses a call. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8f __attribute__((vector_size(32)));
-
-#define AI static inline __attribute__((always_inline))
-
-AI v8f ld8(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AI void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+#include "engine/cpu/cpu_v8f.h"
 
 /* Six pixels x 16 channels. base: the pixels' base pointers; off: ntap tap
  * offsets; w: [ntap][16] weights of this channel block. Results to t[6][16]. */

@@ -64,6 +64,19 @@ static inline int64_t cpu_chunk_size(int64_t total, int64_t min_chunk, int64_t m
     return c < 1 ? 1 : c;
 }
 
+/* A sliding window (convolution, pooling): the output oh x ow must be what a
+ * kh x kw window at stride and pad gives on an h x w input. */
+static inline int cpu_window_check(const char *op, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t stride,
+                                   int64_t pad, int64_t oh, int64_t ow)
+{
+    CPU_CHECK(h + 2 * pad >= kh && w + 2 * pad >= kw && oh == (h + 2 * pad - kh) / stride + 1 &&
+                  ow == (w + 2 * pad - kw) / stride + 1,
+              "cpu %s: output %lldx%lld does not match input %lldx%lld, kernel %lldx%lld, stride %lld, pad %lld",
+              op, (long long)oh, (long long)ow, (long long)h, (long long)w, (long long)kh, (long long)kw,
+              (long long)stride, (long long)pad);
+    return 0;
+}
+
 /* Lets OpenBLAS (OpenMP build: it reads the OpenMP thread count at every
  * call) use the backend's threads for a GEMM issued outside our own parallel
  * regions; inside one it runs single-threaded by itself. */

@@ -27,12 +27,9 @@ static int pool_check(const char *op, const eng_pool_desc *d)
      * holds at least one element of the input */
     CPU_CHECK(2 * d->pad <= d->kh && 2 * d->pad <= d->kw, "cpu %s: pad %lld exceeds half the kernel %lldx%lld", op,
               (long long)d->pad, (long long)d->kh, (long long)d->kw);
-    const int64_t oh = (d->h + 2 * d->pad - d->kh) / d->stride + 1;
-    const int64_t ow = (d->w + 2 * d->pad - d->kw) / d->stride + 1;
-    CPU_CHECK(d->h + 2 * d->pad >= d->kh && d->w + 2 * d->pad >= d->kw && d->oh == oh && d->ow == ow,
-              "cpu %s: output %lldx%lld does not match input %lldx%lld, kernel %lldx%lld, stride %lld, pad %lld",
-              op, (long long)d->oh, (long long)d->ow, (long long)d->h, (long long)d->w, (long long)d->kh,
-              (long long)d->kw, (long long)d->stride, (long long)d->pad);
+    int rc = cpu_window_check(op, d->h, d->w, d->kh, d->kw, d->stride, d->pad, d->oh, d->ow);
+    if (rc < 0)
+        return rc;
     return 0;
 }
 

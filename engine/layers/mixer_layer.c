@@ -44,13 +44,6 @@ static mixer_saved saved_views(const mixer_module *mx, float *base, int64_t batc
     return s;
 }
 
-#define TRY(call)                                                                                            \
-    do {                                                                                                     \
-        int rc_ = (call);                                                                                    \
-        if (rc_ < 0)                                                                                         \
-            return rc_;                                                                                      \
-    } while (0)
-
 /* out[b] = W (S x S) @ in[b] (S x C) for every sample b */
 static int token_matmul(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *W, bool transpose_w,
                         const float *in, float *out)
@@ -86,21 +79,21 @@ static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
     m->y = m->y_store;
 
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
-    TRY(b->ops->layernorm_forward(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.mean1, s.rstd1));
-    TRY(token_matmul(b, B, S, C, m->w[P_W1], false, s.t1, s.h));
-    TRY(b->ops->bias_add(b, B, S, C, s.h, m->w[P_B1]));
-    TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g));
-    TRY(token_matmul(b, B, S, C, m->w[P_W2], false, s.g, s.x1));
-    TRY(b->ops->bias_add(b, B, S, C, s.x1, m->w[P_B2]));
-    TRY(b->ops->add(b, N, s.x1, x, s.x1));
+    ENG_TRY(b->ops->layernorm_forward(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.mean1, s.rstd1));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, s.t1, s.h));
+    ENG_TRY(b->ops->bias_add(b, B, S, C, s.h, m->w[P_B1]));
+    ENG_TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, s.g, s.x1));
+    ENG_TRY(b->ops->bias_add(b, B, S, C, s.x1, m->w[P_B2]));
+    ENG_TRY(b->ops->add(b, N, s.x1, x, s.x1));
 
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    TRY(b->ops->layernorm_forward(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.mean2, s.rstd2));
-    TRY(channel_matmul(b, B * S, C, s.t2, m->w[P_W3], s.h2));
-    TRY(b->ops->bias_add(b, B * S, C, 1, s.h2, m->w[P_B3]));
-    TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2));
-    TRY(channel_matmul(b, B * S, C, s.g2, m->w[P_W4], m->y));
-    TRY(b->ops->bias_add(b, B * S, C, 1, m->y, m->w[P_B4]));
+    ENG_TRY(b->ops->layernorm_forward(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.mean2, s.rstd2));
+    ENG_TRY(channel_matmul(b, B * S, C, s.t2, m->w[P_W3], s.h2));
+    ENG_TRY(b->ops->bias_add(b, B * S, C, 1, s.h2, m->w[P_B3]));
+    ENG_TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2));
+    ENG_TRY(channel_matmul(b, B * S, C, s.g2, m->w[P_W4], m->y));
+    ENG_TRY(b->ops->bias_add(b, B * S, C, 1, m->y, m->w[P_B4]));
     return b->ops->add(b, N, m->y, s.x1, m->y);
 }
 
@@ -118,32 +111,32 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
                         .batch = 1, .alpha = 1.0f};
     eng_gemm_desc gx = {.ta = false, .tb = false, .m = B * S, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
                         .batch = 1, .alpha = 1.0f};
-    TRY(b->ops->gemm(b, &gw, dy, s.g2, m->dw[P_W4]));
-    TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
-    TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
-    TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2, wa, wa));
-    TRY(b->ops->gemm(b, &gw, wa, s.t2, m->dw[P_W3]));
-    TRY(b->ops->bias_grad(b, B * S, C, 1, wa, m->dw[P_B3]));
-    TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
+    ENG_TRY(b->ops->gemm(b, &gw, dy, s.g2, m->dw[P_W4]));
+    ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
+    ENG_TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
+    ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2, wa, wa));
+    ENG_TRY(b->ops->gemm(b, &gw, wa, s.t2, m->dw[P_W3]));
+    ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, wa, m->dw[P_B3]));
+    ENG_TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    TRY(b->ops->layernorm_backward(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dx1, m->dw[P_LN2_W],
+    ENG_TRY(b->ops->layernorm_backward(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dx1, m->dw[P_LN2_W],
                                    m->dw[P_LN2_B]));
-    TRY(b->ops->add(b, N, dx1, dy, dx1));
+    ENG_TRY(b->ops->add(b, N, dx1, dy, dx1));
 
     /* token mixing */
-    TRY(token_weight_grad(b, B, S, C, dx1, s.g, m->dw[P_W2]));
-    TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
-    TRY(token_matmul(b, B, S, C, m->w[P_W2], true, dx1, wa));
-    TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g, wa, wa));
-    TRY(token_weight_grad(b, B, S, C, wa, s.t1, m->dw[P_W1]));
-    TRY(b->ops->bias_grad(b, B, S, C, wa, m->dw[P_B1]));
-    TRY(token_matmul(b, B, S, C, m->w[P_W1], true, wa, wb));
+    ENG_TRY(token_weight_grad(b, B, S, C, dx1, s.g, m->dw[P_W2]));
+    ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, dx1, wa));
+    ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g, wa, wa));
+    ENG_TRY(token_weight_grad(b, B, S, C, wa, s.t1, m->dw[P_W1]));
+    ENG_TRY(b->ops->bias_grad(b, B, S, C, wa, m->dw[P_B1]));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, wa, wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     float *target = dx ? dx : wa; /* LN_S's parameter gradients are needed either way */
-    TRY(b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, target, m->dw[P_LN1_W],
+    ENG_TRY(b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, target, m->dw[P_LN1_W],
                                    m->dw[P_LN1_B]));
     if (dx)
-        TRY(b->ops->add(b, N, dx, dx1, dx));
+        ENG_TRY(b->ops->add(b, N, dx, dx1, dx));
     return 0;
 }
 

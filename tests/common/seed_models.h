@@ -1,5 +1,5 @@
-/* The seed's six models (../shared/design/seed-reference.md) as engine
- * descriptions, for the tests and the benchmark. */
+/* The seed's six models (experiments/seed/, their PyTorch parameter counts in
+ * README.md) as engine descriptions, for the tests and the benchmark. */
 #ifndef TEST_SEED_MODELS_H
 #define TEST_SEED_MODELS_H
 

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "db/db.h"
+#include "tests/common/tmpdir.h"
 
 static char tmpdir[256];
 static int counter;
@@ -819,16 +820,13 @@ static void test_default_path_and_names(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/epochd-test-db-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "epochd-test-db");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_tmpdir_remove(tmpdir);
 }
 
 int main(void)

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "tests/common/tmpdir.h"
 
 /* eng_dataset_epoch_order(10, true, seed 0, epoch 0) of the first release. */
 #define PINNED_ORDER {4, 5, 3, 7, 1, 6, 2, 9, 0, 8}
@@ -37,26 +37,16 @@
 
 static char base_dir[512]; /* a fresh temporary directory per run */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int make_base_dir(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(base_dir, sizeof base_dir, "%s/epochd-test-dataset-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(base_dir) ? 0 : -1;
+    return test_tmpdir_make(base_dir, sizeof base_dir, "epochd-test-dataset");
 }
 
 static int remove_base_dir(void **state)
 {
     (void)state;
-    return nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_tmpdir_remove(base_dir);
 }
 
 /* A new empty directory base_dir/name; returns its path in out. */

@@ -18,7 +18,7 @@
 #include "engine/train.h"
 #include "tests/common/seed_models.h"
 
-/* ---- the seed's six models (seed-reference.md) ---- */
+/* ---- the seed's six models (README.md, experiments/seed/) ---- */
 
 static eng_model_desc seed(const char *name)
 {

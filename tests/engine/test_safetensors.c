@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,29 +23,20 @@
 #include "engine/error.h"
 #include "engine/json_reader.h"
 #include "engine/safetensors.h"
+#include "tests/common/tmpdir.h"
 
 static char base_dir[512];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int make_base_dir(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(base_dir, sizeof base_dir, "%s/epochd-test-st-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(base_dir) ? 0 : -1;
+    return test_tmpdir_make(base_dir, sizeof base_dir, "epochd-test-st");
 }
 
 static int remove_base_dir(void **state)
 {
     (void)state;
-    return nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_tmpdir_remove(base_dir);
 }
 
 static void path_in(char *out, size_t len, const char *name)

@@ -1,4 +1,4 @@
-/* The sequential layers beyond SPEC.md v1 (transpose, mean, patches, reshape,
+/* The sequential layers beyond spec v1 (transpose, mean, patches, reshape,
  * pad_channels, mixer, residual with post relu) on the CPU backend:
  * - the seed's MLP-Mixers and residual CNN written by hand as `sequential`
  *   have the templates' parameter counts and shapes, and, given the

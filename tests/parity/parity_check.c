@@ -371,6 +371,8 @@ static bool parse_model(parser *p, const json_t *m, eng_model_desc *d)
     case ENG_TEMPLATE_SEQUENTIAL:
         return only_keys(p, m, (const char *const[]){"template", "layers", NULL}) &&
                parse_layers(p, json_object_get(m, "layers"), &d->layers, &d->n_layers);
+    case ENG_TEMPLATE__COUNT:
+        break;
     }
     return bad(p, "unknown template");
 }

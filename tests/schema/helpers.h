@@ -13,6 +13,10 @@
 
 #include "schema/spec.h"
 
+#ifndef SCHEMA_FIXTURES
+#error "SCHEMA_FIXTURES must name tests/schema"
+#endif
+
 /* Time bounds catch work that grows out of proportion; under valgrind
  * everything is some 50-100 times slower. */
 #if defined(__has_include)
@@ -24,6 +28,14 @@
 #ifndef TEST_TIME_SCALE
 #define TEST_TIME_SCALE 1.0
 #endif
+
+/* The path of the fixture file `name` (valid until the next call). */
+static inline const char *fixture(const char *name)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s/%s", SCHEMA_FIXTURES, name);
+    return buf;
+}
 
 static inline spec_options test_opts(void)
 {

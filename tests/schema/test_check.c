@@ -7,10 +7,6 @@
 
 #include "helpers.h"
 
-#ifndef SCHEMA_FIXTURES
-#error "SCHEMA_FIXTURES must name tests/schema"
-#endif
-
 static const char *epochd;
 static char tmpdir[256];
 

@@ -7,17 +7,7 @@
 
 #include "helpers.h"
 #include "schema/alloc.h"
-
-#ifndef SCHEMA_FIXTURES
-#error "SCHEMA_FIXTURES must name tests/schema"
-#endif
-
-static const char *fixture(const char *name)
-{
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", SCHEMA_FIXTURES, name);
-    return buf;
-}
+#include "tests/common/tmpdir.h"
 
 static const char *const MLP = "data: {dataset: fashion_mnist}\nmodel: {template: mlp, units: [10]}\n";
 
@@ -200,7 +190,7 @@ static void test_template_mlp(void **state)
     spec_file_free(f);
 }
 
-/* The seed's models, with the parameter counts of seed-reference.md. */
+/* The seed's models, with their PyTorch parameter counts (README.md, experiments/seed/). */
 static void test_seed_templates(void **state)
 {
     (void)state;
@@ -655,16 +645,13 @@ static void write_idx(const char *dir)
 static int setup_tmp(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_schema_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_schema");
 }
 
 static int teardown_tmp(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_tmpdir_remove(tmpdir);
 }
 
 static spec_file *load_file_check(const char *name, const char *yaml, const char *const *roots, int nroots)

@@ -1,11 +1,9 @@
-/* The sequential layers beyond SPEC.md v1 (transpose, mean, patches, reshape,
+/* The sequential layers beyond spec v1 (transpose, mean, patches, reshape,
  * pad_channels, mixer, residual's post): every key into its field, defaults,
- * and bad values and shape mismatches located at their key (exact line:col). */
+ * and bad values and shape mismatches located at their key (exact line:col).
+ * And every kind the engine names (layer, template, activation, dataset) is a
+ * name a spec may write. */
 #include "helpers.h"
-
-#ifndef SCHEMA_FIXTURES
-#error "SCHEMA_FIXTURES must name tests/schema"
-#endif
 
 #define SYNTH "data: {dataset: synthetic, synthetic: {shape: [3, 8, 8], classes: 4}}\n"
 #define SEQ SYNTH "model:\n  template: sequential\n  layers:\n"
@@ -187,10 +185,8 @@ static void test_new_layers_shape_errors(void **state)
 
 static const spec *load_fixture(const char *name, spec_file **f)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", SCHEMA_FIXTURES, name);
     spec_options o = test_opts();
-    assert_int_equal(spec_file_load(path, &o, f), 0);
+    assert_int_equal(spec_file_load(fixture(name), &o, f), 0);
     assert_diags(*f, "");
     assert_int_equal((*f)->n_entries, 1);
     return (*f)->entries[0].spec;
@@ -226,6 +222,41 @@ static void test_seed_models_by_hand(void **state)
     spec_file_free(f);
 }
 
+/* ---- the engine's names are the spec's ---- */
+
+/* Loads yaml (a printf format with one %s) with each of the n names of a
+ * kind: each name is set and distinct, and no diagnostic says `refused`. */
+static void check_names(const char *const *names, int n, const char *yaml, const char *refused)
+{
+    for (int k = 0; k < n; k++) {
+        assert_non_null(names[k]);
+        for (int j = 0; j < k; j++)
+            assert_string_not_equal(names[j], names[k]);
+        char text[1024];
+        snprintf(text, sizeof text, yaml, names[k]);
+        spec_file *f = load(text);
+        char *d = all_diags(f);
+        if (strstr(d, refused))
+            fprintf(stderr, "%s: %s", names[k], d);
+        assert_null(strstr(d, refused));
+        free(d);
+        spec_file_free(f);
+    }
+}
+
+static void test_engine_names_are_spec_names(void **state)
+{
+    (void)state;
+    for (int k = 0; k < ENG_LAYER__COUNT; k++)
+        assert_ptr_equal(eng_layer_kind_name((eng_layer_kind)k), eng_layer_kind_names[k]);
+    check_names(eng_layer_kind_names, ENG_LAYER__COUNT, SEQ "    - %s: {}\n", "unknown layer type");
+    check_names(eng_template_names, ENG_TEMPLATE__COUNT, SYNTH "model: {template: %s}\n", "model.template:");
+    check_names(eng_act_names, ENG_ACT__COUNT, SYNTH "model: {template: mlp, units: [4], activation: %s}\n",
+                "model.activation:");
+    check_names(eng_dataset_names, ENG_DATASET__COUNT, "data: {dataset: %s}\nmodel: {template: mlp, units: [4]}\n",
+                "data.dataset:");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_new_layers_bad_values),
         cmocka_unit_test(test_new_layers_shape_errors),
         cmocka_unit_test(test_seed_models_by_hand),
+        cmocka_unit_test(test_engine_names_are_spec_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

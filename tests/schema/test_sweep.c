@@ -4,17 +4,6 @@
 
 #include "helpers.h"
 
-#ifndef SCHEMA_FIXTURES
-#error "SCHEMA_FIXTURES must name tests/schema"
-#endif
-
-static const char *fixture(const char *name)
-{
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", SCHEMA_FIXTURES, name);
-    return buf;
-}
-
 static spec_file *load_fixture(const char *name)
 {
     spec_options o = test_opts();
@@ -112,7 +101,7 @@ static void test_text_roundtrip(void **state)
     }
 }
 
-/* The seed's six experiments as one file, with seed-reference.md's counts. */
+/* The seed's six experiments as one file, with the seed's PyTorch parameter counts (README.md). */
 static void test_seed_comparison(void **state)
 {
     (void)state;
