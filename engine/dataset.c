@@ -1,5 +1,6 @@
 /* Datasets, the common part: load dispatch, limits, probe, epoch order,
  * augmentation draws, the batch description, free. */
+#include "engine/checked.h"
 #include "engine/dataset.h"
 
 #include <stdio.h>
@@ -16,7 +17,8 @@ int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_da
     if (n < 0 || n > INT32_MAX || numel <= 0 || classes <= 0 || classes > INT32_MAX)
         return eng_error(ENG_EINVAL, "dataset of %lld samples of %lld values, %lld classes: out of range",
                          (long long)n, (long long)numel, (long long)classes);
-    if ((uint64_t)numel > SIZE_MAX / ((uint64_t)n + 1))
+    int64_t bytes = eng_size_mul(n, numel);
+    if (bytes == ENG_SIZE_MAX)
         return eng_error(ENG_ELIMIT, "dataset of %lld samples of %lld bytes does not fit in memory", (long long)n,
                          (long long)numel);
     eng_dataset *ds = calloc(1, sizeof *ds);
@@ -26,7 +28,7 @@ int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_da
     ds->classes = classes;
     ds->n = n;
     /* +1 keeps malloc(0) out of the picture for empty splits. */
-    ds->images = malloc((size_t)n * (size_t)numel + 1);
+    ds->images = malloc((size_t)bytes + 1);
     ds->labels = malloc((size_t)n * sizeof *ds->labels + 1);
     if (!ds->images || !ds->labels) {
         eng_dataset_free(ds);

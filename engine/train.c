@@ -1,6 +1,7 @@
 /* The training loop: batches from the resident dataset, forward, softmax
  * cross-entropy, backward, clipping and the optimizer step - captured once
  * and replayed where the backend can (train.h) - and evaluation. */
+#include "engine/checked.h"
 #include "engine/train.h"
 
 #include <math.h>
@@ -33,7 +34,7 @@ static double now_seconds(void)
 /* A split resident on the backend. */
 static int upload_split(eng_backend *b, const eng_dataset *ds, eng_split_dev *out)
 {
-    size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape);
+    size_t bytes = eng_size_bytes(eng_size_mul(ds->n, eng_shape_numel(&ds->shape)), 1);
     out->n = ds->n;
     TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
     TRY(b->ops->upload(b, out->images, ds->images, bytes));
@@ -135,8 +136,8 @@ static int trainer_setup(eng_trainer *t)
     TRY(b->ops->alloc(b, (size_t)ntrain * sizeof(int32_t), (void **)&t->order_dev));
     TRY(b->ops->alloc(b, (size_t)ntrain * 3 * sizeof(int16_t), (void **)&t->aug_dev));
     TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
-    TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
-    TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
+    TRY(eng_alloc_floats(b, eng_size_mul(max_batch, numel), &t->x_dev));
+    TRY(eng_alloc_floats(b, eng_size_mul(max_batch, t->classes), &t->dlogits_dev));
     TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
     graph_decide(t);
     return 0;

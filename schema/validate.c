@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/model.h"
@@ -221,7 +222,10 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
         eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
     if (s->params > c->opt->max_params) {
         char a[64], b[64];
-        snprintf(a, sizeof a, "%" PRId64, s->params);
+        if (s->params == ENG_SIZE_MAX)
+            snprintf(a, sizeof a, "more than %" PRId64, s->params);
+        else
+            snprintf(a, sizeof a, "%" PRId64, s->params);
         snprintf(b, sizeof b, "%" PRId64, c->opt->max_params);
         error_at(c, "model", "the model has %s parameters, more than the limit of %s", a, b);
     }
@@ -236,8 +240,14 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
         fmt_bytes(a, sizeof a, (double)need);
         fmt_bytes(b, sizeof b, (double)c->opt->max_memory_bytes);
         char msg[160];
-        snprintf(msg, sizeof msg, "the model needs about %s at batch size %" PRId64 ", more than the limit of", a,
-                 batch);
+        if (need >= (size_t)ENG_SIZE_MAX) /* saturated: engine/checked.h */
+            snprintf(msg, sizeof msg,
+                     "the model needs more memory than can be counted (over 8 EiB) at batch size %" PRId64
+                     ", more than the limit of",
+                     batch);
+        else
+            snprintf(msg, sizeof msg, "the model needs about %s at batch size %" PRId64 ", more than the limit of", a,
+                     batch);
         error_at(c, "data.batch_size", "%s %s", msg, b);
     }
     eng_model_free(m);
@@ -331,7 +341,8 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
         error_at(c, "train.top_k", "expected at most the class count (%s), found %s", a, b);
     }
     if (s->data.dataset == ENG_DATASET_SYNTHETIC) {
-        double bytes = (double)eng_shape_numel(&shape) * (double)(s->data.synth_train + s->data.synth_test);
+        int64_t samples = eng_size_add(s->data.synth_train, s->data.synth_test);
+        double bytes = (double)eng_size_mul(eng_shape_numel(&shape), samples);
         if (bytes > (double)c->opt->max_memory_bytes) {
             char a[64], b[64];
             fmt_bytes(a, sizeof a, bytes);

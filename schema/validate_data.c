@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "schema/paths.h"
 #include "schema/validate.h"
 
@@ -91,7 +92,7 @@ static void v_synthetic(vctx *c, const ynode *n, eng_data_desc *d)
                 vctx_record(c, q, sh->v[i]);
                 ok &= vn_int(c, sh->v[i], q, 1, 1 << 16, &s.d[i]) == V_OK;
                 if (ok)
-                    numel *= s.d[i];
+                    numel = eng_size_mul(numel, s.d[i]);
             }
             if (ok && numel > (1 << 24)) {
                 vctx_error(c, sh->line, sh->col, p, "expected at most %d values per sample, found %lld", 1 << 24,

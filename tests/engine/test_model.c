@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/optim.h"
@@ -178,6 +179,64 @@ static void test_diagnostics(void **state)
     assert_int_equal(eng_model_build(&d, &img, 10, log_diag, &log, &m), ENG_EINVAL);
     assert_string_equal(log.paths[0], "model.layers");
     assert_non_null(strstr(log.msgs[0], "found [9]"));
+}
+
+/* ---- sizes past 64 bits saturate instead of wrapping (issue 10, defect 1) ---- */
+
+static void test_sizes_saturate(void **state)
+{
+    (void)state;
+    assert_int_equal(eng_size_mul(3, 5), 15);
+    assert_int_equal(eng_size_mul(0, 7), 0);
+    assert_int_equal(eng_size_mul(INT64_C(1) << 31, INT64_C(1) << 31), INT64_C(1) << 62);
+    assert_true(eng_size_mul(INT64_C(1) << 32, INT64_C(1) << 31) == ENG_SIZE_MAX);
+    assert_true(eng_size_mul(-1, 2) == ENG_SIZE_MAX);
+    assert_true(eng_size_mul(ENG_SIZE_MAX, 1) == ENG_SIZE_MAX); /* saturated stays saturated */
+    assert_int_equal(eng_size_add(INT64_MAX - 1, 0), INT64_MAX - 1);
+    assert_true(eng_size_add(INT64_MAX - 1, 2) == ENG_SIZE_MAX);
+    assert_int_equal(eng_size_align64(1), 64);
+    assert_int_equal(eng_size_align64(128), 128);
+    assert_true(eng_size_align64(INT64_MAX - 10) == ENG_SIZE_MAX);
+    /* the issue's reshape: 34724 * 27905 * 49477 * 384773 = 2^64 + 4 wrapped to 4 */
+    eng_shape wrap = {4, {34724, 27905, 49477, 384773}};
+    assert_true(eng_shape_numel(&wrap) == ENG_SIZE_MAX);
+    assert_int_equal(eng_shape_prod(&wrap, 1, 3), INT64_C(27905) * 49477);
+
+    /* a conv2d whose weight has 2^24 * 2^24 * 1024 * 1024 = 2^68 values (0
+     * after wrapping): the parameter count, FLOPs and memory saturate, and
+     * binding refuses before allocating anything */
+    eng_layer_desc layers[] = {
+        {.kind = ENG_LAYER_CONV2D, .out = 1 << 24, .kernel = 1024, .stride = 1024, .padding = 1024, .bias = true},
+        {.kind = ENG_LAYER_FLATTEN},
+        {.kind = ENG_LAYER_LINEAR, .out = 10, .bias = true},
+    };
+    eng_model_desc d;
+    eng_model_desc_default(&d);
+    d.template_kind = ENG_TEMPLATE_SEQUENTIAL;
+    d.layers = layers;
+    d.n_layers = 3;
+    eng_shape in = eng_shape3(1 << 24, 4, 4);
+    eng_model *m = NULL;
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    assert_true(eng_model_param_count(m) == ENG_SIZE_MAX);
+    assert_true(eng_model_flops(m) == ENG_SIZE_MAX);
+    assert_true(eng_model_memory_estimate(m, 1) == (size_t)ENG_SIZE_MAX);
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(1, &b), 0);
+    assert_int_equal(eng_model_bind(m, b, 1), ENG_ELIMIT);
+    assert_non_null(strstr(eng_last_error(), "too large to count"));
+    eng_model_free(m);
+
+    /* a mixer on (2^24, 2^24) tokens: 4 S^2 C FLOPs is 2^74 */
+    eng_layer_desc mix[] = {{.kind = ENG_LAYER_MIXER}, {.kind = ENG_LAYER_MEAN, .dim = -1},
+                            {.kind = ENG_LAYER_LINEAR, .out = 10, .bias = true}};
+    d.layers = mix;
+    in = eng_shape2(1 << 24, 1 << 24);
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    assert_true(eng_model_flops(m) == ENG_SIZE_MAX);
+    assert_int_equal(eng_model_bind(m, b, 1 << 20), ENG_ELIMIT);
+    eng_model_free(m);
+    eng_backend_free(b);
 }
 
 /* ---- learning-rate schedules, computed by hand ---- */
@@ -400,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_seed_param_counts),
         cmocka_unit_test(test_names_and_layouts),
         cmocka_unit_test(test_diagnostics),
+        cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_training_learns_and_is_deterministic),
         cmocka_unit_test(test_checkpoint_resume_is_exact),
