@@ -9,6 +9,7 @@
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 
 #define CIFAR_PIXELS 3072 /* 3 planes of 32x32: R, G, B */
 #define CIFAR10_EXPECTED "(expected the CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin)"
@@ -38,6 +39,15 @@ static int path_of(const char *root, const char *name, char *buf, size_t len)
     return 0;
 }
 
+static int check_size(const char *path, const struct stat *st, int64_t records, int64_t rec, const char *expected)
+{
+    int64_t want = records * rec;
+    if ((int64_t)st->st_size != want)
+        return eng_error(ENG_EFORMAT, "%s: %lld bytes, expected %lld (%lld records of %lld bytes) %s", path,
+                         (long long)st->st_size, (long long)want, (long long)records, (long long)rec, expected);
+    return 0;
+}
+
 /* Every file of the split exists, is a regular file of exactly the right size and readable. */
 static int check_files(const char *root, bool c100, eng_split split)
 {
@@ -55,18 +65,14 @@ static int check_files(const char *root, bool c100, eng_split split)
         int rc = path_of(root, l->files[i], path, sizeof path);
         if (rc)
             return rc;
-        if (stat(path, &st) != 0) {
-            if (errno == ENOENT)
-                return eng_error(ENG_ENOENT, "%s: missing %s %s", root, l->files[i], expected);
-            return eng_error(ENG_EIO, "%s: %s", path, strerror(errno));
-        }
-        if (!S_ISREG(st.st_mode))
-            return eng_error(ENG_EIO, "%s: not a regular file", path);
-        int64_t want = l->records * rec;
-        if ((int64_t)st.st_size != want)
-            return eng_error(ENG_EFORMAT, "%s: %lld bytes, expected %lld (%lld records of %lld bytes) %s", path,
-                             (long long)st.st_size, (long long)want, (long long)l->records, (long long)rec,
-                             expected);
+        /* looked at, not opened: a FIFO or a device is refused here */
+        rc = eng_file_check(path, 0, &st);
+        if (rc == ENG_ENOENT)
+            return eng_error(ENG_ENOENT, "%s: missing %s %s", root, l->files[i], expected);
+        if (rc)
+            return rc;
+        if ((rc = check_size(path, &st, l->records, rec, expected)))
+            return rc;
         if (access(path, R_OK) != 0)
             return eng_error(ENG_EIO, "%s: not readable: %s", path, strerror(errno));
     }
@@ -123,9 +129,13 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
         char path[ENG_PATH_MAX + 64];
         if ((rc = path_of(root, l->files[f], path, sizeof path)))
             break;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = eng_error(errno == ENOENT ? ENG_ENOENT : ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+        int fd;
+        struct stat st;
+        if ((rc = eng_file_open(path, 0, &fd, &st)))
+            break;
+        /* the file opened is the one read: checked again, it may have changed since */
+        if ((rc = check_size(path, &st, l->records, rec, cifar100 ? CIFAR100_EXPECTED : CIFAR10_EXPECTED))) {
+            close(fd);
             break;
         }
         for (int64_t r = 0; r < l->records && done < n;) {

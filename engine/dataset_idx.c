@@ -10,6 +10,7 @@
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u /* unsigned bytes, 3 dimensions */
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension */
@@ -98,25 +99,21 @@ static int idx_open(const char *root, const char *name, bool images, idx_file *f
 {
     memset(f, 0, sizeof *f);
     int fd = -1;
+    struct stat st;
     for (int gz = 0; gz < 2 && fd < 0; gz++) {
         int len = snprintf(f->path, sizeof f->path, "%s/%s%s", root, name, gz ? ".gz" : "");
         if (len < 0 || (size_t)len >= sizeof f->path)
             return eng_error(ENG_EINVAL, "%s: path too long", root);
-        fd = open(f->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno != ENOENT)
-            return eng_error(ENG_EIO, "%s: cannot open: %s", f->path, strerror(errno));
+        /* a FIFO or a device in the folder is refused, never opened */
+        int rc = eng_file_open(f->path, 0, &fd, &st);
+        if (rc && rc != ENG_ENOENT)
+            return rc;
     }
     if (fd < 0) {
         int rc = check_root(root);
         if (rc)
             return rc;
         return eng_error(ENG_ENOENT, "%s: missing %s (or %s.gz) " IDX_EXPECTED, root, name, name);
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int rc = eng_error(ENG_EIO, "%s: not a readable regular file", f->path);
-        close(fd);
-        return rc;
     }
     f->size = (uint64_t)st.st_size;
     f->gz = gzdopen(fd, "rb");

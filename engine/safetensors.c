@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/json_reader.h"
 
 static const struct {
@@ -812,19 +813,11 @@ static int read_full(int fd, void *p, size_t n)
 int eng_st_open(const char *path, eng_st_file **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return eng_error(errno == ENOENT ? ENG_ENOENT : ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = eng_error(ENG_EIO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
+    int rc = eng_file_open(path, 0, &fd, &st); /* a FIFO or a device is refused, never read */
+    if (rc)
         return rc;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return eng_error(ENG_EIO, "%s: not a regular file", path);
-    }
     if ((uint64_t)st.st_size > SIZE_MAX - 64) {
         close(fd);
         return eng_error(ENG_ELIMIT, "%s: file too large", path);

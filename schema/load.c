@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
 #include "schema/alloc.h"
 #include "schema/internal.h"
 #include "schema/paths.h"
@@ -299,13 +300,14 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out)
     int rc = start(path, opt, &def, &L, out);
     if (rc)
         return rc;
-    /* O_NONBLOCK: opening a FIFO dropped into the experiments directory must not hang */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    /* a FIFO or a device dropped into the experiments directory is refused without blocking */
+    int fd;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
+    int orc = eng_file_open(path, 0, &fd, &st);
+    if (orc && errno == 0) {
+        spec_file_error(&L, 0, 0, "", "not a regular file (%s)", eng_file_kind(st.st_mode));
+    } else if (orc) {
         spec_file_error(&L, 0, 0, "", "cannot read the file: %s", strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        spec_file_error(&L, 0, 0, "", "not a regular file");
     } else if ((size_t)st.st_size > L.opt->max_file_bytes) {
         /* checked before reading anything */
         spec_file_error(&L, 0, 0, "", "the file has %lld bytes, more than the limit of %zu", (long long)st.st_size,

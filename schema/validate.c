@@ -12,6 +12,7 @@
 #include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/model.h"
 #include "engine/weights.h"
 #include "schema/alloc.h"
@@ -162,17 +163,25 @@ static void check_data_files(vctx *c, const eng_data_desc *d)
         error_at(c, "data.root", "%s%s", msg[0] ? msg : eng_strerror(rc), "");
 }
 
-static void check_init_file(vctx *c, const char *p)
+/* Looks at init_from without opening it; true when it is a readable regular
+ * file (only then may the weights check open and read it). */
+static bool check_init_file(vctx *c, const char *p)
 {
     struct stat st;
-    if (stat(p, &st))
-        error_at(c, "model.init_from", "%s %s", p,
-                 errno == ENOENT || errno == ENOTDIR ? "does not exist (expected a safetensors file)"
-                                                     : "cannot be read");
-    else if (!S_ISREG(st.st_mode))
-        error_at(c, "model.init_from", "%s %s", p, "is not a file (expected a safetensors file)");
+    int rc = eng_file_check(p, 0, &st);
+    char why[96];
+    if (rc == ENG_ENOENT)
+        error_at(c, "model.init_from", "%s %s", p, "does not exist (expected a safetensors file)");
+    else if (rc && errno == 0) {
+        snprintf(why, sizeof why, "is %s, not a regular file (expected a safetensors file)", eng_file_kind(st.st_mode));
+        error_at(c, "model.init_from", "%s %s", p, why);
+    } else if (rc)
+        error_at(c, "model.init_from", "%s %s", p, "cannot be read");
     else if (access(p, R_OK))
         error_at(c, "model.init_from", "%s %s", p, "is not readable");
+    else
+        return true;
+    return false;
 }
 
 typedef struct engine_ctx {
@@ -197,7 +206,9 @@ static void fmt_bytes(char *buf, size_t len, double b)
         snprintf(buf, len, "%.1f MiB", b / (1024.0 * 1024));
 }
 
-static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t classes, bool batch_ok)
+/* init_ok: init_from was looked at and is a readable regular file (or the
+ * files are not looked at): only then is it opened for the weights check. */
+static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t classes, bool batch_ok, bool init_ok)
 {
     engine_ctx e = {.c = c};
     eng_model *m = NULL;
@@ -218,7 +229,7 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
     }
     s->params = eng_model_param_count(m);
     /* init_from must fit this model exactly: every mismatch names its tensor */
-    if (s->model.init_from[0] && c->opt->check_files && access(s->model.init_from, R_OK) == 0)
+    if (s->model.init_from[0] && c->opt->check_files && init_ok)
         eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
     if (s->params > c->opt->max_params) {
         char a[64], b[64];
@@ -355,15 +366,16 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
         if (c->opt->check_files && nerr(c) == e0)
             check_data_files(c, &s->data);
     }
+    bool init_ok = false;
     if (model_ok && s->model.init_from[0]) {
         int e0 = nerr(c);
         check_roots(c, "model.init_from", s->model.init_from);
         if (c->opt->check_files && nerr(c) == e0)
-            check_init_file(c, s->model.init_from);
+            init_ok = check_init_file(c, s->model.init_from);
     }
     /* the model needs only the input shape and class count; the memory
      * estimate also the batch sizes */
     if (model_ok && !c->oom)
-        check_engine(c, s, &shape, classes, dok.all);
+        check_engine(c, s, &shape, classes, dok.all, init_ok);
     return c->oom ? SPEC_ENOMEM : 0;
 }
