@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/safetensors.h"
 #include "engine/train_internal.h"
 #include "engine/weights.h"
@@ -130,7 +131,8 @@ static int load_optimizer_state(eng_trainer *t, const eng_st_file *f, const char
 int eng_trainer_load(eng_trainer *t, const char *path)
 {
     eng_st_file *f = NULL;
-    int rc = eng_st_open(path, &f);
+    /* the state directory is input too: a link or a FIFO in the checkpoint's place is refused */
+    int rc = eng_st_open_flags(path, ENG_FILE_NOFOLLOW, &f);
     if (rc < 0)
         return rc;
     const char *fmt = eng_st_metadata(f, "format"), *ver = eng_st_metadata(f, "version");

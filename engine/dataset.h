@@ -14,7 +14,11 @@
  *                         fine) + 3072; the fine label (100 classes) is used.
  *   synthetic             generated from the seed (see dataset_synthetic.c).
  *
- * Error messages (eng_last_error) name the file. */
+ * The files are opened as engine/file.h describes, with ENG_FILE_RESOLVED:
+ * only regular files, and no symbolic link anywhere on root/name (the
+ * validator resolves root and confines it to the data roots; a link in
+ * the folder could lead out of them). Error messages (eng_last_error) name
+ * the file. */
 #ifndef ENG_DATASET_H
 #define ENG_DATASET_H
 

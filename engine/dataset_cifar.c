@@ -66,7 +66,7 @@ static int check_files(const char *root, bool c100, eng_split split)
         if (rc)
             return rc;
         /* looked at, not opened: a FIFO or a device is refused here */
-        rc = eng_file_check(path, 0, &st);
+        rc = eng_file_check(path, ENG_FILE_RESOLVED, &st);
         if (rc == ENG_ENOENT)
             return eng_error(ENG_ENOENT, "%s: missing %s %s", root, l->files[i], expected);
         if (rc)
@@ -131,7 +131,7 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
             break;
         int fd;
         struct stat st;
-        if ((rc = eng_file_open(path, 0, &fd, &st)))
+        if ((rc = eng_file_open(path, ENG_FILE_RESOLVED, &fd, &st)))
             break;
         /* the file opened is the one read: checked again, it may have changed since */
         if ((rc = check_size(path, &st, l->records, rec, cifar100 ? CIFAR100_EXPECTED : CIFAR10_EXPECTED))) {

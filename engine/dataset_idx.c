@@ -105,7 +105,7 @@ static int idx_open(const char *root, const char *name, bool images, idx_file *f
         if (len < 0 || (size_t)len >= sizeof f->path)
             return eng_error(ENG_EINVAL, "%s: path too long", root);
         /* a FIFO or a device in the folder is refused, never opened */
-        int rc = eng_file_open(f->path, 0, &fd, &st);
+        int rc = eng_file_open(f->path, ENG_FILE_RESOLVED, &fd, &st);
         if (rc && rc != ENG_ENOENT)
             return rc;
     }

@@ -7,9 +7,10 @@
  * the file is allowed to be. These functions hand back only regular files:
  *   - the path is first looked at with stat (lstat under ENG_FILE_NOFOLLOW),
  *     and anything but a regular file is refused without being opened;
- *   - it is then opened O_RDONLY | O_NONBLOCK | O_CLOEXEC (| O_NOFOLLOW), so
- *     that a FIFO swapped in after the look cannot block the open, and
- *     fstat must find the same regular file (device and inode);
+ *   - it is then opened O_RDONLY | O_NONBLOCK | O_CLOEXEC (| O_NOFOLLOW, or
+ *     with no symbolic link anywhere, see below), so that a FIFO swapped in
+ *     after the look cannot block the open, and fstat must find the same
+ *     regular file (device and inode);
  *   - only then is O_NONBLOCK cleared and the descriptor returned.
  * Every file the engine, the spec loader and the validator read from a
  * user-named path goes through them; the service's readers should too. */
@@ -19,9 +20,15 @@
 #include <sys/stat.h>
 
 enum {
-    /* the last component must not be a symbolic link (for paths that were
-     * already resolved and confined: a link swapped in later is refused) */
+    /* the last component must not be a symbolic link (a checkpoint in the
+     * state directory: a link put in its place is refused) */
     ENG_FILE_NOFOLLOW = 1u << 0,
+    /* no component may be a symbolic link: for a path that was resolved
+     * (realpath) and confined to the data roots, so that a link swapped in
+     * anywhere along it after the check is refused rather than followed
+     * out of the roots. openat2's RESOLVE_NO_SYMLINKS where the kernel has
+     * it, else O_NOFOLLOW (the last component). Implies ENG_FILE_NOFOLLOW. */
+    ENG_FILE_RESOLVED = 1u << 1,
 };
 
 /* Whether path names a regular file, without opening it: 0 with *st filled,

@@ -810,12 +810,14 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
-int eng_st_open(const char *path, eng_st_file **out)
+int eng_st_open(const char *path, eng_st_file **out) { return eng_st_open_flags(path, 0, out); }
+
+int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out)
 {
     *out = NULL;
     int fd;
     struct stat st;
-    int rc = eng_file_open(path, 0, &fd, &st); /* a FIFO or a device is refused, never read */
+    int rc = eng_file_open(path, file_flags, &fd, &st); /* a FIFO or a device is refused, never read */
     if (rc)
         return rc;
     if ((uint64_t)st.st_size > SIZE_MAX - 64) {

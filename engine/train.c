@@ -12,6 +12,7 @@
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
 #include "engine/train_internal.h"
@@ -111,8 +112,15 @@ static int trainer_setup(eng_trainer *t)
     TRY(eng_model_build(&t->model_desc, &t->shape, t->classes, NULL, NULL, &t->model));
     TRY(eng_model_bind(t->model, b, max_batch));
     TRY(eng_model_init_params(t->model, t->train.seed));
-    if (t->model_desc.init_from[0])
-        TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
+    if (t->model_desc.init_from[0]) {
+        /* resolved and confined by the validator: opened without following links */
+        eng_st_file *f = NULL;
+        TRY(eng_st_open_flags(t->model_desc.init_from, ENG_FILE_RESOLVED, &f));
+        rc = eng_weights_load_file(t->model, f, t->model_desc.init_from, NULL);
+        eng_st_close(f);
+        if (rc < 0)
+            return rc;
+    }
     TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
 
     /* The epoch's order and augmentation draws go to the backend once per

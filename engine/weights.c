@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/safetensors.h"
 #include "engine/weights.h"
 
@@ -167,7 +168,7 @@ static int match_file(const eng_model *m, const eng_st_file *f, const char *path
 int eng_model_check_weights(const eng_model *m, const char *path, eng_diag_fn fn, void *ctx)
 {
     eng_st_file *f = NULL;
-    int rc = eng_st_open(path, &f);
+    int rc = eng_st_open_flags(path, ENG_FILE_RESOLVED, &f);
     if (rc < 0) {
         if (fn)
             fn(ctx, "model.init_from", eng_last_error());

@@ -125,15 +125,31 @@ static void error_at(vctx *c, const char *path, const char *fmt, const char *a, 
     vctx_error(c, line, col, path, fmt, a, b);
 }
 
-static void check_roots(vctx *c, const char *path, const char *value)
+/* A path the spec names (data.root, model.init_from): resolved (realpath)
+ * and, with configured data roots, confined to them - before anything there
+ * is looked at, so no byte of a file outside the roots is ever read. The
+ * resolved path replaces the value: the engine opens exactly what was
+ * checked, without following symbolic links (engine/file.h
+ * ENG_FILE_RESOLVED), so a link swapped in later cannot lead out. Messages
+ * show the path as the spec wrote it (made absolute), not where it leads.
+ * False when refused (reported). */
+static bool confine_path(vctx *c, const char *key, char *value, size_t len)
 {
     const spec_options *o = c->opt;
-    if (o->n_data_roots <= 0 || spec_under_roots(value, o->data_roots, o->n_data_roots))
-        return;
-    char list[512] = "";
-    for (int i = 0; i < o->n_data_roots; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", o->data_roots[i]);
-    error_at(c, path, "%s is not under the configured data roots (%s)", value, list);
+    char real[ENG_PATH_MAX];
+    if (spec_canonical_path(value, real, sizeof real)) {
+        error_at(c, key, "%s: the resolved path is longer than %s bytes", value, "1023");
+        return false;
+    }
+    if (o->n_data_roots > 0 && !spec_under_roots(real, o->data_roots, o->n_data_roots)) {
+        char list[512] = "";
+        for (int i = 0; i < o->n_data_roots; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", o->data_roots[i]);
+        error_at(c, key, "%s is not under the configured data roots (%s)", value, list);
+        return false;
+    }
+    snprintf(value, len, "%s", real);
+    return true;
 }
 
 static void check_data_files(vctx *c, const eng_data_desc *d)
@@ -168,7 +184,7 @@ static void check_data_files(vctx *c, const eng_data_desc *d)
 static bool check_init_file(vctx *c, const char *p)
 {
     struct stat st;
-    int rc = eng_file_check(p, 0, &st);
+    int rc = eng_file_check(p, ENG_FILE_RESOLVED, &st);
     char why[96];
     if (rc == ENG_ENOENT)
         error_at(c, "model.init_from", "%s %s", p, "does not exist (expected a safetensors file)");
@@ -361,18 +377,13 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
             error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
         }
     } else if (dok.root) {
-        int e0 = nerr(c);
-        check_roots(c, "data.root", s->data.root);
-        if (c->opt->check_files && nerr(c) == e0)
+        if (confine_path(c, "data.root", s->data.root, sizeof s->data.root) && c->opt->check_files)
             check_data_files(c, &s->data);
     }
     bool init_ok = false;
-    if (model_ok && s->model.init_from[0]) {
-        int e0 = nerr(c);
-        check_roots(c, "model.init_from", s->model.init_from);
-        if (c->opt->check_files && nerr(c) == e0)
-            init_ok = check_init_file(c, s->model.init_from);
-    }
+    if (model_ok && s->model.init_from[0] &&
+        confine_path(c, "model.init_from", s->model.init_from, sizeof s->model.init_from) && c->opt->check_files)
+        init_ok = check_init_file(c, s->model.init_from);
     /* the model needs only the input shape and class count; the memory
      * estimate also the batch sizes */
     if (model_ok && !c->oom)

@@ -156,7 +156,7 @@ static void test_defaults(void **state)
     assert_string_equal(f->entries[0].spec->data.root, "/usr/share/datasets/mnist");
     spec_file_free(f);
     f = load("data: {dataset: mnist, root: ../m}\nmodel: {template: mlp, units: [10]}\n");
-    assert_string_equal(f->entries[0].spec->data.root, "/t/../m");
+    assert_string_equal(f->entries[0].spec->data.root, "/m"); /* stored resolved */
     spec_file_free(f);
 }
 
@@ -827,6 +827,86 @@ static void test_files_not_regular(void **state)
     unlink(fifo);
 }
 
+/* Every path a spec names is confined to the data roots after links are
+ * resolved, before anything there is opened (issue 10, defect 3): a file
+ * outside the roots is never read, so none of its bytes reach a message
+ * (init_from outside the roots used to be parsed anyway: "header length
+ * 8386658464824226675" was its first 8 bytes); a link inside the roots is
+ * judged by where it leads, and what is stored is the resolved path. */
+static void test_paths_confined(void **state)
+{
+    (void)state;
+    char inside[512], outside[512], p[600], q[600], expect[2048], yaml[1024];
+    snprintf(inside, sizeof inside, "%s/roots", tmpdir);
+    snprintf(outside, sizeof outside, "%s/outside", tmpdir);
+    assert_int_equal(mkdir(inside, 0755), 0);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(p, sizeof p, "%s/secret", outside);
+    write_file(p, "secretsX-and-more", 17);
+    const char *roots[] = {inside};
+
+    /* outside the roots: one problem, and the file is not read */
+    spec_file *f = load_file_check("k.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                             "init_from: outside/secret}\n",
+                                   roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/k.yaml:2:48: model.init_from: %s/outside/secret is not under the configured data roots (%s)\n",
+             tmpdir, tmpdir, inside);
+    assert_diags(f, expect);
+    spec_file_free(f);
+
+    /* a link inside the roots that leads out: refused, shown as written */
+    snprintf(q, sizeof q, "%s/w.safetensors", inside);
+    assert_int_equal(symlink(p, q), 0);
+    f = load_file_check("l.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                  "init_from: roots/w.safetensors}\n",
+                        roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/l.yaml:2:48: model.init_from: %s/roots/w.safetensors is not under the configured data roots (%s)\n",
+             tmpdir, tmpdir, inside);
+    assert_diags(f, expect);
+    spec_file_free(f);
+
+    /* a dataset folder inside the roots whose files are links out of them:
+     * refused without being opened (IDX errors would show the magic number,
+     * CIFAR errors a label byte) */
+    char d[600];
+    snprintf(d, sizeof d, "%s/mnist", inside);
+    assert_int_equal(mkdir(d, 0755), 0);
+    static const char *const names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(q, sizeof q, "%s/%s", d, names[i]);
+        assert_int_equal(symlink(p, q), 0);
+    }
+    f = load_file_check("m.yaml", "data: {dataset: mnist, root: roots/mnist}\nmodel: {template: mlp, units: [10]}\n",
+                        roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/m.yaml:1:30: data.root: %s/roots/mnist/train-images-idx3-ubyte: not a regular file (a symbolic "
+             "link)\n",
+             tmpdir, tmpdir);
+    assert_diags(f, expect);
+    char *all = all_diags(f);
+    assert_null(strstr(all, "secret"));
+    assert_null(strstr(all, "0x73656372")); /* "secr" as the IDX magic number */
+    free(all);
+    spec_file_free(f);
+
+    /* a link inside the roots to a folder inside them: fine, and the
+     * resolved path is what the engine will open */
+    char real[600];
+    snprintf(real, sizeof real, "%s/real_mnist", inside);
+    assert_int_equal(mkdir(real, 0755), 0);
+    write_idx(real);
+    snprintf(q, sizeof q, "%s/linked", inside);
+    assert_int_equal(symlink(real, q), 0);
+    snprintf(yaml, sizeof yaml, "data: {dataset: mnist, root: %s}\nmodel: {template: mlp, units: [10]}\n", q);
+    f = load_file_check("n.yaml", yaml, roots, 1);
+    assert_diags(f, "");
+    assert_string_equal(f->entries[0].spec->data.root, real);
+    spec_file_free(f);
+}
+
 /* ---- limits ---- */
 
 static double now(void)
@@ -1020,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_five_mistakes),
         cmocka_unit_test(test_data_root_checks),
         cmocka_unit_test(test_files_not_regular),
+        cmocka_unit_test(test_paths_confined),
         cmocka_unit_test(test_limit_file_size),
         cmocka_unit_test(test_limit_nesting),
         cmocka_unit_test(test_limit_alias_bomb),
