@@ -1,12 +1,12 @@
 /* Datasets, the common part: load dispatch, limits, probe, epoch order,
  * augmentation draws, the batch description, free. */
-#include "engine/checked.h"
 #include "engine/dataset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 

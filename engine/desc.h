@@ -158,6 +158,7 @@ typedef struct eng_train_desc {
     eng_precision precision;
     int64_t checkpoint_every;  /* epochs */
     bool keep_best;
+    bool stop_on_nonfinite;    /* a NaN or infinite training loss stops the run (ENG_EDIVERGED) */
 } eng_train_desc;
 
 /* Defaults of spec v1 (SPEC.md) for each description. */

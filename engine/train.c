@@ -1,7 +1,6 @@
 /* The training loop: batches from the resident dataset, forward, softmax
  * cross-entropy, backward, clipping and the optimizer step - captured once
  * and replayed where the backend can (train.h) - and evaluation. */
-#include "engine/checked.h"
 #include "engine/train.h"
 
 #include <math.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/file.h"
@@ -147,6 +147,8 @@ static int trainer_setup(eng_trainer *t)
     TRY(eng_alloc_floats(b, eng_size_mul(max_batch, numel), &t->x_dev));
     TRY(eng_alloc_floats(b, eng_size_mul(max_batch, t->classes), &t->dlogits_dev));
     TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
+    if (t->train.stop_on_nonfinite)
+        TRY(b->ops->alloc(b, eng_size_bytes(t->steps_per_epoch, sizeof(double)), (void **)&t->loss_trace_dev));
     graph_decide(t);
     return 0;
 }
@@ -189,6 +191,7 @@ void eng_trainer_free(eng_trainer *t)
     b->ops->free(b, t->x_dev);
     b->ops->free(b, t->dlogits_dev);
     b->ops->free(b, t->acc_dev);
+    b->ops->free(b, t->loss_trace_dev);
     free(t->order);
     free(t->aug_host);
     free(t);
@@ -329,6 +332,29 @@ static int train_step(eng_trainer *t, int64_t count, int64_t global_step, float 
     return 0;
 }
 
+/* The running loss sum turned NaN or infinite in this epoch (it stays so):
+ * finds the first step where it did from the per-step trace (read only now,
+ * so a GPU step never waits for the host) and stops the run as diverged. */
+static int diverged(eng_trainer *t, int64_t epoch, double sum)
+{
+    int64_t n = t->steps_per_epoch, first = n;
+    double *trace = malloc(eng_size_bytes(n ? n : 1, sizeof *trace));
+    if (!trace)
+        return eng_error(ENG_ENOMEM, "out of memory reading the loss trace");
+    int rc = t->b->ops->download(t->b, trace, t->loss_trace_dev, (size_t)n * sizeof *trace);
+    for (int64_t s = 0; rc == 0 && s < n; s++)
+        if (!isfinite(trace[s])) {
+            first = s + 1;
+            sum = trace[s];
+            break;
+        }
+    free(trace);
+    if (rc < 0)
+        return rc;
+    return eng_error(ENG_EDIVERGED, "diverged: train loss is %s at epoch %lld step %lld", isnan(sum) ? "NaN" : "inf",
+                     (long long)epoch, (long long)first);
+}
+
 int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoch_stats *out)
 {
     eng_backend *b = t->b;
@@ -362,6 +388,8 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
         int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
         lr = eng_schedule_lr(&t->train, global_step, t->steps_per_epoch);
         TRY(train_step(t, count, global_step, lr));
+        if (t->loss_trace_dev) /* queued like the gather: no host wait */
+            TRY(b->ops->copy(b, t->loss_trace_dev + step, t->acc_dev, sizeof(double)));
         seen += count;
         double now = now_seconds();
         bool last = step + 1 == t->steps_per_epoch;
@@ -378,6 +406,8 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
     }
     double a[2];
     TRY(read_acc(t, a));
+    if (t->train.stop_on_nonfinite && !isfinite(a[0]))
+        return diverged(t, epoch, a[0]); /* the epoch does not count: its test accuracy would mean nothing */
     double t1 = now_seconds();
     eng_epoch_stats s = {.epoch = epoch, .train_loss = a[0] / (double)seen, .train_acc = a[1] / (double)seen,
                          .lr = lr, .train_seconds = t1 - t0, .samples_per_sec = (double)seen / (t1 - t0),

@@ -21,6 +21,7 @@ static void classify(int rc, run_outcome *out)
         out->interrupted = true;
         break;
     case ENG_ENOENT: out->code = RUN_EX_NOINPUT; break;
+    case ENG_EDIVERGED: /* the spec's setting diverges: a retry diverges again */
     case ENG_EINVAL:
     case ENG_EFORMAT:
     case ENG_ELIMIT:
@@ -134,6 +135,11 @@ void run_session(const run_job *job, const run_sink *sink, run_outcome *out)
         eng_epoch_stats s;
         rc = eng_trainer_run_epoch(t, &hooks, &s);
         if (rc < 0) {
+            if (rc == ENG_EDIVERGED) { /* the message is the run's error: "diverged: train loss is NaN at ..." */
+                classify(rc, out);
+                snprintf(out->error, sizeof out->error, "%s", eng_last_error());
+                goto done;
+            }
             fail(out, rc, rc == ENG_EINTR ? "interrupted" : "training failed");
             goto done;
         }

@@ -5,8 +5,9 @@
 
 #include "schema/validate.h"
 
-const char *const spec_train_keys[] = {"epochs",        "loss",     "optimizer", "grad_clip",        "warmup_epochs",
-                                       "schedule",      "top_k",    "precision", "checkpoint_every", "keep_best"};
+const char *const spec_train_keys[] = {"epochs",    "loss",      "optimizer",        "grad_clip", "warmup_epochs",
+                                       "schedule",  "top_k",     "precision",        "checkpoint_every",
+                                       "keep_best", "stop_on_nonfinite"};
 const int spec_n_train_keys = V_NELEM(spec_train_keys);
 const char *const spec_optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "momentum", "nesterov"};
 const int spec_n_optimizer_keys = V_NELEM(spec_optimizer_keys);
@@ -151,4 +152,5 @@ void v_train(vctx *c, const ynode *node, spec *s, bool *precision_gpu, const yno
     }
     v_int(c, node, path, "checkpoint_every", 1, INT64_MAX, &t->checkpoint_every);
     v_bool(c, node, path, "keep_best", &t->keep_best);
+    v_bool(c, node, path, "stop_on_nonfinite", &t->stop_on_nonfinite);
 }

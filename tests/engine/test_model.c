@@ -345,6 +345,78 @@ static void test_training_learns_and_is_deterministic(void **state)
     eng_backend_free(b);
 }
 
+/* ---- a diverged run (issue 10, defect 4) ---- */
+
+typedef struct first_nonfinite {
+    int64_t epoch, step; /* of the first progress report whose running loss is not finite */
+} first_nonfinite;
+
+static void note_nonfinite(void *ctx, const eng_progress *p)
+{
+    first_nonfinite *f = ctx;
+    if (!f->step && !isfinite(p->loss)) {
+        f->epoch = p->epoch;
+        f->step = p->step;
+    }
+}
+
+/* sgd at lr 1e20 turns the loss NaN within the first epoch. With
+ * stop_on_nonfinite the epoch fails with ENG_EDIVERGED and names the first
+ * step whose loss was not finite - the step where the CPU's per-step progress
+ * reports (an independent reading) first see it - and does not count; without
+ * it the run goes on, and NaN outputs count as wrong predictions (they used
+ * to count as hits: 100 % accuracy). */
+static void test_divergence(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    train.optimizer = ENG_OPT_SGD;
+    train.lr = 1e20f;
+    train.grad_clip = 0.0f;
+    train.warmup_epochs = 0.0f;
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+
+    train.stop_on_nonfinite = false;
+    eng_trainer *t = NULL;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    first_nonfinite seen = {0};
+    eng_train_hooks hooks = {.ctx = &seen, .progress = note_nonfinite, .progress_interval = 0.0};
+    eng_epoch_stats st;
+    assert_int_equal(eng_trainer_run_epoch(t, &hooks, &st), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, &hooks, &st), 0);
+    print_message("loss first not finite at epoch %lld step %lld; epoch 2: train loss %g acc %g, test loss %g acc %g\n",
+                  (long long)seen.epoch, (long long)seen.step, st.train_loss, st.train_acc, st.test_loss, st.test_acc);
+    assert_int_equal(seen.epoch, 1);
+    assert_true(seen.step >= 1);
+    assert_true(isnan(st.train_loss) && isnan(st.test_loss));
+    /* every parameter is NaN by now, so every output is: not one hit */
+    float *p;
+    int64_t n;
+    params_of(t, &p, &n);
+    bool all_nan = true;
+    for (int64_t i = 0; i < n; i++)
+        all_nan &= isnan(p[i]);
+    free(p);
+    assert_true(all_nan);
+    assert_true(st.train_acc == 0.0 && st.test_acc == 0.0);
+    eng_trainer_free(t);
+
+    train.stop_on_nonfinite = true;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, NULL, &st), ENG_EDIVERGED);
+    char want[96];
+    snprintf(want, sizeof want, "diverged: train loss is NaN at epoch 1 step %lld", (long long)seen.step);
+    assert_string_equal(eng_last_error(), want);
+    assert_int_equal(eng_trainer_epochs_done(t), 0); /* the diverged epoch does not count */
+    eng_trainer_free(t);
+    eng_backend_free(b);
+}
+
 /* A run resumed from the checkpoint of epoch 1 continues exactly as one that
  * never stopped (parameters, optimizer state, BatchNorm statistics, data
  * order, augmentation). */
@@ -462,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_training_learns_and_is_deterministic),
+        cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_checkpoint_resume_is_exact),
         cmocka_unit_test(test_weights_strict),
     };

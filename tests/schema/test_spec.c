@@ -100,6 +100,7 @@ static void test_full_spec_every_key(void **state)
     assert_int_equal(t->precision, ENG_PREC_BF16);
     assert_int_equal(t->checkpoint_every, 3);
     assert_false(t->keep_best);
+    assert_false(t->stop_on_nonfinite);
     /* Conv 3->16->16, pool, 16->32->32, pool, 32->64 (3x3, bias), Linear(64*8*8, 100) */
     int64_t want = (3 * 16 * 9 + 16) + (16 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 32 * 9 + 32) +
                    (32 * 64 * 9 + 64) + (64 * 8 * 8 * 100 + 100);
@@ -147,6 +148,7 @@ static void test_defaults(void **state)
     assert_int_equal(t->precision, ENG_PREC_FP32);
     assert_int_equal(t->checkpoint_every, 1);
     assert_true(t->keep_best);
+    assert_true(t->stop_on_nonfinite);
     /* Linear(784, 10, bias=False) then BatchNorm1d(10, affine=False) */
     assert_int_equal(s->params, 7840);
     spec_file_free(f);
