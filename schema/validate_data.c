@@ -38,13 +38,10 @@ static int norm_list(vctx *c, const ynode *map, const char *parent, const char *
     }
     int ok = 1;
     for (int64_t i = 0; i < n->n; i++) {
-        double d;
         vpath_index(q, p, i);
         vctx_record(c, q, n->v[i]);
         vrange r = positive ? (vrange){0, 1e30, true, false} : (vrange){-1e30, 1e30, false, false};
-        if (vn_num(c, n->v[i], q, r, &d) == V_OK)
-            out[i] = (float)d;
-        else
+        if (vn_float(c, n->v[i], q, r, &out[i]) != V_OK)
             ok = 0;
     }
     return ok ? (int)n->n : -1;

@@ -44,16 +44,16 @@ static void v_optimizer(vctx *c, const ynode *n, eng_train_desc *t)
                 vctx_error(c, b->line, b->col, p, "expected two numbers [beta1, beta2], found %lld",
                            (long long)b->n);
             } else {
-                double v[2];
+                float v[2];
                 bool ok = true;
                 for (int i = 0; i < 2; i++) {
                     vpath_index(q, p, i);
                     vctx_record(c, q, b->v[i]);
-                    ok &= vn_num(c, b->v[i], q, (vrange){0, 1, false, true}, &v[i]) == V_OK;
+                    ok &= vn_float(c, b->v[i], q, (vrange){0, 1, false, true}, &v[i]) == V_OK;
                 }
                 if (ok) {
-                    t->beta1 = (float)v[0];
-                    t->beta2 = (float)v[1];
+                    t->beta1 = v[0];
+                    t->beta2 = v[1];
                 }
             }
         }

@@ -428,6 +428,39 @@ static void test_error_out_of_range(void **state)
                       "/t/t.yaml:5:16: train.top_k: expected at most the class count (10), found 11\n");
 }
 
+/* Numbers are checked as the 32-bit floats they are used as (issue 10,
+ * defect 8): lr 1e39 passed as a double and trained with lr = inf; std, eps
+ * and gamma of 1e-46 passed and became 0 (run then failed with 65). */
+static void test_error_float_range(void **state)
+{
+    (void)state;
+    assert_yaml_diags("data:\n  dataset: mnist\n  normalize: {mean: [1e39], std: [1e-46]}\n"
+                      "model:\n  template: sequential\n  layers:\n"
+                      "    - flatten: {}\n    - dropout: {p: 0.99999999999}\n    - linear: {out: 10}\n"
+                      "train:\n  optimizer: {lr: 1e39, betas: [0.9, 0.99999999999], eps: 1e-46}\n"
+                      "  schedule: {name: step, step_epochs: 1, gamma: 1e-46}\n",
+                      "/t/t.yaml:3:22: data.normalize.mean[0]: expected a number in [-1e+30, 1e+30], found 1e39\n"
+                      "/t/t.yaml:3:35: data.normalize.std[0]: expected a number in (0, 1e+30], found 1e-46 (as the "
+                      "32-bit float it is used as: 0)\n"
+                      "/t/t.yaml:8:20: model.layers[1].dropout.p: expected a number in [0, 1), found 0.99999999999 "
+                      "(as the 32-bit float it is used as: 1)\n"
+                      "/t/t.yaml:11:19: train.optimizer.lr: expected a number > 0, found 1e39 (as the 32-bit float it "
+                      "is used as: inf)\n"
+                      "/t/t.yaml:11:38: train.optimizer.betas[1]: expected a number in [0, 1), found 0.99999999999 "
+                      "(as the 32-bit float it is used as: 1)\n"
+                      "/t/t.yaml:11:59: train.optimizer.eps: expected a number > 0, found 1e-46 (as the 32-bit float "
+                      "it is used as: 0)\n"
+                      "/t/t.yaml:12:49: train.schedule.gamma: expected a number in (0, 1], found 1e-46 (as the 32-bit "
+                      "float it is used as: 0)\n");
+    /* at the edges of the float range: still fine */
+    spec_file *f = load("data: {dataset: mnist}\nmodel: {template: mlp, units: [10]}\n"
+                        "train: {optimizer: {lr: 3.0e38, eps: 1.0e-45}, grad_clip: 3.4e38}\n");
+    assert_diags(f, "");
+    assert_true(f->entries[0].spec->train.lr == 3.0e38f);
+    assert_true(f->entries[0].spec->train.eps > 0.0f);
+    spec_file_free(f);
+}
+
 static void test_error_missing_and_enum(void **state)
 {
     (void)state;
@@ -1092,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_error_unknown_key),
         cmocka_unit_test(test_error_wrong_type),
         cmocka_unit_test(test_error_out_of_range),
+        cmocka_unit_test(test_error_float_range),
         cmocka_unit_test(test_error_missing_and_enum),
         cmocka_unit_test(test_error_cross_key),
         cmocka_unit_test(test_error_duplicate_key),
