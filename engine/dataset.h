@@ -95,6 +95,10 @@ int eng_dataset_alloc(const eng_shape *shape, int64_t classes, int64_t n, eng_da
 /* limit: keep the first `limit` samples (0 = all). */
 int eng_dataset_idx_load(const char *root, eng_split split, int64_t limit, eng_dataset **out);
 int eng_dataset_idx_probe(const char *root, char *msg, size_t msg_len);
+/* One whole IDX file image in memory (plain or gzip), checked as the loader
+ * checks a file: *items gets its count items (images: 784 bytes each;
+ * labels: one byte each, below 10), malloc'ed. For the fuzz target. */
+int eng_dataset_idx_parse(const void *buf, size_t len, bool images, uint32_t *count, uint8_t **items);
 int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out);
 int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len);
 int eng_dataset_synthetic_load(const eng_data_desc *d, eng_split split, uint64_t seed, int64_t limit,
