@@ -625,9 +625,11 @@ static int parse_metadata(const char *label, const eng_json *m, eng_st_file *f)
     return 0;
 }
 
-/* Validates the file image file[0, len) held in `storage` (taken over). */
+/* Validates the file image file[0, len) held in `storage` (taken over).
+ * header_only: file holds only the first 8 + header-length bytes of a file
+ * of len bytes (when the length is sane); tensors get no data. */
 static int st_load(const char *label, unsigned char *storage, const unsigned char *file, size_t len,
-                   eng_st_file **out)
+                   bool header_only, eng_st_file **out)
 {
     *out = NULL;
     eng_st_file *f = calloc(1, sizeof *f);
@@ -659,7 +661,7 @@ static int st_load(const char *label, unsigned char *storage, const unsigned cha
         rc = eng_error(ENG_EFORMAT, "%s: header does not start with '{'", label);
         goto fail;
     }
-    f->data = file + 8 + hlen;
+    f->data = header_only ? NULL : file + 8 + hlen;
     f->data_len = len - 8 - (size_t)hlen;
     /* Header limits: safetensors headers nest three deep; a tensor entry
      * costs at least ~40 bytes of text, so nodes <= bytes / 4 is generous. */
@@ -745,7 +747,7 @@ static int st_load(const char *label, unsigned char *storage, const unsigned cha
     }
     for (int64_t i = 0; i < f->n; i++) {
         sorted[i] = f->t[order[i].pos];
-        sorted[i].data = sorted[i].nbytes ? f->data + sorted[i].offset : NULL;
+        sorted[i].data = sorted[i].nbytes && f->data ? f->data + sorted[i].offset : NULL;
     }
     free(f->t);
     f->t = sorted;
@@ -786,7 +788,7 @@ int eng_st_parse(const void *buf, size_t len, eng_st_file **out)
         return eng_error(ENG_ENOMEM, "safetensors buffer: out of memory (%zu bytes)", len);
     if (len)
         memcpy(file, buf, len);
-    return st_load("safetensors buffer", storage, file, len, out);
+    return st_load("safetensors buffer", storage, file, len, false, out);
 }
 
 static int read_full(int fd, void *p, size_t n)
@@ -812,7 +814,19 @@ static int read_full(int fd, void *p, size_t n)
 
 int eng_st_open(const char *path, eng_st_file **out) { return eng_st_open_flags(path, 0, out); }
 
+static int st_open(const char *path, unsigned file_flags, bool header_only, eng_st_file **out);
+
 int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out)
+{
+    return st_open(path, file_flags, false, out);
+}
+
+int eng_st_open_header(const char *path, unsigned file_flags, eng_st_file **out)
+{
+    return st_open(path, file_flags, true, out);
+}
+
+static int st_open(const char *path, unsigned file_flags, bool header_only, eng_st_file **out)
 {
     *out = NULL;
     int fd;
@@ -837,14 +851,16 @@ int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out)
         return rc;
     }
     uint64_t hlen = le64(head);
+    /* header only: what st_load reads when the length is sane, else nothing more */
+    size_t want = !header_only ? len : hlen <= ENG_ST_MAX_HEADER && hlen <= len - 8 ? 8 + (size_t)hlen : 8;
     unsigned char *file;
-    unsigned char *storage = alloc_image(len, hlen, &file);
+    unsigned char *storage = alloc_image(want, hlen, &file);
     if (!storage) {
         close(fd);
-        return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
+        return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, want);
     }
     memcpy(file, head, 8);
-    if (len > 8 && read_full(fd, file + 8, len - 8) != 0) {
+    if (want > 8 && read_full(fd, file + 8, want - 8) != 0) {
         int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         free(storage);
@@ -852,13 +868,13 @@ int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out)
     }
     /* A file that grew while we read it is not the file we validated. */
     char extra;
-    ssize_t more = read(fd, &extra, 1);
+    ssize_t more = header_only ? 0 : read(fd, &extra, 1);
     close(fd);
     if (more != 0) {
         free(storage);
         return eng_error(ENG_EIO, "%s: file changed while reading", path);
     }
-    return st_load(path, storage, file, len, out);
+    return st_load(path, storage, file, len, header_only, out);
 }
 
 int64_t eng_st_count(const eng_st_file *f) { return f->n; }

@@ -102,7 +102,7 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
     if (!s)
         return SPEC_ENOMEM;
     vctx c = {.file = L->file, .dir = L->dir, .stem = L->stem, .opt = L->opt, .diags = &e->diags, .suffix = suffix,
-              .ndropped = L->pre_dropped};
+              .ndropped = L->pre_dropped, .init_files = &L->init_files};
     int rc = spec_validate(&c, tree, s);
     vctx_finish(&c);
     if (rc || c.oom) {
@@ -237,6 +237,8 @@ static int finish(load_ctx *L, int rc, spec_file **out)
     free((char *)L->dir);
     free((char *)L->stem);
     spec_diags_clear(&L->pre);
+    spec_init_cache_free(L->init_files);
+    L->init_files = NULL;
     if (rc || L->oom) {
         spec_file_free(L->f);
         return SPEC_ENOMEM;

@@ -245,8 +245,20 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
     }
     s->params = eng_model_param_count(m);
     /* init_from must fit this model exactly: every mismatch names its tensor */
-    if (s->model.init_from[0] && c->opt->check_files && init_ok)
-        eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
+    if (s->model.init_from[0] && c->opt->check_files && init_ok) {
+        if (c->init_files) { /* a sweep's combinations share the file: read once */
+            const char *why;
+            const eng_st_file *f = spec_init_cache_get(c->init_files, s->model.init_from, &why);
+            if (f)
+                eng_model_check_weights_file(m, f, s->model.init_from, engine_diag, &e);
+            else if (why)
+                engine_diag(&e, "model.init_from", why);
+            else
+                c->oom = true;
+        } else {
+            eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
+        }
+    }
     if (s->params > c->opt->max_params) {
         char a[64], b[64];
         if (s->params == ENG_SIZE_MAX)
