@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -16,6 +17,7 @@
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/optim.h"
+#include "engine/safetensors.h"
 #include "engine/train.h"
 #include "tests/common/seed_models.h"
 
@@ -417,6 +419,106 @@ static void test_divergence(void **state)
     eng_backend_free(b);
 }
 
+/* ---- the state directory is untrusted input (issue 10, defect 9) ---- */
+
+/* Writes `from` again with one metadata key's value replaced. */
+static void rewrite_meta(const char *from, const char *to, const char *key, const char *value)
+{
+    eng_st_file *f = NULL;
+    assert_int_equal(eng_st_open(from, &f), 0);
+    eng_st_writer *w = NULL;
+    assert_int_equal(eng_st_writer_new(&w), 0);
+    for (int64_t i = 0; i < eng_st_count(f); i++) {
+        const eng_st_tensor *t = eng_st_at(f, i);
+        assert_int_equal(eng_st_add_ref(w, t->name, t->dtype, t->shape, t->ndim, t->data), 0);
+    }
+    for (int64_t i = 0; i < eng_st_metadata_count(f); i++) {
+        const char *k, *v;
+        assert_int_equal(eng_st_metadata_at(f, i, &k, &v), 0);
+        assert_int_equal(eng_st_add_metadata(w, k, strcmp(k, key) ? v : value), 0);
+    }
+    assert_int_equal(eng_st_write_file(w, to), 0);
+    eng_st_writer_free(w);
+    eng_st_close(f);
+}
+
+/* A checkpoint whose metadata this run cannot have written (a negative step
+ * count, an absurd epoch, another seed, a best accuracy outside [0, 1]) is
+ * refused as damaged before any of it is loaded, and a FIFO or a link in the
+ * checkpoint's place is refused without blocking. */
+static void test_checkpoint_untrusted(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+    char dir[] = "/tmp/epochd-test-untrusted-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char good[64], bad[64];
+    snprintf(good, sizeof good, "%s/good.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/last.safetensors", dir);
+    eng_trainer *t = NULL;
+    eng_epoch_stats st;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, NULL, &st), 0);
+    assert_int_equal(eng_trainer_save(t, good, NULL, 0), 0); /* epoch 1 of 8 steps */
+    eng_trainer_free(t);
+
+    static const struct {
+        const char *key, *value, *msg;
+    } cases[] = {
+        {"optimizer_steps", "-5", "metadata 'optimizer_steps' is -5, expected 8"},
+        {"optimizer_steps", "9", "metadata 'optimizer_steps' is 9, expected 8"},
+        {"epoch", "100000000", "metadata 'epoch' is 100000000, expected 0 to 3"},
+        {"epoch", "-1", "metadata 'epoch' is -1, expected 0 to 3"},
+        {"epoch", "99999999999999999999", "metadata 'epoch' is not an integer"},
+        {"best_epoch", "7", "metadata 'best_epoch' is 7, expected 1"},
+        {"best_test_acc", "nan", "metadata 'best_test_acc' is 'nan'"},
+        {"best_test_acc", "2", "metadata 'best_test_acc' is '2'"},
+        {"seed", "8", "the checkpoint is of seed 8, this run's is 7"},
+        {"format", "other", "not an epochd checkpoint"},
+    };
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    float *before, *after;
+    int64_t n;
+    params_of(t, &before, &n);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite_meta(good, bad, cases[i].key, cases[i].value);
+        assert_int_equal(eng_trainer_load(t, bad), ENG_EFORMAT);
+        print_message("    %s = %s: %s\n", cases[i].key, cases[i].value, eng_last_error());
+        assert_non_null(strstr(eng_last_error(), cases[i].msg));
+    }
+    params_of(t, &after, &n);
+    assert_memory_equal(before, after, (size_t)n * sizeof(float)); /* nothing of them was loaded */
+    assert_int_equal(eng_trainer_epochs_done(t), 0);
+    free(before);
+    free(after);
+
+    /* a FIFO and a link where the checkpoint should be */
+    unlink(bad);
+    assert_int_equal(mkfifo(bad, 0600), 0);
+    alarm(30);
+    assert_int_equal(eng_trainer_load(t, bad), ENG_EIO);
+    alarm(0);
+    assert_non_null(strstr(eng_last_error(), "not a regular file (a FIFO)"));
+    unlink(bad);
+    assert_int_equal(symlink(good, bad), 0);
+    assert_int_equal(eng_trainer_load(t, bad), ENG_EIO);
+    assert_non_null(strstr(eng_last_error(), "(a symbolic link)"));
+    /* the real one still loads */
+    assert_int_equal(eng_trainer_load(t, good), 0);
+    assert_int_equal(eng_trainer_epochs_done(t), 1);
+    eng_trainer_free(t);
+    unlink(bad);
+    unlink(good);
+    rmdir(dir);
+    eng_backend_free(b);
+}
+
 /* A run resumed from the checkpoint of epoch 1 continues exactly as one that
  * never stopped (parameters, optimizer state, BatchNorm statistics, data
  * order, augmentation). */
@@ -536,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_training_learns_and_is_deterministic),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_checkpoint_resume_is_exact),
+        cmocka_unit_test(test_checkpoint_untrusted),
         cmocka_unit_test(test_weights_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
