@@ -137,6 +137,13 @@ static int idx_header(idx_file *f, bool images)
         f->item = IDX_SIDE * IDX_SIDE;
     }
     uint64_t want_size = f->header + (uint64_t)f->count * f->item;
+    /* before anything is allocated for the items: deflate expands at most
+     * 1032:1, so a small compressed file cannot hold a large count */
+    if (!f->plain && want_size / 1032 > f->size) {
+        idx_close(f);
+        return eng_error(ENG_EFORMAT, "%s: %u %s (%llu bytes) cannot be in %llu compressed bytes", f->path, f->count,
+                         images ? "images" : "labels", (unsigned long long)want_size, (unsigned long long)f->size);
+    }
     if (f->plain && f->size != want_size) {
         idx_close(f);
         return eng_error(ENG_EFORMAT, "%s: %s: %llu bytes, expected %llu for %u %s", f->path,

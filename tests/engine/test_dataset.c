@@ -378,7 +378,8 @@ static void test_idx_broken(void **state)
         static const struct {
             const char *dir, *tail;
             size_t n;
-        } tails[] = {{"gz_garbage", "TRAILING GARBAGE", 16}, {"gz_zeros", "\0\0\0\0\0\0\0\0", 8}, {"gz_one", "\x1f", 1}};
+        } tails[] = {
+            {"gz_garbage", "TRAILING GARBAGE", 16}, {"gz_zeros", "\0\0\0\0\0\0\0\0", 8}, {"gz_one", "\x1f", 1}};
         unsigned char *tailed = malloc(glen + 16);
         assert_non_null(tailed);
         for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
@@ -397,6 +398,21 @@ static void test_idx_broken(void **state)
             uint8_t *items = (uint8_t *)1;
             assert_int_equal(eng_dataset_idx_parse(tailed, glen + tails[i].n, true, &cnt, &items), ENG_EFORMAT);
             assert_null(items);
+        }
+        /* a tiny gzip file whose header claims 2^24 images (13 GB): refused
+         * before anything is allocated for them (deflate expands at most 1032:1) */
+        {
+            unsigned char hdr[16];
+            put_be32(hdr, 0x803);
+            put_be32(hdr + 4, 1u << 24);
+            put_be32(hdr + 8, 28);
+            put_be32(hdr + 12, 28);
+            broken_dir("gz_bomb_claim", dir, sizeof dir);
+            join(plain, sizeof plain, dir, "train-images-idx3-ubyte");
+            assert_int_equal(unlink(plain), 0);
+            write_gz(dir, "train-images-idx3-ubyte.gz", hdr, sizeof hdr);
+            expect_idx_failure(dir, ENG_SPLIT_TRAIN, ENG_EFORMAT, "train-images-idx3-ubyte.gz",
+                               "16777216 images (13153337360 bytes) cannot be in", NULL);
         }
         /* two members one after the other (`cat a.gz b.gz`): one stream, loaded whole */
         broken_dir("gz_two_members", dir, sizeof dir);
