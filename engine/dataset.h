@@ -101,6 +101,9 @@ int eng_dataset_idx_probe(const char *root, char *msg, size_t msg_len);
 int eng_dataset_idx_parse(const void *buf, size_t len, bool images, uint32_t *count, uint8_t **items);
 int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out);
 int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len);
+/* Records of a CIFAR binary file held in memory (a whole number of them),
+ * checked as the loader checks a file's. For the fuzz target. */
+int eng_dataset_cifar_parse(const void *buf, size_t len, bool cifar100, eng_dataset **out);
 int eng_dataset_synthetic_load(const eng_data_desc *d, eng_split split, uint64_t seed, int64_t limit,
                                eng_dataset **out);
 /* The class prototype images of the synthetic generator: classes * numel bytes. */

@@ -99,6 +99,46 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* Splits k records (record `first` on of `path`) into labels and pixels,
+ * checking each label (CIFAR-100: the coarse one too). */
+static int parse_records(const unsigned char *buf, int64_t k, bool cifar100, const char *path, int64_t first,
+                         int32_t *labels, uint8_t *images)
+{
+    const int64_t lab_bytes = cifar100 ? 2 : 1, rec = lab_bytes + CIFAR_PIXELS, classes = cifar100 ? 100 : 10;
+    for (int64_t i = 0; i < k; i++) {
+        const unsigned char *p = buf + i * rec;
+        int label = p[lab_bytes - 1]; /* CIFAR-100: (coarse, fine); the fine label */
+        if (label >= classes || (cifar100 && p[0] >= 20))
+            return eng_error(ENG_EFORMAT, "%s: record %lld: label %d is not below %lld%s", path, (long long)(first + i),
+                             cifar100 && p[0] >= 20 ? p[0] : label, cifar100 && p[0] >= 20 ? 20LL : (long long)classes,
+                             cifar100 && p[0] >= 20 ? " (coarse label)" : "");
+        labels[i] = label;
+        memcpy(images + i * CIFAR_PIXELS, p + lab_bytes, CIFAR_PIXELS);
+    }
+    return 0;
+}
+
+int eng_dataset_cifar_parse(const void *buf, size_t len, bool cifar100, eng_dataset **out)
+{
+    *out = NULL;
+    const int64_t rec = (cifar100 ? 2 : 1) + CIFAR_PIXELS;
+    if (len % (size_t)rec)
+        return eng_error(ENG_EFORMAT, "CIFAR buffer: %zu bytes, not a whole number of %lld-byte records", len,
+                         (long long)rec);
+    int64_t n = (int64_t)(len / (size_t)rec);
+    eng_shape shape = eng_shape3(3, 32, 32);
+    eng_dataset *ds;
+    int rc = eng_dataset_alloc(&shape, cifar100 ? 100 : 10, n, &ds);
+    if (rc)
+        return rc;
+    if ((rc = parse_records(buf, n, cifar100, "CIFAR buffer", 0, ds->labels, ds->images))) {
+        eng_dataset_free(ds);
+        return rc;
+    }
+    *out = ds;
+    return 0;
+}
+
 int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out)
 {
     *out = NULL;
@@ -146,20 +186,7 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
                 rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
                 break;
             }
-            for (int64_t i = 0; i < k; i++) {
-                const unsigned char *p = buf + i * rec;
-                int label = p[lab_bytes - 1]; /* CIFAR-100: (coarse, fine); the fine label */
-                if (label >= classes || (cifar100 && p[0] >= 20)) {
-                    rc = eng_error(ENG_EFORMAT, "%s: record %lld: label %d is not below %lld%s", path,
-                                   (long long)(r + i), cifar100 && p[0] >= 20 ? p[0] : label,
-                                   cifar100 && p[0] >= 20 ? 20LL : (long long)classes,
-                                   cifar100 && p[0] >= 20 ? " (coarse label)" : "");
-                    break;
-                }
-                ds->labels[done + i] = label;
-                memcpy(ds->images + (done + i) * CIFAR_PIXELS, p + lab_bytes, CIFAR_PIXELS);
-            }
-            if (rc)
+            if ((rc = parse_records(buf, k, cifar100, path, r, ds->labels + done, ds->images + done * CIFAR_PIXELS)))
                 break;
             r += k;
             done += k;
