@@ -34,7 +34,7 @@ enum {
 };
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 /* Timestamps: ISO-8601 UTC with milliseconds, "2026-11-28T03:04:05.123Z". */
 #define DB_TIME_LEN 25 /* including the terminating NUL */
@@ -285,6 +285,7 @@ typedef struct db_board_row {
     double images_per_sec;   /* mean of the epochs' samples_per_sec; NAN: none */
     char *created_at, *finished_at;
     char *sweep, *spec_path, *device, *error;
+    bool diverged;           /* failed with "diverged: ...": never ranked (no metrics above) */
 } db_board_row;
 
 typedef struct db_board {

@@ -7,7 +7,7 @@
 static const char sql_board[] =
     "SELECT id, name, status, template, params, epochs_done, epochs_planned, best_test_acc,"
     " best_epoch, final_test_acc, lowest_test_loss, train_seconds, images_per_sec,"
-    " created_at, finished_at, sweep, spec_path, device, error"
+    " created_at, finished_at, sweep, spec_path, device, error, diverged"
     " FROM leaderboard" DB_FILTER_WHERE " ORDER BY id";
 
 static void row_fini(db_board_row *r)
@@ -47,6 +47,7 @@ static int read_row(sqlite3_stmt *s, db_board_row *r)
     if (r->train_seconds != r->train_seconds)
         r->train_seconds = 0.0;
     r->images_per_sec = db__col_double(s, 12);
+    r->diverged = db__col_int(s, 19, 0) != 0;
     return DB_OK;
 }
 

@@ -116,6 +116,35 @@ static const char migration_3[] =
     "ALTER TABLE runs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0);\n"
     "PRAGMA user_version = 3;\n";
 
+/* Version 4: a run that diverged (status failed, error "diverged: ...", as
+ * the trainer reports a NaN or infinite training loss) is never ranked: the
+ * leaderboard gains `diverged` and shows no metrics for such a run (its
+ * epochs stay in `results`). */
+static const char migration_4[] =
+    "DROP VIEW leaderboard;\n"
+    "CREATE VIEW leaderboard AS\n"
+    "SELECT r.id AS id, r.name AS name, r.status AS status, r.template AS template,\n"
+    "  r.params AS params,\n"
+    "  (SELECT count(*) FROM epochs e WHERE e.run_id = r.id) AS epochs_done,\n"
+    "  r.epochs_planned AS epochs_planned,\n"
+    "  CASE WHEN r.diverged THEN NULL ELSE\n"
+    "    (SELECT max(e.test_acc) FROM epochs e WHERE e.run_id = r.id) END AS best_test_acc,\n"
+    "  CASE WHEN r.diverged THEN NULL ELSE\n"
+    "    (SELECT e.epoch FROM epochs e WHERE e.run_id = r.id AND e.test_acc IS NOT NULL\n"
+    "     ORDER BY e.test_acc DESC, e.epoch ASC LIMIT 1) END AS best_epoch,\n"
+    "  CASE WHEN r.diverged THEN NULL ELSE\n"
+    "    (SELECT e.test_acc FROM epochs e WHERE e.run_id = r.id\n"
+    "     ORDER BY e.epoch DESC LIMIT 1) END AS final_test_acc,\n"
+    "  CASE WHEN r.diverged THEN NULL ELSE\n"
+    "    (SELECT min(e.test_loss) FROM epochs e WHERE e.run_id = r.id) END AS lowest_test_loss,\n"
+    "  (SELECT total(e.seconds) FROM epochs e WHERE e.run_id = r.id) AS train_seconds,\n"
+    "  (SELECT avg(e.samples_per_sec) FROM epochs e WHERE e.run_id = r.id) AS images_per_sec,\n"
+    "  r.created_at AS created_at, r.finished_at AS finished_at, r.sweep AS sweep,\n"
+    "  r.spec_path AS spec_path, r.device AS device, r.error AS error,\n"
+    "  r.diverged AS diverged\n"
+    "FROM (SELECT *, (status = 'failed' AND substr(error, 1, 9) = 'diverged:') AS diverged FROM runs) r;\n"
+    "PRAGMA user_version = 4;\n";
+
 static const struct {
     int version;
     const char *sql;
@@ -123,6 +152,7 @@ static const struct {
     {1, migration_1},
     {2, migration_2},
     {3, migration_3},
+    {4, migration_4},
 };
 _Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -5,12 +5,15 @@
  * order of epoch e is a Philox permutation keyed by (seed, e), augmentation
  * and dropout draws are keyed by (seed, e, step). The metadata records that
  * contract so a reader knows what "resume" means. */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/safetensors.h"
 #include "engine/train_internal.h"
 #include "engine/weights.h"
@@ -90,15 +93,26 @@ int eng_trainer_save(eng_trainer *t, const char *path, const eng_kv *extra, int 
     return rc;
 }
 
-static int meta_i64(const eng_st_file *f, const char *path, const char *key, int64_t *out)
+/* The state directory is input like any other: a checkpoint's metadata is
+ * checked against what this run can have written before anything of it is
+ * used (a value out of range is a damaged checkpoint, not a spec error). */
+static int meta_i64(const eng_st_file *f, const char *path, const char *key, int64_t lo, int64_t hi, int64_t *out)
 {
     const char *v = eng_st_metadata(f, key);
     char *end = NULL;
     if (!v)
-        return eng_error(ENG_EFORMAT, "%s: checkpoint metadata lacks '%s'", path, key);
+        return eng_error(ENG_EFORMAT, "%s: damaged checkpoint: its metadata lacks '%s'", path, key);
+    errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (!*v || *end)
-        return eng_error(ENG_EFORMAT, "%s: checkpoint metadata '%s' is not an integer: '%s'", path, key, v);
+    if (!*v || *end || errno == ERANGE)
+        return eng_error(ENG_EFORMAT, "%s: damaged checkpoint: metadata '%s' is not an integer: '%.40s'", path, key,
+                         v);
+    if ((x < lo || x > hi) && lo == hi)
+        return eng_error(ENG_EFORMAT, "%s: damaged checkpoint: metadata '%s' is %lld, expected %lld", path, key, x,
+                         (long long)lo);
+    if (x < lo || x > hi)
+        return eng_error(ENG_EFORMAT, "%s: damaged checkpoint: metadata '%s' is %lld, expected %lld to %lld", path,
+                         key, x, (long long)lo, (long long)hi);
     *out = x;
     return 0;
 }
@@ -130,31 +144,47 @@ static int load_optimizer_state(eng_trainer *t, const eng_st_file *f, const char
 int eng_trainer_load(eng_trainer *t, const char *path)
 {
     eng_st_file *f = NULL;
-    int rc = eng_st_open(path, &f);
+    /* the state directory is input too: a link or a FIFO in the checkpoint's place is refused */
+    int rc = eng_st_open_flags(path, ENG_FILE_NOFOLLOW, &f);
     if (rc < 0)
         return rc;
     const char *fmt = eng_st_metadata(f, "format"), *ver = eng_st_metadata(f, "version");
-    int64_t epoch = 0, steps = 0, spe = 0, best_epoch = 0;
+    int64_t epoch = 0, steps = 0, spe = 0, best_epoch = 0, seed = 0;
+    double best = 0.0;
     if (!fmt || strcmp(fmt, CKPT_FORMAT) || !ver || strcmp(ver, CKPT_VERSION))
         rc = eng_error(ENG_EFORMAT, "%s: not an epochd checkpoint of version " CKPT_VERSION, path);
     if (rc == 0)
-        rc = meta_i64(f, path, "epoch", &epoch);
+        rc = meta_i64(f, path, "epoch", 0, t->train.epochs, &epoch);
     if (rc == 0)
-        rc = meta_i64(f, path, "optimizer_steps", &steps);
-    if (rc == 0)
-        rc = meta_i64(f, path, "steps_per_epoch", &spe);
-    if (rc == 0)
-        rc = meta_i64(f, path, "best_epoch", &best_epoch);
+        rc = meta_i64(f, path, "steps_per_epoch", 0, INT64_MAX, &spe);
     if (rc == 0 && spe != t->steps_per_epoch)
         rc = eng_error(ENG_EFORMAT, "%s: the checkpoint has %lld steps per epoch, this run %lld (did the data change?)",
                        path, (long long)spe, (long long)t->steps_per_epoch);
+    /* written at the end of an epoch: exactly the epochs' steps */
+    if (rc == 0)
+        rc = meta_i64(f, path, "optimizer_steps", epoch * spe, epoch * spe, &steps);
+    if (rc == 0)
+        rc = meta_i64(f, path, "best_epoch", epoch ? 1 : 0, epoch, &best_epoch);
+    if (rc == 0)
+        rc = meta_i64(f, path, "seed", 0, INT64_MAX, &seed);
+    if (rc == 0 && (uint64_t)seed != t->train.seed)
+        rc = eng_error(ENG_EFORMAT, "%s: the checkpoint is of seed %lld, this run's is %llu", path, (long long)seed,
+                       (unsigned long long)t->train.seed);
+    if (rc == 0) {
+        const char *v = eng_st_metadata(f, "best_test_acc");
+        char *end = NULL;
+        best = v ? strtod(v, &end) : NAN;
+        if (!v || !*v || *end || !(best >= 0.0 && best <= 1.0))
+            rc = eng_error(ENG_EFORMAT, "%s: damaged checkpoint: metadata 'best_test_acc' is '%.40s', expected a "
+                                        "fraction in [0, 1]",
+                           path, v ? v : "(missing)");
+    }
     if (rc == 0)
         rc = eng_weights_load_file(t->model, f, path, OPT_PREFIX);
     if (rc == 0)
         rc = load_optimizer_state(t, f, path);
     if (rc == 0) {
-        const char *best = eng_st_metadata(f, "best_test_acc");
-        t->best_acc = best ? strtod(best, NULL) : 0.0;
+        t->best_acc = best;
         t->best_epoch = best_epoch;
         t->epochs_done = epoch;
         eng_optimizer_set_steps(t->opt, steps);

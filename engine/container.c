@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -31,8 +32,8 @@ static size_t seq_workspace(const eng_module *m, eng_backend *b, int64_t batch)
         if (n > most)
             most = n;
     }
-    size_t one = ((size_t)(most * batch) * sizeof(float) + 63) & ~(size_t)63;
-    return 2 * one;
+    int64_t one = eng_size_align64(eng_size_mul(eng_size_mul(most, batch), sizeof(float)));
+    return (size_t)eng_size_mul(2, one);
 }
 
 static int seq_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
@@ -122,7 +123,7 @@ static size_t res_workspace(const eng_module *m, eng_backend *b, int64_t batch)
     const residual_module *r = (const residual_module *)m;
     if (r->post == ENG_ACT_NONE)
         return 0;
-    return ((size_t)(eng_shape_numel(&m->out) * batch) * sizeof(float) + 63) & ~(size_t)63;
+    return (size_t)eng_size_align64(eng_size_mul(eng_size_mul(eng_shape_numel(&m->out), batch), sizeof(float)));
 }
 
 static int res_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
@@ -167,6 +168,6 @@ eng_module *eng_residual_new(const char *name, eng_module *inner, eng_act post)
         return NULL;
     }
     r->base.out = inner->in;
-    r->base.flops = eng_shape_numel(&inner->in) * (post == ENG_ACT_NONE ? 1 : 2);
+    r->base.flops = eng_size_mul(eng_shape_numel(&inner->in), post == ENG_ACT_NONE ? 1 : 2);
     return &r->base;
 }

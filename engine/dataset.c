@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 
@@ -23,8 +24,8 @@ int eng_dataset_alloc_typed(const eng_shape *shape, int64_t classes, int64_t n, 
     if (n < 0 || n > INT32_MAX || numel <= 0 || classes <= 0 || classes > INT32_MAX)
         return eng_error(ENG_EINVAL, "dataset of %lld samples of %lld values, %lld classes: out of range",
                          (long long)n, (long long)numel, (long long)classes);
-    size_t esize = f32 ? sizeof(float) : 1;
-    if ((uint64_t)numel > SIZE_MAX / esize / ((uint64_t)n + 1))
+    int64_t bytes = eng_size_mul(eng_size_mul(n, numel), f32 ? (int64_t)sizeof(float) : 1);
+    if (bytes == ENG_SIZE_MAX)
         return eng_error(ENG_ELIMIT, "dataset of %lld samples of %lld bytes does not fit in memory", (long long)n,
                          (long long)numel);
     eng_dataset *ds = calloc(1, sizeof *ds);
@@ -37,7 +38,7 @@ int eng_dataset_alloc_typed(const eng_shape *shape, int64_t classes, int64_t n, 
     ds->images_borrowed = !alloc_images;
     /* +1 keeps malloc(0) out of the picture for empty splits. */
     if (alloc_images)
-        ds->images = malloc((size_t)n * (size_t)numel * esize + 1);
+        ds->images = malloc((size_t)bytes + 1);
     ds->labels = malloc((size_t)n * sizeof *ds->labels + 1);
     if ((alloc_images && !ds->images) || !ds->labels) {
         eng_dataset_free(ds);

@@ -19,7 +19,11 @@
  *   folder                an image tree, trained from the npy files of its
  *                         decoded cache (d->cache, which datasets/ prepares).
  *
- * Error messages (eng_last_error) name the file. */
+ * The files are opened as engine/file.h describes, with ENG_FILE_RESOLVED:
+ * only regular files, and no symbolic link anywhere on root/name (the
+ * validator resolves root and confines it to the data roots; a link in
+ * the folder could lead out of them). Error messages (eng_last_error) name
+ * the file. */
 #ifndef ENG_DATASET_H
 #define ENG_DATASET_H
 
@@ -107,8 +111,15 @@ int eng_dataset_alloc_typed(const eng_shape *shape, int64_t classes, int64_t n, 
 /* limit: keep the first `limit` samples (0 = all). */
 int eng_dataset_idx_load(const char *root, eng_split split, int64_t limit, eng_dataset **out);
 int eng_dataset_idx_probe(const char *root, char *msg, size_t msg_len);
+/* One whole IDX file image in memory (plain or gzip), checked as the loader
+ * checks a file: *items gets its count items (images: 784 bytes each;
+ * labels: one byte each, below 10), malloc'ed. For the fuzz target. */
+int eng_dataset_idx_parse(const void *buf, size_t len, bool images, uint32_t *count, uint8_t **items);
 int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int64_t limit, eng_dataset **out);
 int eng_dataset_cifar_probe(const char *root, bool cifar100, char *msg, size_t msg_len);
+/* Records of a CIFAR binary file held in memory (a whole number of them),
+ * checked as the loader checks a file's. For the fuzz target. */
+int eng_dataset_cifar_parse(const void *buf, size_t len, bool cifar100, eng_dataset **out);
 int eng_dataset_synthetic_load(const eng_data_desc *d, eng_split split, uint64_t seed, int64_t limit,
                                eng_dataset **out);
 /* What an npy dataset's files hold (both splits' headers and all labels

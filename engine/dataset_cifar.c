@@ -10,6 +10,7 @@
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/fdio.h"
+#include "engine/file.h"
 
 #define CIFAR_PIXELS 3072 /* 3 planes of 32x32: R, G, B */
 #define CIFAR10_EXPECTED "(expected the CIFAR-10 binary version: data_batch_1..5.bin, test_batch.bin)"
@@ -39,6 +40,15 @@ static int path_of(const char *root, const char *name, char *buf, size_t len)
     return 0;
 }
 
+static int check_size(const char *path, const struct stat *st, int64_t records, int64_t rec, const char *expected)
+{
+    int64_t want = records * rec;
+    if ((int64_t)st->st_size != want)
+        return eng_error(ENG_EFORMAT, "%s: %lld bytes, expected %lld (%lld records of %lld bytes) %s", path,
+                         (long long)st->st_size, (long long)want, (long long)records, (long long)rec, expected);
+    return 0;
+}
+
 /* Every file of the split exists, is a regular file of exactly the right size and readable. */
 static int check_files(const char *root, bool c100, eng_split split)
 {
@@ -56,21 +66,57 @@ static int check_files(const char *root, bool c100, eng_split split)
         int rc = path_of(root, l->files[i], path, sizeof path);
         if (rc)
             return rc;
-        if (stat(path, &st) != 0) {
-            if (errno == ENOENT)
-                return eng_error(ENG_ENOENT, "%s: missing %s %s", root, l->files[i], expected);
-            return eng_error(ENG_EIO, "%s: %s", path, strerror(errno));
-        }
-        if (!S_ISREG(st.st_mode))
-            return eng_error(ENG_EIO, "%s: not a regular file", path);
-        int64_t want = l->records * rec;
-        if ((int64_t)st.st_size != want)
-            return eng_error(ENG_EFORMAT, "%s: %lld bytes, expected %lld (%lld records of %lld bytes) %s", path,
-                             (long long)st.st_size, (long long)want, (long long)l->records, (long long)rec,
-                             expected);
+        /* looked at, not opened: a FIFO or a device is refused here */
+        rc = eng_file_check(path, ENG_FILE_RESOLVED, &st);
+        if (rc == ENG_ENOENT)
+            return eng_error(ENG_ENOENT, "%s: missing %s %s", root, l->files[i], expected);
+        if (rc)
+            return rc;
+        if ((rc = check_size(path, &st, l->records, rec, expected)))
+            return rc;
         if (access(path, R_OK) != 0)
             return eng_error(ENG_EIO, "%s: not readable: %s", path, strerror(errno));
     }
+    return 0;
+}
+
+/* Splits k records (record `first` on of `path`) into labels and pixels,
+ * checking each label (CIFAR-100: the coarse one too). */
+static int parse_records(const unsigned char *buf, int64_t k, bool cifar100, const char *path, int64_t first,
+                         int32_t *labels, uint8_t *images)
+{
+    const int64_t lab_bytes = cifar100 ? 2 : 1, rec = lab_bytes + CIFAR_PIXELS, classes = cifar100 ? 100 : 10;
+    for (int64_t i = 0; i < k; i++) {
+        const unsigned char *p = buf + i * rec;
+        int label = p[lab_bytes - 1]; /* CIFAR-100: (coarse, fine); the fine label */
+        if (label >= classes || (cifar100 && p[0] >= 20))
+            return eng_error(ENG_EFORMAT, "%s: record %lld: label %d is not below %lld%s", path, (long long)(first + i),
+                             cifar100 && p[0] >= 20 ? p[0] : label, cifar100 && p[0] >= 20 ? 20LL : (long long)classes,
+                             cifar100 && p[0] >= 20 ? " (coarse label)" : "");
+        labels[i] = label;
+        memcpy(images + i * CIFAR_PIXELS, p + lab_bytes, CIFAR_PIXELS);
+    }
+    return 0;
+}
+
+int eng_dataset_cifar_parse(const void *buf, size_t len, bool cifar100, eng_dataset **out)
+{
+    *out = NULL;
+    const int64_t rec = (cifar100 ? 2 : 1) + CIFAR_PIXELS;
+    if (len % (size_t)rec)
+        return eng_error(ENG_EFORMAT, "CIFAR buffer: %zu bytes, not a whole number of %lld-byte records", len,
+                         (long long)rec);
+    int64_t n = (int64_t)(len / (size_t)rec);
+    eng_shape shape = eng_shape3(3, 32, 32);
+    eng_dataset *ds;
+    int rc = eng_dataset_alloc(&shape, cifar100 ? 100 : 10, n, &ds);
+    if (rc)
+        return rc;
+    if ((rc = parse_records(buf, n, cifar100, "CIFAR buffer", 0, ds->labels, ds->images))) {
+        eng_dataset_free(ds);
+        return rc;
+    }
+    *out = ds;
     return 0;
 }
 
@@ -104,9 +150,13 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
         char path[ENG_PATH_MAX + 64];
         if ((rc = path_of(root, l->files[f], path, sizeof path)))
             break;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = eng_error(errno == ENOENT ? ENG_ENOENT : ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+        int fd;
+        struct stat st;
+        if ((rc = eng_file_open(path, ENG_FILE_RESOLVED, &fd, &st)))
+            break;
+        /* the file opened is the one read: checked again, it may have changed since */
+        if ((rc = check_size(path, &st, l->records, rec, cifar100 ? CIFAR100_EXPECTED : CIFAR10_EXPECTED))) {
+            close(fd);
             break;
         }
         for (int64_t r = 0; r < l->records && done < n;) {
@@ -117,20 +167,7 @@ int eng_dataset_cifar_load(const char *root, bool cifar100, eng_split split, int
                 rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
                 break;
             }
-            for (int64_t i = 0; i < k; i++) {
-                const unsigned char *p = buf + i * rec;
-                int label = p[lab_bytes - 1]; /* CIFAR-100: (coarse, fine); the fine label */
-                if (label >= classes || (cifar100 && p[0] >= 20)) {
-                    rc = eng_error(ENG_EFORMAT, "%s: record %lld: label %d is not below %lld%s", path,
-                                   (long long)(r + i), cifar100 && p[0] >= 20 ? p[0] : label,
-                                   cifar100 && p[0] >= 20 ? 20LL : (long long)classes,
-                                   cifar100 && p[0] >= 20 ? " (coarse label)" : "");
-                    break;
-                }
-                ds->labels[done + i] = label;
-                memcpy(ds->images + (done + i) * CIFAR_PIXELS, p + lab_bytes, CIFAR_PIXELS);
-            }
-            if (rc)
+            if ((rc = parse_records(buf, k, cifar100, path, r, ds->labels + done, ds->images + done * CIFAR_PIXELS)))
                 break;
             r += k;
             done += k;

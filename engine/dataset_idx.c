@@ -1,4 +1,5 @@
-/* MNIST / Fashion-MNIST: the IDX files, plain or gzipped (zlib reads both). */
+/* MNIST / Fashion-MNIST: the IDX files, plain or gzipped (engine/zstream.h
+ * reads both, strictly: nothing may follow the last gzip member). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -6,10 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
+#include "engine/zstream.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u /* unsigned bytes, 3 dimensions */
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension */
@@ -26,7 +28,7 @@ static const char *const idx_names[2][2] = {
 };
 
 typedef struct idx_file {
-    gzFile gz;
+    eng_zstream *zs;
     char path[ENG_PATH_MAX + 64];
     bool plain;         /* not gzip-compressed: the size is known from stat */
     uint64_t size;      /* bytes on disk */
@@ -37,9 +39,8 @@ typedef struct idx_file {
 
 static void idx_close(idx_file *f)
 {
-    if (f->gz)
-        gzclose(f->gz);
-    f->gz = NULL;
+    eng_zstream_close(f->zs);
+    f->zs = NULL;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -61,50 +62,33 @@ static int check_root(const char *root)
 /* Reads n bytes; a short read is truncation (or a decompression error). */
 static int idx_read(idx_file *f, void *buf, uint64_t n, const char *what)
 {
-    unsigned char *p = buf;
-    while (n > 0) {
-        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
-        int k = gzread(f->gz, p, chunk);
-        if (k <= 0) {
-            int zerr;
-            const char *zmsg = gzerror(f->gz, &zerr);
-            if (k < 0 || (zerr != Z_OK && zerr != Z_STREAM_END))
-                return eng_error(zerr == Z_ERRNO ? ENG_EIO : ENG_EFORMAT, "%s: cannot read %s: %s", f->path, what,
-                                 zerr == Z_ERRNO ? strerror(errno) : zmsg);
-            return eng_error(ENG_EFORMAT, "%s: truncated: the file ends inside the %s", f->path, what);
-        }
-        p += k;
-        n -= (uint64_t)k;
-    }
-    return 0;
+    return eng_zstream_read(f->zs, buf, (size_t)n, what);
 }
 
-/* After the last item: the file must end here. */
+/* After the last item: the file must end here (for gzip: no trailing bytes). */
 static int idx_expect_end(idx_file *f)
 {
-    unsigned char c;
-    int k = gzread(f->gz, &c, 1);
-    int zerr;
-    const char *zmsg = gzerror(f->gz, &zerr);
-    if (k < 0 || (zerr != Z_OK && zerr != Z_STREAM_END))
-        return eng_error(ENG_EFORMAT, "%s: %s", f->path, zmsg);
-    if (k > 0)
-        return eng_error(ENG_EFORMAT, "%s: unexpected data after the last of %u items", f->path, f->count);
-    return 0;
+    char items[48];
+    snprintf(items, sizeof items, "%u items", f->count);
+    return eng_zstream_expect_end(f->zs, items);
 }
+
+static int idx_header(idx_file *f, bool images);
 
 /* Opens root/name, else root/name.gz, and validates the header. */
 static int idx_open(const char *root, const char *name, bool images, idx_file *f)
 {
     memset(f, 0, sizeof *f);
     int fd = -1;
+    struct stat st;
     for (int gz = 0; gz < 2 && fd < 0; gz++) {
         int len = snprintf(f->path, sizeof f->path, "%s/%s%s", root, name, gz ? ".gz" : "");
         if (len < 0 || (size_t)len >= sizeof f->path)
             return eng_error(ENG_EINVAL, "%s: path too long", root);
-        fd = open(f->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno != ENOENT)
-            return eng_error(ENG_EIO, "%s: cannot open: %s", f->path, strerror(errno));
+        /* a FIFO or a device in the folder is refused, never opened */
+        int rc = eng_file_open(f->path, ENG_FILE_RESOLVED, &fd, &st);
+        if (rc && rc != ENG_ENOENT)
+            return rc;
     }
     if (fd < 0) {
         int rc = check_root(root);
@@ -112,23 +96,17 @@ static int idx_open(const char *root, const char *name, bool images, idx_file *f
             return rc;
         return eng_error(ENG_ENOENT, "%s: missing %s (or %s.gz) " IDX_EXPECTED, root, name, name);
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int rc = eng_error(ENG_EIO, "%s: not a readable regular file", f->path);
-        close(fd);
-        return rc;
-    }
     f->size = (uint64_t)st.st_size;
-    f->gz = gzdopen(fd, "rb");
-    if (!f->gz) {
-        close(fd);
-        return eng_error(ENG_ENOMEM, "%s: cannot start reading (zlib)", f->path);
-    }
-    if (gzbuffer(f->gz, 1u << 18) != 0) {
-        idx_close(f);
-        return eng_error(ENG_ENOMEM, "%s: cannot set the read buffer (zlib)", f->path);
-    }
-    f->plain = gzdirect(f->gz) == 1;
+    int rc = eng_zstream_open_fd(fd, f->path, &f->zs);
+    if (rc)
+        return rc;
+    return idx_header(f, images);
+}
+
+/* The header, checked against the file size when it is not compressed. */
+static int idx_header(idx_file *f, bool images)
+{
+    f->plain = !eng_zstream_compressed(f->zs);
     unsigned char h[16];
     f->header = images ? 16 : 8;
     int rc = idx_read(f, h, f->header, "header");
@@ -159,6 +137,13 @@ static int idx_open(const char *root, const char *name, bool images, idx_file *f
         f->item = IDX_SIDE * IDX_SIDE;
     }
     uint64_t want_size = f->header + (uint64_t)f->count * f->item;
+    /* before anything is allocated for the items: deflate expands at most
+     * 1032:1, so a small compressed file cannot hold a large count */
+    if (!f->plain && want_size / 1032 > f->size) {
+        idx_close(f);
+        return eng_error(ENG_EFORMAT, "%s: %u %s (%llu bytes) cannot be in %llu compressed bytes", f->path, f->count,
+                         images ? "images" : "labels", (unsigned long long)want_size, (unsigned long long)f->size);
+    }
     if (f->plain && f->size != want_size) {
         idx_close(f);
         return eng_error(ENG_EFORMAT, "%s: %s: %llu bytes, expected %llu for %u %s", f->path,
@@ -251,6 +236,40 @@ out:
         return rc;
     }
     *out = ds;
+    return 0;
+}
+
+int eng_dataset_idx_parse(const void *buf, size_t len, bool images, uint32_t *count, uint8_t **items)
+{
+    *count = 0;
+    *items = NULL;
+    idx_file f;
+    memset(&f, 0, sizeof f);
+    snprintf(f.path, sizeof f.path, "IDX buffer");
+    f.size = len;
+    int rc = eng_zstream_open_mem(buf, len, f.path, &f.zs);
+    if (rc == 0)
+        rc = idx_header(&f, images); /* closes the stream on failure */
+    if (rc)
+        return rc;
+    uint8_t *v = malloc((size_t)f.count * f.item + 1);
+    if (!v) {
+        idx_close(&f);
+        return eng_error(ENG_ENOMEM, "%s: out of memory for %u items", f.path, f.count);
+    }
+    rc = idx_read(&f, v, (uint64_t)f.count * f.item, images ? "images" : "labels");
+    if (rc == 0)
+        rc = idx_expect_end(&f);
+    for (uint32_t i = 0; rc == 0 && !images && i < f.count; i++)
+        if (v[i] >= IDX_CLASSES)
+            rc = eng_error(ENG_EFORMAT, "%s: label %u of item %u is not below %d", f.path, v[i], i, IDX_CLASSES);
+    idx_close(&f);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *count = f.count;
+    *items = v;
     return 0;
 }
 

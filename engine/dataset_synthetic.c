@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
 #include "engine/rng.h"
@@ -70,7 +71,7 @@ int eng_dataset_synthetic_prototypes(const eng_data_desc *d, uint64_t seed, uint
         return rc;
     int64_t classes = d->synth_classes, plane = g.h * g.w;
     int64_t gh = g.h < SYNTH_GRID ? g.h : SYNTH_GRID, gw = g.w < SYNTH_GRID ? g.w : SYNTH_GRID;
-    uint8_t *proto = malloc((size_t)(classes * g.c * plane));
+    uint8_t *proto = malloc(eng_size_bytes(eng_size_mul(classes, eng_size_mul(g.c, plane)), 1));
     int *grid = malloc(sizeof *grid * (size_t)(gh * gw));
     int *base = malloc(sizeof *base * (size_t)(g.c * gh * gw));
     if (!proto || !grid || !base) {

@@ -61,6 +61,7 @@ void eng_train_desc_default(eng_train_desc *t)
     t->precision = ENG_PREC_FP32;
     t->checkpoint_every = 1;
     t->keep_best = true;
+    t->stop_on_nonfinite = true;
 }
 
 int eng_dataset_geometry(const eng_data_desc *d, eng_shape *shape, int64_t *classes)

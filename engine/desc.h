@@ -34,7 +34,7 @@ typedef enum eng_layout { ENG_LAYOUT_NCHW = 0, ENG_LAYOUT_NHWC } eng_layout;
 
 typedef struct eng_data_desc {
     eng_dataset_kind dataset;
-    char root[ENG_PATH_MAX];
+    char root[ENG_PATH_MAX];   /* resolved (no symbolic links): its files are opened without following any */
     int64_t batch_size;
     int64_t eval_batch_size;   /* 0: batch_size */
     bool shuffle;
@@ -132,7 +132,7 @@ typedef struct eng_layer_desc {
 
 typedef struct eng_model_desc {
     eng_template template_kind;
-    char init_from[ENG_PATH_MAX]; /* "" = none */
+    char init_from[ENG_PATH_MAX]; /* "" = none; resolved, opened without following symbolic links */
     eng_head head;             /* cnn, resnet, mlp_mixer: logits | softmax; mlp: last_activation */
     /* mlp */
     int64_t *units;
@@ -190,6 +190,7 @@ typedef struct eng_train_desc {
     eng_precision precision;
     int64_t checkpoint_every;  /* epochs */
     bool keep_best;
+    bool stop_on_nonfinite;    /* a NaN or infinite training loss stops the run (ENG_EDIVERGED) */
 } eng_train_desc;
 
 /* The defaults of each description (docs/spec.md gives them key by key). */

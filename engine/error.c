@@ -32,6 +32,7 @@ const char *eng_strerror(int code)
     case ENG_ELIMIT: return "limit exceeded";
     case ENG_EINTR: return "interrupted";
     case ENG_ENOENT: return "not found";
+    case ENG_EDIVERGED: return "training diverged";
     default: return "unknown error";
     }
 }

@@ -17,6 +17,7 @@ enum {
     ENG_ELIMIT = -7,   /* a configured limit (size, memory) would be exceeded */
     ENG_EINTR = -8,    /* stopped on request (signal) */
     ENG_ENOENT = -9,   /* a file or named tensor does not exist */
+    ENG_EDIVERGED = -10, /* training diverged: a non-finite loss (train.stop_on_nonfinite) */
 };
 
 /* Formats the thread's last error message; returns `code` so callers can

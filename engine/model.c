@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 #include "engine/rng.h"
@@ -47,8 +48,6 @@ struct eng_model {
     uint64_t last_dropout_key;
     int64_t batches_tracked;
 };
-
-#define ALIGN64(n) (((size_t)(n) + 63) & ~(size_t)63)
 
 void eng_diag_report(eng_diag *d, const char *path, const char *fmt, ...)
 {
@@ -99,9 +98,9 @@ static int64_t subtree_params(const eng_module *m)
 {
     int64_t n = 0;
     for (int i = 0; i < m->nparam; i++)
-        n += eng_shape_numel(&m->param[i].shape);
+        n = eng_size_add(n, eng_shape_numel(&m->param[i].shape));
     for (int i = 0; i < m->nchild; i++)
-        n += subtree_params(m->child[i]);
+        n = eng_size_add(n, subtree_params(m->child[i]));
     return n;
 }
 
@@ -109,7 +108,7 @@ static int64_t subtree_flops(const eng_module *m)
 {
     int64_t n = m->flops;
     for (int i = 0; i < m->nchild; i++)
-        n += subtree_flops(m->child[i]);
+        n = eng_size_add(n, subtree_flops(m->child[i]));
     return n;
 }
 
@@ -126,7 +125,7 @@ static int add_tensors(tensor_table *t, eng_tensor_decl *decl, int ndecl, const 
         ti->shape = decl[i].shape;
         ti->numel = eng_shape_numel(&ti->shape);
         ti->offset = t->floats;
-        t->floats += ti->numel;
+        t->floats = eng_size_add(t->floats, ti->numel);
         decl[i].index = t->n;
         t->decl[t->n++] = &decl[i];
     }
@@ -253,44 +252,64 @@ int eng_model_layers(const eng_model *m, const eng_layer_info **out)
 
 /* ---- memory planning ---- */
 
-static size_t activation_bytes(const eng_module *m, int64_t batch)
+static int64_t output_bytes(const eng_module *m, int64_t batch)
 {
-    size_t n = 0;
+    return eng_size_align64(eng_size_mul(eng_size_mul(eng_shape_numel(&m->out), batch), sizeof(float)));
+}
+
+static int64_t saved_bytes(const eng_module *m, int64_t batch)
+{
+    int64_t floats = eng_size_add(m->saved_fixed, eng_size_mul(m->saved_per_sample, batch));
+    return eng_size_align64(eng_size_mul(floats, sizeof(float)));
+}
+
+static int64_t activation_bytes(const eng_module *m, int64_t batch)
+{
+    int64_t n = 0;
     if (!m->y_alias)
-        n += ALIGN64((size_t)(eng_shape_numel(&m->out) * batch) * sizeof(float));
+        n = eng_size_add(n, output_bytes(m, batch));
     if (m->saved_fixed || m->saved_per_sample)
-        n += ALIGN64((size_t)(m->saved_fixed + m->saved_per_sample * batch) * sizeof(float));
+        n = eng_size_add(n, saved_bytes(m, batch));
     for (int i = 0; i < m->nchild; i++)
-        n += activation_bytes(m->child[i], batch);
+        n = eng_size_add(n, activation_bytes(m->child[i], batch));
     return n;
 }
 
+/* Only after activation_bytes of the root did not saturate. */
 static void assign_activations(eng_module *m, char **cursor, int64_t batch)
 {
     if (!m->y_alias) {
         m->y_store = (float *)*cursor;
         m->y = m->y_store;
-        *cursor += ALIGN64((size_t)(eng_shape_numel(&m->out) * batch) * sizeof(float));
+        *cursor += output_bytes(m, batch);
     }
     if (m->saved_fixed || m->saved_per_sample) {
         m->saved = (float *)*cursor;
-        *cursor += ALIGN64((size_t)(m->saved_fixed + m->saved_per_sample * batch) * sizeof(float));
+        *cursor += saved_bytes(m, batch);
     }
     for (int i = 0; i < m->nchild; i++)
         assign_activations(m->child[i], cursor, batch);
 }
 
 /* Workspace of a subtree: its own, then the largest child's after it. */
-static size_t plan_workspace(eng_module *m, eng_backend *b, int64_t batch)
+static int64_t workspace_own(const eng_module *m, eng_backend *b, int64_t batch)
 {
-    m->ws_own = m->ops->workspace ? ALIGN64(m->ops->workspace(m, b, batch)) : 0;
-    size_t most = 0;
+    if (!m->ops->workspace)
+        return 0;
+    size_t w = m->ops->workspace(m, b, batch);
+    return eng_size_align64(w > (size_t)ENG_SIZE_MAX ? ENG_SIZE_MAX : (int64_t)w);
+}
+
+static int64_t plan_workspace(eng_module *m, eng_backend *b, int64_t batch)
+{
+    int64_t own = workspace_own(m, b, batch), most = 0;
+    m->ws_own = (size_t)own;
     for (int i = 0; i < m->nchild; i++) {
-        size_t c = plan_workspace(m->child[i], b, batch);
+        int64_t c = plan_workspace(m->child[i], b, batch);
         if (c > most)
             most = c;
     }
-    return m->ws_own + most;
+    return eng_size_add(own, most);
 }
 
 static void assign_workspace(eng_module *m, char *base)
@@ -316,31 +335,34 @@ static void bind_tensors(eng_model *md, eng_module *m)
 /* Workspace for the estimate made before any backend exists: a module's own
  * figure, except for convolutions, whose workspace only a backend knows - an
  * upper bound of the CPU backend's im2col buffers stands in for it. */
-static size_t estimate_workspace(const eng_module *m, int64_t batch)
+static int64_t estimate_workspace(const eng_module *m, int64_t batch)
 {
-    size_t own = 0;
+    int64_t own = 0;
     if (!strcmp(m->ops->type, "conv2d")) {
-        int64_t k = m->param[0].shape.d[1] * m->param[0].shape.d[2] * m->param[0].shape.d[3];
-        own = (size_t)(k * m->out.d[1] * m->out.d[2]) * sizeof(float) * (size_t)(batch < 64 ? batch : 64) * 2;
-    } else if (m->ops->workspace) {
-        own = m->ops->workspace(m, NULL, batch); /* the others do not consult the backend */
+        int64_t k = eng_shape_prod(&m->param[0].shape, 1, 4);
+        int64_t per_image = eng_size_mul(eng_size_mul(k, eng_size_mul(m->out.d[1], m->out.d[2])), sizeof(float));
+        own = eng_size_mul(eng_size_mul(per_image, batch < 64 ? batch : 64), 2);
+    } else {
+        own = workspace_own(m, NULL, batch); /* the others do not consult the backend */
     }
-    size_t child = 0;
+    int64_t child = 0;
     for (int i = 0; i < m->nchild; i++) {
-        size_t c = estimate_workspace(m->child[i], batch);
+        int64_t c = estimate_workspace(m->child[i], batch);
         child = c > child ? c : child;
     }
-    return own + child;
+    return eng_size_add(own, child);
 }
 
 size_t eng_model_memory_estimate(const eng_model *m, int64_t max_batch)
 {
     /* parameters, gradients and two optimizer moments */
-    size_t n = 4 * (size_t)m->params.floats * sizeof(float) + (size_t)m->buffers.floats * sizeof(float);
-    n += activation_bytes(m->root, max_batch);
-    n += estimate_workspace(m->root, max_batch);
-    n += (size_t)(eng_shape_numel(&m->in) * max_batch) * sizeof(float) * 2; /* input batch, output gradient */
-    return n;
+    int64_t floats = eng_size_add(eng_size_mul(4, m->params.floats), m->buffers.floats);
+    int64_t n = eng_size_mul(floats, sizeof(float));
+    n = eng_size_add(n, activation_bytes(m->root, max_batch));
+    n = eng_size_add(n, estimate_workspace(m->root, max_batch));
+    /* input batch, output gradient */
+    n = eng_size_add(n, eng_size_mul(eng_size_mul(eng_shape_numel(&m->in), max_batch), 2 * sizeof(float)));
+    return (size_t)n;
 }
 
 int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
@@ -350,20 +372,25 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     if (max_batch < 1)
         return eng_error(ENG_EINVAL, "batch size must be at least 1");
     assert(!m->p && !m->g && !m->bufs && !m->arena && !m->ws); /* an unbound model holds no backend memory */
+    int64_t act = activation_bytes(m->root, max_batch);
+    int64_t ws = plan_workspace(m->root, b, max_batch);
+    int64_t floats = eng_size_add(eng_size_mul(2, m->params.floats), m->buffers.floats);
+    int64_t total = eng_size_add(eng_size_add(eng_size_mul(floats, sizeof(float)), act), ws);
+    if (total == ENG_SIZE_MAX)
+        return eng_error(ENG_ELIMIT, "the model's memory at batch size %lld is too large to count",
+                         (long long)max_batch);
     m->b = b;
     m->max_batch = max_batch;
-    size_t act = activation_bytes(m->root, max_batch);
-    size_t ws = plan_workspace(m->root, b, max_batch);
     void *p = NULL, *g = NULL, *bufs = NULL, *arena = NULL, *wsp = NULL;
-    int rc = b->ops->alloc(b, (size_t)(m->params.floats ? m->params.floats : 1) * sizeof(float), &p);
+    int rc = b->ops->alloc(b, eng_size_bytes(m->params.floats ? m->params.floats : 1, sizeof(float)), &p);
     if (rc == 0)
-        rc = b->ops->alloc(b, (size_t)(m->params.floats ? m->params.floats : 1) * sizeof(float), &g);
+        rc = b->ops->alloc(b, eng_size_bytes(m->params.floats ? m->params.floats : 1, sizeof(float)), &g);
     if (rc == 0)
-        rc = b->ops->alloc(b, (size_t)(m->buffers.floats ? m->buffers.floats : 1) * sizeof(float), &bufs);
+        rc = b->ops->alloc(b, eng_size_bytes(m->buffers.floats ? m->buffers.floats : 1, sizeof(float)), &bufs);
     if (rc == 0)
-        rc = b->ops->alloc(b, act ? act : 64, &arena);
+        rc = b->ops->alloc(b, act ? (size_t)act : 64, &arena);
     if (rc == 0)
-        rc = b->ops->alloc(b, ws ? ws : 64, &wsp);
+        rc = b->ops->alloc(b, ws ? (size_t)ws : 64, &wsp);
     m->p = p;
     m->g = g;
     m->bufs = bufs;
@@ -371,7 +398,7 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     m->ws = wsp;
     if (rc < 0)
         return rc; /* eng_model_free releases what was allocated */
-    m->bound_bytes = (2 * (size_t)m->params.floats + (size_t)m->buffers.floats) * sizeof(float) + act + ws;
+    m->bound_bytes = (size_t)total;
     char *cursor = arena;
     assign_activations(m->root, &cursor, max_batch);
     assert(cursor == (char *)arena + act); /* planned and placed by the same walk */
@@ -430,7 +457,7 @@ int eng_model_init_params(eng_model *m, uint64_t seed)
     if (!m->b)
         return eng_error(ENG_EINVAL, "model is not bound to a backend");
     int64_t n = m->params.floats > m->buffers.floats ? m->params.floats : m->buffers.floats;
-    float *host = malloc((size_t)(n ? n : 1) * sizeof *host);
+    float *host = malloc(eng_size_bytes(n ? n : 1, sizeof *host));
     if (!host)
         return eng_error(ENG_ENOMEM, "out of memory initialising parameters");
     for (int i = 0; i < m->params.n; i++)

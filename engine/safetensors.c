@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/fdio.h"
 #include "engine/json_reader.h"
 
@@ -711,7 +712,7 @@ static int check_tiling(const char *label, const eng_st_file *f, order_key *orde
 }
 
 /* Reorders f->t into data order (order, sorted), points each tensor at its
- * bytes and rebuilds the name index. */
+ * bytes (none when only the header was read) and rebuilds the name index. */
 static int into_data_order(eng_st_file *f, const order_key *order)
 {
     eng_st_tensor *sorted = malloc((f->n ? (size_t)f->n : 1) * sizeof *sorted);
@@ -719,7 +720,7 @@ static int into_data_order(eng_st_file *f, const order_key *order)
         return eng_error(ENG_ENOMEM, "out of memory reading safetensors header");
     for (int64_t i = 0; i < f->n; i++) {
         sorted[i] = f->t[order[i].pos];
-        sorted[i].data = sorted[i].nbytes ? f->data + sorted[i].offset : NULL;
+        sorted[i].data = sorted[i].nbytes && f->data ? f->data + sorted[i].offset : NULL;
     }
     free(f->t);
     f->t = sorted;
@@ -727,9 +728,11 @@ static int into_data_order(eng_st_file *f, const order_key *order)
     return 0;
 }
 
-/* Validates the file image file[0, len) held in `storage` (taken over). */
+/* Validates the file image file[0, len) held in `storage` (taken over).
+ * header_only: file holds only the first 8 + header-length bytes of a file
+ * of len bytes (when the length is sane); tensors get no data. */
 static int st_load(const char *label, unsigned char *storage, const unsigned char *file, size_t len,
-                   eng_st_file **out)
+                   bool header_only, eng_st_file **out)
 {
     *out = NULL;
     eng_st_file *f = calloc(1, sizeof *f);
@@ -742,7 +745,7 @@ static int st_load(const char *label, unsigned char *storage, const unsigned cha
     uint64_t hlen = 0;
     int rc = check_frame(label, file, len, &hlen);
     if (!rc) {
-        f->data = file + 8 + hlen;
+        f->data = header_only ? NULL : file + 8 + hlen;
         f->data_len = len - 8 - (size_t)hlen;
         rc = parse_header(label, (const char *)file + 8, hlen, f, &order);
     }
@@ -786,25 +789,17 @@ int eng_st_parse(const void *buf, size_t len, eng_st_file **out)
         return eng_error(ENG_ENOMEM, "safetensors buffer: out of memory (%zu bytes)", len);
     if (len)
         memcpy(file, buf, len);
-    return st_load("safetensors buffer", storage, file, len, out);
+    return st_load("safetensors buffer", storage, file, len, false, out);
 }
 
-int eng_st_open(const char *path, eng_st_file **out)
+static int st_open(const char *path, unsigned file_flags, bool header_only, eng_st_file **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return eng_error(errno == ENOENT ? ENG_ENOENT : ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = eng_error(ENG_EIO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
+    int rc = eng_file_open(path, file_flags, &fd, &st); /* a FIFO or a device is refused, never read */
+    if (rc)
         return rc;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return eng_error(ENG_EIO, "%s: not a regular file", path);
-    }
     if ((uint64_t)st.st_size > SIZE_MAX - 64) {
         close(fd);
         return eng_error(ENG_ELIMIT, "%s: file too large", path);
@@ -817,33 +812,47 @@ int eng_st_open(const char *path, eng_st_file **out)
     }
     unsigned char head[8];
     if (eng_read_full(fd, head, 8) != 0) {
-        int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
+        rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         return rc;
     }
     uint64_t hlen = le64(head);
+    /* header only: what st_load reads when the length is sane, else nothing more */
+    size_t want = !header_only ? len : hlen <= ENG_ST_MAX_HEADER && hlen <= len - 8 ? 8 + (size_t)hlen : 8;
     unsigned char *file;
-    unsigned char *storage = alloc_image(len, hlen, &file);
+    unsigned char *storage = alloc_image(want, hlen, &file);
     if (!storage) {
         close(fd);
-        return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
+        return eng_error(ENG_ENOMEM, "%s: out of memory (%zu bytes)", path, want);
     }
     memcpy(file, head, 8);
-    if (len > 8 && eng_read_full(fd, file + 8, len - 8) != 0) {
-        int rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
+    if (want > 8 && eng_read_full(fd, file + 8, want - 8) != 0) {
+        rc = eng_error(ENG_EIO, "%s: read failed: %s", path, errno ? strerror(errno) : "file shrank");
         close(fd);
         free(storage);
         return rc;
     }
     /* A file that grew while we read it is not the file we validated. */
     char extra;
-    ssize_t more = read(fd, &extra, 1);
+    ssize_t more = header_only ? 0 : read(fd, &extra, 1);
     close(fd);
     if (more != 0) {
         free(storage);
         return eng_error(ENG_EIO, "%s: file changed while reading", path);
     }
-    return st_load(path, storage, file, len, out);
+    return st_load(path, storage, file, len, header_only, out);
+}
+
+int eng_st_open(const char *path, eng_st_file **out) { return st_open(path, 0, false, out); }
+
+int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out)
+{
+    return st_open(path, file_flags, false, out);
+}
+
+int eng_st_open_header(const char *path, unsigned file_flags, eng_st_file **out)
+{
+    return st_open(path, file_flags, true, out);
 }
 
 int64_t eng_st_count(const eng_st_file *f) { return f->n; }

@@ -100,12 +100,20 @@ typedef struct eng_st_tensor {
     int64_t numel;
     size_t offset;          /* begin, relative to the data section */
     size_t nbytes;          /* end - begin */
-    const void *data;       /* in the loaded data section (see alignment above); NULL when nbytes is 0 */
+    const void *data;       /* in the loaded data section (see alignment above); NULL when nbytes is 0
+                               or the file was opened header only */
 } eng_st_tensor;
 
 /* Reads and validates a whole file into memory. The data section starts
- * 64-byte aligned in memory. Messages start with the path. */
+ * 64-byte aligned in memory. Messages start with the path. Only a regular
+ * file is read (engine/file.h); eng_st_open_flags passes ENG_FILE_* flags
+ * (ENG_FILE_RESOLVED for init_from, ENG_FILE_NOFOLLOW for checkpoints). */
 int eng_st_open(const char *path, eng_st_file **out);
+int eng_st_open_flags(const char *path, unsigned file_flags, eng_st_file **out);
+/* The header alone, validated as a whole file is (the tensors must tile the
+ * file's data section), without reading the data: tensors have data NULL.
+ * What checking a file against a model needs (the validator's init_from). */
+int eng_st_open_header(const char *path, unsigned file_flags, eng_st_file **out);
 /* The same from a buffer (copied); messages start with "safetensors buffer". */
 int eng_st_parse(const void *buf, size_t len, eng_st_file **out);
 void eng_st_close(eng_st_file *f);

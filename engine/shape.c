@@ -3,13 +3,17 @@
 
 #include <stdio.h>
 
-int64_t eng_shape_numel(const eng_shape *s)
+#include "engine/checked.h"
+
+int64_t eng_shape_prod(const eng_shape *s, int from, int to)
 {
     int64_t n = 1;
-    for (int i = 0; i < s->ndim; i++)
-        n *= s->d[i];
+    for (int i = from < 0 ? 0 : from; i < to && i < s->ndim; i++)
+        n = eng_size_mul(n, s->d[i]);
     return n;
 }
+
+int64_t eng_shape_numel(const eng_shape *s) { return eng_shape_prod(s, 0, s->ndim); }
 
 bool eng_shape_equal(const eng_shape *a, const eng_shape *b)
 {

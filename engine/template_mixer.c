@@ -4,6 +4,7 @@
  * (S, hidden) plane "norm", the mean over channels, Linear(S, classes) "head". */
 #include <stdio.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/template.h"
 
@@ -26,7 +27,7 @@ int eng_template_mixer(const eng_model_desc *md, const eng_shape *in, int64_t cl
     if (d->count)
         return ENG_EINVAL;
 
-    int64_t S = (in->d[1] / p) * (in->d[2] / p), D = in->d[0] * p * p;
+    int64_t S = eng_size_mul(in->d[1] / p, in->d[2] / p), D = eng_size_mul(in->d[0], eng_size_mul(p, p));
     eng_shape tokens = eng_shape2(S, D);
     if (md->patching == ENG_PATCHING_RESHAPE)
         ENG_TRY(eng_seq_append(root, eng_reshape_new("patches", "reshape", in, &tokens)));

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/template.h"
 
@@ -104,9 +105,14 @@ static eng_module *build_reshape(const eng_layer_desc *l, const eng_shape *s, co
     }
     int64_t n = eng_shape_numel(&l->shape);
     if (n != eng_shape_numel(s)) {
-        eng_diag_report(d, at, "expected a shape of %lld values (the input %s), found %s (%lld values)",
+        char count[48];
+        if (n == ENG_SIZE_MAX)
+            snprintf(count, sizeof count, "more than %lld values", (long long)ENG_SIZE_MAX);
+        else
+            snprintf(count, sizeof count, "%lld values", (long long)n);
+        eng_diag_report(d, at, "expected a shape of %lld values (the input %s), found %s (%s)",
                         (long long)eng_shape_numel(s), eng_shape_str(s, want, sizeof want),
-                        eng_shape_str(&l->shape, got, sizeof got), (long long)n);
+                        eng_shape_str(&l->shape, got, sizeof got), count);
         return NULL;
     }
     return eng_reshape_new(name, "reshape", s, &l->shape);

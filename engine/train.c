@@ -10,8 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
 #include "engine/train_internal.h"
@@ -27,7 +29,7 @@ static double now_seconds(void)
 /* A split resident on the backend. */
 static int upload_split(eng_backend *b, const eng_dataset *ds, eng_split_dev *out)
 {
-    size_t bytes = (size_t)ds->n * (size_t)eng_shape_numel(&ds->shape) * (ds->f32 ? sizeof(float) : 1);
+    size_t bytes = eng_size_bytes(eng_size_mul(ds->n, eng_shape_numel(&ds->shape)), ds->f32 ? sizeof(float) : 1);
     out->n = ds->n;
     out->f32 = ds->f32;
     ENG_TRY(b->ops->alloc(b, bytes ? bytes : 1, (void **)&out->images));
@@ -105,8 +107,15 @@ static int trainer_setup(eng_trainer *t)
     ENG_TRY(eng_model_build(&t->model_desc, &t->shape, t->classes, NULL, NULL, &t->model));
     ENG_TRY(eng_model_bind(t->model, b, max_batch));
     ENG_TRY(eng_model_init_params(t->model, t->train.seed));
-    if (t->model_desc.init_from[0])
-        ENG_TRY(eng_model_load_weights(t->model, t->model_desc.init_from));
+    if (t->model_desc.init_from[0]) {
+        /* resolved and confined by the validator: opened without following links */
+        eng_st_file *f = NULL;
+        ENG_TRY(eng_st_open_flags(t->model_desc.init_from, ENG_FILE_RESOLVED, &f));
+        rc = eng_weights_load_file(t->model, f, t->model_desc.init_from, NULL);
+        eng_st_close(f);
+        if (rc < 0)
+            return rc;
+    }
     ENG_TRY(eng_optimizer_new(&t->train, b, eng_model_param_count(t->model), &t->opt));
 
     /* The epoch's order and augmentation draws go to the backend once per
@@ -130,9 +139,11 @@ static int trainer_setup(eng_trainer *t)
     ENG_TRY(b->ops->alloc(b, (size_t)ntrain * sizeof(int32_t), (void **)&t->order_dev));
     ENG_TRY(b->ops->alloc(b, (size_t)ntrain * 3 * sizeof(int16_t), (void **)&t->aug_dev));
     ENG_TRY(b->ops->alloc(b, (size_t)max_batch * sizeof(int32_t), (void **)&t->labels_dev));
-    ENG_TRY(eng_alloc_floats(b, max_batch * numel, &t->x_dev));
-    ENG_TRY(eng_alloc_floats(b, max_batch * t->classes, &t->dlogits_dev));
+    ENG_TRY(eng_alloc_floats(b, eng_size_mul(max_batch, numel), &t->x_dev));
+    ENG_TRY(eng_alloc_floats(b, eng_size_mul(max_batch, t->classes), &t->dlogits_dev));
     ENG_TRY(b->ops->alloc(b, 2 * sizeof(double), (void **)&t->acc_dev));
+    if (t->train.stop_on_nonfinite)
+        ENG_TRY(b->ops->alloc(b, eng_size_bytes(t->steps_per_epoch, sizeof(double)), (void **)&t->loss_trace_dev));
     graph_decide(t);
     return 0;
 }
@@ -175,6 +186,7 @@ void eng_trainer_free(eng_trainer *t)
     b->ops->free(b, t->x_dev);
     b->ops->free(b, t->dlogits_dev);
     b->ops->free(b, t->acc_dev);
+    b->ops->free(b, t->loss_trace_dev);
     free(t->order);
     free(t->aug_host);
     free(t);
@@ -317,6 +329,29 @@ static int train_step(eng_trainer *t, int64_t count, int64_t global_step, float 
     return 0;
 }
 
+/* The running loss sum turned NaN or infinite in this epoch (it stays so):
+ * finds the first step where it did from the per-step trace (read only now,
+ * so a GPU step never waits for the host) and stops the run as diverged. */
+static int diverged(eng_trainer *t, int64_t epoch, double sum)
+{
+    int64_t n = t->steps_per_epoch, first = n;
+    double *trace = malloc(eng_size_bytes(n ? n : 1, sizeof *trace));
+    if (!trace)
+        return eng_error(ENG_ENOMEM, "out of memory reading the loss trace");
+    int rc = t->b->ops->download(t->b, trace, t->loss_trace_dev, (size_t)n * sizeof *trace);
+    for (int64_t s = 0; rc == 0 && s < n; s++)
+        if (!isfinite(trace[s])) {
+            first = s + 1;
+            sum = trace[s];
+            break;
+        }
+    free(trace);
+    if (rc < 0)
+        return rc;
+    return eng_error(ENG_EDIVERGED, "diverged: train loss is %s at epoch %lld step %lld", isnan(sum) ? "NaN" : "inf",
+                     (long long)epoch, (long long)first);
+}
+
 int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoch_stats *out)
 {
     eng_backend *b = t->b;
@@ -350,6 +385,8 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
         int64_t global_step = (epoch - 1) * t->steps_per_epoch + step;
         lr = eng_schedule_lr(&t->train, global_step, t->steps_per_epoch);
         ENG_TRY(train_step(t, count, global_step, lr));
+        if (t->loss_trace_dev) /* queued like the gather: no host wait */
+            ENG_TRY(b->ops->copy(b, t->loss_trace_dev + step, t->acc_dev, sizeof(double)));
         seen += count;
         double now = now_seconds();
         bool last = step + 1 == t->steps_per_epoch;
@@ -366,6 +403,8 @@ int eng_trainer_run_epoch(eng_trainer *t, const eng_train_hooks *hooks, eng_epoc
     }
     double a[2];
     ENG_TRY(read_acc(t, a));
+    if (t->train.stop_on_nonfinite && !isfinite(a[0]))
+        return diverged(t, epoch, a[0]); /* the epoch does not count: its test accuracy would mean nothing */
     double t1 = now_seconds();
     eng_epoch_stats s = {.epoch = epoch, .train_loss = a[0] / (double)seen, .train_acc = a[1] / (double)seen,
                          .lr = lr, .train_seconds = t1 - t0, .samples_per_sec = (double)seen / (t1 - t0),

@@ -40,6 +40,7 @@ struct eng_trainer {
     int32_t *labels_dev;
     float *x_dev, *dlogits_dev;
     double *acc_dev;    /* [loss sum, hits] */
+    double *loss_trace_dev; /* the running loss sum after each step of the epoch (stop_on_nonfinite) */
 
     /* the captured full-batch training step (backends with eng_graph_ops) */
     bool graph_allowed;  /* the backend can capture and nothing rules it out */

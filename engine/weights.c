@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/safetensors.h"
 #include "engine/weights.h"
 
@@ -160,15 +161,21 @@ static int match_file(const eng_model *m, const eng_st_file *f, const char *path
 int eng_model_check_weights(const eng_model *m, const char *path, eng_diag_fn fn, void *ctx)
 {
     eng_st_file *f = NULL;
-    int rc = eng_st_open(path, &f);
+    int rc = eng_st_open_header(path, ENG_FILE_RESOLVED, &f); /* names, dtypes, shapes: the header says it all */
     if (rc < 0) {
         if (fn)
             fn(ctx, "model.init_from", eng_last_error());
         return 1;
     }
-    int problems = match_file(m, f, path, NULL, fn, ctx);
+    int problems = eng_model_check_weights_file(m, f, path, fn, ctx);
     eng_st_close(f);
     return problems;
+}
+
+int eng_model_check_weights_file(const eng_model *m, const eng_st_file *f, const char *path, eng_diag_fn fn,
+                                 void *ctx)
+{
+    return match_file(m, f, path, NULL, fn, ctx);
 }
 
 typedef struct first_problem {

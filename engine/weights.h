@@ -21,8 +21,14 @@ int eng_model_load_weights(eng_model *m, const char *path);
 
 /* The same checks without loading (the model need not be bound): reports
  * each problem to fn under the key path "model.init_from" and returns their
- * number (an unreadable file counts as one). */
+ * number (an unreadable file counts as one). path is an init_from as the
+ * validator stores it: resolved, and opened without following any symbolic
+ * link (ENG_FILE_RESOLVED). */
 int eng_model_check_weights(const eng_model *m, const char *path, eng_diag_fn fn, void *ctx);
+/* The same against a file already open (eng_st_open_header is enough): a
+ * sweep reads its init_from once for all its combinations. */
+int eng_model_check_weights_file(const eng_model *m, const eng_st_file *f, const char *path, eng_diag_fn fn,
+                                 void *ctx);
 
 /* Pieces for checkpoints (checkpoint.c). */
 int eng_weights_host_copy(eng_model *m, float **params, float **buffers);

@@ -3,7 +3,10 @@
 // in a fixed order (deterministic) to acc[0] (loss sum) and acc[1] (hits).
 // Rank of the label: the classes whose logit is larger, or equal with a
 // lower index; a hit when fewer than k rank before it. A label outside
-// [0, classes) gives a NaN loss and no hit (a kernel cannot fail the call).
+// [0, classes) gives a NaN loss and no hit (a kernel cannot fail the call);
+// so does a row with a NaN or infinite logit (a diverged model: every
+// comparison with NaN is false, which would rank the label first), as on
+// the CPU.
 #include <math.h>
 
 #include "gpu/common.cuh"
@@ -29,13 +32,17 @@ __global__ void gpu_xent_rows(int64_t rows, int64_t classes, int64_t k, float sc
         s += expf(x[j] - m);
     s = gpu_row_sum<TPR>(s);
     const float xl = valid ? x[label] : 0.0f;
-    double before = 0.0;
-    for (int64_t j = lane; j < classes; j += TPR)
+    double before = 0.0, nonfinite = 0.0;
+    for (int64_t j = lane; j < classes; j += TPR) {
         before += (x[j] > xl || (x[j] == xl && j < label)) ? 1.0 : 0.0;
+        nonfinite += isfinite(x[j]) ? 0.0 : 1.0;
+    }
     before = gpu_row_sum<TPR>(before);
+    nonfinite = gpu_row_sum<TPR>(nonfinite);
+    const bool ok = valid && nonfinite == 0.0;
     if (lane == 0) {
-        row_loss[r] = valid ? (double)m + log(s) - (double)xl : (double)NAN;
-        row_hit[r] = valid && before < (double)k ? 1.0 : 0.0;
+        row_loss[r] = ok ? (double)m + log(s) - (double)xl : (double)NAN;
+        row_hit[r] = ok && before < (double)k ? 1.0 : 0.0;
     }
     if (dlogits) {
         float *d = dlogits + r * classes;

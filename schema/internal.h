@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/safetensors.h"
 #include "schema/spec.h"
 #include "schema/ytree.h"
 
@@ -15,6 +16,13 @@ typedef struct spec_loc {
     char *path;
     int line, col;
 } spec_loc;
+
+/* The init_from files one load has read (init_cache.c). */
+typedef struct spec_init_cache spec_init_cache;
+/* The header of path, read on the first request of this load; NULL when it
+ * cannot be read, with *msg the reason (*msg NULL: out of memory). */
+const eng_st_file *spec_init_cache_get(spec_init_cache **cache, const char *path, const char **msg);
+void spec_init_cache_free(spec_init_cache *cache);
 
 typedef struct vctx {
     const char *file;  /* as given, for messages */
@@ -27,6 +35,7 @@ typedef struct vctx {
     bool oom;
     spec_loc *locs;
     int nlocs, caplocs;
+    spec_init_cache **init_files; /* the load's init_from files (NULL: none kept) */
 } vctx;
 
 /* Adds "message" (printf-style) at line:col for path; over max_diags it is only counted. */
@@ -62,6 +71,7 @@ typedef struct load_ctx {
     spec_diags pre; /* non-fatal parse problems (duplicate keys): every entry gets them */
     int pre_dropped; /* beyond opt->max_diags */
     bool oom;
+    spec_init_cache *init_files; /* read once for every combination of a sweep */
 } load_ctx;
 
 /* Validates tree as one entry: diagnostics = pre + extra + the validator's.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
 #include "schema/alloc.h"
 #include "schema/internal.h"
 #include "schema/paths.h"
@@ -101,7 +102,7 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
     if (!s)
         return SPEC_ENOMEM;
     vctx c = {.file = L->file, .dir = L->dir, .stem = L->stem, .opt = L->opt, .diags = &e->diags, .suffix = suffix,
-              .ndropped = L->pre_dropped};
+              .ndropped = L->pre_dropped, .init_files = &L->init_files};
     int rc = spec_validate(&c, tree, s);
     vctx_finish(&c);
     if (rc || c.oom) {
@@ -236,6 +237,8 @@ static int finish(load_ctx *L, int rc, spec_file **out)
     free((char *)L->dir);
     free((char *)L->stem);
     spec_diags_clear(&L->pre);
+    spec_init_cache_free(L->init_files);
+    L->init_files = NULL;
     if (rc || L->oom) {
         spec_file_free(L->f);
         return SPEC_ENOMEM;
@@ -299,13 +302,14 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out)
     int rc = start(path, opt, &def, &L, out);
     if (rc)
         return rc;
-    /* O_NONBLOCK: opening a FIFO dropped into the experiments directory must not hang */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    /* a FIFO or a device dropped into the experiments directory is refused without blocking */
+    int fd;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
+    int orc = eng_file_open(path, 0, &fd, &st);
+    if (orc && errno == 0) {
+        spec_file_error(&L, 0, 0, "", "not a regular file (%s)", eng_file_kind(st.st_mode));
+    } else if (orc) {
         spec_file_error(&L, 0, 0, "", "cannot read the file: %s", strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        spec_file_error(&L, 0, 0, "", "not a regular file");
     } else if ((size_t)st.st_size > L.opt->max_file_bytes) {
         /* checked before reading anything */
         spec_file_error(&L, 0, 0, "", "the file has %lld bytes, more than the limit of %zu", (long long)st.st_size,

@@ -107,6 +107,14 @@ static void canonical(const char *path, char *out)
     snprintf(out, PATH_MAX, "%s", buf);
 }
 
+int spec_canonical_path(const char *path, char *out, size_t len)
+{
+    char p[PATH_MAX];
+    canonical(path, p);
+    int n = snprintf(out, len, "%s", p);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 bool spec_under_roots(const char *path, const char *const *roots, int nroots)
 {
     char p[PATH_MAX], r[PATH_MAX];

@@ -19,6 +19,11 @@ char *spec_dirname(const char *path);
 /* The file name without directory and .yaml/.yml; malloc'd, NULL on OOM. */
 char *spec_stem(const char *path);
 
+/* The path with every symbolic link resolved (realpath), or, when it does
+ * not exist, the resolved longest existing prefix with the rest appended
+ * after removing "." and ".." lexically. 0, or -1 if it does not fit. */
+int spec_canonical_path(const char *path, char *out, size_t len);
+
 /* Whether path lies under one of roots, after resolving symlinks (or, for a
  * path that does not exist yet, after removing "." and ".." lexically). */
 bool spec_under_roots(const char *path, const char *const *roots, int nroots);

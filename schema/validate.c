@@ -11,8 +11,10 @@
 
 #include "datasets/error.h"
 #include "datasets/folder.h"
+#include "engine/checked.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
+#include "engine/file.h"
 #include "engine/model.h"
 #include "engine/weights.h"
 #include "schema/alloc.h"
@@ -138,15 +140,31 @@ static void error_at(vctx *c, const char *path, const char *fmt, const char *a, 
     vctx_error(c, line, col, path, fmt, a, b);
 }
 
-static void check_roots(vctx *c, const char *path, const char *value)
+/* A path the spec names (data.root, model.init_from): resolved (realpath)
+ * and, with configured data roots, confined to them - before anything there
+ * is looked at, so no byte of a file outside the roots is ever read. The
+ * resolved path replaces the value: the engine opens exactly what was
+ * checked, without following symbolic links (engine/file.h
+ * ENG_FILE_RESOLVED), so a link swapped in later cannot lead out. Messages
+ * show the path as the spec wrote it (made absolute), not where it leads.
+ * False when refused (reported). */
+static bool confine_path(vctx *c, const char *key, char *value, size_t len)
 {
     const spec_options *o = c->opt;
-    if (o->n_data_roots <= 0 || spec_under_roots(value, o->data_roots, o->n_data_roots))
-        return;
-    char list[512] = "";
-    for (int i = 0; i < o->n_data_roots; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", o->data_roots[i]);
-    error_at(c, path, "%s is not under the configured data roots (%s)", value, list);
+    char real[ENG_PATH_MAX];
+    if (spec_canonical_path(value, real, sizeof real)) {
+        error_at(c, key, "%s: the resolved path is longer than %s bytes", value, "1023");
+        return false;
+    }
+    if (o->n_data_roots > 0 && !spec_under_roots(real, o->data_roots, o->n_data_roots)) {
+        char list[512] = "";
+        for (int i = 0; i < o->n_data_roots; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", o->data_roots[i]);
+        error_at(c, key, "%s is not under the configured data roots (%s)", value, list);
+        return false;
+    }
+    snprintf(value, len, "%s", real);
+    return true;
 }
 
 static void check_data_files(vctx *c, const eng_data_desc *d)
@@ -232,17 +250,25 @@ static void check_npy(vctx *c, eng_data_desc *d)
     }
 }
 
-static void check_init_file(vctx *c, const char *p)
+/* Looks at init_from without opening it; true when it is a readable regular
+ * file (only then may the weights check open and read it). */
+static bool check_init_file(vctx *c, const char *p)
 {
     struct stat st;
-    if (stat(p, &st))
-        error_at(c, "model.init_from", "%s %s", p,
-                 errno == ENOENT || errno == ENOTDIR ? "does not exist (expected a safetensors file)"
-                                                     : "cannot be read");
-    else if (!S_ISREG(st.st_mode))
-        error_at(c, "model.init_from", "%s %s", p, "is not a file (expected a safetensors file)");
+    int rc = eng_file_check(p, ENG_FILE_RESOLVED, &st);
+    char why[96];
+    if (rc == ENG_ENOENT)
+        error_at(c, "model.init_from", "%s %s", p, "does not exist (expected a safetensors file)");
+    else if (rc && errno == 0) {
+        snprintf(why, sizeof why, "is %s, not a regular file (expected a safetensors file)", eng_file_kind(st.st_mode));
+        error_at(c, "model.init_from", "%s %s", p, why);
+    } else if (rc)
+        error_at(c, "model.init_from", "%s %s", p, "cannot be read");
     else if (access(p, R_OK))
         error_at(c, "model.init_from", "%s %s", p, "is not readable");
+    else
+        return true;
+    return false;
 }
 
 typedef struct engine_ctx {
@@ -267,7 +293,9 @@ static void fmt_bytes(char *buf, size_t len, double b)
         snprintf(buf, len, "%.1f MiB", b / (1024.0 * 1024));
 }
 
-static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t classes, bool batch_ok)
+/* init_ok: init_from was looked at and is a readable regular file (or the
+ * files are not looked at): only then is it opened for the weights check. */
+static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t classes, bool batch_ok, bool init_ok)
 {
     engine_ctx e = {.c = c};
     eng_model *m = NULL;
@@ -288,11 +316,26 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
     }
     s->params = eng_model_param_count(m);
     /* init_from must fit this model exactly: every mismatch names its tensor */
-    if (s->model.init_from[0] && c->opt->check_files && access(s->model.init_from, R_OK) == 0)
-        eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
+    if (s->model.init_from[0] && c->opt->check_files && init_ok) {
+        if (c->init_files) { /* a sweep's combinations share the file: read once */
+            const char *why;
+            const eng_st_file *f = spec_init_cache_get(c->init_files, s->model.init_from, &why);
+            if (f)
+                eng_model_check_weights_file(m, f, s->model.init_from, engine_diag, &e);
+            else if (why)
+                engine_diag(&e, "model.init_from", why);
+            else
+                c->oom = true;
+        } else {
+            eng_model_check_weights(m, s->model.init_from, engine_diag, &e);
+        }
+    }
     if (s->params > c->opt->max_params) {
         char a[64], b[64];
-        snprintf(a, sizeof a, "%" PRId64, s->params);
+        if (s->params == ENG_SIZE_MAX)
+            snprintf(a, sizeof a, "more than %" PRId64, s->params);
+        else
+            snprintf(a, sizeof a, "%" PRId64, s->params);
         snprintf(b, sizeof b, "%" PRId64, c->opt->max_params);
         error_at(c, "model", "the model has %s parameters, more than the limit of %s", a, b);
     }
@@ -307,8 +350,14 @@ static void check_engine(vctx *c, spec *s, const eng_shape *input, int64_t class
         fmt_bytes(a, sizeof a, (double)need);
         fmt_bytes(b, sizeof b, (double)c->opt->max_memory_bytes);
         char msg[160];
-        snprintf(msg, sizeof msg, "the model needs about %s at batch size %" PRId64 ", more than the limit of", a,
-                 batch);
+        if (need >= (size_t)ENG_SIZE_MAX) /* saturated: engine/checked.h */
+            snprintf(msg, sizeof msg,
+                     "the model needs more memory than can be counted (over 8 EiB) at batch size %" PRId64
+                     ", more than the limit of",
+                     batch);
+        else
+            snprintf(msg, sizeof msg, "the model needs about %s at batch size %" PRId64 ", more than the limit of", a,
+                     batch);
         error_at(c, "data.batch_size", "%s %s", msg, b);
     }
     eng_model_free(m);
@@ -343,17 +392,17 @@ static void v_run_keys(vctx *c, const ynode *root, spec *s)
 /* The checks across sections, on what is valid: the dataset's geometry
  * against normalize, augment and top_k; the synthetic data's size; data
  * roots and files; init_from; the engine's build of the model. */
-/* model.init_from under the roots, and its tensors against the model. */
-static void check_init_from(vctx *c, const spec *s, bool model_ok)
+/* model.init_from confined to the roots, then looked at without opening
+ * it; true when the weights check may open and read it. */
+static bool check_init_from(vctx *c, spec *s, bool model_ok)
 {
-    if (!model_ok || !s->model.init_from[0])
-        return;
-    int e0 = nerr(c);
-    check_roots(c, "model.init_from", s->model.init_from);
-    if (c->opt->check_files && nerr(c) == e0)
-        check_init_file(c, s->model.init_from);
+    return model_ok && s->model.init_from[0] &&
+           confine_path(c, "model.init_from", s->model.init_from, sizeof s->model.init_from) &&
+           c->opt->check_files && check_init_file(c, s->model.init_from);
 }
 
+/* The checks across sections, on what is valid: the dataset's files and
+ * geometry against the model and the training settings. */
 static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, bool train_ok)
 {
     /* folder, npy: the input shape and classes are read from the files */
@@ -361,8 +410,7 @@ static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, 
     bool look = c->opt->check_files || c->opt->shape_files;
     if (from_files && dok->root) {
         int e0 = nerr(c);
-        check_roots(c, "data.root", s->data.root);
-        if (look && nerr(c) == e0)
+        if (confine_path(c, "data.root", s->data.root, sizeof s->data.root) && look)
             check_data_files(c, &s->data);
         if (look && nerr(c) == e0)
             s->data.dataset == ENG_DATASET_FOLDER ? check_folder(c, s) : check_npy(c, &s->data);
@@ -390,7 +438,8 @@ static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, 
         error_at(c, "train.top_k", "expected at most the class count (%s), found %s", a, b);
     }
     if (s->data.dataset == ENG_DATASET_SYNTHETIC) {
-        double bytes = (double)eng_shape_numel(&shape) * (double)(s->data.synth_train + s->data.synth_test);
+        int64_t samples = eng_size_add(s->data.synth_train, s->data.synth_test);
+        double bytes = (double)eng_size_mul(eng_shape_numel(&shape), samples);
         if (bytes > (double)c->opt->max_memory_bytes) {
             char a[64], b[64];
             fmt_bytes(a, sizeof a, bytes);
@@ -398,16 +447,14 @@ static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, 
             error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
         }
     } else if (dok->root && !from_files) {
-        int e0 = nerr(c);
-        check_roots(c, "data.root", s->data.root);
-        if (c->opt->check_files && nerr(c) == e0)
+        if (confine_path(c, "data.root", s->data.root, sizeof s->data.root) && c->opt->check_files)
             check_data_files(c, &s->data);
     }
-    check_init_from(c, s, model_ok);
+    bool init_ok = check_init_from(c, s, model_ok);
     /* the model needs only the input shape and class count; the memory
      * estimate also the batch sizes */
     if (model_ok && !c->oom)
-        check_engine(c, s, &shape, classes, dok->all);
+        check_engine(c, s, &shape, classes, dok->all, init_ok);
 }
 
 int spec_validate(vctx *c, const ynode *root, spec *s)

@@ -30,7 +30,8 @@ const char *vdescribe(const ynode *n, char *buf, size_t len);
 const ynode *vget(vctx *c, const ynode *map, const char *parent, const char *key, char path[SPEC_PATH_LEN]);
 
 int vn_int(vctx *c, const ynode *n, const char *path, int64_t lo, int64_t hi, int64_t *out);
-int vn_num(vctx *c, const ynode *n, const char *path, vrange r, double *out);
+/* A number checked as the 32-bit float it becomes (1e39 is inf, 1e-46 is 0). */
+int vn_float(vctx *c, const ynode *n, const char *path, vrange r, float *out);
 int vn_bool(vctx *c, const ynode *n, const char *path, bool *out);
 int vn_enum(vctx *c, const ynode *n, const char *path, const char *const *names, int nnames, int *out);
 int vn_str(vctx *c, const ynode *n, const char *path, const char **out);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/checked.h"
 #include "schema/paths.h"
 #include "schema/validate.h"
 
@@ -29,13 +30,10 @@ static int norm_list(vctx *c, const ynode *map, const char *parent, const char *
     }
     int ok = 1;
     for (int64_t i = 0; i < n->n; i++) {
-        double d;
         vpath_index(q, p, i);
         vctx_record(c, q, n->v[i]);
         vrange r = positive ? (vrange){0, 1e30, true, false} : (vrange){-1e30, 1e30, false, false};
-        if (vn_num(c, n->v[i], q, r, &d) == V_OK)
-            out[i] = (float)d;
-        else
+        if (vn_float(c, n->v[i], q, r, &out[i]) != V_OK)
             ok = 0;
     }
     return ok ? (int)n->n : -1;
@@ -83,7 +81,7 @@ static void v_synthetic(vctx *c, const ynode *n, eng_data_desc *d)
                 vctx_record(c, q, sh->v[i]);
                 ok &= vn_int(c, sh->v[i], q, 1, 1 << 16, &s.d[i]) == V_OK;
                 if (ok)
-                    numel *= s.d[i];
+                    numel = eng_size_mul(numel, s.d[i]);
             }
             if (ok && numel > (1 << 24)) {
                 vctx_error(c, sh->line, sh->col, p, "expected at most %d values per sample, found %lld", 1 << 24,
@@ -153,10 +151,10 @@ static void v_user_files(vctx *c, const ynode *node, int kind, eng_data_desc *d)
             static const char *const keys[] = {"test", "seed"};
             v_check_keys(c, n, p, keys, V_NELEM(keys), NULL, NULL);
             const ynode *t = vget(c, n, p, "test", q);
-            double frac;
+            float frac;
             if (!t)
                 v_missing(c, n, p, "test", "(the fraction of each class held out for testing, e.g. 0.2)");
-            else if (vn_num(c, t, q, (vrange){0, 1, true, true}, &frac) == V_OK)
+            else if (vn_float(c, t, q, (vrange){0, 1, true, true}, &frac) == V_OK)
                 d->split_test = frac;
             int64_t seed = 0;
             if (v_int(c, n, p, "seed", 0, INT64_MAX, &seed) == V_OK)

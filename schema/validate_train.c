@@ -5,8 +5,9 @@
 
 #include "schema/validate.h"
 
-const char *const spec_train_keys[] = {"epochs",        "loss",     "optimizer", "grad_clip",        "warmup_epochs",
-                                       "schedule",      "top_k",    "precision", "checkpoint_every", "keep_best"};
+const char *const spec_train_keys[] = {"epochs",    "loss",      "optimizer",        "grad_clip", "warmup_epochs",
+                                       "schedule",  "top_k",     "precision",        "checkpoint_every",
+                                       "keep_best", "stop_on_nonfinite"};
 const int spec_n_train_keys = V_NELEM(spec_train_keys);
 const char *const spec_optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "momentum", "nesterov"};
 const int spec_n_optimizer_keys = V_NELEM(spec_optimizer_keys);
@@ -43,16 +44,16 @@ static void v_optimizer(vctx *c, const ynode *n, eng_train_desc *t)
                 vctx_error(c, b->line, b->col, p, "expected two numbers [beta1, beta2], found %lld",
                            (long long)b->n);
             } else {
-                double v[2];
+                float v[2];
                 bool ok = true;
                 for (int i = 0; i < 2; i++) {
                     vpath_index(q, p, i);
                     vctx_record(c, q, b->v[i]);
-                    ok &= vn_num(c, b->v[i], q, (vrange){0, 1, false, true}, &v[i]) == V_OK;
+                    ok &= vn_float(c, b->v[i], q, (vrange){0, 1, false, true}, &v[i]) == V_OK;
                 }
                 if (ok) {
-                    t->beta1 = (float)v[0];
-                    t->beta2 = (float)v[1];
+                    t->beta1 = v[0];
+                    t->beta2 = v[1];
                 }
             }
         }
@@ -151,4 +152,5 @@ void v_train(vctx *c, const ynode *node, spec *s, bool *precision_gpu, const yno
     }
     v_int(c, node, path, "checkpoint_every", 1, INT64_MAX, &t->checkpoint_every);
     v_bool(c, node, path, "keep_best", &t->keep_best);
+    v_bool(c, node, path, "stop_on_nonfinite", &t->stop_on_nonfinite);
 }

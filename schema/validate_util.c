@@ -88,20 +88,35 @@ static void num_expect(char *buf, size_t len, vrange r)
         snprintf(buf, len, "a number");
 }
 
-int vn_num(vctx *c, const ynode *n, const char *path, vrange r, double *out)
+static bool in_range(double v, vrange r)
+{
+    return !(v < r.lo || v > r.hi || (r.lo_open && v == r.lo) || (r.hi_open && v == r.hi));
+}
+
+/* Every number of a spec is used as a 32-bit float (the engine's
+ * descriptions hold floats), so the range is checked on the float the value
+ * becomes, not on the double it was written as: 1e39 would be inf, 1e-46
+ * would be 0, 0.9999999999 would be 1. */
+int vn_float(vctx *c, const ynode *n, const char *path, vrange r, float *out)
 {
     char exp[96], found[96];
-    double v;
+    double d;
     num_expect(exp, sizeof exp, r);
-    if (!spec_scalar_float(n, &v)) {
+    if (!spec_scalar_float(n, &d)) {
         vctx_error(c, n->line, n->col, path, "expected %s, found %s", exp, vdescribe(n, found, sizeof found));
         return V_BAD;
     }
-    if (v < r.lo || v > r.hi || (r.lo_open && v == r.lo) || (r.hi_open && v == r.hi)) {
+    float f = (float)d;
+    if (!in_range(d, r)) {
         vctx_error(c, n->line, n->col, path, "expected %s, found %s", exp, vdescribe(n, found, sizeof found));
         return V_BAD;
     }
-    *out = v;
+    if (isinf(f) || !in_range((double)f, r)) {
+        vctx_error(c, n->line, n->col, path, "expected %s, found %s (as the 32-bit float it is used as: %g)", exp,
+                   vdescribe(n, found, sizeof found), (double)f);
+        return V_BAD;
+    }
+    *out = f;
     return V_OK;
 }
 
@@ -199,13 +214,7 @@ int v_num(vctx *c, const ynode *map, const char *parent, const char *key, vrange
 {
     char p[SPEC_PATH_LEN];
     const ynode *n = vget(c, map, parent, key, p);
-    if (!n)
-        return V_ABSENT;
-    double d;
-    int rc = vn_num(c, n, p, r, &d);
-    if (rc == V_OK)
-        *out = (float)d;
-    return rc;
+    return n ? vn_float(c, n, p, r, out) : V_ABSENT;
 }
 
 int v_bool(vctx *c, const ynode *map, const char *parent, const char *key, bool *out)

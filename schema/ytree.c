@@ -58,7 +58,8 @@ char *yn_strndup(yn_arena *a, const char *s, size_t n)
 {
     char *d = yn_alloc(a, n + 1);
     if (d) {
-        memcpy(d, s, n);
+        if (n) /* s may be NULL for an empty string (an empty sweep name template) */
+            memcpy(d, s, n);
         d[n] = '\0';
     }
     return d;

@@ -17,6 +17,8 @@
 #include "service/log.h"
 #include "service/paths.h"
 #include "service/slots.h"
+#include "engine/error.h"
+#include "engine/file.h"
 #include "schema/suggest.h"
 #include "schema/ytree.h"
 #include "service/error.h"
@@ -489,16 +491,12 @@ static void on_parse_report(void *ctx, int line, int col, const char *path, cons
 static int read_config(const char *path, char **buf, size_t *len)
 {
     *buf = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return svc_error(errno == ENOENT ? SVC_ENOENT : SVC_EIO, "%s", strerror(errno));
+    int fd;
     struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) < 0)
-        rc = svc_error(SVC_EIO, "%s", strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = svc_error(SVC_EUSAGE, "not a regular file");
-    else if ((size_t)st.st_size > MAX_CONFIG_BYTES)
+    int rc = eng_file_open(path, 0, &fd, &st); /* a FIFO, a device, a folder: refused without blocking */
+    if (rc < 0)
+        return svc_error(rc == ENG_ENOENT ? SVC_ENOENT : SVC_EUSAGE, "%s", eng_last_error());
+    if ((size_t)st.st_size > MAX_CONFIG_BYTES)
         rc = svc_error(SVC_EUSAGE, "larger than %u bytes", MAX_CONFIG_BYTES);
     else if (!(*buf = malloc((size_t)st.st_size + 1)))
         rc = svc_error(SVC_ENOMEM, "out of memory");

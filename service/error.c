@@ -45,6 +45,7 @@ int svc_from_engine(int eng_code)
     case ENG_OK: return SVC_OK;
     case ENG_EINTR: code = SVC_EINTR; break;
     case ENG_ENOENT: code = SVC_ENOENT; break;
+    case ENG_EDIVERGED: /* the spec's setting diverges: a retry diverges again */
     case ENG_EINVAL:
     case ENG_EFORMAT:
     case ENG_ELIMIT:

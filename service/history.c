@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/file.h"
 #include "service/error.h"
 
 #define HISTORY "epochs.jsonl"
@@ -17,15 +18,10 @@
 
 int svc_checkpoint_meta(const char *path, int64_t *epoch, char sha[65])
 {
-    /* the state folder is input too: a FIFO or a device there must not block or feed the worker */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-    if (fd < 0)
+    /* the state folder is input too: a FIFO, a device or a link there must not block or feed the worker */
+    int fd;
+    if (eng_file_open(path, ENG_FILE_NOFOLLOW, &fd, NULL) < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -1;
-    }
     unsigned char len8[8];
     int rc = -1;
     char *hdr = NULL;

@@ -156,7 +156,8 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
     while (eng_trainer_epochs_done(t) < train.epochs) {
         eng_epoch_stats s;
         if ((rc = eng_trainer_run_epoch(t, &hooks, &s)) < 0) {
-            fail_engine(out, rc, rc == ENG_EINTR ? "interrupted" : "training failed");
+            /* diverged: the message is the run's error ("diverged: train loss is NaN at ...") */
+            fail_engine(out, rc, rc == ENG_EINTR ? "interrupted" : rc == ENG_EDIVERGED ? NULL : "training failed");
             goto done;
         }
         if (b->graph && s.epoch == resumed + 1)

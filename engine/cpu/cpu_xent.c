@@ -4,8 +4,11 @@
  *
  * Per row: loss = log(sum_j e^(x_j - max)) + max - x_label, in double. The
  * label's rank counts the logits above it, and equal logits of a lower class
- * index (a lower index ranks first). Rows are summed over fixed chunks whose
- * partials are added in order, so acc does not depend on the thread count. */
+ * index (a lower index ranks first). A row with a NaN or infinite logit (a
+ * diverged model) is never a hit - every comparison with NaN is false, so
+ * its rank would be 0 - and its loss is NaN. Rows are summed over fixed
+ * chunks whose partials are added in order, so acc does not depend on the
+ * thread count. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -27,10 +30,12 @@ CPU_KERNEL static double xent_row(int64_t n, int64_t k, float scale, const float
         s += (double)cpu_expf(x[j] - m);
     const double lse = log(s) + (double)m;
     const float xl = x[label];
-    int64_t rank = 0;
-    for (int64_t j = 0; j < n; j++)
+    int64_t rank = 0, nonfinite = 0;
+    for (int64_t j = 0; j < n; j++) {
         rank += x[j] > xl || (x[j] == xl && j < label);
-    if (rank < k)
+        nonfinite += !isfinite(x[j]);
+    }
+    if (rank < k && !nonfinite)
         *hits += 1.0;
     if (dx) {
         const float inv = (float)(1.0 / s);
@@ -39,7 +44,7 @@ CPU_KERNEL static double xent_row(int64_t n, int64_t k, float scale, const float
             dx[j] = scale * (cpu_expf(x[j] - m) * inv);
         dx[label] = scale * (cpu_expf(xl - m) * inv - 1.0f);
     }
-    return lse - (double)xl;
+    return nonfinite ? (double)NAN : lse - (double)xl;
 }
 
 int cpu_xent(eng_backend *b, const eng_xent_desc *d, const float *logits, const int32_t *labels, float *dlogits,

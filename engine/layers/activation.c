@@ -1,4 +1,5 @@
 /* Elementwise activations: relu, leaky_relu, gelu (erf form), sigmoid, tanh. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -47,6 +48,6 @@ eng_module *eng_activation_new(const char *name, const eng_shape *in, eng_act ki
         return NULL;
     a->kind = kind;
     a->slope = slope;
-    a->base.flops = eng_shape_numel(in) * (kind == ENG_ACT_GELU ? 8 : kind == ENG_ACT_RELU ? 1 : 4);
+    a->base.flops = eng_size_mul(eng_shape_numel(in), kind == ENG_ACT_GELU ? 8 : kind == ENG_ACT_RELU ? 1 : 4);
     return &a->base;
 }

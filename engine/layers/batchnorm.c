@@ -1,5 +1,6 @@
 /* BatchNorm (PyTorch's BatchNorm1d/2d): statistics per channel over the batch
  * (and the spatial positions); running statistics with momentum 0.1. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -53,7 +54,7 @@ eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine
         return NULL;
     eng_module *m = &bn->base;
     bn->n = in->d[0];
-    bn->inner_per_sample = eng_shape_numel(in) / (bn->n ? bn->n : 1);
+    bn->inner_per_sample = eng_shape_prod(in, 1, in->ndim);
     bn->affine = affine;
     if (affine) {
         eng_module_add_param(m, "weight", eng_shape1(bn->n), ENG_INIT_ONES, 0);
@@ -61,7 +62,7 @@ eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine
     }
     eng_module_add_buffer(m, "running_mean", eng_shape1(bn->n), ENG_INIT_ZEROS);
     eng_module_add_buffer(m, "running_var", eng_shape1(bn->n), ENG_INIT_ONES);
-    m->saved_fixed = 2 * bn->n; /* batch mean and inverse std */
-    m->flops = 2 * eng_shape_numel(in);
+    m->saved_fixed = eng_size_mul(2, bn->n); /* batch mean and inverse std */
+    m->flops = eng_size_mul(2, eng_shape_numel(in));
     return m;
 }

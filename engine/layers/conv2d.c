@@ -1,4 +1,5 @@
 /* 2-d convolution (NCHW), PyTorch's Conv2d with square kernel, stride, padding. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -60,10 +61,11 @@ eng_module *eng_conv2d_new(const char *name, const eng_shape *in, int64_t out, i
     int64_t oh = eng_window_out(in->d[1], kernel, stride, pad);
     int64_t ow = eng_window_out(in->d[2], kernel, stride, pad);
     m->out = eng_shape3(out, oh, ow);
-    int64_t fan_in = cin * kernel * kernel;
+    int64_t fan_in = eng_size_mul(cin, eng_size_mul(kernel, kernel));
     eng_module_add_param(m, "weight", (eng_shape){4, {out, cin, kernel, kernel}}, ENG_INIT_FAN_IN_UNIFORM, fan_in);
     if (bias)
         eng_module_add_param(m, "bias", eng_shape1(out), ENG_INIT_FAN_IN_UNIFORM, fan_in);
-    m->flops = out * oh * ow * (2 * fan_in + (bias ? 1 : 0));
+    int64_t per_output = eng_size_add(eng_size_mul(2, fan_in), bias ? 1 : 0);
+    m->flops = eng_size_mul(eng_size_mul(out, eng_size_mul(oh, ow)), per_output);
     return m;
 }

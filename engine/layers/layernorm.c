@@ -1,5 +1,6 @@
 /* LayerNorm over the trailing 1 or 2 dimensions (PyTorch's LayerNorm with
  * normalized_shape = those dims, eps 1e-5, affine weight and bias). */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -51,13 +52,13 @@ eng_module *eng_layernorm_new(const char *name, const eng_shape *in, int dims, b
     for (int i = in->ndim - dims; i < in->ndim; i++)
         norm.d[norm.ndim++] = in->d[i];
     ln->n = eng_shape_numel(&norm);
-    ln->rows_per_sample = eng_shape_numel(in) / (ln->n ? ln->n : 1);
+    ln->rows_per_sample = eng_shape_prod(in, 0, in->ndim - dims);
     ln->affine = affine;
     if (affine) {
         eng_module_add_param(m, "weight", norm, ENG_INIT_ONES, 0);
         eng_module_add_param(m, "bias", norm, ENG_INIT_ZEROS, 0);
     }
-    m->saved_per_sample = 2 * ln->rows_per_sample; /* mean and 1/std per row */
-    m->flops = 5 * eng_shape_numel(in);
+    m->saved_per_sample = eng_size_mul(2, ln->rows_per_sample); /* mean and 1/std per row */
+    m->flops = eng_size_mul(5, eng_shape_numel(in));
     return m;
 }

@@ -1,4 +1,5 @@
 /* Linear layer on the last dimension: y = x W^T + b, W is [out, in]. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -54,13 +55,14 @@ eng_module *eng_linear_new(const char *name, const eng_shape *in, int64_t out, b
     eng_module *m = &l->base;
     l->in_f = in->d[in->ndim - 1];
     l->out_f = out;
-    l->rows_per_sample = eng_shape_numel(in) / (l->in_f ? l->in_f : 1);
+    l->rows_per_sample = eng_shape_prod(in, 0, in->ndim - 1);
     l->bias = bias;
     m->out = *in;
     m->out.d[m->out.ndim - 1] = out;
     eng_module_add_param(m, "weight", eng_shape2(out, l->in_f), ENG_INIT_FAN_IN_UNIFORM, l->in_f);
     if (bias)
         eng_module_add_param(m, "bias", eng_shape1(out), ENG_INIT_FAN_IN_UNIFORM, l->in_f);
-    m->flops = l->rows_per_sample * out * (2 * l->in_f + (bias ? 1 : 0));
+    int64_t per_output = eng_size_add(eng_size_mul(2, l->in_f), bias ? 1 : 0);
+    m->flops = eng_size_mul(eng_size_mul(l->rows_per_sample, out), per_output);
     return m;
 }

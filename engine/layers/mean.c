@@ -2,6 +2,7 @@
  * mixer's head takes the mean over channels of its normalised (S, C) plane
  * (the last dimension). Another dimension is first moved last with the
  * backend's transpose, into workspace, so one reduction serves every case. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -9,8 +10,6 @@ typedef struct mean_module {
     eng_module base;
     int64_t outer, n, inner; /* the sample viewed as (outer, n, inner), n averaged */
 } mean_module;
-
-static size_t round_up(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 static int mean_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
@@ -47,7 +46,7 @@ static size_t mean_workspace(const eng_module *m, eng_backend *b, int64_t batch)
     const mean_module *mm = (const mean_module *)m;
     if (mm->inner == 1)
         return 0;
-    return round_up((size_t)(eng_shape_numel(&m->in) * batch) * sizeof(float));
+    return (size_t)eng_size_align64(eng_size_mul(eng_size_mul(eng_shape_numel(&m->in), batch), sizeof(float)));
 }
 
 static const eng_module_ops mean_ops = {
@@ -67,11 +66,8 @@ eng_module *eng_mean_new(const char *name, const eng_shape *in, int dim)
     if (!mm)
         return NULL;
     eng_module *m = &mm->base;
-    mm->outer = mm->inner = 1;
-    for (int i = 0; i < dim; i++)
-        mm->outer *= in->d[i];
-    for (int i = dim + 1; i < in->ndim; i++)
-        mm->inner *= in->d[i];
+    mm->outer = eng_shape_prod(in, 0, dim);
+    mm->inner = eng_shape_prod(in, dim + 1, in->ndim);
     mm->n = in->d[dim];
     m->out.ndim = 0;
     for (int i = 0; i < in->ndim; i++)

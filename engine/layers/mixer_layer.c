@@ -7,6 +7,7 @@
  * This is the seed's transpose -> LayerNorm(S) -> Linear(S, S) -> GELU ->
  * Linear(S, S) -> transpose back, computed in place. Parameter names follow
  * the reference's ModuleList: 0 = LN_S, 1 = W1, 2 = W2, 3 = LN_C, 4 = W3, 5 = W4. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -144,8 +145,8 @@ static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch
 {
     (void)b;
     const mixer_module *mx = (const mixer_module *)m;
-    size_t one = ((size_t)(batch * mx->S * mx->C) * sizeof(float) + 63) & ~(size_t)63;
-    return 3 * one;
+    int64_t one = eng_size_align64(eng_size_mul(eng_size_mul(batch, eng_size_mul(mx->S, mx->C)), sizeof(float)));
+    return (size_t)eng_size_mul(3, one);
 }
 
 static const eng_module_ops mixer_ops = {
@@ -176,7 +177,8 @@ eng_module *eng_mixer_layer_new(const char *name, const eng_shape *in)
     eng_module_add_param(m, "4.bias", eng_shape1(C), ENG_INIT_FAN_IN_UNIFORM, C);
     eng_module_add_param(m, "5.weight", eng_shape2(C, C), ENG_INIT_FAN_IN_UNIFORM, C);
     eng_module_add_param(m, "5.bias", eng_shape1(C), ENG_INIT_FAN_IN_UNIFORM, C);
-    m->saved_per_sample = 7 * S * C + 2 * C + 2 * S;
-    m->flops = 4 * S * S * C + 4 * S * C * C + 30 * S * C;
+    int64_t SC = eng_size_mul(S, C);
+    m->saved_per_sample = eng_size_add(eng_size_mul(7, SC), eng_size_mul(2, eng_size_add(S, C)));
+    m->flops = eng_size_add(eng_size_mul(4, eng_size_mul(SC, eng_size_add(S, C))), eng_size_mul(30, SC));
     return m;
 }

@@ -1,5 +1,6 @@
 /* True p x p patches: (C, H, W) -> (H/p * W/p, C*p*p), features ordered
  * (c, py, px) like a Conv2d patch embedding's weight [out, C, p, p]. */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -32,6 +33,6 @@ eng_module *eng_patchify_new(const char *name, const eng_shape *in, int64_t p)
     if (!pm)
         return NULL;
     pm->p = p;
-    pm->base.out = eng_shape2((in->d[1] / p) * (in->d[2] / p), in->d[0] * p * p);
+    pm->base.out = eng_shape2(eng_size_mul(in->d[1] / p, in->d[2] / p), eng_size_mul(in->d[0], eng_size_mul(p, p)));
     return &pm->base;
 }

@@ -1,4 +1,5 @@
 /* Max and average pooling over NCHW (PyTorch's MaxPool2d / AvgPool2d). */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -48,6 +49,6 @@ eng_module *eng_pool_new(const char *name, const eng_shape *in, eng_pool_mode mo
     eng_module *m = &p->base;
     m->out = eng_shape3(in->d[0], eng_window_out(in->d[1], kernel, stride, pad),
                         eng_window_out(in->d[2], kernel, stride, pad));
-    m->flops = eng_shape_numel(&m->out) * kernel * kernel;
+    m->flops = eng_size_mul(eng_shape_numel(&m->out), eng_size_mul(kernel, kernel));
     return m;
 }

@@ -1,4 +1,5 @@
 /* Softmax over the last dimension (the seed's heads end in one). */
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
 
@@ -28,6 +29,6 @@ eng_module *eng_softmax_new(const char *name, const eng_shape *in)
 {
     eng_module *m = eng_module_alloc(sizeof(eng_module), &softmax_ops, name, in);
     if (m)
-        m->flops = 4 * eng_shape_numel(in);
+        m->flops = eng_size_mul(4, eng_shape_numel(in));
     return m;
 }

@@ -647,6 +647,57 @@ static void test_views_hand_filled(void **state)
     assert_int_equal(db_leaderboard(d, &f, &b), DB_OK);
     assert_int_equal(b->n, 1);
     assert_string_equal(b->rows[0].name, "b");
+    assert_false(b->rows[0].diverged);
+    db_board_free(b);
+    db_close(d);
+}
+
+/* A run that diverged is never ranked (issue 10, defect 4): its honest
+ * epochs before the divergence stay in `results`, but the leaderboard shows
+ * no metric for it, so no ORDER BY puts it first and compare marks nothing
+ * of it best; a run that failed otherwise keeps its metrics. */
+static void test_diverged_not_ranked(void **state)
+{
+    (void)state;
+    char path[512];
+    db *d = open_new(path, sizeof path);
+    db_close(d);
+    sqlite3 *h = raw(path);
+    assert_int_equal(raw_exec(h,
+        "INSERT INTO runs (id, name, status, error, created_at) VALUES"
+        " (1, 'steady', 'done', NULL, '2026-01-01T00:00:00.000Z'),"
+        " (2, 'wild', 'failed', 'diverged: train loss is NaN at epoch 3 step 2', '2026-01-01T00:00:01.000Z'),"
+        " (3, 'crashed', 'failed', 'training failed: out of memory', '2026-01-01T00:00:02.000Z'),"
+        " (4, 'says', 'done', 'diverged: but done', '2026-01-01T00:00:03.000Z');"
+        "INSERT INTO epochs (run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds, samples_per_sec) VALUES"
+        " (1, 1, 1.0, 0.5, 1.0, 0.6, 0.1, 1, 100),"
+        " (2, 1, 0.5, 0.8, 0.4, 0.9, 0.1, 1, 100),"
+        " (2, 2, 0.4, 0.85, 0.3, 0.95, 0.1, 1, 100),"
+        " (3, 1, 0.9, 0.6, 0.9, 0.7, 0.1, 1, 100),"
+        " (4, 1, 0.9, 0.6, 0.9, 0.65, 0.1, 1, 100);"), SQLITE_OK);
+    char *t = q_text(h, "SELECT group_concat(name, ',') FROM (SELECT name FROM leaderboard"
+                        " ORDER BY best_test_acc DESC)");
+    assert_string_equal(t, "crashed,says,steady,wild");
+    free(t);
+    assert_int_equal(q_int(h, "SELECT diverged FROM leaderboard WHERE id = 2"), 1);
+    assert_int_equal(q_int(h, "SELECT count(*) FROM leaderboard WHERE id = 2 AND best_test_acc IS NULL"
+                              " AND best_epoch IS NULL AND final_test_acc IS NULL AND lowest_test_loss IS NULL"), 1);
+    assert_int_equal(q_int(h, "SELECT epochs_done FROM leaderboard WHERE id = 2"), 2);
+    assert_int_equal(q_int(h, "SELECT count(*) FROM results WHERE run_id = 2"), 2);
+    assert_int_equal(q_int(h, "SELECT sum(diverged) FROM leaderboard"), 1);
+    sqlite3_close(h);
+
+    assert_int_equal(db_open(path, 0, &d), DB_OK);
+    db_board *b = NULL;
+    assert_int_equal(db_leaderboard(d, NULL, &b), DB_OK);
+    assert_int_equal(b->n, 4);
+    assert_true(b->rows[1].diverged);
+    assert_true(isnan(b->rows[1].best_test_acc) && isnan(b->rows[1].final_test_acc));
+    assert_int_equal(b->rows[1].best_epoch, 0);
+    assert_int_equal(b->rows[1].epochs_done, 2);
+    assert_false(b->rows[2].diverged);
+    assert_close(b->rows[2].best_test_acc, 0.7);
+    assert_false(b->rows[3].diverged);
     db_board_free(b);
     db_close(d);
 }
@@ -842,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_queue_order),
         cmocka_unit_test(test_epoch_idempotent),
         cmocka_unit_test(test_views_hand_filled),
+        cmocka_unit_test(test_diverged_not_ranked),
         cmocka_unit_test(test_transactions),
         cmocka_unit_test(test_concurrent_reader_and_busy_writer),
         cmocka_unit_test(test_timestamps),

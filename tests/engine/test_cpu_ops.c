@@ -1200,6 +1200,29 @@ static void test_xent(void **state)
     assert_int_equal(B->ops->xent(B, &hd, hx, tl + 2, NULL, a), 0); /* label 0 */
     assert_true(fabs(a[0] - log(1.0 + exp(-1.0))) <= 1e-6);
     assert_true(a[1] == 1.0);
+
+    /* a diverged model (issue 10, defect 4): a row with a NaN or infinite
+     * logit is never a hit (with NaN every comparison is false, which
+     * ranked the label first: 100 % accuracy) and its loss is NaN; the
+     * finite rows next to it count as before */
+    float *nx = fbuf(5 * 4);
+    int32_t *nl = (int32_t *)fbuf(5);
+    const float nan = NAN, inf = INFINITY;
+    const float nv[5][4] = {{nan, nan, nan, nan}, {0, nan, 0, 0}, {inf, 0, 0, 0}, {0, -inf, 1, 0}, {3, 1, 2, 0}};
+    memcpy(nx, nv, sizeof nv);
+    for (int i = 0; i < 5; i++)
+        nl[i] = 0; /* row 2: label 0 holds +inf, row 4: label 0 holds the largest logit */
+    for (int64_t k = 1; k <= 4; k++) {
+        double na[2] = {0, 0};
+        eng_xent_desc nd = {.rows = 5, .classes = 4, .k = k, .scale = 1};
+        assert_int_equal(B->ops->xent(B, &nd, nx, nl, NULL, na), 0);
+        assert_true(na[1] == 1.0); /* only the finite last row, for every k */
+        assert_true(isnan(na[0]));
+        double one[2] = {0, 0};
+        eng_xent_desc od = {.rows = 1, .classes = 4, .k = k, .scale = 1};
+        assert_int_equal(B->ops->xent(B, &od, nx + 16, nl + 4, NULL, one), 0);
+        assert_true(isfinite(one[0]) && one[1] == 1.0);
+    }
 }
 
 /* ================================ dropout ================================ */

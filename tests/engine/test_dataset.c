@@ -360,6 +360,83 @@ static void test_idx_broken(void **state)
         gzbuf[glen - 6] ^= 0x55; /* inside the CRC-32 trailer */
         write_file(dir, "train-images-idx3-ubyte.gz", gzbuf, glen);
         expect_idx_failure(dir, ENG_SPLIT_TRAIN, ENG_EFORMAT, "train-images-idx3-ubyte.gz", NULL);
+        gzbuf[glen - 6] ^= 0x55;
+
+        /* bytes after the gzip member (issue 10, defect 9: zlib's gzread
+         * ignored them and the file loaded): garbage, zero padding, a lone
+         * byte - each refused, also when the split is limited */
+        static const struct {
+            const char *dir, *tail;
+            size_t n;
+        } tails[] = {
+            {"gz_garbage", "TRAILING GARBAGE", 16}, {"gz_zeros", "\0\0\0\0\0\0\0\0", 8}, {"gz_one", "\x1f", 1}};
+        unsigned char *tailed = malloc(glen + 16);
+        assert_non_null(tailed);
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+            broken_dir(tails[i].dir, dir, sizeof dir);
+            join(plain, sizeof plain, dir, "train-images-idx3-ubyte");
+            assert_int_equal(unlink(plain), 0);
+            memcpy(tailed, gzbuf, glen);
+            memcpy(tailed + glen, tails[i].tail, tails[i].n);
+            write_file(dir, "train-images-idx3-ubyte.gz", tailed, glen + tails[i].n);
+            expect_idx_failure(dir, ENG_SPLIT_TRAIN, ENG_EFORMAT, "train-images-idx3-ubyte.gz",
+                               "unexpected data after the gzip stream", NULL);
+            eng_dataset *lim = (eng_dataset *)1;
+            assert_int_equal(eng_dataset_idx_load(dir, ENG_SPLIT_TRAIN, 2, &lim), ENG_EFORMAT);
+            assert_null(lim);
+            uint32_t cnt;
+            uint8_t *items = (uint8_t *)1;
+            assert_int_equal(eng_dataset_idx_parse(tailed, glen + tails[i].n, true, &cnt, &items), ENG_EFORMAT);
+            assert_null(items);
+        }
+        /* a tiny gzip file whose header claims 2^24 images (13 GB): refused
+         * before anything is allocated for them (deflate expands at most 1032:1) */
+        {
+            unsigned char hdr[16];
+            put_be32(hdr, 0x803);
+            put_be32(hdr + 4, 1u << 24);
+            put_be32(hdr + 8, 28);
+            put_be32(hdr + 12, 28);
+            broken_dir("gz_bomb_claim", dir, sizeof dir);
+            join(plain, sizeof plain, dir, "train-images-idx3-ubyte");
+            assert_int_equal(unlink(plain), 0);
+            write_gz(dir, "train-images-idx3-ubyte.gz", hdr, sizeof hdr);
+            expect_idx_failure(dir, ENG_SPLIT_TRAIN, ENG_EFORMAT, "train-images-idx3-ubyte.gz",
+                               "16777216 images (13153337360 bytes) cannot be in", NULL);
+        }
+        /* two members one after the other (`cat a.gz b.gz`): one stream, loaded whole */
+        broken_dir("gz_two_members", dir, sizeof dir);
+        join(plain, sizeof plain, dir, "train-images-idx3-ubyte");
+        assert_int_equal(unlink(plain), 0);
+        size_t half = n / 2;
+        unsigned char *two = malloc(2 * clen);
+        assert_non_null(two);
+        size_t tlen = 0;
+        for (int part = 0; part < 2; part++) {
+            z_stream y = {0};
+            assert_int_equal(deflateInit2(&y, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+            y.next_in = b + (part ? half : 0);
+            y.avail_in = (uInt)(part ? n - half : half);
+            y.next_out = two + tlen;
+            y.avail_out = (uInt)(2 * clen - tlen);
+            assert_int_equal(deflate(&y, Z_FINISH), Z_STREAM_END);
+            tlen += y.total_out;
+            deflateEnd(&y);
+        }
+        write_file(dir, "train-images-idx3-ubyte.gz", two, tlen);
+        eng_dataset *whole = NULL;
+        assert_int_equal(eng_dataset_idx_load(dir, ENG_SPLIT_TRAIN, 0, &whole), 0);
+        assert_int_equal(whole->n, 30);
+        assert_memory_equal(whole->images, b + 16, 30 * 784);
+        eng_dataset_free(whole);
+        uint32_t cnt;
+        uint8_t *items = NULL;
+        assert_int_equal(eng_dataset_idx_parse(two, tlen, true, &cnt, &items), 0);
+        assert_int_equal(cnt, 30);
+        assert_memory_equal(items, b + 16, 30 * 784);
+        free(items);
+        free(two);
+        free(tailed);
         free(gzbuf);
     }
     free(b);

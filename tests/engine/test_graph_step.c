@@ -514,6 +514,53 @@ static void test_resume_with_graphs(void **state)
     result_free(&r);
 }
 
+/* ---- divergence under capture (issue 10, defect 4) ---- */
+
+/* The per-step loss trace is queued outside the captured step, like the
+ * gather: replaying the step, a diverging run names the same first step as
+ * op by op on the plain CPU backend. */
+static void test_divergence_under_capture(void **state)
+{
+    (void)state;
+    setting s;
+    mlp_adam(&s);
+    s.model.batch_norm = false;
+    s.train.optimizer = ENG_OPT_SGD;
+    s.train.lr = 1e20f;
+    s.train.grad_clip = 0.0f;
+    s.train.warmup_epochs = 0.0f;
+    s.train.schedule = ENG_SCHED_CONSTANT;
+    char want[160] = "";
+    for (int graph = 0; graph < 2; graph++) {
+        eng_backend *b = NULL;
+        if (graph) {
+            rec_options o = {.kind = ENG_DEVICE_CUDA};
+            assert_int_equal(rec_backend_new(THREADS, &o, &b), 0);
+        } else {
+            assert_int_equal(eng_cpu_backend_new(THREADS, &b), 0);
+        }
+        eng_trainer *t = NULL;
+        assert_int_equal(eng_trainer_new(&s.data, &s.model, &s.train, b, &t), 0);
+        eng_epoch_stats st;
+        int rc = 0;
+        for (int e = 0; e < MAX_EPOCHS && rc == 0; e++)
+            rc = eng_trainer_run_epoch(t, NULL, &st);
+        assert_int_equal(rc, ENG_EDIVERGED);
+        print_message("    %s: %s\n", graph ? "captured" : "op by op", eng_last_error());
+        if (graph) {
+            eng_graph_stats gs;
+            eng_trainer_graph_stats(t, &gs);
+            assert_true(gs.captured);
+            assert_string_equal(eng_last_error(), want);
+        } else {
+            snprintf(want, sizeof want, "%s", eng_last_error());
+            assert_non_null(strstr(want, "diverged: train loss is NaN at epoch "));
+        }
+        eng_trainer_free(t);
+        eng_backend_free(b);
+    }
+}
+
 int main(void)
 {
     unsetenv("EPOCHD_NO_GRAPHS");
@@ -528,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_env_switch),
         cmocka_unit_test(test_failed_capture_falls_back),
         cmocka_unit_test(test_resume_with_graphs),
+        cmocka_unit_test(test_divergence_under_capture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

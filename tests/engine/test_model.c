@@ -8,13 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/model.h"
 #include "engine/optim.h"
+#include "engine/safetensors.h"
 #include "engine/train.h"
 #include "tests/common/seed_models.h"
 
@@ -180,6 +183,64 @@ static void test_diagnostics(void **state)
     assert_non_null(strstr(log.msgs[0], "found [9]"));
 }
 
+/* ---- sizes past 64 bits saturate instead of wrapping (issue 10, defect 1) ---- */
+
+static void test_sizes_saturate(void **state)
+{
+    (void)state;
+    assert_int_equal(eng_size_mul(3, 5), 15);
+    assert_int_equal(eng_size_mul(0, 7), 0);
+    assert_int_equal(eng_size_mul(INT64_C(1) << 31, INT64_C(1) << 31), INT64_C(1) << 62);
+    assert_true(eng_size_mul(INT64_C(1) << 32, INT64_C(1) << 31) == ENG_SIZE_MAX);
+    assert_true(eng_size_mul(-1, 2) == ENG_SIZE_MAX);
+    assert_true(eng_size_mul(ENG_SIZE_MAX, 1) == ENG_SIZE_MAX); /* saturated stays saturated */
+    assert_int_equal(eng_size_add(INT64_MAX - 1, 0), INT64_MAX - 1);
+    assert_true(eng_size_add(INT64_MAX - 1, 2) == ENG_SIZE_MAX);
+    assert_int_equal(eng_size_align64(1), 64);
+    assert_int_equal(eng_size_align64(128), 128);
+    assert_true(eng_size_align64(INT64_MAX - 10) == ENG_SIZE_MAX);
+    /* the issue's reshape: 34724 * 27905 * 49477 * 384773 = 2^64 + 4 wrapped to 4 */
+    eng_shape wrap = {4, {34724, 27905, 49477, 384773}};
+    assert_true(eng_shape_numel(&wrap) == ENG_SIZE_MAX);
+    assert_int_equal(eng_shape_prod(&wrap, 1, 3), INT64_C(27905) * 49477);
+
+    /* a conv2d whose weight has 2^24 * 2^24 * 1024 * 1024 = 2^68 values (0
+     * after wrapping): the parameter count, FLOPs and memory saturate, and
+     * binding refuses before allocating anything */
+    eng_layer_desc layers[] = {
+        {.kind = ENG_LAYER_CONV2D, .out = 1 << 24, .kernel = 1024, .stride = 1024, .padding = 1024, .bias = true},
+        {.kind = ENG_LAYER_FLATTEN},
+        {.kind = ENG_LAYER_LINEAR, .out = 10, .bias = true},
+    };
+    eng_model_desc d;
+    eng_model_desc_default(&d);
+    d.template_kind = ENG_TEMPLATE_SEQUENTIAL;
+    d.layers = layers;
+    d.n_layers = 3;
+    eng_shape in = eng_shape3(1 << 24, 4, 4);
+    eng_model *m = NULL;
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    assert_true(eng_model_param_count(m) == ENG_SIZE_MAX);
+    assert_true(eng_model_flops(m) == ENG_SIZE_MAX);
+    assert_true(eng_model_memory_estimate(m, 1) == (size_t)ENG_SIZE_MAX);
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(1, &b), 0);
+    assert_int_equal(eng_model_bind(m, b, 1), ENG_ELIMIT);
+    assert_non_null(strstr(eng_last_error(), "too large to count"));
+    eng_model_free(m);
+
+    /* a mixer on (2^24, 2^24) tokens: 4 S^2 C FLOPs is 2^74 */
+    eng_layer_desc mix[] = {{.kind = ENG_LAYER_MIXER}, {.kind = ENG_LAYER_MEAN, .dim = -1},
+                            {.kind = ENG_LAYER_LINEAR, .out = 10, .bias = true}};
+    d.layers = mix;
+    in = eng_shape2(1 << 24, 1 << 24);
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    assert_true(eng_model_flops(m) == ENG_SIZE_MAX);
+    assert_int_equal(eng_model_bind(m, b, 1 << 20), ENG_ELIMIT);
+    eng_model_free(m);
+    eng_backend_free(b);
+}
+
 /* ---- learning-rate schedules, computed by hand ---- */
 
 static void test_schedules(void **state)
@@ -283,6 +344,178 @@ static void test_training_learns_and_is_deterministic(void **state)
     free(p2);
     eng_trainer_free(t1);
     eng_trainer_free(t2);
+    eng_backend_free(b);
+}
+
+/* ---- a diverged run (issue 10, defect 4) ---- */
+
+typedef struct first_nonfinite {
+    int64_t epoch, step; /* of the first progress report whose running loss is not finite */
+} first_nonfinite;
+
+static void note_nonfinite(void *ctx, const eng_progress *p)
+{
+    first_nonfinite *f = ctx;
+    if (!f->step && !isfinite(p->loss)) {
+        f->epoch = p->epoch;
+        f->step = p->step;
+    }
+}
+
+/* sgd at lr 1e20 turns the loss NaN within the first epoch. With
+ * stop_on_nonfinite the epoch fails with ENG_EDIVERGED and names the first
+ * step whose loss was not finite - the step where the CPU's per-step progress
+ * reports (an independent reading) first see it - and does not count; without
+ * it the run goes on, and NaN outputs count as wrong predictions (they used
+ * to count as hits: 100 % accuracy). */
+static void test_divergence(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    train.optimizer = ENG_OPT_SGD;
+    train.lr = 1e20f;
+    train.grad_clip = 0.0f;
+    train.warmup_epochs = 0.0f;
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+
+    train.stop_on_nonfinite = false;
+    eng_trainer *t = NULL;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    first_nonfinite seen = {0};
+    eng_train_hooks hooks = {.ctx = &seen, .progress = note_nonfinite, .progress_interval = 0.0};
+    eng_epoch_stats st;
+    assert_int_equal(eng_trainer_run_epoch(t, &hooks, &st), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, &hooks, &st), 0);
+    print_message("loss first not finite at epoch %lld step %lld; epoch 2: train loss %g acc %g, test loss %g acc %g\n",
+                  (long long)seen.epoch, (long long)seen.step, st.train_loss, st.train_acc, st.test_loss, st.test_acc);
+    assert_int_equal(seen.epoch, 1);
+    assert_true(seen.step >= 1);
+    assert_true(isnan(st.train_loss) && isnan(st.test_loss));
+    /* every parameter is NaN by now, so every output is: not one hit */
+    float *p;
+    int64_t n;
+    params_of(t, &p, &n);
+    bool all_nan = true;
+    for (int64_t i = 0; i < n; i++)
+        all_nan &= isnan(p[i]);
+    free(p);
+    assert_true(all_nan);
+    assert_true(st.train_acc == 0.0 && st.test_acc == 0.0);
+    eng_trainer_free(t);
+
+    train.stop_on_nonfinite = true;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, NULL, &st), ENG_EDIVERGED);
+    char want[96];
+    snprintf(want, sizeof want, "diverged: train loss is NaN at epoch 1 step %lld", (long long)seen.step);
+    assert_string_equal(eng_last_error(), want);
+    assert_int_equal(eng_trainer_epochs_done(t), 0); /* the diverged epoch does not count */
+    eng_trainer_free(t);
+    eng_backend_free(b);
+}
+
+/* ---- the state directory is untrusted input (issue 10, defect 9) ---- */
+
+/* Writes `from` again with one metadata key's value replaced. */
+static void rewrite_meta(const char *from, const char *to, const char *key, const char *value)
+{
+    eng_st_file *f = NULL;
+    assert_int_equal(eng_st_open(from, &f), 0);
+    eng_st_writer *w = NULL;
+    assert_int_equal(eng_st_writer_new(&w), 0);
+    for (int64_t i = 0; i < eng_st_count(f); i++) {
+        const eng_st_tensor *t = eng_st_at(f, i);
+        assert_int_equal(eng_st_add_ref(w, t->name, t->dtype, t->shape, t->ndim, t->data), 0);
+    }
+    for (int64_t i = 0; i < eng_st_metadata_count(f); i++) {
+        const char *k, *v;
+        assert_int_equal(eng_st_metadata_at(f, i, &k, &v), 0);
+        assert_int_equal(eng_st_add_metadata(w, k, strcmp(k, key) ? v : value), 0);
+    }
+    assert_int_equal(eng_st_write_file(w, to), 0);
+    eng_st_writer_free(w);
+    eng_st_close(f);
+}
+
+/* A checkpoint whose metadata this run cannot have written (a negative step
+ * count, an absurd epoch, another seed, a best accuracy outside [0, 1]) is
+ * refused as damaged before any of it is loaded, and a FIFO or a link in the
+ * checkpoint's place is refused without blocking. */
+static void test_checkpoint_untrusted(void **state)
+{
+    (void)state;
+    eng_data_desc data;
+    eng_model_desc model;
+    eng_train_desc train;
+    int64_t units[2];
+    tiny_setting(&data, &model, &train, units);
+    eng_backend *b = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+    char dir[] = "/tmp/epochd-test-untrusted-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char good[64], bad[64];
+    snprintf(good, sizeof good, "%s/good.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/last.safetensors", dir);
+    eng_trainer *t = NULL;
+    eng_epoch_stats st;
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    assert_int_equal(eng_trainer_run_epoch(t, NULL, &st), 0);
+    assert_int_equal(eng_trainer_save(t, good, NULL, 0), 0); /* epoch 1 of 8 steps */
+    eng_trainer_free(t);
+
+    static const struct {
+        const char *key, *value, *msg;
+    } cases[] = {
+        {"optimizer_steps", "-5", "metadata 'optimizer_steps' is -5, expected 8"},
+        {"optimizer_steps", "9", "metadata 'optimizer_steps' is 9, expected 8"},
+        {"epoch", "100000000", "metadata 'epoch' is 100000000, expected 0 to 3"},
+        {"epoch", "-1", "metadata 'epoch' is -1, expected 0 to 3"},
+        {"epoch", "99999999999999999999", "metadata 'epoch' is not an integer"},
+        {"best_epoch", "7", "metadata 'best_epoch' is 7, expected 1"},
+        {"best_test_acc", "nan", "metadata 'best_test_acc' is 'nan'"},
+        {"best_test_acc", "2", "metadata 'best_test_acc' is '2'"},
+        {"seed", "8", "the checkpoint is of seed 8, this run's is 7"},
+        {"format", "other", "not an epochd checkpoint"},
+    };
+    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t), 0);
+    float *before, *after;
+    int64_t n;
+    params_of(t, &before, &n);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite_meta(good, bad, cases[i].key, cases[i].value);
+        assert_int_equal(eng_trainer_load(t, bad), ENG_EFORMAT);
+        print_message("    %s = %s: %s\n", cases[i].key, cases[i].value, eng_last_error());
+        assert_non_null(strstr(eng_last_error(), cases[i].msg));
+    }
+    params_of(t, &after, &n);
+    assert_memory_equal(before, after, (size_t)n * sizeof(float)); /* nothing of them was loaded */
+    assert_int_equal(eng_trainer_epochs_done(t), 0);
+    free(before);
+    free(after);
+
+    /* a FIFO and a link where the checkpoint should be */
+    unlink(bad);
+    assert_int_equal(mkfifo(bad, 0600), 0);
+    alarm(30);
+    assert_int_equal(eng_trainer_load(t, bad), ENG_EIO);
+    alarm(0);
+    assert_non_null(strstr(eng_last_error(), "not a regular file (a FIFO)"));
+    unlink(bad);
+    assert_int_equal(symlink(good, bad), 0);
+    assert_int_equal(eng_trainer_load(t, bad), ENG_EIO);
+    assert_non_null(strstr(eng_last_error(), "(a symbolic link)"));
+    /* the real one still loads */
+    assert_int_equal(eng_trainer_load(t, good), 0);
+    assert_int_equal(eng_trainer_epochs_done(t), 1);
+    eng_trainer_free(t);
+    unlink(bad);
+    unlink(good);
+    rmdir(dir);
     eng_backend_free(b);
 }
 
@@ -400,9 +633,12 @@ int main(void)
         cmocka_unit_test(test_seed_param_counts),
         cmocka_unit_test(test_names_and_layouts),
         cmocka_unit_test(test_diagnostics),
+        cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_training_learns_and_is_deterministic),
+        cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_checkpoint_resume_is_exact),
+        cmocka_unit_test(test_checkpoint_untrusted),
         cmocka_unit_test(test_weights_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

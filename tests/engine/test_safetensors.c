@@ -787,6 +787,47 @@ static void test_torch_exchange(void **state)
     assert_int_equal(run((const char *const[]){torch_python(), script, "check", from_c, NULL}), 1);
 }
 
+/* The header alone (what the validator needs of init_from): the same
+ * tensors as a full read, no data read, and the tiling still checked
+ * against the file's length. */
+static void test_header_only(void **state)
+{
+    (void)state;
+    char path[700];
+    path_in(path, sizeof path, "header_only.safetensors");
+    eng_st_writer *w = NULL;
+    assert_int_equal(eng_st_writer_new(&w), 0);
+    static float big[1 << 16];
+    const int64_t shape[1] = {1 << 16}, small[1] = {3};
+    assert_int_equal(eng_st_add(w, "big", ENG_ST_F32, shape, 1, big), 0);
+    assert_int_equal(eng_st_add(w, "small", ENG_ST_F32, small, 1, big), 0);
+    assert_int_equal(eng_st_add_metadata(w, "k", "v"), 0);
+    assert_int_equal(eng_st_write_file(w, path), 0);
+    eng_st_writer_free(w);
+    eng_st_file *full = NULL, *head = NULL;
+    assert_int_equal(eng_st_open(path, &full), 0);
+    assert_int_equal(eng_st_open_header(path, 0, &head), 0);
+    assert_int_equal(eng_st_count(head), eng_st_count(full));
+    for (int64_t i = 0; i < eng_st_count(full); i++) {
+        const eng_st_tensor *a = eng_st_at(full, i), *b = eng_st_at(head, i);
+        assert_string_equal(a->name, b->name);
+        assert_int_equal(a->nbytes, b->nbytes);
+        assert_int_equal(a->offset, b->offset);
+        assert_non_null(a->data);
+        assert_null(b->data);
+    }
+    assert_string_equal(eng_st_metadata(head, "k"), "v");
+    eng_st_close(full);
+    eng_st_close(head);
+    /* cut by 4 bytes: the tensors no longer tile the (shorter) data section */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 4), 0);
+    assert_int_equal(eng_st_open_header(path, 0, &head), ENG_EFORMAT);
+    assert_null(head);
+    assert_true(has(eng_last_error(), "beyond the data section"));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "torch") == 0) {
@@ -812,6 +853,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dtypes),
+        cmocka_unit_test(test_header_only),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_exact_bytes),
         cmocka_unit_test(test_writer_errors),

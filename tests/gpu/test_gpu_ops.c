@@ -657,6 +657,38 @@ static void test_xent(void **state)
             tw_free(&acc);
             tw_free(&dl);
         }
+        /* non-finite logits (issue 10, defect 4): never a hit, NaN loss, as on the CPU */
+        for (int warp = 0; warp < 2; warp++) {
+            const int64_t rows = 6, classes = warp ? 10 : 2000;
+            float *h = malloc(rows * classes * sizeof *h);
+            int32_t lab[6];
+            for (int64_t i = 0; i < rows * classes; i++)
+                h[i] = (float)(i % 7) - 3.0f;
+            for (int64_t r = 0; r < rows; r++)
+                lab[r] = (int32_t)(r % classes);
+            h[0 * classes + 3] = NAN;      /* row 0: one NaN elsewhere */
+            h[1 * classes + 1] = NAN;      /* row 1: the label's logit */
+            h[2 * classes + 2] = INFINITY; /* row 2: +inf at the label */
+            h[3 * classes + 0] = -INFINITY;
+            for (int64_t j = 0; j < classes; j++)
+                h[4 * classes + j] = NAN; /* row 4: all NaN; row 5 finite */
+            twin logits = tw_bytes(g, rows * classes * sizeof *h, h);
+            twin labels = tw_bytes(g, sizeof lab, lab);
+            const double acc0[2] = {0.0, 0.0};
+            twin acc = tw_bytes(g, sizeof acc0, acc0);
+            eng_xent_desc d = {.rows = rows, .classes = classes, .k = classes, .scale = 1.0f};
+            OK(cpu->ops->xent(cpu, &d, logits.c, labels.c, NULL, acc.c));
+            OK(g->ops->xent(g, &d, logits.g, labels.g, NULL, acc.g));
+            double ac[2], ag[2];
+            tw_download(&acc, ac, ag);
+            printf("  xent non-finite rows, classes %lld: hits %.0f vs %.0f\n", (long long)classes, ag[1], ac[1]);
+            assert_true(ac[1] == 1.0 && ag[1] == 1.0); /* k = classes: only the finite row 5 */
+            assert_true(isnan(ac[0]) && isnan(ag[0]));
+            free(h);
+            tw_free(&logits);
+            tw_free(&labels);
+            tw_free(&acc);
+        }
     }
 }
 

@@ -173,6 +173,22 @@ static void test_sweep_expansion(void **state)
     assert_non_null(strstr(r.out, "seed_compare.yaml: 6 of 6 combinations valid\n"));
 }
 
+/* A shape whose size wraps past 64 bits (issue 10, defect 1): a located 65. */
+static void test_size_overflow(void **state)
+{
+    (void)state;
+    result r;
+    char p[1024], want[4096];
+    run(&r, (const char *[]){"check", fx("reshape_overflow.yaml", p), NULL});
+    assert_int_equal(r.code, 65);
+    assert_string_equal(r.out, "");
+    snprintf(want, sizeof want,
+             "%s:12:24: model.layers[0].reshape.shape: expected a shape of 4 values (the input [4]), found [34724, "
+             "27905, 49477, 384773] (more than 9223372036854775807 values)\n",
+             p);
+    assert_string_equal(r.err, want);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -203,6 +219,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_valid_and_exit_codes),
         cmocka_unit_test(test_files_and_roots),
         cmocka_unit_test(test_sweep_expansion),
+        cmocka_unit_test(test_size_overflow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

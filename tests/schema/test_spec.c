@@ -90,6 +90,7 @@ static void test_full_spec_every_key(void **state)
     assert_int_equal(t->precision, ENG_PREC_BF16);
     assert_int_equal(t->checkpoint_every, 3);
     assert_false(t->keep_best);
+    assert_false(t->stop_on_nonfinite);
     /* Conv 3->16->16, pool, 16->32->32, pool, 32->64 (3x3, bias), Linear(64*8*8, 100) */
     int64_t want = (3 * 16 * 9 + 16) + (16 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 32 * 9 + 32) +
                    (32 * 64 * 9 + 64) + (64 * 8 * 8 * 100 + 100);
@@ -137,6 +138,7 @@ static void test_defaults(void **state)
     assert_int_equal(t->precision, ENG_PREC_FP32);
     assert_int_equal(t->checkpoint_every, 1);
     assert_true(t->keep_best);
+    assert_true(t->stop_on_nonfinite);
     /* Linear(784, 10, bias=False) then BatchNorm1d(10, affine=False) */
     assert_int_equal(s->params, 7840);
     spec_file_free(f);
@@ -146,7 +148,7 @@ static void test_defaults(void **state)
     assert_string_equal(f->entries[0].spec->data.root, "/usr/share/datasets/mnist");
     spec_file_free(f);
     f = load("data: {dataset: mnist, root: ../m}\nmodel: {template: mlp, units: [10]}\n");
-    assert_string_equal(f->entries[0].spec->data.root, "/t/../m");
+    assert_string_equal(f->entries[0].spec->data.root, "/m"); /* stored resolved */
     spec_file_free(f);
 }
 
@@ -414,6 +416,39 @@ static void test_error_out_of_range(void **state)
                       "/t/t.yaml:1:7: seed: expected an integer >= 0, found -1\n"
                       "/t/t.yaml:2:11: priority: expected an integer, found 1e3 (not a whole number)\n"
                       "/t/t.yaml:5:16: train.top_k: expected at most the class count (10), found 11\n");
+}
+
+/* Numbers are checked as the 32-bit floats they are used as (issue 10,
+ * defect 8): lr 1e39 passed as a double and trained with lr = inf; std, eps
+ * and gamma of 1e-46 passed and became 0 (run then failed with 65). */
+static void test_error_float_range(void **state)
+{
+    (void)state;
+    assert_yaml_diags("data:\n  dataset: mnist\n  normalize: {mean: [1e39], std: [1e-46]}\n"
+                      "model:\n  template: sequential\n  layers:\n"
+                      "    - flatten: {}\n    - dropout: {p: 0.99999999999}\n    - linear: {out: 10}\n"
+                      "train:\n  optimizer: {lr: 1e39, betas: [0.9, 0.99999999999], eps: 1e-46}\n"
+                      "  schedule: {name: step, step_epochs: 1, gamma: 1e-46}\n",
+                      "/t/t.yaml:3:22: data.normalize.mean[0]: expected a number in [-1e+30, 1e+30], found 1e39\n"
+                      "/t/t.yaml:3:35: data.normalize.std[0]: expected a number in (0, 1e+30], found 1e-46 (as the "
+                      "32-bit float it is used as: 0)\n"
+                      "/t/t.yaml:8:20: model.layers[1].dropout.p: expected a number in [0, 1), found 0.99999999999 "
+                      "(as the 32-bit float it is used as: 1)\n"
+                      "/t/t.yaml:11:19: train.optimizer.lr: expected a number > 0, found 1e39 (as the 32-bit float it "
+                      "is used as: inf)\n"
+                      "/t/t.yaml:11:38: train.optimizer.betas[1]: expected a number in [0, 1), found 0.99999999999 "
+                      "(as the 32-bit float it is used as: 1)\n"
+                      "/t/t.yaml:11:59: train.optimizer.eps: expected a number > 0, found 1e-46 (as the 32-bit float "
+                      "it is used as: 0)\n"
+                      "/t/t.yaml:12:49: train.schedule.gamma: expected a number in (0, 1], found 1e-46 (as the 32-bit "
+                      "float it is used as: 0)\n");
+    /* at the edges of the float range: still fine */
+    spec_file *f = load("data: {dataset: mnist}\nmodel: {template: mlp, units: [10]}\n"
+                        "train: {optimizer: {lr: 3.0e38, eps: 1.0e-45}, grad_clip: 3.4e38}\n");
+    assert_diags(f, "");
+    assert_true(f->entries[0].spec->train.lr == 3.0e38f);
+    assert_true(f->entries[0].spec->train.eps > 0.0f);
+    spec_file_free(f);
 }
 
 static void test_error_missing_and_enum(void **state)
@@ -743,14 +778,14 @@ static void test_data_root_checks(void **state)
     spec_options o;
     spec_options_default(&o);
     assert_int_equal(spec_file_load(tmpdir, &o, &f), 0);
-    snprintf(expect, sizeof expect, "%s: not a regular file\n", tmpdir);
+    snprintf(expect, sizeof expect, "%s: not a regular file (a directory)\n", tmpdir);
     assert_diags(f, expect);
     spec_file_free(f);
     /* a FIFO does not block the load */
     snprintf(dir, sizeof dir, "%s/fifo.yaml", tmpdir);
     assert_int_equal(mkfifo(dir, 0644), 0);
     assert_int_equal(spec_file_load(dir, &o, &f), 0);
-    snprintf(expect, sizeof expect, "%s: not a regular file\n", dir);
+    snprintf(expect, sizeof expect, "%s: not a regular file (a FIFO)\n", dir);
     assert_diags(f, expect);
     spec_file_free(f);
     unlink(dir);
@@ -758,6 +793,139 @@ static void test_data_root_checks(void **state)
     assert_int_equal(spec_file_load(dir, &o, &f), 0);
     snprintf(expect, sizeof expect, "%s: cannot read the file: No such file or directory\n", dir);
     assert_diags(f, expect);
+    spec_file_free(f);
+}
+
+/* init_from and the dataset's files naming a FIFO, a device or a directory
+ * (issue 10, defect 2): each one located problem, nothing blocks, and a file
+ * reported as not a file is not opened for the weights check after it (that
+ * open would block on the FIFO: the alarm in main fails the test). */
+static void test_files_not_regular(void **state)
+{
+    (void)state;
+    char fifo[512], expect[2048];
+    snprintf(fifo, sizeof fifo, "%s/w.fifo", tmpdir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    spec_file *f = load_file_check("g.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                             "init_from: w.fifo}\n",
+                                   NULL, 0);
+    snprintf(expect, sizeof expect,
+             "%s/g.yaml:2:48: model.init_from: %s/w.fifo is a FIFO, not a regular file (expected a safetensors "
+             "file)\n",
+             tmpdir, tmpdir);
+    assert_diags(f, expect);
+    spec_file_free(f);
+    f = load_file_check("h.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                  "init_from: /dev/zero}\n",
+                        NULL, 0);
+    snprintf(expect, sizeof expect,
+             "%s/h.yaml:2:48: model.init_from: /dev/zero is a character device, not a regular file (expected a "
+             "safetensors file)\n",
+             tmpdir);
+    assert_diags(f, expect);
+    spec_file_free(f);
+    f = load_file_check("i.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                  "init_from: /tmp}\n",
+                        NULL, 0);
+    char *all = all_diags(f);
+    assert_non_null(strstr(all, "model.init_from: /tmp is a directory, not a regular file"));
+    free(all);
+    spec_file_free(f);
+    /* a FIFO among an MNIST folder's files */
+    char d[512], p[600];
+    snprintf(d, sizeof d, "%s/fifo_mnist", tmpdir);
+    assert_int_equal(mkdir(d, 0755), 0);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", d);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    f = load_file_check("j.yaml", "data: {dataset: mnist, root: fifo_mnist}\nmodel: {template: mlp, units: [10]}\n",
+                        NULL, 0);
+    snprintf(expect, sizeof expect,
+             "%s/j.yaml:1:30: data.root: %s/fifo_mnist/train-images-idx3-ubyte: not a regular file (a FIFO)\n",
+             tmpdir, tmpdir);
+    assert_diags(f, expect);
+    spec_file_free(f);
+    unlink(p);
+    rmdir(d);
+    unlink(fifo);
+}
+
+/* Every path a spec names is confined to the data roots after links are
+ * resolved, before anything there is opened (issue 10, defect 3): a file
+ * outside the roots is never read, so none of its bytes reach a message
+ * (init_from outside the roots used to be parsed anyway: "header length
+ * 8386658464824226675" was its first 8 bytes); a link inside the roots is
+ * judged by where it leads, and what is stored is the resolved path. */
+static void test_paths_confined(void **state)
+{
+    (void)state;
+    char inside[512], outside[512], p[600], q[600], expect[2048], yaml[1024];
+    snprintf(inside, sizeof inside, "%s/roots", tmpdir);
+    snprintf(outside, sizeof outside, "%s/outside", tmpdir);
+    assert_int_equal(mkdir(inside, 0755), 0);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(p, sizeof p, "%s/secret", outside);
+    write_file(p, "secretsX-and-more", 17);
+    const char *roots[] = {inside};
+
+    /* outside the roots: one problem, and the file is not read */
+    spec_file *f = load_file_check("k.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                             "init_from: outside/secret}\n",
+                                   roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/k.yaml:2:48: model.init_from: %s/outside/secret is not under the configured data roots (%s)\n",
+             tmpdir, tmpdir, inside);
+    assert_diags(f, expect);
+    spec_file_free(f);
+
+    /* a link inside the roots that leads out: refused, shown as written */
+    snprintf(q, sizeof q, "%s/w.safetensors", inside);
+    assert_int_equal(symlink(p, q), 0);
+    f = load_file_check("l.yaml", "data: {dataset: synthetic}\nmodel: {template: mlp, units: [10], "
+                                  "init_from: roots/w.safetensors}\n",
+                        roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/l.yaml:2:48: model.init_from: %s/roots/w.safetensors is not under the configured data roots (%s)\n",
+             tmpdir, tmpdir, inside);
+    assert_diags(f, expect);
+    spec_file_free(f);
+
+    /* a dataset folder inside the roots whose files are links out of them:
+     * refused without being opened (IDX errors would show the magic number,
+     * CIFAR errors a label byte) */
+    char d[600];
+    snprintf(d, sizeof d, "%s/mnist", inside);
+    assert_int_equal(mkdir(d, 0755), 0);
+    static const char *const names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(q, sizeof q, "%s/%s", d, names[i]);
+        assert_int_equal(symlink(p, q), 0);
+    }
+    f = load_file_check("m.yaml", "data: {dataset: mnist, root: roots/mnist}\nmodel: {template: mlp, units: [10]}\n",
+                        roots, 1);
+    snprintf(expect, sizeof expect,
+             "%s/m.yaml:1:30: data.root: %s/roots/mnist/train-images-idx3-ubyte: not a regular file (a symbolic "
+             "link)\n",
+             tmpdir, tmpdir);
+    assert_diags(f, expect);
+    char *all = all_diags(f);
+    assert_null(strstr(all, "secret"));
+    assert_null(strstr(all, "0x73656372")); /* "secr" as the IDX magic number */
+    free(all);
+    spec_file_free(f);
+
+    /* a link inside the roots to a folder inside them: fine, and the
+     * resolved path is what the engine will open */
+    char real[600];
+    snprintf(real, sizeof real, "%s/real_mnist", inside);
+    assert_int_equal(mkdir(real, 0755), 0);
+    write_idx(real);
+    snprintf(q, sizeof q, "%s/linked", inside);
+    assert_int_equal(symlink(real, q), 0);
+    snprintf(yaml, sizeof yaml, "data: {dataset: mnist, root: %s}\nmodel: {template: mlp, units: [10]}\n", q);
+    f = load_file_check("n.yaml", yaml, roots, 1);
+    assert_diags(f, "");
+    assert_string_equal(f->entries[0].spec->data.root, real);
     spec_file_free(f);
 }
 
@@ -932,6 +1100,7 @@ static void test_fault_injection(void **state)
 
 int main(void)
 {
+    alarm(100); /* a validator that blocks on a FIFO fails instead of hanging */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_spec_every_key),
         cmocka_unit_test(test_defaults),
@@ -943,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_error_unknown_key),
         cmocka_unit_test(test_error_wrong_type),
         cmocka_unit_test(test_error_out_of_range),
+        cmocka_unit_test(test_error_float_range),
         cmocka_unit_test(test_error_missing_and_enum),
         cmocka_unit_test(test_error_cross_key),
         cmocka_unit_test(test_error_duplicate_key),
@@ -952,6 +1122,8 @@ int main(void)
         cmocka_unit_test(test_limits_params_memory),
         cmocka_unit_test(test_five_mistakes),
         cmocka_unit_test(test_data_root_checks),
+        cmocka_unit_test(test_files_not_regular),
+        cmocka_unit_test(test_paths_confined),
         cmocka_unit_test(test_limit_file_size),
         cmocka_unit_test(test_limit_nesting),
         cmocka_unit_test(test_limit_alias_bomb),

@@ -181,6 +181,36 @@ static void test_new_layers_shape_errors(void **state)
                       "count), found [2, 2]\n");
 }
 
+/* ---- sizes past 64 bits: refused with a located message, never wrapped (issue 10, defect 1) ---- */
+
+static void test_sizes_past_64_bits(void **state)
+{
+    (void)state;
+    /* the issue's spec: 34724 * 27905 * 49477 * 384773 = 2^64 + 4 wrapped to
+     * the input's 4 values, `check` said ok and `run` crashed in transpose */
+    assert_yaml_diags("data: {dataset: synthetic, synthetic: {shape: [4], classes: 2, train: 8, test: 8}}\n"
+                      "model:\n  template: sequential\n  layers:\n"
+                      "    - reshape: {shape: [34724, 27905, 49477, 384773]}\n"
+                      "    - transpose: {}\n    - flatten: {}\n    - linear: {out: 2}\n",
+                      "/t/t.yaml:5:24: model.layers[0].reshape.shape: expected a shape of 4 values (the input [4]), "
+                      "found [34724, 27905, 49477, 384773] (more than 9223372036854775807 values)\n");
+    /* a weight of 2^24 * 2^24 * 1024 * 1024 = 2^68 values wrapped to 0: the
+     * parameter limit missed it; now both limits report it */
+    spec_options o = test_opts();
+    o.max_memory_bytes = (size_t)1 << 30;
+    spec_file *f = load_opts("data: {dataset: synthetic, synthetic: {shape: [1, 4, 4], classes: 2}, batch_size: 4}\n"
+                             "model:\n  template: sequential\n  layers:\n"
+                             "    - conv2d: {out: 16777216, kernel: 1}\n"
+                             "    - conv2d: {out: 16777216, kernel: 1024, stride: 1024, padding: 1024}\n"
+                             "    - flatten: {}\n    - linear: {out: 2}\n",
+                             &o);
+    assert_diags(f, "/t/t.yaml:1:83: data.batch_size: the model needs more memory than can be counted (over 8 EiB) at "
+                    "batch size 4, more than the limit of 1.0 GiB\n"
+                    "/t/t.yaml:3:3: model: the model has more than 9223372036854775807 parameters, more than the "
+                    "limit of 1000000000\n");
+    spec_file_free(f);
+}
+
 /* ---- the seed's models by hand (the fixtures docs/spec.md shows) ---- */
 
 static const spec *load_fixture(const char *name, spec_file **f)
@@ -263,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_new_layers_parse),
         cmocka_unit_test(test_new_layers_bad_values),
         cmocka_unit_test(test_new_layers_shape_errors),
+        cmocka_unit_test(test_sizes_past_64_bits),
         cmocka_unit_test(test_seed_models_by_hand),
         cmocka_unit_test(test_engine_names_are_spec_names),
     };

@@ -1,7 +1,12 @@
 /* Sweeps: matrix/include expansion, names, per-combination validation and
  * locations, identities that only change with the combination, limits. */
+#include <errno.h>
+#include <sys/inotify.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "engine/error.h"
+#include "engine/safetensors.h"
 #include "helpers.h"
 
 static spec_file *load_fixture(const char *name)
@@ -329,6 +334,80 @@ static void test_many_combinations(void **state)
     spec_file_free(f);
 }
 
+/* A sweep's init_from is read once, not once per combination (issue 10,
+ * defect 9: a large init_from was read 16 times for 16 combinations). The
+ * opens are counted by inotify, outside the code under test; a file that
+ * does not fit the model is still reported for every combination. */
+static int count_opens(int ino)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int opens = 0;
+    for (;;) {
+        ssize_t n = read(ino, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            opens += (ev->mask & IN_OPEN) != 0;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return opens;
+}
+
+static void write_weights(const char *path, int64_t out_features)
+{
+    eng_st_writer *w = NULL;
+    assert_int_equal(eng_st_writer_new(&w), 0);
+    float zero[64] = {0};
+    const int64_t ws[2] = {out_features, 4}, bs[1] = {out_features};
+    assert_int_equal(eng_st_add(w, "1.weight", ENG_ST_F32, ws, 2, zero), 0);
+    assert_int_equal(eng_st_add(w, "1.bias", ENG_ST_F32, bs, 1, zero), 0);
+    assert_int_equal(eng_st_write_file(w, path), 0);
+    eng_st_writer_free(w);
+}
+
+static void test_init_from_read_once(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_sweep_XXXXXX", path[64], yaml[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    for (int good = 1; good >= 0; good--) {
+        write_weights(path, good ? 4 : 3);
+        snprintf(yaml, sizeof yaml,
+                 "name: \"s{seed}\"\n"
+                 "data: {dataset: synthetic, synthetic: {shape: [1, 2, 2], classes: 4, train: 8, test: 8}}\n"
+                 "model: {template: sequential, layers: [{flatten: {}}, {linear: {out: 4}}], init_from: %s}\n"
+                 "matrix: {seed: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]}\n",
+                 path);
+        int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        assert_true(ino >= 0);
+        /* closes too: identical successive events (open, open) would be coalesced into one */
+        assert_true(inotify_add_watch(ino, path, IN_OPEN | IN_CLOSE_NOWRITE) >= 0);
+        spec_options o;
+        spec_options_default(&o);
+        spec_file *f = load_opts(yaml, &o);
+        int opens = count_opens(ino);
+        close(ino);
+        print_message("    %s init_from: %d combinations, opened %d time(s)\n", good ? "fitting" : "misfit",
+                      f->n_entries, opens);
+        assert_int_equal(f->n_entries, 16);
+        assert_int_equal(opens, 1);
+        for (int i = 0; i < f->n_entries; i++) {
+            if (good) {
+                assert_non_null(f->entries[i].spec);
+            } else {
+                assert_int_equal(f->entries[i].diags.n, 2); /* the weight's and the bias's shape */
+                assert_non_null(strstr(f->entries[i].diags.v[0].message, "expected shape [4, 4], found [3, 4]"));
+            }
+        }
+        spec_file_free(f);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_include_and_new_keys),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_many_combinations),
+        cmocka_unit_test(test_init_from_read_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
