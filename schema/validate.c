@@ -17,7 +17,7 @@
 #include "schema/paths.h"
 #include "schema/validate.h"
 
-static const char *const top_keys[] = {"name", "seed", "device", "priority", "data", "model", "train"};
+static const char *const top_keys[] = {"name", "seed", "device", "priority", "data", "model", "train", "slurm"};
 
 extern const char *const spec_data_keys[], *const spec_train_keys[], *const spec_optimizer_keys[];
 extern const int spec_n_data_keys, spec_n_train_keys, spec_n_optimizer_keys;
@@ -261,8 +261,8 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
                    vdescribe(root, found, sizeof found));
         return c->oom ? SPEC_ENOMEM : 0;
     }
-    static const char *const known[] = {"name", "seed", "device", "priority", "data", "model", "train", "matrix",
-                                        "include"};
+    static const char *const known[] = {"name", "seed", "device", "priority", "data",
+                                        "model", "train", "slurm", "matrix", "include"};
     v_check_keys(c, root, "", known, V_NELEM(known), NULL, NULL);
 
     const ynode *n = vget(c, root, "", "name", p);
@@ -282,6 +282,8 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
     if ((n = vget(c, root, "", "device", p)))
         v_device(c, n, s);
     v_int(c, root, "", "priority", INT64_MIN, INT64_MAX, &s->priority);
+    if ((n = vget(c, root, "", "slurm", p)))
+        v_slurm(c, n, &s->slurm);
 
     v_data_ok dok = {0};
     const ynode *data = vget(c, root, "", "data", p);

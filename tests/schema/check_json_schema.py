@@ -70,6 +70,8 @@ bad = {
     "matrix not a list": MLP + "matrix: {model.hidden: 128}\n",
     "matrix bad path": MLP + "matrix: {'model..x': [1]}\n",
     "bad name": "name: 'my run'\n" + MLP,
+    "slurm time": MLP + "slurm: {time: soon}\n",
+    "slurm short option": MLP + "slurm: {extra: [-c4]}\n",
 }
 for what, text in bad.items():
     if not errors(yaml.safe_load(text)):
