@@ -33,11 +33,14 @@ static void sched_pass(svc_service *sv)
         }
         svc_placement p;
         char note[256];
-        svc_place_result pr =
-            spawn_failed ? SVC_PLACE_BUSY : svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
+        bool cluster = sv->exec->ops->queues; /* the cluster places its jobs (attempt_cluster.c) */
+        svc_place_result pr = spawn_failed ? SVC_PLACE_BUSY
+                              : cluster    ? svc_cluster_place(sv, r, &p, note, sizeof note)
+                                           : svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
         if (pr == SVC_PLACE_OK) {
             if (svc_attempt_start(sv, r, &p) == 0) {
-                svc_slots_take(&sv->slots, &p);
+                if (!cluster)
+                    svc_slots_take(&sv->slots, &p);
                 continue;
             }
             /* try again at the next poll */
