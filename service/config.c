@@ -618,6 +618,10 @@ void svc_config_spec_options(const svc_config *c, spec_options *o)
     o->max_depth = c->max_depth;
     o->max_nodes = c->max_nodes;
     o->max_combinations = c->max_combinations;
+    /* a spec's slurm.extra words: only what the service allows (an empty list allows nothing) */
+    static const char *const none[] = {NULL};
+    o->slurm_allowed = c->slurm.allowed_extra ? (const char *const *)c->slurm.allowed_extra : none;
+    o->n_slurm_allowed = c->slurm.n_allowed_extra;
 }
 
 int svc_config_threads(const svc_config *c)
