@@ -198,14 +198,15 @@ static void finish_segment(svc_job *j)
 }
 
 /* Slurm requeued the job (the restart count grew, or the next segment's
- * file appeared): the worker of this segment has gone. */
-static void advance_segments(svc_job *j)
+ * file appeared): the worker of this segment has gone. True when it had. */
+static bool advance_segments(svc_job *j)
 {
     char next[4300];
-    for (;;) {
+    for (bool any = false;; any = true) {
         snprintf(next, sizeof next, "%s/job-%lld.%lld.out", j->run_dir, (long long)j->job_id, (long long)j->seg + 1);
         if (j->restarts <= j->seg && access(next, F_OK) != 0)
-            return;
+            return any;
+        j->running = false; /* until Slurm runs the next worker */
         finish_segment(j);
         j->seg++;
         if (j->restarts < j->seg)
@@ -244,6 +245,8 @@ static void update(svc_job *j, const svc_slurm_job *s)
     bool ended = svc_slurm_state_ended(s->state);
     /* a job that started and ended between two polls did run */
     bool running = svc_slurm_state_running(s->state) || (ended && s->node[0] && s->start_time > 0);
+    if (!strcmp(s->state, "COMPLETING") && !j->running)
+        running = false; /* the end of the worker before a requeue (or of a job not seen running yet) */
     bool changed = strcmp(j->state, s->state) || strcmp(j->reason, s->reason) || strcmp(j->node, s->node) ||
                    running != j->running || !j->reported;
     snprintf(j->state, sizeof j->state, "%s", s->state);

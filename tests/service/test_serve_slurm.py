@@ -8,6 +8,7 @@ bit for bit with the same spec trained uninterrupted by `epochd run`.
 cluster 1 (2 CPUs, 2 fake GPUs):
   capacity   six runs with room for two: all done, no attempt spent, `status`
              shows them PENDING with job ids while Slurm holds them
+  cap        slurm.max_jobs: never more jobs in Slurm than that
   latency    submit-to-start through Slurm (MEASURE lines)
   cancel     `epochd cancel` of a running and of a pending job: cancelled, job CANCELLED
   refused    --gres=gpu:3: failed at once with Slurm's reason
@@ -17,6 +18,7 @@ cluster 1 (2 CPUs, 2 fake GPUs):
              Slurm and under the local executor
 cluster 2 (8 CPUs, no GPU), beside cluster 1's scenarios:
   scancel    a scancel from outside: interrupted, requeued, resumed, no attempt spent
+  requeue    Slurm requeues the job itself (scontrol requeue): the same job resumes
   timeout    a --time limit: the same, job TIMEOUT (Slurm checks limits about once a
              minute: this one runs in a thread beside the others)
   crash      kill -9 of the service: the restarted service adopts the job (one job)
@@ -27,6 +29,7 @@ cluster 2 (8 CPUs, no GPU), beside cluster 1's scenarios:
   leave      on_stop: leave: the job runs on while no service runs, then is adopted
 
   test_serve_slurm.py EPOCHD   (exit 77: skipped where Slurm cannot run)
+  EPOCHD_SLURM_TEST_ONLY=outside,crashes runs only those scenarios (functions below)
 """
 import calendar
 import os
@@ -280,6 +283,31 @@ def capacity(tmp, c1, ref_short):
         sv.cleanup()
 
 
+def cap(tmp, c1):
+    """slurm.max_jobs: no more jobs submitted than that, whatever the cluster could hold."""
+    sv = slurm_service(tmp, c1, 'cap', slurm='  max_jobs: 2\n')
+    try:
+        sv.start()
+        for i in range(4):
+            write(os.path.join(sv.exp, f'm{i}.yaml'), slow(f'm{i}', epochs=2, seed=40 + i))
+        ids = [run_id(sv, f'm{i}') for i in range(4)]
+        comment = f'epochd {os.path.realpath(sv.state)}'
+        most, notes = 0, set()
+
+        def watch():
+            nonlocal most
+            _, out, _ = c1.run('squeue', '-h', '-t', 'PENDING,RUNNING,CONFIGURING,COMPLETING', '--Format=JobID:|,Comment:')
+            most = max(most, sum(1 for line in out.splitlines() if line.split('|', 1)[-1].strip() == comment))
+            notes.update(n for (n,) in sv.q("SELECT note FROM runs WHERE note LIKE 'waiting:%'"))
+            return all(sv.status_of(i) == 'done' for i in ids)
+        wait_until(watch, 180, 'the four runs under max_jobs 2', interval=0.05)
+        check(most == 2, f'max_jobs 2: at most two jobs in Slurm at once, and two were: {most}')
+        check('waiting: 2 Slurm jobs in flight (slurm.max_jobs)' in notes, f'the waiting runs say why: {notes}')
+        sv.stop()
+    finally:
+        sv.cleanup()
+
+
 def elsewhere(tmp, c1):
     """A worker that sees other pids, as on another host: its own PID namespace."""
     probe = subprocess.run(['unshare', '--pid', '--fork', '--mount-proc', 'true'], stdout=subprocess.DEVNULL,
@@ -331,6 +359,25 @@ def outside(tmp, c2, ref):
         sc_job = current_job(sv, sc)
         c2.run('scancel', str(sc_job), check=True)
         wait_until(lambda: sv.status_of(sc) == 'done', 180, 'the scancelled run to resume and finish')
+        # Slurm requeues the job itself (as for a preemption with PreemptMode=REQUEUE): same job id
+        write(os.path.join(sv.exp, 'rq.yaml'), slow('rq'))
+        rq = run_id(sv, 'rq')
+        wait_until(lambda: len(sv.epochs(rq)) >= 2, 120, 'two epochs of the run Slurm requeues')
+        rq_job = current_job(sv, rq)
+        c2.run('scontrol', 'requeue', str(rq_job), check=True)
+        wait_until(lambda: c2.job(rq_job).get('Restarts') == '1' and c2.job(rq_job).get('JobState') == 'PENDING', 60,
+                   'the job to be pending again')
+        wait_until(lambda: sv.status_of(rq) == 'queued', 30, 'the requeued run to wait again')
+        c2.run('scontrol', 'update', f'JobId={rq_job}', 'StartTime=now', check=True)  # not the 2 minutes' hold
+        wait_until(lambda: sv.status_of(rq) == 'done', 180, 'the requeued job to resume and finish')
+        r = row(sv, rq, 'status, attempts, preemptions, error, slurm_job_id')
+        js = sv.q('SELECT job_id, state, exit_code, restarts FROM slurm_jobs WHERE run_id = ?', (rq,))
+        print('ROWS requeue:', r, js)
+        check(r == ('done', 1, 1, None, rq_job), f'requeue: done by the same job, no attempt spent: {r}')
+        check(js == [(rq_job, 'COMPLETED', '0:0', 1)], f'requeue: one job, restarted once: {js}')
+        check(os.path.exists(os.path.join(sv.state, 'runs', str(rq), f'job-{rq_job}.1.out')),
+              'requeue: the second worker wrote its own output file')
+        same_epochs(sv, rq, ref, 'requeue')
         wait_until(lambda: len(jobs(sv, tl)) >= 2, 200, 'Slurm\'s time limit to interrupt the frozen run')
         wait_until(lambda: sv.status_of(tl) == 'done', 180, 'the time-limited run to resume and finish')
         for rid, job, state, what in ((sc, sc_job, 'CANCELLED', 'scancel'), (tl, tl_job, 'TIMEOUT', 'time limit')):
@@ -508,7 +555,12 @@ def stops(tmp, c2, ref):
         sv.cleanup()
 
 
+ONLY = set(filter(None, os.environ.get('EPOCHD_SLURM_TEST_ONLY', '').split(',')))  # e.g. outside,crashes
+
+
 def guarded(fn, *args):
+    if ONLY and fn.__name__ not in ONLY:
+        return
     try:
         fn(*args)
     except Exception as e:  # a scenario's crash is a failure, not a hang of the others
@@ -530,6 +582,7 @@ with tempdir() as tmp:
         slow_one = threading.Thread(target=guarded, args=(outside, tmp, c2, ref))
         slow_one.start()
         guarded(capacity, tmp, c1, ref)
+        guarded(cap, tmp, c1)
         guarded(elsewhere, tmp, c1)
         guarded(crashes, tmp, c2, ref)
         guarded(stops, tmp, c2, ref)
