@@ -234,6 +234,14 @@ PartitionName=debug Nodes=node0 Default=YES MaxTime=INFINITE State=UP
                     res.append(rec)
         return res
 
+    def log_count(self, name, text):
+        """How many lines of a daemon's log ('slurmd.log') contain text."""
+        p = os.path.join(self.dir, 'log', name)
+        if not os.path.exists(p):
+            return 0
+        with open(p, errors='replace') as f:
+            return sum(1 for line in f if text in line)
+
     def logs(self):
         out = []
         for name in ('slurmctld.log', 'slurmd.log', 'munged.log'):

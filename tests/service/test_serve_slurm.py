@@ -368,7 +368,14 @@ def outside(tmp, c2, ref):
         wait_until(lambda: c2.job(rq_job).get('Restarts') == '1' and c2.job(rq_job).get('JobState') == 'PENDING', 60,
                    'the job to be pending again')
         wait_until(lambda: sv.status_of(rq) == 'queued', 30, 'the requeued run to wait again')
-        c2.run('scontrol', 'update', f'JobId={rq_job}', 'StartTime=now', check=True)  # not the 2 minutes' hold
+        # Slurm holds a requeued job for a while; release it at once, but only after slurmd has finished its
+        # step and a new second has begun: slurmd refuses a launch whose credential dates from the second it
+        # killed the job in ("Job N already killed, do not launch batch job"), a race real requeues never see
+        wait_until(lambda: c2.log_count('slurmd.log', f'[{rq_job}.batch] done with job') >= 1, 60,
+                   'slurmd to finish the requeued job\'s step')
+        t_done = time.time()
+        wait_until(lambda: time.time() >= int(t_done) + 2, 5, 'a later second')
+        c2.run('scontrol', 'update', f'JobId={rq_job}', 'StartTime=now', check=True)
         wait_until(lambda: sv.status_of(rq) == 'done', 180, 'the requeued job to resume and finish')
         r = row(sv, rq, 'status, attempts, preemptions, error, slurm_job_id')
         js = sv.q('SELECT job_id, state, exit_code, restarts FROM slurm_jobs WHERE run_id = ?', (rq,))
