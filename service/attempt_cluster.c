@@ -287,6 +287,10 @@ void svc_cluster_resume(svc_service *sv)
         int rc = 0;
         if (verdict[i] == SVC_RECOVER_LEAVE)
             continue;
+        if (verdict[i] == SVC_RECOVER_RESUME && r->slurm_job_id > 0 &&
+            db_job_state(sv->db, r->id, r->slurm_job_id, "GONE", "Slurm keeps no record of it", NULL) < 0)
+            svc_log_run(SVC_LOG_WARNING, r->id, "cannot record that Slurm job %lld is gone: %s",
+                        (long long)r->slurm_job_id, db_last_error());
         if (verdict[i] == SVC_RECOVER_ADOPT) {
             if (r->status == DB_INTERRUPTED)
                 rc = db_run_job_left(sv->db, r->id, DB_QUEUED, NULL, DB_RESUME_KEEP, 0);

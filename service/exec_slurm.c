@@ -31,7 +31,9 @@ extern char **environ;
 
 #define TICK_MS 250            /* files are read this often */
 #define MAX_SUBMITTING 4       /* sbatch commands at once */
-#define BACKOFF_MS 30000       /* after sbatch failed in a way another try may cure */
+#define BACKOFF_POLLS 15       /* after sbatch failed in a way another try may cure: this many polls, */
+#define BACKOFF_MIN_MS 3000    /* at least this long */
+#define BACKOFF_MAX_MS 60000   /* and at most this */
 #define MISSES_BEFORE_LOOKUP 3 /* polls without the job before asking sacct / the jobcomp log */
 #define CMD_TIMEOUT_MS 60000
 #define SQUEUE_MAX_OUT (64u << 20)
@@ -61,7 +63,7 @@ struct svc_job {
     char **sbatch_argv, **env;
     char run_dir[4096];
     /* the last state reported */
-    char state[32], reason[96], node[256];
+    char state[32], reason[256], node[256];
     int64_t start_time;
     bool running, reported;
     /* output */
@@ -419,11 +421,14 @@ static void on_sbatch(void *ctx, int rc, svc_cmd_result *res)
         return;
     }
     if (rc < 0 || svc_sbatch_transient(line)) {
-        x->backoff_until_ms = uv_now(x->loop) + BACKOFF_MS;
+        int64_t wait = BACKOFF_POLLS * x->cfg->slurm.poll_ms;
+        wait = wait < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : wait > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait;
+        x->backoff_until_ms = uv_now(x->loop) + (uint64_t)wait;
         j->ph = P_WAIT_SUBMIT;
-        svc_log_run(SVC_LOG_WARNING, j->run_id, "sbatch failed (%s); trying again in %d s", line, BACKOFF_MS / 1000);
+        svc_log_run(SVC_LOG_WARNING, j->run_id, "sbatch failed (%s); trying again in %lld s", line,
+                    (long long)(wait / 1000));
         snprintf(j->state, sizeof j->state, "SUBMITTING");
-        snprintf(j->reason, sizeof j->reason, "sbatch failed: %.80s", line);
+        snprintf(j->reason, sizeof j->reason, "sbatch failed: %.200s", line);
         report_state(j);
         return;
     }

@@ -165,6 +165,40 @@ PartitionName=debug Nodes=node0 Default=YES MaxTime=INFINITE State=UP
                 return
             time.sleep(0.02)
 
+    def stop_controller(self):
+        """Stops slurmctld alone (a controller restart); its state stays in the state folder."""
+        pid = self.pid('slurmctld')
+        if pid > 0 and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            end = time.monotonic() + 30
+            while _pid_alive(pid) and time.monotonic() < end:
+                time.sleep(0.05)
+        try:
+            os.unlink(os.path.join(self.dir, 'slurmctld.pid'))  # slurmctld may have removed it
+        except FileNotFoundError:
+            pass
+
+    def start_controller(self, timeout=60):
+        subprocess.run([_which('slurmctld'), '-i'], check=True, env=self.env)
+        self._wait_pid('slurmctld')
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if subprocess.run(['squeue', '-h'], env=self.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError('slurmctld did not answer after its restart:\n' + self.logs())
+
+    def forget_completed(self, job_id):
+        """Removes a job's records from the jobcomp log (as if it had none), in place: slurmctld appends."""
+        if not os.path.exists(self.jobcomp):
+            return
+        with open(self.jobcomp, 'r+') as f:
+            keep = [line for line in f if not line.startswith(f'JobId={job_id} ')]
+            f.seek(0)
+            f.truncate()
+            f.writelines(keep)
+
     def pid(self, name):
         try:
             with open(os.path.join(self.dir, f'{name}.pid')) as f:

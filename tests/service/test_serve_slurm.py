@@ -16,6 +16,7 @@ cluster 1 (2 CPUs, 2 fake GPUs):
              "no CUDA device" is retried, not final
   elsewhere  a worker in its own PID namespace (as on another host) runs, under
              Slurm and under the local executor
+  controller slurmctld stopped: the run waits (sbatch failed), then is submitted once
 cluster 2 (8 CPUs, no GPU), beside cluster 1's scenarios:
   scancel    a scancel from outside: interrupted, requeued, resumed, no attempt spent
   requeue    Slurm requeues the job itself (scontrol requeue): the same job resumes
@@ -27,6 +28,9 @@ cluster 2 (8 CPUs, no GPU), beside cluster 1's scenarios:
   window     the service died between sbatch and recording the job: adopted by name
   stops      three stops of the service (on_stop: interrupt): resumable, no attempt spent
   leave      on_stop: leave: the job runs on while no service runs, then is adopted
+cluster 3 (MinJobAge 2 s), beside the others:
+  gone       jobs that ended while no service ran and that squeue no longer lists: read
+             back from the jobcomp log, or (no record at all) resumed in a new job
 
   test_serve_slurm.py EPOCHD   (exit 77: skipped where Slurm cannot run)
   EPOCHD_SLURM_TEST_ONLY=outside,crashes runs only those scenarios (functions below)
@@ -338,6 +342,68 @@ def elsewhere(tmp, c1):
             sv.cleanup()
 
 
+def controller(tmp, c1):
+    """slurmctld away: sbatch fails in a way another try cures; the run waits and is submitted once it is back."""
+    sv = slurm_service(tmp, c1, 'controller')
+    try:
+        sv.start()
+        c1.stop_controller()
+        write(os.path.join(sv.exp, 'cc.yaml'), spec('cc', epochs=2))
+        rid = run_id(sv, 'cc')
+        note = wait_until(lambda: sv.q("SELECT note FROM runs WHERE id = ? AND note LIKE 'waiting: sbatch failed%'",
+                                       (rid,)), 180, 'the run to wait for the controller')
+        print('ROWS controller away:', row(sv, rid, 'status, attempts, note'))
+        check(sv.status_of(rid) == 'queued' and row(sv, rid, 'attempts')[0] == 0, 'it waits, queued, no attempt')
+        c1.start_controller()
+        wait_until(lambda: sv.status_of(rid) == 'done', 180, 'the run to be submitted once the controller is back')
+        r = row(sv, rid, 'status, attempts, preemptions, note')
+        js = jobs(sv, rid)
+        print('ROWS controller back:', r, js)
+        check(r == ('done', 1, 0, None), f'controller: done, one attempt: {r}')
+        check(len(js) == 1 and js[0][1] == 'COMPLETED', f'controller: one job: {js}')
+        check(note and 'Unable to contact slurm controller' in note[0][0], f'the note says why: {note}')
+        sv.stop()
+    finally:
+        sv.cleanup()
+
+
+# ---- cluster 3 (Slurm forgets ended jobs after 2 s) ----
+
+def gone(tmp, c3):
+    """Jobs that ended while no service ran and that Slurm no longer lists: one found in the jobcomp log
+    (adopted: its epochs and end read back), one Slurm keeps no record of (resumed in a new job)."""
+    sv = slurm_service(tmp, c3, 'gone', slurm='  on_stop: leave\n')
+    try:
+        sv.start()
+        write(os.path.join(sv.exp, 'g1.yaml'), slow('g1', epochs=3))
+        write(os.path.join(sv.exp, 'g2.yaml'), slow('g2', epochs=3))
+        g1, g2 = run_id(sv, 'g1'), run_id(sv, 'g2')
+        wait_until(lambda: sv.status_of(g1) == 'running' and sv.status_of(g2) == 'running', 60, 'both to run')
+        j1, j2 = current_job(sv, g1), current_job(sv, g2)
+        rc = sv.stop()
+        check(rc == 0, f'gone: stop (leave): {rc}')
+        wait_until(lambda: j1 not in c3.jobs() and j2 not in c3.jobs(), 200, 'Slurm to forget both ended jobs')
+        c3.forget_completed(j2)
+        sv.start()
+        wait_until(lambda: sv.status_of(g1) == 'done' and sv.status_of(g2) == 'done', 120, 'both to be done')
+        text = sv.log_text()
+        check(f'adopting Slurm job {j1} (COMPLETED)' in text, 'the job in the jobcomp log is adopted')
+        check(f'Slurm job {j2} is gone and Slurm keeps no record of it' in text, 'the other is known to be gone')
+        r1, r2 = row(sv, g1, 'status, attempts, preemptions'), row(sv, g2, 'status, attempts, preemptions')
+        js1, js2 = jobs(sv, g1), jobs(sv, g2)
+        print('ROWS gone (jobcomp):', r1, js1)
+        print('ROWS gone (no record):', r2, js2)
+        check(r1 == ('done', 1, 0) and [j[:3] for j in js1] == [(j1, 'COMPLETED', '0:0')],
+              f'adopted from the jobcomp log: done by its one job: {r1} {js1}')
+        check(r2 == ('done', 1, 0) and len(js2) == 2 and js2[0][:2] == (j2, 'GONE') and js2[1][1] == 'COMPLETED',
+              f'no record: resumed in a second job, no attempt spent: {r2} {js2}')
+        for rid in (g1, g2):
+            check([e[0] for e in sv.epochs(rid)] == [1, 2, 3], f'run {rid}: epochs 1..3 once each')
+        sv.stop()
+    finally:
+        sv.cleanup()
+
+
 # ---- cluster 2 ----
 
 def outside(tmp, c2, ref):
@@ -582,23 +648,30 @@ with tempdir() as tmp:
     check([r[0] for r in ref] == list(range(1, N + 1)), f'the reference has {N} epochs')
     c1 = slurm_cluster.Cluster(os.path.join(tmp, 'c1'), cpus=2, gpus=2)
     c2 = slurm_cluster.Cluster(os.path.join(tmp, 'c2'), cpus=8, gpus=0)
+    c3 = slurm_cluster.Cluster(os.path.join(tmp, 'c3'), cpus=4, gpus=0, min_job_age=2)
+    clusters = (c1, c2, c3)
     try:
-        c1.start()
-        c2.start()
-        print(f'two throwaway clusters up {time.monotonic() - t0:.1f} s after the start')
-        slow_one = threading.Thread(target=guarded, args=(outside, tmp, c2, ref))
-        slow_one.start()
+        for c in clusters:
+            c.start()
+        print(f'three throwaway clusters up {time.monotonic() - t0:.1f} s after the start')
+        # the scenarios that wait for Slurm's clocks (a time limit, forgetting jobs) run beside the others
+        slow_ones = [threading.Thread(target=guarded, args=(outside, tmp, c2, ref)),
+                     threading.Thread(target=guarded, args=(gone, tmp, c3))]
+        for t in slow_ones:
+            t.start()
         guarded(capacity, tmp, c1, ref)
         guarded(cap, tmp, c1)
         guarded(elsewhere, tmp, c1)
+        guarded(controller, tmp, c1)
         guarded(crashes, tmp, c2, ref)
         guarded(stops, tmp, c2, ref)
-        slow_one.join()
+        for t in slow_ones:
+            t.join()
     finally:
-        if failures := __import__('serve_util').failures:
-            print(c1.logs())
-            print(c2.logs())
-        c1.stop()
-        c2.stop()
+        if __import__('serve_util').failures:
+            for c in clusters:
+                print(c.logs())
+        for c in clusters:
+            c.stop()
     print(f'MEASURE the whole Slurm test took {time.monotonic() - t0:.0f} s')
 finish()
