@@ -10,10 +10,12 @@
 #include "service/error.h"
 
 /* What a spec may add by default: resources and placement, nothing that
- * changes how epochd follows the job. */
-static const char *const default_allowed[] = {
-    "--constraint", "--mem",  "--mem-per-cpu", "--mem-per-gpu", "--gres",        "--gpus",     "--exclude",
-    "--nodelist",   "--nice", "--exclusive",   "--tmp",         "--reservation", "--licenses", "--cpus-per-task"};
+ * changes how epochd follows the job (nor --cpus-per-task: a CPU run's
+ * threads are worker_threads, and it asks for as many). */
+static const char *const default_allowed[] = {"--constraint", "--mem",       "--mem-per-cpu", "--mem-per-gpu",
+                                              "--gres",       "--gpus",      "--exclude",     "--nodelist",
+                                              "--nice",       "--exclusive", "--tmp",         "--reservation",
+                                              "--licenses"};
 
 static void free_words(char **w, int n)
 {
