@@ -459,61 +459,10 @@ typedef struct lookup_req {
     svc_slurm_job job;
 } lookup_req;
 
-/* sacct, then the jobcomp log, synchronously: 1 found, 0 not. */
-static int find_finished(int64_t job_id, svc_slurm_job *job)
-{
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)job_id);
-    const char *sacct[] = {"sacct", "-n", "-X", "-P", "-j", id, "-o", "JobID,State,ExitCode,Start,End,NodeList", NULL};
-    svc_cmd_result r;
-    int found = 0;
-    if (svc_cmd_run(sacct, NULL, CMD_TIMEOUT_MS, 1 << 20, &r) == 0 && r.status == 0)
-        found = svc_sacct_parse(r.out, job_id, job);
-    svc_cmd_result_free(&r);
-    if (found)
-        return 1;
-    const char *conf[] = {"scontrol", "show", "config", NULL};
-    char type[256] = "", loc[4096] = "";
-    if (svc_cmd_run(conf, NULL, CMD_TIMEOUT_MS, 1 << 20, &r) == 0 && r.status == 0) {
-        svc_slurm_config_value(r.out, "JobCompType", type, sizeof type);
-        svc_slurm_config_value(r.out, "JobCompLoc", loc, sizeof loc);
-    }
-    svc_cmd_result_free(&r);
-    if (strcmp(type, "jobcomp/filetxt") || !loc[0])
-        return 0;
-    FILE *f = fopen(loc, "rb");
-    if (!f)
-        return 0;
-    size_t cap = 1 << 16, len = 0;
-    char *text = malloc(cap);
-    while (text) {
-        if (len + 65536 + 1 > cap) {
-            char *nt = realloc(text, cap *= 2);
-            if (!nt) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = nt;
-        }
-        size_t n = fread(text + len, 1, 65536, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
-    if (!text)
-        return 0;
-    text[len] = '\0';
-    found = svc_jobcomp_find(text, job_id, job);
-    free(text);
-    return found;
-}
-
 static void on_lookup_work(uv_work_t *w)
 {
     lookup_req *r = w->data;
-    r->found = find_finished(r->job_id, &r->job);
+    r->found = svc_slurm_find_finished(r->job_id, &r->job);
 }
 
 static void after_lookup(uv_work_t *w, int status)
@@ -884,18 +833,15 @@ static void slurm_recover(svc_executor *base, const db_run *runs, size_t n, svc_
     for (size_t i = 0; i < n; i++)
         out[i] = SVC_RECOVER_RESUME;
     /* every job of this user that Slurm still knows: ours carry our comment */
-    const char *argv[] = {"squeue", "-h", "-t", "all", "--me", "--Format=" SVC_SQUEUE_FORMAT, NULL};
-    svc_cmd_result r;
     svc_slurm_job *rows = NULL;
     size_t nrows = 0;
-    int rc = svc_cmd_run(argv, NULL, CMD_TIMEOUT_MS, SQUEUE_MAX_OUT, &r);
-    bool listed = rc == 0 && r.status == 0 && svc_squeue_parse(r.out, &rows, &nrows) == 0;
+    bool listed = svc_slurm_list_mine(&rows, &nrows) == 0;
     if (!listed)
         svc_log(SVC_LOG_ERR,
-                "cannot list the Slurm jobs of a previous service (%s%s): runs with jobs are left "
-                "as they are until the next start",
-                r.error[0] ? r.error : "squeue failed: ", r.error[0] ? "" : (r.err ? r.err : ""));
-    svc_cmd_result_free(&r);
+                "cannot list the Slurm jobs of a previous service (%s): runs with jobs are left as they "
+                "are until the next start",
+                svc_last_error());
+    svc_cmd_result r;
     bool *claimed = listed ? calloc(nrows ? nrows : 1, sizeof *claimed) : NULL;
     for (size_t i = 0; i < n; i++) {
         const db_run *run = &runs[i];
@@ -913,7 +859,8 @@ static void slurm_recover(svc_executor *base, const db_run *runs, size_t n, svc_
             if (ours(x, &rows[k], run->id) && !svc_slurm_state_ended(rows[k].state))
                 s = &rows[k]; /* submitted just before the previous service died */
         svc_slurm_job done;
-        if (!s && run->slurm_job_id > 0 && find_finished(run->slurm_job_id, &done) && svc_slurm_state_ended(done.state))
+        if (!s && run->slurm_job_id > 0 && svc_slurm_find_finished(run->slurm_job_id, &done) &&
+            svc_slurm_state_ended(done.state))
             s = &done;
         if (s) {
             if (claimed && s != &done)

@@ -119,8 +119,8 @@ void svc_sched_status(svc_service *sv)
     int running = 0; /* a cluster's pending jobs are still queued */
     for (svc_attempt *w = sv->attempts; w; w = w->next)
         running += !sv->exec->ops->queues || w->running;
-    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", (long long)(sv->n_queued + sv->n_attempts - running),
-                     running);
+    long long queued = (long long)(sv->n_queued + sv->n_attempts - running);
+    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", queued, running);
     int shown = 0;
     for (svc_attempt *w = sv->attempts; w && n > 0 && (size_t)n < sizeof st - 80; w = w->next) {
         if (shown++ == 3) {

@@ -29,6 +29,15 @@ typedef void (*svc_cmd_cb)(void *ctx, int rc, svc_cmd_result *res);
 int svc_cmd_start(uv_loop_t *loop, const char *const *argv, const char *const *env, int timeout_ms, size_t max_out,
                   svc_cmd_cb cb, void *ctx);
 
+/* slurm_query.c: blocking questions (start-up recovery, the thread pool). */
+struct svc_slurm_job;
+/* Every job of this user Slurm still lists (squeue --me) into a malloc'd
+ * array. 0, or SVC_EIO / SVC_ENOMEM with svc_last_error set. */
+int svc_slurm_list_mine(struct svc_slurm_job **rows, size_t *n);
+/* How finished job_id ended, from sacct or else the jobcomp/filetxt log:
+ * 1 found, 0 not. */
+int svc_slurm_find_finished(int64_t job_id, struct svc_slurm_job *job);
+
 /* NULL-terminated string vectors: a deep copy (NULL when out of memory), freeing. */
 char **svc_strv_dup(const char *const *v);
 void svc_strv_free(char **v);
