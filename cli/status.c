@@ -117,7 +117,10 @@ static int active_table(const db_run_list *l, const db_board *b, FILE *f)
         else if (r->status == DB_RUNNING && age_of(r->progress_updated_at) > STALE_SECONDS) {
             cli_fmt_duration(buf, sizeof buf, age_of(r->progress_updated_at));
             snprintf(note, sizeof note, "no progress for %s", buf);
-        } else if (r->note)
+        } else if (r->slurm_job_id > 0 && r->slurm_state && (r->status == DB_QUEUED || r->status == DB_RUNNING))
+            snprintf(note, sizeof note, "Slurm job %lld %s%s%s%s", (long long)r->slurm_job_id, r->slurm_state,
+                     r->slurm_reason ? " (" : "", r->slurm_reason ? r->slurm_reason : "", r->slurm_reason ? ")" : "");
+        else if (r->note)
             one_line(note, sizeof note, r->note);
         else if (r->status == DB_INTERRUPTED)
             snprintf(note, sizeof note, "resumes when the service starts");

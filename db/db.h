@@ -34,7 +34,7 @@ enum {
 };
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 /* Timestamps: ISO-8601 UTC with milliseconds, "2026-11-28T03:04:05.123Z". */
 #define DB_TIME_LEN 25 /* including the terminating NUL */
@@ -204,6 +204,12 @@ typedef struct db_run {
     double progress_images_per_sec; /* NAN: unknown */
     int64_t samples_per_epoch;      /* -1: unknown */
     char *progress_updated_at;
+    /* executor slurm (db/jobs.h): the run's current batch job */
+    int64_t slurm_job_id;   /* 0: none */
+    char *slurm_state;      /* PENDING, RUNNING, ... as Slurm says; NULL: none */
+    char *slurm_reason;     /* why it is pending (Resources, Priority, ...); NULL: none */
+    int64_t preemptions;    /* times the cluster interrupted it (not an attempt each) */
+    int resume_pending;     /* 1: the last start was interrupted; the next one continues that attempt */
 } db_run;
 
 typedef struct db_run_list {

@@ -145,6 +145,34 @@ static const char migration_4[] =
     "FROM (SELECT *, (status = 'failed' AND substr(error, 1, 9) = 'diverged:') AS diverged FROM runs) r;\n"
     "PRAGMA user_version = 4;\n";
 
+/* Version 5: runs as batch jobs of a cluster (executor slurm): the run's
+ * current job (id, state and why it waits), the interruptions by the
+ * cluster, and whether the next start continues the current attempt; one
+ * row per submitted job in slurm_jobs (the history of a run's jobs). */
+static const char migration_5[] =
+    "ALTER TABLE runs ADD COLUMN slurm_job_id INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN slurm_state TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN slurm_reason TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0 CHECK (preemptions >= 0);\n"
+    "ALTER TABLE runs ADD COLUMN resume_pending INTEGER NOT NULL DEFAULT 0\n"
+    "  CHECK (resume_pending IN (0, 1));\n"
+    "CREATE TABLE slurm_jobs (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  job_id INTEGER NOT NULL,\n"
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  submitted_at TEXT NOT NULL,\n"
+    "  started_at TEXT,\n"
+    "  ended_at TEXT,\n"
+    "  state TEXT,\n"
+    "  reason TEXT,\n"
+    "  node TEXT,\n"
+    "  exit_code TEXT,\n"
+    "  restarts INTEGER NOT NULL DEFAULT 0 CHECK (restarts >= 0),\n"
+    "  UNIQUE (run_id, job_id)\n"
+    ");\n"
+    "CREATE INDEX slurm_jobs_by_job ON slurm_jobs(job_id);\n"
+    "PRAGMA user_version = 5;\n";
+
 static const struct {
     int version;
     const char *sql;
@@ -153,6 +181,7 @@ static const struct {
     {2, migration_2},
     {3, migration_3},
     {4, migration_4},
+    {5, migration_5},
 };
 _Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -299,14 +299,15 @@ int db_run_request_cancel(db *d, int64_t id)
     " created_at, started_at, finished_at, priority, template, requested_device,"        \
     " epochs_planned, sweep, worker_pid, checkpoint, best_checkpoint_epoch,"             \
     " cancel_requested, note, progress_epoch, progress_fraction, progress_images_per_sec," \
-    " samples_per_epoch, progress_updated_at, failures"
+    " samples_per_epoch, progress_updated_at, failures, slurm_job_id, slurm_state, slurm_reason, preemptions," \
+    " resume_pending"
 
 static void run_fini(db_run *r)
 {
     char **strs[] = {&r->name, &r->spec_path, &r->spec_sha256, &r->spec, &r->device,
                      &r->error, &r->created_at, &r->started_at, &r->finished_at,
                      &r->template_name, &r->requested_device, &r->sweep, &r->checkpoint,
-                     &r->note, &r->progress_updated_at};
+                     &r->note, &r->progress_updated_at, &r->slurm_state, &r->slurm_reason};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -329,7 +330,8 @@ static int read_run(sqlite3_stmt *s, db_run *r)
         (rc = db__col_text(s, 15, &r->requested_device)) ||
         (rc = db__col_text(s, 17, &r->sweep)) || (rc = db__col_text(s, 19, &r->checkpoint)) ||
         (rc = db__col_text(s, 22, &r->note)) ||
-        (rc = db__col_text(s, 27, &r->progress_updated_at)))
+        (rc = db__col_text(s, 27, &r->progress_updated_at)) ||
+        (rc = db__col_text(s, 30, &r->slurm_state)) || (rc = db__col_text(s, 31, &r->slurm_reason)))
         goto fail;
     if ((rc = db_status_parse(status, &r->status)))
         goto fail;
@@ -346,6 +348,9 @@ static int read_run(sqlite3_stmt *s, db_run *r)
     r->progress_fraction = db__col_double(s, 24);
     r->progress_images_per_sec = db__col_double(s, 25);
     r->samples_per_epoch = db__col_int(s, 26, -1);
+    r->slurm_job_id = db__col_int(s, 29, 0);
+    r->preemptions = db__col_int(s, 32, 0);
+    r->resume_pending = db__col_int(s, 33, 0) != 0;
     return DB_OK;
 fail:
     free(status);

@@ -45,6 +45,7 @@ void spec_free(spec *s)
     if (!s)
         return;
     spec_desc_free(s);
+    spec_slurm_clear(&s->slurm);
     free(s->name);
     free(s->path);
     free(s->text);

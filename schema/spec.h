@@ -52,6 +52,15 @@ void spec_diags_clear(spec_diags *d);
 
 typedef enum spec_device_kind { SPEC_DEVICE_AUTO = 0, SPEC_DEVICE_CPU, SPEC_DEVICE_CUDA } spec_device_kind;
 
+/* `slurm:` - how the service's executor slurm submits the run (the local
+ * executor ignores it). NULL / 0: the service's defaults. */
+typedef struct spec_slurm {
+    char *partition, *account, *qos;
+    char *time;   /* Slurm's time limit as written: "30", "1:30:00", "2-00:00:00" */
+    char **extra; /* more sbatch words, each "--option" or "--option=value" */
+    int n_extra;
+} spec_slurm;
+
 typedef struct spec {
     char *name;       /* `name:`, or the file name without .yaml/.yml; for sweeps the filled-in template */
     char *path;       /* the spec file as given */
@@ -68,6 +77,7 @@ typedef struct spec {
     eng_train_desc train; /* train.seed = `seed:` */
     char **class_names;   /* dataset: folder, when its files were looked at: the class folders in label order */
     int64_t n_class_names;
+    spec_slurm slurm;
 } spec;
 
 void spec_free(spec *s);
@@ -89,6 +99,10 @@ typedef struct spec_options {
     size_t max_memory_bytes;  /* the engine's estimate at the batch size; default 3/4 of physical memory */
     int64_t max_combinations; /* sweep size, default 1024 */
     int max_diags;            /* per entry, default 100 */
+    /* sbatch options a spec's slurm.extra may use ("--constraint", ...);
+     * NULL: any but those epochd sets itself */
+    const char *const *slurm_allowed;
+    int n_slurm_allowed;
 } spec_options;
 
 void spec_options_default(spec_options *o);
@@ -134,5 +148,19 @@ void spec_file_free(spec_file *f);
 /* SHA-256 of data as 64 lower-case hex digits (schema/sha256.c). */
 void spec_sha256_hex(const void *data, size_t len, char out[65]);
 const char *spec_device_name(spec_device_kind k);
+
+/* ---- the slurm: section (schema/validate_slurm.c) ---- */
+
+/* The slurm: section of a stored spec text (validated before; the service
+ * reads it when it submits the run). 0 (out all NULL when there is none),
+ * 1 when it is not valid (err says why), or SPEC_ENOMEM. */
+int spec_slurm_from_text(const char *text, size_t len, spec_slurm *out, char *err, size_t errlen);
+void spec_slurm_clear(spec_slurm *s);
+/* A Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, INFINITE. */
+bool spec_slurm_time_ok(const char *s);
+/* An sbatch word a spec or the service's config may add: "--name" or
+ * "--name=value", not one epochd sets itself, and with allowed non-NULL
+ * one of the n_allowed names. 0, or -1 with why set. */
+int spec_slurm_check_word(const char *w, const char *const *allowed, int n_allowed, char *why, size_t len);
 
 #endif

@@ -24,7 +24,7 @@
 /* images of a folder dataset decoded by a check: the first of each class, then spread evenly */
 #define FOLDER_SAMPLE 32
 
-static const char *const top_keys[] = {"name", "seed", "device", "priority", "data", "model", "train"};
+static const char *const top_keys[] = {"name", "seed", "device", "priority", "data", "model", "train", "slurm"};
 
 extern const char *const spec_data_keys[], *const spec_train_keys[], *const spec_optimizer_keys[];
 extern const int spec_n_data_keys, spec_n_train_keys, spec_n_optimizer_keys;
@@ -387,6 +387,8 @@ static void v_run_keys(vctx *c, const ynode *root, spec *s)
     if ((n = vget(c, root, "", "device", p)))
         v_device(c, n, s);
     v_int(c, root, "", "priority", INT64_MIN, INT64_MAX, &s->priority);
+    if ((n = vget(c, root, "", "slurm", p)))
+        v_slurm(c, n, &s->slurm);
 }
 
 /* The checks across sections, on what is valid: the dataset's geometry
@@ -473,8 +475,8 @@ int spec_validate(vctx *c, const ynode *root, spec *s)
                    vdescribe(root, found, sizeof found));
         return c->oom ? SPEC_ENOMEM : 0;
     }
-    static const char *const known[] = {"name", "seed", "device", "priority", "data", "model", "train", "matrix",
-                                        "include"};
+    static const char *const known[] = {"name", "seed", "device", "priority", "data",
+                                        "model", "train", "slurm", "matrix", "include"};
     v_check_keys(c, root, "", known, V_NELEM(known), NULL, NULL);
     v_run_keys(c, root, s);
 

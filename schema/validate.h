@@ -67,6 +67,7 @@ typedef struct v_data_ok {
 void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok);
 void v_model(vctx *c, const ynode *node, spec *s);
 void v_train(vctx *c, const ynode *node, spec *s, bool *precision_gpu, const ynode **precision_node);
+void v_slurm(vctx *c, const ynode *node, spec_slurm *out);
 /* Every known key of each section, for "it belongs under ..." hints. */
 const char *v_section_of(const char *key, const char *except);
 

@@ -19,6 +19,7 @@
 #include "service/internal.h"
 #include "service/log.h"
 #include "service/paths.h"
+#include "service/process_ns.h"
 
 #define PROGRESS_DB_MS 1000 /* progress rows at most this often */
 
@@ -203,6 +204,11 @@ static void record_end(svc_attempt *w, const svc_job_end *end)
         out = OUT_RESUME;
         snprintf(why + strlen(why), sizeof why - strlen(why), " (%s)", low + strlen("waiting: "));
     }
+    if (sv->exec->ops->queues) { /* a cluster's job: attempt_cluster.c */
+        svc_cluster_record_end(w, end, out == OUT_DONE, out == OUT_INTERRUPTED || out == OUT_RESUME, retryable,
+                               why);
+        return;
+    }
     svc_end e = {.run_id = w->run_id};
     const char *what;
     if (out == OUT_DONE) {
@@ -268,7 +274,8 @@ static void on_ended(void *ctx, const svc_job_end *end)
         }
     sv->n_attempts--;
     assert(sv->n_attempts >= 0);
-    svc_slots_release(&sv->slots, &w->place);
+    if (!sv->exec->ops->queues) /* a cluster's jobs take no slot here */
+        svc_slots_release(&sv->slots, &w->place);
     uv_close((uv_handle_t *)&w->stop_timer, attempt_closed);
     svc_attempt_gone(sv);
 }
@@ -308,7 +315,7 @@ void svc_attempt_stop(svc_attempt *w, bool cancel, const char *reason)
     if (!w->job || w->term_sent)
         return;
     w->term_sent = true;
-    signal_worker(w, SVC_SIGNAL_STOP);
+    signal_worker(w, cancel ? SVC_SIGNAL_CANCEL : SVC_SIGNAL_STOP);
     uv_timer_start(&w->stop_timer, on_stop_timeout, (uint64_t)w->sv->cfg.stop_timeout_ms, 0);
 }
 
@@ -500,8 +507,8 @@ static void visible_device(int ordinal, char *out, size_t len)
  * live in the caller's buffers. */
 typedef struct worker_command {
     const char *argv[24 + 2 * SVC_MAX_DATA_ROOTS];
-    const char *env[4];
-    char threads[16], env_cuda[160], env_threads[48], env_pid[48];
+    const char *env[5];
+    char threads[16], env_cuda[160], env_threads[48], env_pid[48], env_ns[160];
 } worker_command;
 
 static void build_command(const svc_service *sv, const db_run *r, const svc_placement *p, const char *key,
@@ -546,7 +553,49 @@ static void build_command(const svc_service *sv, const db_run *r, const svc_plac
     if (p->gpu < 0)
         c->env[ne++] = c->env_threads;
     c->env[ne++] = c->env_pid;
+    /* where that pid means something: a worker elsewhere does not look it up */
+    char ns[128];
+    if (svc_process_ns(ns, sizeof ns) == 0) {
+        snprintf(c->env_ns, sizeof c->env_ns, "EPOCHD_SERVICE_NS=%s", ns);
+        c->env[ne++] = c->env_ns;
+    }
     c->env[ne] = NULL;
+}
+
+/* A new attempt of run r on placement p, not yet linked. */
+static svc_attempt *attempt_new(svc_service *sv, const db_run *r, const svc_placement *p)
+{
+    svc_attempt *w = calloc(1, sizeof *w);
+    if (!w || !(w->name = strdup(r->name ? r->name : "?"))) {
+        free(w);
+        svc_error(SVC_ENOMEM, "out of memory starting the worker");
+        return NULL;
+    }
+    w->sv = sv;
+    w->run_id = r->id;
+    w->place = *p;
+    w->attempts = r->attempts + 1;
+    w->failures = r->failures;
+    w->epochs_planned = r->epochs_planned;
+    w->started_ms = uv_now(sv->loop);
+    return w;
+}
+
+static svc_job_events attempt_events(svc_attempt *w)
+{
+    return (svc_job_events){.ctx = w, .line = on_line, .log = on_log, .broken = on_broken, .ended = on_ended,
+                            .state = svc_cluster_on_state, .restarted = svc_cluster_on_restarted};
+}
+
+/* Its job has started: the attempt is in flight. */
+static void attempt_link(svc_service *sv, svc_attempt *w)
+{
+    uv_timer_init(sv->loop, &w->stop_timer);
+    w->stop_timer.data = w;
+    w->worker_id = sv->exec->ops->id(w->job);
+    w->next = sv->attempts;
+    sv->attempts = w;
+    sv->n_attempts++;
 }
 
 int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
@@ -563,32 +612,20 @@ int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
     worker_command cmd;
     build_command(sv, r, p, key, spec_path, &cmd);
 
-    svc_attempt *w = calloc(1, sizeof *w);
-    if (!w || !(w->name = strdup(r->name ? r->name : "?"))) {
-        free(w);
-        return svc_error(SVC_ENOMEM, "out of memory starting the worker");
-    }
-    w->sv = sv;
-    w->run_id = r->id;
-    w->place = *p;
-    w->attempts = r->attempts + 1;
-    w->failures = r->failures;
-    w->epochs_planned = r->epochs_planned;
-    w->started_ms = uv_now(sv->loop);
-    svc_launch l = {.run_id = r->id, .name = w->name, .run_dir = dir, .argv = cmd.argv, .env = cmd.env,
-                    .place = p, .threads = svc_config_threads(&sv->cfg)};
-    svc_job_events ev = {.ctx = w, .line = on_line, .log = on_log, .broken = on_broken, .ended = on_ended};
+    svc_attempt *w = attempt_new(sv, r, p);
+    if (!w)
+        return SVC_ENOMEM;
+    svc_launch l = {.run_id = r->id, .name = w->name, .spec = r->spec, .run_dir = dir, .argv = cmd.argv,
+                    .env = cmd.env, .place = p, .threads = svc_config_threads(&sv->cfg)};
+    svc_job_events ev = attempt_events(w);
     if ((rc = sv->exec->ops->start(sv->exec, &l, &ev, &w->job)) < 0) {
         free(w->name);
         free(w);
         return rc;
     }
-    uv_timer_init(sv->loop, &w->stop_timer);
-    w->stop_timer.data = w;
-    w->worker_id = sv->exec->ops->id(w->job);
-    w->next = sv->attempts;
-    sv->attempts = w;
-    sv->n_attempts++;
+    attempt_link(sv, w);
+    if (sv->exec->ops->queues)
+        return svc_cluster_submitted(w, r); /* the run stays queued until its job runs */
     if (db_run_start(sv->db, r->id, p->device, w->worker_id) < 0) {
         svc_log_run(SVC_LOG_ERR, r->id, "cannot mark the run running (%s); stopping its worker", db_last_error());
         svc_attempt_kill(w); /* `recorded` stays false: its end records nothing */
@@ -598,5 +635,24 @@ int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
     svc_log_run(SVC_LOG_INFO, r->id, "starting %s on %s: worker %lld, attempt %lld of %d%s", w->name, p->device,
                 (long long)w->worker_id, (long long)w->attempts, sv->cfg.max_attempts,
                 r->attempts > 0 ? ", resuming from its checkpoint" : "");
+    return 0;
+}
+
+int svc_attempt_adopt(svc_service *sv, const db_run *r, const svc_placement *p)
+{
+    if (!sv->exec->ops->adopt)
+        return svc_error(SVC_EINTERNAL, "the %s executor cannot adopt jobs", sv->exec->ops->name);
+    svc_attempt *w = attempt_new(sv, r, p);
+    if (!w)
+        return SVC_ENOMEM;
+    svc_job_events ev = attempt_events(w);
+    int rc = sv->exec->ops->adopt(sv->exec, r, &ev, &w->job);
+    if (rc < 0) {
+        free(w->name);
+        free(w);
+        return rc;
+    }
+    attempt_link(sv, w);
+    svc_cluster_adopted(w, r);
     return 0;
 }

@@ -61,6 +61,15 @@ int svc_backend_open(const char *device, eng_precision prec, int threads, eng_ba
     }
     if (cuda) {
 #if EPOCHD_HAVE_CUDA
+        if (svc_cuda_device_count() == 0) {
+            /* a device error of this host (a cluster's node without a working
+             * GPU): another attempt, elsewhere, may succeed */
+            char host[256] = "this host";
+            if (gethostname(host, sizeof host) < 0)
+                snprintf(host, sizeof host, "this host");
+            host[sizeof host - 1] = '\0';
+            return svc_error(SVC_EINTERNAL, "cannot open %s: no CUDA device on %s", device, host);
+        }
         int rc = gpu_backend_new(ordinal, prec, out);
         if (rc < 0)
             return svc_error(svc_from_engine(rc), "cannot open %s: %s", device, eng_last_error());

@@ -21,6 +21,7 @@
 #include "engine/file.h"
 #include "schema/suggest.h"
 #include "schema/ytree.h"
+#include "service/config_read.h"
 #include "service/error.h"
 
 static char *dup_or_null(const char *s)
@@ -46,6 +47,7 @@ void svc_config_free(svc_config *c)
     free(c->devices);
     free_roots(c->data_roots, c->n_data_roots);
     free_roots(c->worker_prefix, c->n_worker_prefix);
+    svc_slurm_config_free(&c->slurm);
     memset(c, 0, sizeof *c);
 }
 
@@ -75,7 +77,9 @@ int svc_config_defaults(svc_config *c)
     c->max_depth = o.max_depth;
     c->max_nodes = o.max_nodes;
     c->max_combinations = o.max_combinations;
-    if (!c->experiments || !c->db_path || !c->state_dir || !c->devices) {
+    c->executor = SVC_EXECUTOR_LOCAL;
+    if (svc_slurm_config_defaults(&c->slurm) < 0 || !c->experiments || !c->db_path || !c->state_dir ||
+        !c->devices) {
         svc_config_free(c);
         return SVC_ENOMEM;
     }
@@ -84,13 +88,7 @@ int svc_config_defaults(svc_config *c)
 
 /* ---- the YAML file ---- */
 
-typedef struct cfg_ctx {
-    const char *file;
-    char *dir;          /* the file's folder, for relative paths */
-    spec_diags *diags;
-    int errors;
-    bool oom;
-} cfg_ctx;
+typedef svc_cfg_ctx cfg_ctx; /* config_read.h: shared with the files of single sections */
 
 static void err_at(cfg_ctx *x, const ynode *n, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -372,7 +370,7 @@ static void load_devices(cfg_ctx *x, const ynode *v, svc_config *c)
 static const char *const top_keys[] = {
     "experiments", "db", "state_dir", "devices", "data_roots", "cpu_slots", "gpu_slots", "max_attempts",
     "worker_threads", "settle_ms", "stop_timeout_s", "cancel_poll_ms", "rescan_interval_s", "log_level", "limits",
-    "worker_prefix",
+    "worker_prefix", "executor", "slurm",
 };
 
 static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
@@ -429,6 +427,16 @@ static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
                 c->log_level = l;
         } else if (!strcmp(name, "limits"))
             load_limits(x, v, c);
+        else if (!strcmp(name, "executor")) {
+            const char *e = scalar(v);
+            if (e && !strcmp(e, "local"))
+                c->executor = SVC_EXECUTOR_LOCAL;
+            else if (e && !strcmp(e, "slurm"))
+                c->executor = SVC_EXECUTOR_SLURM;
+            else
+                err_at(x, v, name, "expected local or slurm, found %s", e ? e : "a collection");
+        } else if (!strcmp(name, "slurm"))
+            svc_config_load_slurm(x, v, &c->slurm);
         else
             unknown_key(x, k, "", top_keys, (int)(sizeof top_keys / sizeof *top_keys));
     }
@@ -447,7 +455,8 @@ static int copy_config(svc_config *dst, const svc_config *src)
     dst->n_data_roots = 0;
     dst->worker_prefix = NULL;
     dst->n_worker_prefix = 0;
-    bool ok = (!src->config_path || dst->config_path) && (!src->experiments || dst->experiments) &&
+    bool slurm_ok = svc_slurm_config_copy(&dst->slurm, &src->slurm) == 0;
+    bool ok = slurm_ok && (!src->config_path || dst->config_path) && (!src->experiments || dst->experiments) &&
               (!src->db_path || dst->db_path) && (!src->state_dir || dst->state_dir) &&
               (!src->devices || dst->devices);
     if (ok && src->n_data_roots) {
@@ -610,6 +619,10 @@ void svc_config_spec_options(const svc_config *c, spec_options *o)
     o->max_depth = c->max_depth;
     o->max_nodes = c->max_nodes;
     o->max_combinations = c->max_combinations;
+    /* a spec's slurm.extra words: only what the service allows (an empty list allows nothing) */
+    static const char *const none[] = {NULL};
+    o->slurm_allowed = c->slurm.allowed_extra ? (const char *const *)c->slurm.allowed_extra : none;
+    o->n_slurm_allowed = c->slurm.n_allowed_extra;
 }
 
 int svc_config_threads(const svc_config *c)
@@ -620,4 +633,80 @@ int svc_config_threads(const svc_config *c)
     int slots = c->cpu_slots > 0 ? c->cpu_slots : 1;
     long t = cores > 0 ? cores / slots : 1;
     return t < 1 ? 1 : (int)t;
+}
+
+/* ---- for the files that read one section (config_read.h) ---- */
+
+void svc_cfg_error(svc_cfg_ctx *x, const ynode *n, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    err_at(x, n, key, "%s", msg);
+}
+
+const char *svc_cfg_scalar(const ynode *n) { return scalar(n); }
+
+int svc_cfg_i64(svc_cfg_ctx *x, const ynode *n, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    return get_i64(x, n, key, lo, hi, out);
+}
+
+int svc_cfg_int(svc_cfg_ctx *x, const ynode *n, const char *key, int lo, int hi, int *out)
+{
+    return get_int(x, n, key, lo, hi, out);
+}
+
+void svc_cfg_unknown_key(svc_cfg_ctx *x, const ynode *k, const char *prefix, const char *const *known, int n)
+{
+    unknown_key(x, k, prefix, known, n);
+}
+
+int svc_cfg_words(svc_cfg_ctx *x, const ynode *v, const char *key, int max, char ***out, int *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    ynode *const *items = NULL;
+    int64_t n = 1;
+    if (v->kind == YN_SEQ) {
+        items = v->v;
+        n = v->n;
+    } else if (v->kind != YN_SCALAR || !*v->s) {
+        err_at(x, v, key, "expected a list of words");
+        return -1;
+    }
+    if (n > max) {
+        err_at(x, v, key, "expected at most %d words, found %lld", max, (long long)n);
+        return -1;
+    }
+    char **w = n ? calloc((size_t)n, sizeof *w) : NULL;
+    if (n && !w) {
+        x->oom = true;
+        return -1;
+    }
+    int k = 0, bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const ynode *e = items ? items[i] : v;
+        const char *t = scalar(e);
+        if (!t || !*t) {
+            err_at(x, e, key, "expected a word, found %s", t ? "an empty string" : "a collection");
+            bad = 1;
+            continue;
+        }
+        if (!(w[k] = strdup(t))) {
+            x->oom = true;
+            bad = 1;
+            break;
+        }
+        k++;
+    }
+    if (bad) {
+        free_roots(w, k);
+        return -1;
+    }
+    *out = w;
+    *n_out = k;
+    return 0;
 }

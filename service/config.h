@@ -11,6 +11,34 @@
 /* At most this many data_roots (each becomes two worker arguments). */
 #define SVC_MAX_DATA_ROOTS 64
 
+/* Where workers run (`executor:`). */
+typedef enum svc_executor_kind {
+    SVC_EXECUTOR_LOCAL = 0, /* child processes of the service, on its device slots */
+    SVC_EXECUTOR_SLURM,     /* batch jobs of a Slurm cluster (exec_slurm.c, docs/slurm.md) */
+} svc_executor_kind;
+
+/* What a stop of the service does to its Slurm jobs (`slurm.on_stop`). */
+typedef enum svc_on_stop {
+    SVC_ON_STOP_INTERRUPT = 0, /* SIGTERM to each running job: interrupted, resumed at the next start */
+    SVC_ON_STOP_LEAVE,         /* the jobs run on; the next start adopts them */
+} svc_on_stop;
+
+/* The `slurm:` settings (config_slurm.c). Strings NULL: Slurm's defaults. */
+typedef struct svc_slurm_config {
+    char *partition, *account, *qos, *time; /* defaults of a spec's slurm: keys */
+    char **extra;                           /* sbatch words for every job */
+    int n_extra;
+    char **allowed_extra;                   /* sbatch option names a spec's slurm.extra may use */
+    int n_allowed_extra;
+    char *gpu_option;                       /* what a GPU run asks for: --gres=gpu:1 */
+    int auto_gpu;                           /* 1: device auto asks for a GPU; 0: the CPU */
+    int max_jobs;                           /* jobs submitted and not ended, at most */
+    int max_preemptions;                    /* interruptions by the cluster before a run fails */
+    svc_on_stop on_stop;
+    int requeue;                            /* 1: sbatch --requeue (Slurm may requeue a job itself) */
+    int64_t poll_ms;                        /* how often squeue is asked */
+} svc_slurm_config;
+
 typedef struct svc_config {
     char *config_path;   /* the file the settings came from; NULL: none */
     char *experiments;   /* the folder watched for specs */
@@ -38,6 +66,8 @@ typedef struct svc_config {
     int max_depth;
     int64_t max_nodes;
     int64_t max_combinations;
+    svc_executor_kind executor;
+    svc_slurm_config slurm;
 } svc_config;
 
 /* Settings given on the command line (NULL / negative: not given). */
@@ -69,5 +99,10 @@ void svc_config_free(svc_config *c);
 void svc_config_spec_options(const svc_config *c, spec_options *o);
 /* Threads for one CPU run. */
 int svc_config_threads(const svc_config *c);
+
+/* The slurm: settings (config_slurm.c): defaults, a deep copy, freeing. */
+int svc_slurm_config_defaults(svc_slurm_config *s);
+int svc_slurm_config_copy(svc_slurm_config *dst, const svc_slurm_config *src);
+void svc_slurm_config_free(svc_slurm_config *s);
 
 #endif

@@ -10,6 +10,8 @@
  *   sched.c     the queue: placement, notes, cancel requests, STATUS=
  *   attempt.c   one attempt of a run: its worker's events and its end
  *   exec_local.c the local executor: child processes
+ *   exec_slurm.c the Slurm executor: batch jobs (slurm_*.c: commands, parsing, sbatch)
+ *   attempt_cluster.c  what a cluster's jobs add to an attempt
  *   resume.c    runs left interrupted or orphaned by a previous service
  *   protocol.c  the worker's JSON lines, both directions
  *   log.c, notify.c  stderr logging with priorities, sd_notify */
@@ -101,6 +103,11 @@ struct svc_attempt {
     bool term_sent, kill_sent;
     uint64_t last_progress_ms;
     uint64_t started_ms;
+    /* a cluster's job (attempt_cluster.c) */
+    int64_t job_id;          /* 0 until the cluster took it */
+    bool running;            /* the run is marked running (its job started) */
+    int64_t preemptions;     /* the run's interruptions by the cluster so far */
+    char fail_reason[256];   /* ends it as failed whatever the worker says ("" none) */
 };
 
 /* Starts a worker for run r on placement p. 0, or SVC_E* (nothing started;
@@ -111,6 +118,25 @@ svc_attempt *svc_attempt_find(svc_service *sv, int64_t run_id);
  * stop timeout. cancel: the run ends `cancelled` with reason. */
 void svc_attempt_stop(svc_attempt *w, bool cancel, const char *reason);
 void svc_attempt_kill(svc_attempt *w);
+/* Re-attaches the job that a previous service left for run r (a queueing
+ * executor's recover() said SVC_RECOVER_ADOPT). 0, or SVC_E*. */
+int svc_attempt_adopt(svc_service *sv, const db_run *r, const svc_placement *p);
+
+/* attempt_cluster.c: what a queueing executor (Slurm) adds to attempts -
+ * placement by the cluster under a cap on jobs in flight, the pending job,
+ * its real start, requeues and preemptions that spend no attempt, its end,
+ * start-up recovery by adoption, and the stop policy. */
+svc_place_result svc_cluster_place(svc_service *sv, const db_run *r, svc_placement *p, char *note, size_t len);
+int svc_cluster_submitted(svc_attempt *w, const db_run *r);
+void svc_cluster_adopted(svc_attempt *w, const db_run *r);
+void svc_cluster_on_state(void *ctx, const svc_job_state *st);
+void svc_cluster_on_restarted(void *ctx, int64_t restart);
+void svc_cluster_record_end(svc_attempt *w, const svc_job_end *end, bool done, bool interrupted, bool retryable,
+                            const char *why);
+void svc_cluster_resume(svc_service *sv);
+/* A stop of the service: true when the attempt's job is left running
+ * (slurm.on_stop: leave), false when it must be stopped as usual. */
+bool svc_cluster_leave(svc_attempt *w);
 
 /* Records the ends the database refused before (it was busy or full). */
 void svc_attempt_record_pending(svc_service *sv);

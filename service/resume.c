@@ -11,6 +11,10 @@
 
 void svc_resume_orphans(svc_service *sv)
 {
+    if (sv->exec->ops->queues) { /* a cluster's jobs are adopted by id (attempt_cluster.c) */
+        svc_cluster_resume(sv);
+        return;
+    }
     db_run_list *l = NULL;
     if (db_runs_to_resume(sv->db, &l) < 0) {
         svc_log(SVC_LOG_ERR, "cannot list runs to resume: %s", db_last_error());

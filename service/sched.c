@@ -36,14 +36,18 @@ static void sched_pass(svc_service *sv)
         }
         svc_placement p;
         char note[256];
+        bool cluster = sv->exec->ops->queues; /* the cluster places its jobs (attempt_cluster.c) */
         svc_place_result pr = SVC_PLACE_BUSY;
         if (hold[0])
             snprintf(note, sizeof note, "%s", hold);
+        else if (cluster)
+            pr = svc_cluster_place(sv, r, &p, note, sizeof note);
         else
             pr = svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
         if (pr == SVC_PLACE_OK) {
             if (svc_attempt_start(sv, r, &p) == 0) {
-                svc_slots_take(&sv->slots, &p);
+                if (!cluster)
+                    svc_slots_take(&sv->slots, &p);
                 continue;
             }
             svc_log_run(SVC_LOG_ERR, r->id, "cannot start a worker: %s", svc_last_error());
@@ -117,7 +121,11 @@ void svc_sched_poll(svc_service *sv)
 void svc_sched_status(svc_service *sv)
 {
     char st[512];
-    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", (long long)sv->n_queued, sv->n_attempts);
+    int running = 0; /* a cluster's pending jobs are still queued */
+    for (svc_attempt *w = sv->attempts; w; w = w->next)
+        running += !sv->exec->ops->queues || w->running;
+    long long queued = (long long)(sv->n_queued + sv->n_attempts - running);
+    int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", queued, running);
     int shown = 0;
     for (svc_attempt *w = sv->attempts; w && n > 0 && (size_t)n < sizeof st - 80; w = w->next) {
         if (shown++ == 3) {

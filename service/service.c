@@ -96,7 +96,8 @@ void svc_service_stop(svc_service *sv, const char *why)
         sv->watch = NULL;
     }
     for (svc_attempt *w = sv->attempts; w; w = w->next)
-        svc_attempt_stop(w, false, NULL);
+        if (!svc_cluster_leave(w)) /* slurm.on_stop: leave keeps the jobs running */
+            svc_attempt_stop(w, false, NULL);
     /* each worker has its own SIGKILL timer; this one is the overall bound */
     uv_timer_start(&sv->stop_timer, on_stop_timeout, (uint64_t)sv->cfg.stop_timeout_ms + 1000, 0);
     svc_sched_status(sv);
@@ -149,6 +150,11 @@ static void log_slots(svc_service *sv)
         snprintf(gpus + l, sizeof gpus - l, "%scuda:%d", i ? ", " : "", sv->slots.gpu_ordinal[i]);
     }
     int t = svc_config_threads(&sv->cfg);
+    if (sv->cfg.executor == SVC_EXECUTOR_SLURM) {
+        svc_log(SVC_LOG_INFO, "executor slurm: up to %d jobs in flight, %d thread%s per CPU run, GPU runs ask for %s",
+                sv->cfg.slurm.max_jobs, t, t == 1 ? "" : "s", sv->cfg.slurm.gpu_option);
+        return;
+    }
     if (sv->slots.n_gpus)
         svc_log(SVC_LOG_INFO, "devices: CPU with %d slot%s (%d thread%s per run); GPUs %s with %d slot%s each",
                 sv->slots.cpu_slots, sv->slots.cpu_slots == 1 ? "" : "s", t, t == 1 ? "" : "s", gpus,
@@ -187,6 +193,10 @@ static void keep_fixed_settings(svc_service *sv, svc_config *nc)
         svc_log(SVC_LOG_WARNING, "db changed to %s: takes effect at the next start", nc->db_path);
     if (strcmp(nc->state_dir, sv->cfg.state_dir))
         svc_log(SVC_LOG_WARNING, "state_dir changed to %s: takes effect at the next start", nc->state_dir);
+    if (nc->executor != sv->cfg.executor) {
+        svc_log(SVC_LOG_WARNING, "executor changed: takes effect at the next start");
+        nc->executor = sv->cfg.executor;
+    }
     free(nc->db_path);
     free(nc->state_dir);
     nc->db_path = sv->cfg.db_path;
@@ -322,7 +332,9 @@ int svc_service_new(const svc_overrides *ovr, svc_service **out)
     int rc = build_config(sv);
     if (rc == 0)
         rc = open_files(sv);
-    if (rc == 0)
+    if (rc == 0 && sv->cfg.executor == SVC_EXECUTOR_SLURM)
+        rc = svc_executor_slurm_new(uv_default_loop(), &sv->cfg, sv->exe, sv->state_dir, &sv->exec);
+    else if (rc == 0)
         rc = svc_executor_local_new(uv_default_loop(), &sv->cfg, sv->exe, sv->state_dir, &sv->exec);
     if (rc < 0) {
         svc_service_free(sv);

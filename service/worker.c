@@ -11,6 +11,7 @@
 #include "service/error.h"
 #include "service/history.h"
 #include "service/paths.h"
+#include "service/process_ns.h"
 #include "service/protocol.h"
 #include "schema/spec.h"
 
@@ -105,7 +106,10 @@ static void fail(svc_outcome *out, int code, bool retryable, const char *msg)
 /* Started by the service: stop (at the next step, as on SIGTERM) when the
  * parent dies, rather than train on with nobody reading. The parent is the
  * service, or a worker_prefix wrapper (nice, srun) in between. False when
- * the service has already gone. */
+ * the service has already gone. The service's pid is looked up only where
+ * it means something: on the service's host and in its PID namespace
+ * (EPOCHD_SERVICE_NS); elsewhere (srun to another node, a container) the
+ * parent-death signal is all there is. */
 static bool watch_service(const char *key)
 {
     const char *service = getenv("EPOCHD_SERVICE_PID");
@@ -113,6 +117,10 @@ static bool watch_service(const char *key)
         return true;
     long sp = strtol(service, NULL, 10);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    const char *where = getenv("EPOCHD_SERVICE_NS");
+    char here[128];
+    if (where && *where && (svc_process_ns(here, sizeof here) < 0 || strcmp(where, here)))
+        return true; /* another host or PID namespace: its pid names nothing here */
     if (sp > 0 && (long)getppid() != sp && kill((pid_t)sp, 0) < 0 && errno == ESRCH) {
         fprintf(stderr, "epochd worker %s: the service (pid %ld) has gone\n", key, sp);
         return false;

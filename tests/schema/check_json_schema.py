@@ -92,6 +92,8 @@ bad = {
     "layout on folder": "data: {dataset: folder, root: x, size: [8, 8], layout: nhwc}\nmodel: {template: mlp, units: [3]}\n",
     "classes on mnist": "data: {dataset: mnist, classes: 10}\nmodel: {template: mlp, units: [10]}\n",
     "bad layout": "data: {dataset: npy, root: x, layout: chw}\nmodel: {template: mlp, units: [3]}\n",
+    "slurm time": MLP + "slurm: {time: soon}\n",
+    "slurm short option": MLP + "slurm: {extra: [-c4]}\n",
 }
 for what, text in bad.items():
     if not errors(yaml.safe_load(text)):
