@@ -54,6 +54,7 @@ struct svc_service {
     int lock_fd;
     char last_status[512];
     int exit_code;           /* SVC_E* of a fatal condition; 0 */
+    struct svc_observe *obs; /* what other threads may see (observe.h) */
 };
 
 /* service.c */

@@ -10,6 +10,7 @@
 #include "service/notify.h"
 #include "service/error.h"
 #include "service/internal.h"
+#include "service/observe_hooks.h"
 
 static void sched_pass(svc_service *sv)
 {
@@ -112,6 +113,7 @@ void svc_sched_poll(svc_service *sv)
 
 void svc_sched_status(svc_service *sv)
 {
+    svc_observe_slots(sv);
     char st[512];
     int n = snprintf(st, sizeof st, "STATUS=%lld queued, %d running", (long long)sv->n_queued, sv->n_attempts);
     int shown = 0;
