@@ -12,6 +12,7 @@
 #include "web/internal.h"
 
 void web_esc(FILE *f, const char *s) { cli_plot_xml_escape(f, s); }
+void web_esc_lines(FILE *f, const char *s) { cli_plot_xml_escape_lines(f, s); }
 
 void web_url_esc(FILE *f, const char *s)
 {

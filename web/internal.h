@@ -89,7 +89,8 @@ int web_guard_load_token(web_server *w, const char *path);
 int web_guard_check(web_server *w, struct MHD_Connection *c, const char *method, const char *url, const char **why);
 
 /* ---- html.c ---- */
-void web_esc(FILE *f, const char *s);        /* HTML text and quoted attributes */
+void web_esc(FILE *f, const char *s);        /* HTML text and quoted attributes (one line) */
+void web_esc_lines(FILE *f, const char *s);  /* the same keeping newlines and tabs, inside <pre> */
 void web_url_esc(FILE *f, const char *s);    /* a query value, percent-encoded */
 typedef enum web_nav { WEB_NAV_RUNS, WEB_NAV_COMPARE, WEB_NAV_HELP, WEB_NAV_NONE } web_nav;
 void web_page_begin(web_request *rq, const char *title, web_nav nav);

@@ -135,7 +135,7 @@ static void facts(FILE *f, const run_view *v)
     fputs("</dl>\n", f);
     if (r->error) {
         fputs("<pre class=\"error\" id=\"error\">", f);
-        web_esc(f, r->error);
+        web_esc_lines(f, r->error);
         fputs("</pre>\n", f);
     }
 }
@@ -329,7 +329,7 @@ static void spec_text(FILE *f, const db_run *r)
         fputs("</code>", f);
     }
     fputs("</p>\n<pre id=\"spec\">", f);
-    web_esc(f, r->spec ? r->spec : "(the spec's text was not recorded)");
+    web_esc_lines(f, r->spec ? r->spec : "(the spec's text was not recorded)");
     fputs("</pre>\n", f);
 }
 

@@ -266,7 +266,7 @@ static void live_part(web_request *rq, const runs_view *v)
             fputs("</a> <span class=\"muted\">", f);
             web_esc(f, r->spec_path ? r->spec_path : "");
             fputs("</span>\n<pre class=\"error\">", f);
-            web_esc(f, r->error ? r->error : "(no message recorded)");
+            web_esc_lines(f, r->error ? r->error : "(no message recorded)");
             fputs("</pre></article>\n", f);
         }
         fputs("</section>\n", f);

@@ -392,11 +392,12 @@ int web_server_start(const web_options *o, web_server **out)
     if (w->listen.addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     w->daemon = MHD_start_daemon(
-        flags, (uint16_t)w->listen.port, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, &w->listen.addr,
+        flags, (uint16_t)w->listen.port, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_log, w,
+        MHD_OPTION_SOCK_ADDR, &w->listen.addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WEB_THREADS, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)WEB_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_EXTERNAL_LOGGER, on_log, w, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (!w->daemon) {
         rc = svc_error(SVC_EIO, "http: cannot listen on %s (the port is in use, or the address is not this host's)",
                        w->listen.text);
