@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <microhttpd.h>
+
 #include "db/db.h"
 #include "service/listen.h"
 #include "service/service.h"
@@ -26,6 +28,7 @@
 #define WEB_MAX_CONNECTIONS 2000     /* open connections, idle ones included */
 #define WEB_THREADS 2                /* server threads (each with its own database connection) */
 #define WEB_IDLE_TIMEOUT_S 10        /* a connection silent this long is closed */
+#define WEB_REQUEST_DEADLINE_S 15    /* a request must arrive in full this soon (slowloris) */
 #define WEB_CONNECTION_MEMORY 32768  /* request line and headers of one connection */
 #define WEB_MAX_HEADERS 64           /* header fields of one request */
 #define WEB_MAX_URL 2048             /* bytes of the path and query */
@@ -35,6 +38,7 @@
 #define WEB_MAX_PLOTTED 50           /* compare overlays at most this many runs' curves */
 
 typedef struct web_cache web_cache;
+typedef struct web_deadline web_deadline;
 
 struct web_server {
     struct MHD_Daemon *daemon;
@@ -45,6 +49,7 @@ struct web_server {
     char token[256];      /* "" : no token */
     size_t token_len;
     web_cache *cache;
+    web_deadline *deadline;
     pthread_key_t reader_key; /* this thread's db connection */
     bool reader_key_made;
 };
@@ -81,6 +86,17 @@ void web_cache_free(web_cache *c);
 /* A copy of a fresh answer for key, or false. */
 bool web_cache_get(web_cache *c, const char *key, char **body, size_t *len, int *status, const char **type);
 void web_cache_put(web_cache *c, const char *key, const char *body, size_t len, int status, const char *type);
+
+/* ---- deadline.c ---- */
+struct MHD_Connection;
+int web_deadline_new(web_deadline **out);
+void web_deadline_free(web_deadline *d); /* after the daemon stopped */
+/* libmicrohttpd's callbacks (cls: the server): MHD_OPTION_NOTIFY_CONNECTION
+ * and MHD_OPTION_NOTIFY_COMPLETED; request_in when a request has arrived. */
+void web_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code);
+void web_deadline_request_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode code);
+void web_deadline_request_in(web_server *w, struct MHD_Connection *c);
+uint64_t web_deadline_reaped(web_deadline *d); /* connections shut down so far */
 
 /* ---- guard.c ---- */
 /* Reads the token file (NULL: none) into w->token. 0 or SVC_EUSAGE. */

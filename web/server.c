@@ -262,6 +262,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     *con_cls = w;
+    web_deadline_request_in(w, c);
     lower_priority_once();
     const char *why = NULL;
     int status = web_guard_check(w, c, method, url, &why);
@@ -352,6 +353,7 @@ void web_server_stop(web_server *w)
         return;
     if (w->daemon)
         MHD_stop_daemon(w->daemon); /* joins its threads: their connections close */
+    web_deadline_free(w->deadline);
     web_reader_done(w);
     web_cache_free(w->cache);
     free(w->db_path);
@@ -376,6 +378,8 @@ int web_server_start(const web_options *o, web_server **out)
     if (rc == 0)
         rc = web_cache_new(&w->cache);
     if (rc == 0)
+        rc = web_deadline_new(&w->deadline);
+    if (rc == 0)
         rc = web_reader_init(w);
     db *first;
     if (rc == 0) /* the database must be readable now, not at the first request */
@@ -397,7 +401,8 @@ int web_server_start(const web_options *o, web_server **out)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WEB_THREADS, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)WEB_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, web_deadline_notify, w, MHD_OPTION_NOTIFY_COMPLETED,
+        web_deadline_request_done, w, MHD_OPTION_END);
     if (!w->daemon) {
         rc = svc_error(SVC_EIO, "http: cannot listen on %s (the port is in use, or the address is not this host's)",
                        w->listen.text);
