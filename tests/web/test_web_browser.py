@@ -117,6 +117,10 @@ def main():
             check(b.eval('document.querySelectorAll("#curves svg g.panel").length') == 4, 'four panels on the run page')
             msg = b.eval('(document.querySelector("#messages") || {}).textContent || ""')
             check('hello <b>from</b> the worker' in msg, f'the worker\'s stderr line, as text: {msg!r}')
+            port = int(url.rsplit(':', 1)[1].strip('/'))
+            api = w.request('127.0.0.1', port, f'/api/runs/{slow}').json()
+            check(any(m.startswith('hello <b>from</b> the worker') for m in api.get('messages') or []),
+                  f'/api/runs/ID messages: {api.get("messages")}')
             grew = wait_until(lambda: b.eval('document.querySelectorAll("#epochs tbody tr").length') > n0, 240,
                               'a new epoch on the run page without a reload')
             check(grew and b.eval('window.__marker') == 43, 'the run page updated without a reload')

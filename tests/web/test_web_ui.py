@@ -291,6 +291,27 @@ def test_usage(tmp, db):
     check(warned, 'listening on 0.0.0.0 without a token is warned about')
 
 
+def test_serve_refuses(tmp):
+    """A dashboard that cannot start stops the service from starting (and says why)."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    s.listen()
+    busy = s.getsockname()[1]
+    for extra, args, code, words in [('', ['--http', f'127.0.0.1:{busy}'], 74, 'cannot listen'),
+                                     ('http: {listen: "example.com:80"}\n', [], 64, 'http.listen'),
+                                     ('http: {listen: "127.0.0.1:0", token_file: nowhere}\n', [], 64, 'token_file')]:
+        sv = w.serve_util.Service(os.path.join(tmp, f'refuse{code}{len(words)}'), extra=extra)
+        p = sv.start(*args, ready=False)
+        try:
+            rc = p.wait(60)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == code and words in sv.log_text(), f'serve {args} {extra.strip()}: exit {rc}: {sv.log_text()[-500:]}')
+        sv.stop()
+        sv.cleanup()
+    s.close()
+
+
 def main():
     with w.serve_util.tempdir() as tmp:
         db = fill_db.fill(tmp)
@@ -304,6 +325,7 @@ def main():
             check(ui.stop() == 0, 'ui exits 0 on SIGTERM')
         test_token(tmp, db)
         test_usage(tmp, db)
+        test_serve_refuses(tmp)
         with open(db, 'rb') as f:
             check(hashlib.sha256(f.read()).hexdigest() == before, 'the database file changed under a read-only ui')
         check(not os.path.exists(db + '-wal') or os.path.getsize(db + '-wal') == 0, 'a WAL written by the ui')

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cli/text_table.h"
+#include "service/config.h"
 #include "service/error.h"
 #include "service/listen.h"
 #include "service/observe.h"
@@ -47,6 +49,58 @@ static void test_listen(void **state)
             fail_msg("'%s' was accepted", bad[i]);
         assert_true(strlen(svc_last_error()) > 0);
     }
+}
+
+/* The config's http block: read, paths taken from the file's folder, every
+ * problem located. */
+static int load_config(const char *text, svc_config *c, char *diag, size_t len)
+{
+    char path[] = "/tmp/epochd-web-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(svc_config_defaults(c), 0);
+    spec_diags d = {0};
+    int rc = svc_config_load(c, path, &d);
+    diag[0] = '\0';
+    if (d.n)
+        spec_diag_format(&d.v[0], diag, len);
+    spec_diags_clear(&d);
+    unlink(path);
+    return rc;
+}
+
+static void test_config_http(void **state)
+{
+    (void)state;
+    svc_config c;
+    char diag[1024];
+    assert_int_equal(svc_config_defaults(&c), 0);
+    assert_null(c.http_listen); /* off unless configured */
+    svc_config_free(&c);
+
+    assert_int_equal(load_config("http: {listen: \"127.0.0.1:8080\", token_file: tok}\n", &c, diag, sizeof diag), 0);
+    assert_string_equal(c.http_listen, "127.0.0.1:8080");
+    assert_string_equal(c.http_token_file, "/tmp/tok"); /* beside the config file */
+    svc_overrides o = {.http_listen = "[::1]:9"};
+    assert_int_equal(svc_config_override(&c, &o), 0);
+    assert_string_equal(c.http_listen, "[::1]:9");
+    svc_config_free(&c);
+
+    assert_int_equal(load_config("cpu_slots: 1\nhttp:\n  listen: example.com:80\n", &c, diag, sizeof diag),
+                     SVC_EUSAGE);
+    assert_non_null(strstr(diag, ":3:11: http.listen:"));
+    assert_non_null(strstr(diag, "not a numeric"));
+    svc_config_free(&c);
+    assert_int_equal(load_config("http: {lisen: 8080}\n", &c, diag, sizeof diag), SVC_EUSAGE);
+    assert_non_null(strstr(diag, "http.lisen: unknown key (did you mean 'listen'?)"));
+    svc_config_free(&c);
+    assert_int_equal(load_config("http: 8080\n", &c, diag, sizeof diag), SVC_EUSAGE);
+    assert_non_null(strstr(diag, "http: expected a mapping"));
+    svc_config_free(&c);
 }
 
 static void test_messages_ring(void **state)
@@ -181,6 +235,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_config_http),
         cmocka_unit_test(test_messages_ring),
         cmocka_unit_test(test_messages_threads),
         cmocka_unit_test(test_html_table),
