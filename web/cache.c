@@ -11,7 +11,8 @@
 #include "web/internal.h"
 
 #define CACHE_ENTRIES 32
-#define CACHE_MAX_BODY (8u << 20) /* larger answers are not kept */
+#define CACHE_MAX_BODY (8u << 20)   /* larger answers are not kept */
+#define CACHE_MAX_TOTAL (32u << 20) /* all entries together */
 
 typedef struct entry {
     char *key;
@@ -25,6 +26,7 @@ typedef struct entry {
 struct web_cache {
     pthread_mutex_t mu;
     entry e[CACHE_ENTRIES];
+    size_t total; /* bytes of the bodies kept */
 };
 
 static uint64_t now_ms(void)
@@ -112,8 +114,27 @@ void web_cache_put(web_cache *c, const char *key, const char *body, size_t len, 
                 slot = &c->e[i];
     }
     char *old_k = slot->key, *old_b = slot->body;
+    c->total -= old_b ? slot->len : 0;
     *slot = (entry){.key = k, .body = b, .len = len, .status = status, .type = type, .at_ms = now};
+    c->total += len;
+    /* over the bound: the oldest others go (outside the lock, their memory) */
+    char *drop[2 * CACHE_ENTRIES];
+    size_t nd = 0;
+    while (c->total > CACHE_MAX_TOTAL) {
+        entry *old = NULL;
+        for (size_t i = 0; i < CACHE_ENTRIES; i++)
+            if (c->e[i].key && &c->e[i] != slot && (!old || c->e[i].at_ms < old->at_ms))
+                old = &c->e[i];
+        if (!old)
+            break;
+        c->total -= old->len;
+        drop[nd++] = old->key;
+        drop[nd++] = old->body;
+        *old = (entry){0};
+    }
     pthread_mutex_unlock(&c->mu);
     free(old_k);
     free(old_b);
+    for (size_t i = 0; i < nd; i++)
+        free(drop[i]);
 }

@@ -215,7 +215,11 @@ static enum MHD_Result key_arg(void *cls, enum MHD_ValueKind kind, const char *k
 {
     (void)kind;
     key_buf *k = cls;
-    fprintf(k->f, "%c%s=%s", k->sep, key, value ? value : "");
+    /* encoded again, so that a value holding '&' or '=' makes a key of its own */
+    fputc(k->sep, k->f);
+    web_url_esc(k->f, key);
+    fputc('=', k->f);
+    web_url_esc(k->f, value ? value : "");
     k->sep = '&';
     return MHD_YES;
 }

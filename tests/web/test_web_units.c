@@ -19,6 +19,7 @@
 #include "service/listen.h"
 #include "service/observe.h"
 #include "service/observe_hooks.h"
+#include "web/internal.h"
 
 static void test_listen(void **state)
 {
@@ -191,6 +192,56 @@ static void test_messages_threads(void **state)
     svc_messages_free(m);
 }
 
+static void test_cache(void **state)
+{
+    (void)state;
+    web_cache *c;
+    assert_int_equal(web_cache_new(&c), 0);
+    char *body;
+    size_t len;
+    int status;
+    const char *type;
+    assert_false(web_cache_get(c, "/", &body, &len, &status, &type));
+    web_cache_put(c, "/", "hello", 5, 200, "text/plain");
+    assert_true(web_cache_get(c, "/", &body, &len, &status, &type));
+    assert_int_equal(len, 5);
+    assert_memory_equal(body, "hello", 5);
+    assert_int_equal(status, 200);
+    assert_string_equal(type, "text/plain");
+    free(body);
+    assert_false(web_cache_get(c, "/?a=1", &body, &len, &status, &type)); /* another key */
+    /* the bound on all bodies together: five answers of 8 MiB keep the newest (the oldest go) */
+    size_t big = 8u << 20;
+    char *blob = calloc(1, big);
+    assert_non_null(blob);
+    char key[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof key, "/big%d", i);
+        blob[0] = (char)('0' + i);
+        web_cache_put(c, key, blob, big, 200, "text/plain");
+    }
+    /* 32 MiB at most: "/" went with the fourth, big0 with the fifth */
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof key, "/big%d", i);
+        bool hit = web_cache_get(c, key, &body, &len, &status, &type);
+        assert_int_equal(hit, i > 0);
+        if (hit) {
+            assert_int_equal(body[0], '0' + i);
+            free(body);
+        }
+    }
+    assert_false(web_cache_get(c, "/", &body, &len, &status, &type));
+    web_cache_put(c, "/huge", blob, (8u << 20) + 1, 200, "text/plain"); /* too large: not kept */
+    assert_false(web_cache_get(c, "/huge", &body, &len, &status, &type));
+    free(blob);
+    /* an answer is fresh for WEB_CACHE_MS at most */
+    web_cache_put(c, "/old", "x", 1, 200, "text/plain");
+    usleep((WEB_CACHE_MS + 100) * 1000);
+    assert_false(web_cache_get(c, "/old", &body, &len, &status, &type));
+    web_cache_free(c);
+    web_cache_free(NULL);
+}
+
 static const char *link_name(void *ctx, size_t row, size_t col, char *buf, size_t len)
 {
     (void)ctx;
@@ -239,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_messages_ring),
         cmocka_unit_test(test_messages_threads),
         cmocka_unit_test(test_html_table),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
