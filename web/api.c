@@ -83,7 +83,8 @@ static json_t *progress_json(const db_run *r, const db_board_row *b)
     if (o && (jset(o, "live", json_boolean(p.live)) || jset(o, "epoch", json_integer(p.epoch)) ||
               jset(o, "epoch_fraction", jnum(p.epoch_fraction)) || jset(o, "fraction", jnum(p.total_fraction)) ||
               jset(o, "images_per_sec", jnum(p.images_per_sec)) || jset(o, "eta_seconds", jnum(p.eta_seconds)) ||
-              jset(o, "updated_at", jstr(r->progress_updated_at)) || jset(o, "note", jstr(p.note[0] ? p.note : NULL)))) {
+              jset(o, "updated_at", jstr(r->progress_updated_at)) ||
+              jset(o, "note", jstr(p.note[0] ? p.note : NULL)))) {
         json_decref(o);
         return NULL;
     }
@@ -198,7 +199,9 @@ int web_api_run(web_request *rq, int64_t id)
     db_run *r = NULL;
     if ((rc = db_run_get(rq->db, id, &r)) < 0) {
         json_decref(o);
-        return rc == DB_ENOTFOUND ? web_json_error(rq, 404, "no such run") : svc_error(svc_from_db(rc), "%s", db_last_error());
+        if (rc == DB_ENOTFOUND)
+            return web_json_error(rq, 404, "no such run");
+        return svc_error(svc_from_db(rc), "%s", db_last_error());
     }
     json_t *msgs = json_null();
     if (rq->srv->service) {

@@ -116,7 +116,8 @@ void web_deadline_free(web_deadline *d)
 }
 
 /* libmicrohttpd's connection notifications: register and unregister. */
-void web_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code)
+void web_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
 {
     web_server *w = cls;
     web_deadline *d = w->deadline;

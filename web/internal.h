@@ -2,6 +2,7 @@
  *
  *   server.c   libmicrohttpd: limits, the request pipeline, response headers
  *   guard.c    who may ask: methods, Host (DNS rebinding), the bearer token
+ *   deadline.c a request must arrive in full in WEB_REQUEST_DEADLINE_S (slowloris)
  *   reader.c   one read-only database connection per server thread
  *   cache.c    rendered answers kept for a second (many clients poll)
  *   html.c     the page frame, escaping, number formats
@@ -93,8 +94,10 @@ int web_deadline_new(web_deadline **out);
 void web_deadline_free(web_deadline *d); /* after the daemon stopped */
 /* libmicrohttpd's callbacks (cls: the server): MHD_OPTION_NOTIFY_CONNECTION
  * and MHD_OPTION_NOTIFY_COMPLETED; request_in when a request has arrived. */
-void web_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code);
-void web_deadline_request_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode code);
+void web_deadline_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+void web_deadline_request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                               enum MHD_RequestTerminationCode code);
 void web_deadline_request_in(web_server *w, struct MHD_Connection *c);
 uint64_t web_deadline_reaped(web_deadline *d); /* connections shut down so far */
 

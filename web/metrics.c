@@ -189,7 +189,8 @@ int web_metrics(web_request *rq)
     family(f, "epochd_database_images_trained", "gauge",
            "Training images of the epochs in the database (epochs times the run's samples per epoch, where known).");
     fprintf(f, "epochd_database_images_trained %lld\n", (long long)t.images);
-    family(f, "epochd_queue_oldest_age_seconds", "gauge", "How long the oldest queued run has waited; 0 with no queue.");
+    family(f, "epochd_queue_oldest_age_seconds", "gauge",
+           "How long the oldest queued run has waited; 0 with no queue.");
     fputs("epochd_queue_oldest_age_seconds ", f);
     double age = t.oldest_queued_at[0] ? seconds_since(t.oldest_queued_at) : 0.0;
     number(f, isfinite(age) ? age : 0.0);
