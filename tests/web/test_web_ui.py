@@ -239,6 +239,21 @@ def test_token(tmp, db):
         f.write('s3cret-token-0123456789abcdef\n')
     os.chmod(tok, 0o600)
     ui = w.Ui(db, tmp, '--token-file', tok)
+    try:
+        token_checks(ui)
+    finally:
+        check(ui.stop() == 0, 'ui exits 0 on SIGTERM')
+    with open(tok, 'w') as f:
+        f.write('short\n')
+    r = subprocess.run([w.EPOCHD, 'ui', '--db', db, '--http', '127.0.0.1:0', '--token-file', tok],
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    check(r.returncode == 64 and 'at least 16' in r.stderr, f'a short token: {r.returncode} {r.stderr}')
+    r = subprocess.run([w.EPOCHD, 'ui', '--db', db, '--http', '127.0.0.1:0', '--token-file', tok + '.missing'],
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    check(r.returncode == 64, f'a missing token file: {r.returncode}')
+
+
+def token_checks(ui):
     h, p = ui.host, ui.port
     r = w.request(h, p, '/api/runs')
     check(r.status == 401 and 'Basic' in r.headers.get('www-authenticate', ''), f'no token: {r.status}')
@@ -250,15 +265,6 @@ def test_token(tmp, db):
     check(w.request(h, p, '/metrics', headers={'Authorization': w.basic('s3cret-token-0123456789abcdef')}).status
           == 200, 'Basic with the token as password')
     check(w.request(h, p, '/', headers={'Authorization': w.basic('nope')}).status == 401, 'Basic, wrong password')
-    check(ui.stop() == 0, 'ui exits 0 on SIGTERM')
-    with open(tok, 'w') as f:
-        f.write('short\n')
-    r = subprocess.run([w.EPOCHD, 'ui', '--db', db, '--http', '127.0.0.1:0', '--token-file', tok],
-                       stderr=subprocess.PIPE, text=True, timeout=30)
-    check(r.returncode == 64 and 'at least 16' in r.stderr, f'a short token: {r.returncode} {r.stderr}')
-    r = subprocess.run([w.EPOCHD, 'ui', '--db', db, '--http', '127.0.0.1:0', '--token-file', tok + '.missing'],
-                       stderr=subprocess.PIPE, text=True, timeout=30)
-    check(r.returncode == 64, f'a missing token file: {r.returncode}')
 
 
 def test_usage(tmp, db):
@@ -318,10 +324,13 @@ def main():
         with open(db, 'rb') as f:
             before = hashlib.sha256(f.read()).hexdigest()
         ui = w.Ui(db, tmp)
-        if ui.url:
-            for t in (test_compare_api, test_runs_api, test_metrics, test_escaping, test_pages_numbers, test_guard):
-                t(ui, db)
-            test_plot_same_code(ui, db, tmp)
+        try:
+            if ui.url:
+                for t in (test_compare_api, test_runs_api, test_metrics, test_escaping, test_pages_numbers,
+                          test_guard):
+                    t(ui, db)
+                test_plot_same_code(ui, db, tmp)
+        finally:  # also when a test raised: no server is left behind
             check(ui.stop() == 0, 'ui exits 0 on SIGTERM')
         test_token(tmp, db)
         test_usage(tmp, db)

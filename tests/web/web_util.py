@@ -53,7 +53,11 @@ class Ui:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
-        rc = self.proc.wait(30)
+        try:
+            rc = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
         self.log.close()
         return rc
 
