@@ -19,6 +19,7 @@ int cli_cmd_summary(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_ui(int argc, char **argv);
 int cli_cmd_status(int argc, char **argv);
 int cli_cmd_cancel(int argc, char **argv);
 int cli_cmd_compare(int argc, char **argv);

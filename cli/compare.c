@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/compare.h"
+#include "cli/plot_svg.h"
 #include "cli/text_table.h"
 
 
@@ -295,7 +296,39 @@ static void group_heading(FILE *f, const cli_comparison *c, const group *g, int 
     }
 }
 
-static int print_tables(const cli_comparison *c, FILE *f, int markdown, int bold)
+/* An HTML table's name cells link to the run's page. */
+typedef struct html_links {
+    const cli_comparison *c;
+    const group *g;
+    const char *prefix;
+} html_links;
+
+static const char *run_href(void *ctx, size_t row, size_t col, char *buf, size_t len)
+{
+    const html_links *l = ctx;
+    if (col != C_NAME || row >= l->g->n)
+        return NULL;
+    snprintf(buf, len, "%s%lld", l->prefix, (long long)l->c->board->rows[l->g->rows[row]].id);
+    return buf;
+}
+
+static void html_heading(FILE *f, const cli_comparison *c, const group *g)
+{
+    if (!c->grouped)
+        return;
+    fputs("<h3 class=\"group\">", f);
+    if (g->path) {
+        fputs("sweep ", f);
+        cli_plot_xml_escape(f, g->path);
+    } else {
+        fputs("not in a sweep", f);
+    }
+    fprintf(f, " (%zu run%s)</h3>\n", g->n, g->n == 1 ? "" : "s");
+}
+
+enum { OUT_TEXT, OUT_MARKDOWN, OUT_HTML };
+
+static int print_tables(const cli_comparison *c, FILE *f, int mode, int bold, const char *link_prefix)
 {
     for (size_t gi = 0; gi < c->ngroups; gi++) {
         const group *g = &c->groups[gi];
@@ -304,10 +337,17 @@ static int print_tables(const cli_comparison *c, FILE *f, int markdown, int bold
             cli_table_free(t);
             return -1;
         }
-        if (gi)
-            fputc('\n', f);
-        group_heading(f, c, g, markdown);
-        int rc = markdown ? cli_table_print_markdown(t, f) : cli_table_print(t, f, bold);
+        int rc;
+        if (mode == OUT_HTML) {
+            html_heading(f, c, g);
+            html_links l = {c, g, link_prefix};
+            rc = cli_table_print_html(t, f, link_prefix ? run_href : NULL, &l);
+        } else {
+            if (gi)
+                fputc('\n', f);
+            group_heading(f, c, g, mode == OUT_MARKDOWN);
+            rc = mode == OUT_MARKDOWN ? cli_table_print_markdown(t, f) : cli_table_print(t, f, bold);
+        }
         cli_table_free(t);
         if (rc)
             return -1;
@@ -424,11 +464,11 @@ static int jset(json_t *o, const char *k, json_t *v)
     return v ? json_object_set_new(o, k, v) : -1; /* set_new frees v on failure */
 }
 
-static int print_json(const cli_comparison *c, FILE *f)
+json_t *cli_comparison_json(const cli_comparison *c)
 {
     json_t *arr = json_array();
     if (!arr)
-        return -1;
+        return NULL;
     int rc = 0;
     for (size_t gi = 0; gi < c->ngroups && !rc; gi++) {
         const group *g = &c->groups[gi];
@@ -464,10 +504,20 @@ static int print_json(const cli_comparison *c, FILE *f)
             }
         }
     }
-    if (!rc) {
-        rc = json_dumpf(arr, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) ? -1 : 0;
-        fputc('\n', f);
+    if (rc) {
+        json_decref(arr);
+        return NULL;
     }
+    return arr;
+}
+
+static int print_json(const cli_comparison *c, FILE *f)
+{
+    json_t *arr = cli_comparison_json(c);
+    if (!arr)
+        return -1;
+    int rc = json_dumpf(arr, f, CLI_JSON_FLAGS) ? -1 : 0;
+    fputc('\n', f);
     json_decref(arr);
     return rc || ferror(f) ? -1 : 0;
 }
@@ -480,13 +530,18 @@ const char *const cli_format_names[] = {"table", "csv", "json", "markdown", NULL
 int cli_comparison_load(db *d, const char *const *names, size_t n_names, cli_sort sort, bool grouped,
                         cli_comparison **out)
 {
+    db_filter f = {.names = (const char **)names, .n_names = n_names};
+    return cli_comparison_load_filter(d, &f, sort, grouped, out);
+}
+
+int cli_comparison_load_filter(db *d, const db_filter *f, cli_sort sort, bool grouped, cli_comparison **out)
+{
     *out = NULL;
     cli_comparison *c = calloc(1, sizeof *c);
     if (!c)
         return DB_ENOMEM;
     c->grouped = grouped;
-    db_filter f = {.names = (const char **)names, .n_names = n_names};
-    int rc = db_leaderboard(d, &f, &c->board);
+    int rc = db_leaderboard(d, f, &c->board);
     if (rc) {
         free(c);
         return rc;
@@ -512,10 +567,10 @@ int cli_comparison_print(const cli_comparison *c, FILE *f, cli_format format, bo
 {
     int rc = 0;
     switch (format) {
-    case CLI_FORMAT_TABLE: rc = c->board->n ? print_tables(c, f, 0, bold) : 0; break;
+    case CLI_FORMAT_TABLE: rc = c->board->n ? print_tables(c, f, OUT_TEXT, bold, NULL) : 0; break;
     case CLI_FORMAT_MARKDOWN:
         if (c->board->n) {
-            rc = print_tables(c, f, 1, 0);
+            rc = print_tables(c, f, OUT_MARKDOWN, 0, NULL);
         } else { /* an empty table keeps the output a table */
             group none = {0};
             cli_table *t = cli_table_new(C_FIXED);
@@ -527,4 +582,9 @@ int cli_comparison_print(const cli_comparison *c, FILE *f, cli_format format, bo
     case CLI_FORMAT_JSON: rc = print_json(c, f); break;
     }
     return rc ? -1 : 0;
+}
+
+int cli_comparison_print_html(const cli_comparison *c, FILE *f, const char *run_link_prefix)
+{
+    return print_tables(c, f, OUT_HTML, 0, run_link_prefix) || ferror(f) ? -1 : 0;
 }

@@ -93,6 +93,12 @@ void cli_curves_free(cli_curves *c)
 int cli_curves_load(db *d, const char *const *names, size_t n_names, int metric, bool x_seconds, FILE *notes,
                     cli_curves **out)
 {
+    db_filter f = {.names = (const char **)names, .n_names = n_names};
+    return cli_curves_load_filter(d, &f, metric, x_seconds, n_names ? notes : NULL, out);
+}
+
+int cli_curves_load_filter(db *d, const db_filter *f, int metric, bool x_seconds, FILE *notes, cli_curves **out)
+{
     *out = NULL;
     cli_curves *c = calloc(1, sizeof *c);
     if (!c)
@@ -101,8 +107,7 @@ int cli_curves_load(db *d, const char *const *names, size_t n_names, int metric,
     c->n_panels = metric >= 0 ? 1 : CLI_PLOT_MAX_PANELS;
     for (size_t k = 0; k < c->n_panels; k++)
         c->panel_metric[k] = metric >= 0 ? metric : (int)k;
-    db_filter f = {.names = (const char **)names, .n_names = n_names};
-    int rc = db_runs_list(d, &f, DB_ORDER_ID, &c->runs);
+    int rc = db_runs_list(d, f, DB_ORDER_ID, &c->runs);
     if (rc) {
         free(c);
         return rc;
@@ -117,7 +122,7 @@ int cli_curves_load(db *d, const char *const *names, size_t n_names, int metric,
         if ((rc = db_epochs_get(d, r->id, &s->epochs, &s->n)))
             break;
         if (s->n == 0) {
-            if (n_names && notes) /* asked for by name: say why it is missing */
+            if (notes) /* asked for by name: say why it is missing */
                 fprintf(notes, "epochd plot: run %lld (%s) has no epochs yet: left out\n", (long long)r->id,
                         r->name);
             continue;

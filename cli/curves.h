@@ -21,6 +21,8 @@ typedef struct cli_curves cli_curves;
  * on `notes` (NULL: none). 0, or a DB_E* code (db_last_error says why). */
 int cli_curves_load(db *d, const char *const *names, size_t n_names, int metric, bool x_seconds, FILE *notes,
                     cli_curves **out);
+/* The same with any db_filter (one run, one spec file); notes: NULL for none. */
+int cli_curves_load_filter(db *d, const db_filter *f, int metric, bool x_seconds, FILE *notes, cli_curves **out);
 /* The chart: its title is `title`, else "NAME (run ID)" or "N runs". */
 const cli_plot *cli_curves_plot(cli_curves *c, const char *title);
 size_t cli_curves_count(const cli_curves *c);

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"compare", cli_cmd_compare, "best/final metrics of runs side by side (table, csv, json, markdown)"},
     {"plot", cli_cmd_plot, "train/test loss and accuracy curves of runs as an SVG"},
     {"serve", cli_cmd_serve, "the service: watch a folder of specs, queue and train them, record results"},
+    {"ui", cli_cmd_ui, "the read-only web dashboard and /metrics for a database alone"},
     {"cancel", cli_cmd_cancel, "stop a queued or running run (the service acts on it)"},
     {"devices", cli_cmd_devices, "the CUDA devices of this machine (name, memory, compute capability); --json"},
     {"data", cli_cmd_data, "fetch the standard datasets (or a manifest's own) into a data root; list them"},

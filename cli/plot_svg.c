@@ -95,7 +95,12 @@ static int utf8_len(const unsigned char *s)
     return n;
 }
 
-void cli_plot_xml_escape(FILE *f, const char *text)
+static void xml_escape(FILE *f, const char *text, int keep_lines);
+
+void cli_plot_xml_escape(FILE *f, const char *text) { xml_escape(f, text, 0); }
+void cli_plot_xml_escape_lines(FILE *f, const char *text) { xml_escape(f, text, 1); }
+
+static void xml_escape(FILE *f, const char *text, int keep_lines)
 {
     const unsigned char *s = (const unsigned char *)(text ? text : "");
     while (*s) {
@@ -108,7 +113,7 @@ void cli_plot_xml_escape(FILE *f, const char *text)
         default: break;
         }
         if (*s < 0x20) { /* XML 1.0 allows no control characters but tab and newlines */
-            fputc(*s == '\t' || *s == '\n' ? ' ' : '?', f);
+            fputc(*s == '\t' || *s == '\n' ? (keep_lines ? *s : ' ') : '?', f);
             s++;
             continue;
         }

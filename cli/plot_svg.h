@@ -51,6 +51,8 @@ void cli_plot_nice_ticks(double lo, double hi, int target, int integer, cli_plot
 /* Writes `text` XML-escaped (&<>"'), replacing control characters and
  * invalid UTF-8 by '?'. */
 void cli_plot_xml_escape(FILE *f, const char *text);
+/* The same keeping tabs and newlines (text of an HTML <pre>). */
+void cli_plot_xml_escape_lines(FILE *f, const char *text);
 
 /* Writes the chart; returns 0, or -1 if the stream reported an error. */
 int cli_plot_svg_write(FILE *f, const cli_plot *p);

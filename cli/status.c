@@ -43,12 +43,19 @@ static double eta_seconds(const db_run *r, const db_board_row *b)
     return left * per_epoch;
 }
 
+/* The board comes by id ascending (db_leaderboard): a binary search keeps a
+ * page of thousands of runs linear. */
 static const db_board_row *row_of(const db_board *b, int64_t id)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (b->rows[i].id == id)
-            return &b->rows[i];
-    return NULL;
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->rows[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < b->n && b->rows[lo].id == id ? &b->rows[lo] : NULL;
 }
 
 /* The first line of a message, cut to fit a table cell. */
@@ -59,6 +66,48 @@ static void one_line(char *buf, size_t len, const char *s)
     if (strlen(buf) > 72)
         strcpy(buf + 69, "...");
 }
+
+void cli_status_device(const db_run *r, char *buf, size_t len)
+{
+    if (r->status == DB_QUEUED)
+        snprintf(buf, len, "(%s)", r->requested_device ? r->requested_device : "auto");
+    else
+        snprintf(buf, len, "%s", r->device ? r->device : "-");
+}
+
+/* The progress columns of one run, computed once for `epochd status` and
+ * the web dashboard so that both show the same numbers. */
+void cli_status_progress(const db_run *r, const db_board_row *br, cli_progress *p)
+{
+    int64_t done = br ? br->epochs_done : 0;
+    p->epochs_done = done;
+    p->live = r->status == DB_RUNNING && r->progress_epoch == done + 1 && isfinite(r->progress_fraction);
+    p->epoch = p->live ? r->progress_epoch : done;
+    p->epoch_fraction = p->live ? r->progress_fraction : NAN;
+    p->total_fraction = NAN;
+    if (r->epochs_planned > 0)
+        p->total_fraction =
+            fmin(((double)done + (p->live ? r->progress_fraction : 0.0)) / (double)r->epochs_planned, 1.0);
+    p->images_per_sec = r->status == DB_RUNNING && isfinite(r->progress_images_per_sec) ? r->progress_images_per_sec
+                                                                                      : NAN;
+    p->eta_seconds = r->status == DB_RUNNING && br ? eta_seconds(r, br) : NAN;
+    char buf[64];
+    p->note[0] = '\0';
+    if (r->cancel_requested)
+        snprintf(p->note, sizeof p->note, "cancel requested");
+    else if (r->status == DB_RUNNING && age_of(r->progress_updated_at) > STALE_SECONDS) {
+        cli_fmt_duration(buf, sizeof buf, age_of(r->progress_updated_at));
+        snprintf(p->note, sizeof p->note, "no progress for %s", buf);
+    } else if (r->slurm_job_id > 0 && r->slurm_state && (r->status == DB_QUEUED || r->status == DB_RUNNING))
+        snprintf(p->note, sizeof p->note, "Slurm job %lld %s%s%s%s", (long long)r->slurm_job_id, r->slurm_state,
+                 r->slurm_reason ? " (" : "", r->slurm_reason ? r->slurm_reason : "", r->slurm_reason ? ")" : "");
+    else if (r->note)
+        one_line(p->note, sizeof p->note, r->note);
+    else if (r->status == DB_INTERRUPTED)
+        snprintf(p->note, sizeof p->note, "resumes when the service starts");
+}
+
+const db_board_row *cli_status_board_row(const db_board *b, int64_t id) { return row_of(b, id); }
 
 enum { A_ID, A_NAME, A_STATUS, A_DEVICE, A_EPOCH, A_EPOCH_PCT, A_TOTAL_PCT, A_IPS, A_ETA, A_NOTE, A_COLS };
 
@@ -75,56 +124,33 @@ static int active_table(const db_run_list *l, const db_board *b, FILE *f)
         rc = cli_table_column(t, c, cols[c].t, cols[c].right);
     for (size_t i = 0; i < l->n && !rc; i++) {
         const db_run *r = &l->runs[i];
-        const db_board_row *br = row_of(b, r->id);
-        int64_t done = br ? br->epochs_done : 0;
-        char buf[64], note[160] = "";
+        cli_progress pr;
+        cli_status_progress(r, row_of(b, r->id), &pr);
+        char buf[64];
         rc = cli_table_row(t) || cli_table_setf(t, A_ID, 0, "%lld", (long long)r->id) ||
              cli_table_set(t, A_NAME, r->name, 0) || cli_table_set(t, A_STATUS, db_status_name(r->status), 0);
-        if (r->status == DB_QUEUED)
-            snprintf(buf, sizeof buf, "(%s)", r->requested_device ? r->requested_device : "auto");
-        else
-            snprintf(buf, sizeof buf, "%s", r->device ? r->device : "-");
+        cli_status_device(r, buf, sizeof buf);
         rc = rc || cli_table_set(t, A_DEVICE, buf, 0);
-
-        int live = r->status == DB_RUNNING && r->progress_epoch == done + 1 && isfinite(r->progress_fraction);
-        int64_t shown = live ? r->progress_epoch : done;
         if (r->epochs_planned > 0)
-            snprintf(buf, sizeof buf, "%lld/%lld", (long long)shown, (long long)r->epochs_planned);
+            snprintf(buf, sizeof buf, "%lld/%lld", (long long)pr.epoch, (long long)r->epochs_planned);
         else
-            snprintf(buf, sizeof buf, "%lld", (long long)shown);
+            snprintf(buf, sizeof buf, "%lld", (long long)pr.epoch);
         rc = rc || cli_table_set(t, A_EPOCH, buf, 0);
-        if (live)
-            rc = rc || cli_table_setf(t, A_EPOCH_PCT, 0, "%.0f%%", 100.0 * r->progress_fraction);
+        if (pr.live)
+            rc = rc || cli_table_setf(t, A_EPOCH_PCT, 0, "%.0f%%", 100.0 * pr.epoch_fraction);
         else
             rc = rc || cli_table_set(t, A_EPOCH_PCT, "-", 0);
-        if (r->epochs_planned > 0) {
-            double total = ((double)done + (live ? r->progress_fraction : 0.0)) / (double)r->epochs_planned;
-            rc = rc || cli_table_setf(t, A_TOTAL_PCT, 0, "%.1f%%", 100.0 * fmin(total, 1.0));
-        } else {
+        if (isfinite(pr.total_fraction))
+            rc = rc || cli_table_setf(t, A_TOTAL_PCT, 0, "%.1f%%", 100.0 * pr.total_fraction);
+        else
             rc = rc || cli_table_set(t, A_TOTAL_PCT, "-", 0);
-        }
-        if (r->status == DB_RUNNING && isfinite(r->progress_images_per_sec))
-            cli_fmt_count(buf, sizeof buf, llround(r->progress_images_per_sec));
+        if (isfinite(pr.images_per_sec))
+            cli_fmt_count(buf, sizeof buf, llround(pr.images_per_sec));
         else
             snprintf(buf, sizeof buf, "-");
         rc = rc || cli_table_set(t, A_IPS, buf, 0);
-        double eta = r->status == DB_RUNNING && br ? eta_seconds(r, br) : NAN;
-        cli_fmt_duration(buf, sizeof buf, eta);
-        rc = rc || cli_table_set(t, A_ETA, buf, 0);
-
-        if (r->cancel_requested)
-            snprintf(note, sizeof note, "cancel requested");
-        else if (r->status == DB_RUNNING && age_of(r->progress_updated_at) > STALE_SECONDS) {
-            cli_fmt_duration(buf, sizeof buf, age_of(r->progress_updated_at));
-            snprintf(note, sizeof note, "no progress for %s", buf);
-        } else if (r->slurm_job_id > 0 && r->slurm_state && (r->status == DB_QUEUED || r->status == DB_RUNNING))
-            snprintf(note, sizeof note, "Slurm job %lld %s%s%s%s", (long long)r->slurm_job_id, r->slurm_state,
-                     r->slurm_reason ? " (" : "", r->slurm_reason ? r->slurm_reason : "", r->slurm_reason ? ")" : "");
-        else if (r->note)
-            one_line(note, sizeof note, r->note);
-        else if (r->status == DB_INTERRUPTED)
-            snprintf(note, sizeof note, "resumes when the service starts");
-        rc = rc || cli_table_set(t, A_NOTE, note, 0);
+        cli_fmt_duration(buf, sizeof buf, pr.eta_seconds);
+        rc = rc || cli_table_set(t, A_ETA, buf, 0) || cli_table_set(t, A_NOTE, pr.note, 0);
     }
     rc = rc || cli_table_print(t, f, 0);
     cli_table_free(t);

@@ -1,6 +1,8 @@
 /* Aligned terminal and Markdown tables, and the shared number formats. */
 #include "cli/text_table.h"
 
+#include "cli/plot_svg.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -249,6 +251,44 @@ int cli_table_print_markdown(const cli_table *t, FILE *f)
         }
         fputc('\n', f);
     }
+    return ferror(f) ? -1 : 0;
+}
+
+int cli_table_print_html(const cli_table *t, FILE *f, cli_table_href href, void *ctx)
+{
+    fputs("<table class=\"data sortable\">\n<thead><tr>", f);
+    for (size_t c = 0; c < t->ncols; c++) {
+        fputs(t->right[c] ? "<th class=\"num\">" : "<th>", f);
+        cli_plot_xml_escape(f, t->titles[c] ? t->titles[c] : "");
+        fputs("</th>", f);
+    }
+    fputs("</tr></thead>\n<tbody>\n", f);
+    char url[512];
+    for (size_t r = 0; r < t->nrows; r++) {
+        fputs("<tr>", f);
+        for (size_t c = 0; c < t->ncols; c++) {
+            const cell *ce = &t->cells[r * t->ncols + c];
+            const char *cls = t->right[c] ? (ce->marked ? "num best" : "num") : (ce->marked ? "best" : NULL);
+            if (cls)
+                fprintf(f, "<td class=\"%s\">", cls);
+            else
+                fputs("<td>", f);
+            const char *link = href ? href(ctx, r, c, url, sizeof url) : NULL;
+            if (link) {
+                fputs("<a href=\"", f);
+                cli_plot_xml_escape(f, link);
+                fputs("\">", f);
+            }
+            if (ce->marked)
+                fputs("<strong>", f);
+            cli_plot_xml_escape(f, text_at(t, r, c));
+            if (ce->marked)
+                fputs("</strong>", f);
+            fputs(link ? "</a></td>" : "</td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</tbody>\n</table>\n", f);
     return ferror(f) ? -1 : 0;
 }
 

@@ -34,6 +34,12 @@ int cli_table_print(const cli_table *t, FILE *f, int bold);
 /* A GitHub-style pipe table; marked cells are **bold**, '|' escaped. */
 int cli_table_print_markdown(const cli_table *t, FILE *f);
 
+/* An HTML table (thead, tbody), every text escaped; numeric columns get
+ * class "num", marked cells class "best" and <strong>. href, if not NULL,
+ * may give a cell a link: it returns buf holding the URL, or NULL. */
+typedef const char *(*cli_table_href)(void *ctx, size_t row, size_t col, char *buf, size_t len);
+int cli_table_print_html(const cli_table *t, FILE *f, cli_table_href href, void *ctx);
+
 /* 1183322 -> "1,183,322" */
 void cli_fmt_count(char *buf, size_t len, int64_t v);
 /* seconds -> "42.0s", "4m12s", "3h07m", "2d04h" */

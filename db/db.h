@@ -79,10 +79,14 @@ const char *db_default_path(void);
 
 enum {
     DB_OPEN_CREATE = 1u << 0, /* create the file (and its parent folders) if missing */
+    /* A reader that can change nothing (SQLITE_OPEN_READONLY and query_only):
+     * no migration, so the file must already have DB_SCHEMA_VERSION (an
+     * older one is DB_EVERSION, saying how to migrate it). Not with CREATE. */
+    DB_OPEN_READONLY = 1u << 1,
 };
 
 /* Opens (and with DB_OPEN_CREATE creates) the database and migrates its
- * schema to DB_SCHEMA_VERSION. Without DB_OPEN_CREATE a missing file is
+ * schema to DB_SCHEMA_VERSION (DB_OPEN_READONLY: neither). Without DB_OPEN_CREATE a missing file is
  * DB_ENOENT. A file whose user_version is newer than DB_SCHEMA_VERSION is
  * DB_EVERSION. Busy timeout: 5000 ms. On error *out is NULL. */
 int db_open(const char *path, unsigned flags, db **out);

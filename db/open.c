@@ -54,11 +54,36 @@ static int pragma_text(db *d, const char *sql, char *buf, size_t len)
     return DB_OK;
 }
 
+/* A read-only connection: query_only as a second lock, and the schema
+ * checked instead of migrated (a reader may not write the migration). The
+ * journal mode is the file's: a WAL file is read through its -shm index. */
+static int open_reader(db *d)
+{
+    int rc = db__exec(d, "PRAGMA query_only = 1", "set query_only");
+    int v = 0;
+    if (rc == DB_OK)
+        rc = db_schema_version(d, &v);
+    if (rc == DB_OK && v > DB_SCHEMA_VERSION)
+        rc = db__error(DB_EVERSION,
+                       "%s has schema version %d, newer than this epochd knows (%d): "
+                       "use the epochd that wrote it, or a newer one",
+                       d->path, v, DB_SCHEMA_VERSION);
+    else if (rc == DB_OK && v < DB_SCHEMA_VERSION)
+        rc = db__error(DB_EVERSION,
+                       "%s has schema version %d, older than this epochd's (%d), and a read-only "
+                       "reader cannot migrate it: run `epochd status --db %s` once to migrate it",
+                       d->path, v, DB_SCHEMA_VERSION, d->path);
+    return rc;
+}
+
 int db_open(const char *path, unsigned flags, db **out)
 {
     *out = NULL;
     if (!path || !*path)
         return db__error(DB_EINVAL, "db_open: no database path");
+    int readonly = (flags & DB_OPEN_READONLY) != 0;
+    if (readonly && (flags & DB_OPEN_CREATE))
+        return db__error(DB_EINVAL, "db_open: a read-only database cannot be created");
     int memory = !strcmp(path, ":memory:");
     if (!memory) {
         struct stat st;
@@ -80,7 +105,8 @@ int db_open(const char *path, unsigned flags, db **out)
         free(d);
         return db__error(DB_ENOMEM, "out of memory");
     }
-    int oflags = SQLITE_OPEN_READWRITE | ((flags & DB_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0);
+    int oflags = readonly ? SQLITE_OPEN_READONLY
+                          : SQLITE_OPEN_READWRITE | ((flags & DB_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &d->h, oflags, NULL);
     if (rc != SQLITE_OK) {
         rc = db__sqlite_error(d, rc, "open");
@@ -92,6 +118,13 @@ int db_open(const char *path, unsigned flags, db **out)
         goto fail;
     }
 
+    if (readonly) {
+        rc = open_reader(d);
+        if (rc)
+            goto fail;
+        *out = d;
+        return DB_OK;
+    }
     /* foreign_keys is per connection and silently ignored inside a
      * transaction or by a build without it: read it back. */
     char val[32];

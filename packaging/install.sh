@@ -1,14 +1,16 @@
 #!/bin/sh
 # Installs epochd as a systemd service: the binary, the unit (and the GPU
-# drop-in with --gpu), a config file, the `epochd` system user and group, the
+# drop-in with --gpu, the dashboard's with --http), a config file, the `epochd` system user and group, the
 # experiments folder (group-writable: add users to group epochd to let them
 # drop specs), then enables and starts the service.
 #
-#   sudo packaging/install.sh [--build DIR] [--prefix DIR] [--gpu] [--no-start]
+#   sudo packaging/install.sh [--build DIR] [--prefix DIR] [--gpu] [--http] [--no-start]
 #
 # --build   the meson build folder holding epochd (default: build)
 # --prefix  where the binary goes: PREFIX/bin/epochd (default: /usr/local)
 # --gpu     also install the drop-in that gives the service the NVIDIA devices
+# --http    also install the drop-in that lets the dashboard listen (loopback
+#           only; set http.listen in the config, docs/web.md)
 # --no-start  install and enable, but do not start (or restart) it
 # DESTDIR=/some/root stages every file under that root instead and skips the
 # user, ownership and systemctl steps (for packages and for tests).
@@ -19,14 +21,16 @@ src=$(dirname "$here")
 build=build
 prefix=/usr/local
 gpu=0
+http=0
 start=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --gpu) gpu=1; shift ;;
+    --http) http=1; shift ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 64 ;;
     esac
 done
@@ -69,6 +73,11 @@ if [ "$gpu" = 1 ]; then
     install -m 0644 "$here/epochd-gpu.conf" "$dest/etc/systemd/system/epochd.service.d/gpu.conf"
     say "installed the GPU drop-in epochd.service.d/gpu.conf"
 fi
+if [ "$http" = 1 ]; then
+    install -d "$dest/etc/systemd/system/epochd.service.d"
+    install -m 0644 "$here/epochd-http.conf" "$dest/etc/systemd/system/epochd.service.d/http.conf"
+    say "installed the dashboard's drop-in epochd.service.d/http.conf (set http.listen in the config)"
+fi
 
 # the config: never overwrite one that is there
 if [ ! -e "$dest/etc/epochd/epochd.yaml" ]; then
@@ -77,7 +86,7 @@ if [ ! -e "$dest/etc/epochd/epochd.yaml" ]; then
 else
     say "kept the existing /etc/epochd/epochd.yaml"
 fi
-for doc in service.md worker-protocol.md database.md spec.md; do
+for doc in service.md worker-protocol.md database.md spec.md web.md; do
     if [ -f "$src/docs/$doc" ]; then
         install -m 0644 "$src/docs/$doc" "$dest$prefix/share/doc/epochd/$doc"
     fi

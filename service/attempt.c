@@ -18,6 +18,7 @@
 #include "service/error.h"
 #include "service/internal.h"
 #include "service/log.h"
+#include "service/observe_hooks.h"
 #include "service/paths.h"
 #include "service/process_ns.h"
 
@@ -147,8 +148,12 @@ static int apply_end(svc_service *sv, const svc_end *e)
 static void record(svc_service *sv, const svc_end *e, const char *what)
 {
     int rc = apply_end(sv, e);
-    if (rc == 0)
+    if (rc == 0) {
+        if (e->kind != END_FINISH)
+            svc_observe_restart(sv);
         return;
+    }
+    svc_observe_db_error(sv);
     svc_log_run(SVC_LOG_ERR, e->run_id, "cannot record that the run %s: %s%s", what, db_last_error(),
                 rc == DB_EBUSY || rc == DB_EFULL ? "; trying again" : "");
     svc_guard_db_write(sv, rc);
@@ -349,6 +354,7 @@ static void on_epoch(svc_attempt *w, const svc_event *e)
         db_rollback(sv->db);
     if (rc < 0) {
         svc_guard_db_write(sv, rc);
+        svc_observe_db_error(sv);
         if (!w->db_error) {
             w->db_error = true;
             snprintf(w->db_error_msg, sizeof w->db_error_msg, "cannot record epoch %lld: %s", (long long)e->epoch,
@@ -365,6 +371,7 @@ static void on_epoch(svc_attempt *w, const svc_event *e)
         svc_log_run(SVC_LOG_DEBUG, w->run_id, "epoch %lld re-reported from the worker's history", (long long)e->epoch);
         return;
     }
+    svc_observe_epoch(sv, w->samples_per_epoch);
     svc_log_run(SVC_LOG_INFO, w->run_id,
                 "epoch %lld/%lld: train loss %.4f acc %.4f, test loss %.4f acc %.4f, %.1f s, %.0f images/s",
                 (long long)e->epoch, (long long)w->epochs_planned, e->train_loss, e->train_acc, e->test_loss,
@@ -379,8 +386,10 @@ static void on_started(svc_attempt *w, const svc_event *e)
     w->samples_per_epoch = e->train_samples;
     w->epoch_now = e->resumed_epoch + 1;
     w->epochs_done = e->resumed_epoch;
-    if (e->params >= 0 && db_run_set_params(sv->db, w->run_id, e->params) < 0)
+    if (e->params >= 0 && db_run_set_params(sv->db, w->run_id, e->params) < 0) {
+        svc_observe_db_error(sv);
         svc_log_run(SVC_LOG_WARNING, w->run_id, "cannot record the parameter count: %s", db_last_error());
+    }
     if (e->resumed_epoch > 0)
         svc_log_run(SVC_LOG_INFO, w->run_id, "worker %lld resumed after epoch %lld of %lld on %s (%lld threads)",
                     (long long)e->pid, (long long)e->resumed_epoch, (long long)e->epochs, w->place.device,
@@ -402,8 +411,10 @@ static void on_progress(svc_attempt *w, const svc_event *e)
     w->last_progress_ms = now;
     db_progress p = {.epoch = e->epoch, .fraction = (double)e->step / (double)e->steps,
                      .images_per_sec = e->images_per_sec, .samples_per_epoch = w->samples_per_epoch};
-    if (db_run_progress(sv->db, w->run_id, &p) < 0)
+    if (db_run_progress(sv->db, w->run_id, &p) < 0) {
+        svc_observe_db_error(sv);
         svc_log_run(SVC_LOG_DEBUG, w->run_id, "cannot record progress: %s", db_last_error());
+    }
 }
 
 static void on_line(void *ctx, const char *line, size_t len)
@@ -441,8 +452,10 @@ static void on_line(void *ctx, const char *line, size_t len)
 static void on_log(void *ctx, const char *line, size_t len)
 {
     svc_attempt *w = ctx;
-    if (len)
+    if (len) {
         svc_log_run(SVC_LOG_INFO, w->run_id, "worker: %s", line);
+        svc_observe_message(w->sv, w->run_id, line, len);
+    }
 }
 
 static void on_broken(void *ctx)
@@ -632,6 +645,7 @@ int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
         return 0;
     }
     w->recorded = true;
+    svc_observe_worker_start(sv);
     svc_log_run(SVC_LOG_INFO, r->id, "starting %s on %s: worker %lld, attempt %lld of %d%s", w->name, p->device,
                 (long long)w->worker_id, (long long)w->attempts, sv->cfg.max_attempts,
                 r->attempts > 0 ? ", resuming from its checkpoint" : "");

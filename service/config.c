@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "db/db.h"
+#include "service/listen.h"
 #include "service/log.h"
 #include "service/paths.h"
 #include "service/slots.h"
@@ -45,6 +46,8 @@ void svc_config_free(svc_config *c)
     free(c->db_path);
     free(c->state_dir);
     free(c->devices);
+    free(c->http_listen);
+    free(c->http_token_file);
     free_roots(c->data_roots, c->n_data_roots);
     free_roots(c->worker_prefix, c->n_worker_prefix);
     svc_slurm_config_free(&c->slurm);
@@ -367,10 +370,46 @@ static void load_devices(cfg_ctx *x, const ynode *v, svc_config *c)
     c->devices = d;
 }
 
+static const char *const http_keys[] = {"listen", "token_file"};
+
+/* http: {listen: ADDR:PORT, token_file: FILE} */
+static void load_http(cfg_ctx *x, const ynode *m, svc_config *c)
+{
+    if (m->kind != YN_MAP) {
+        err_at(x, m, "http", "expected a mapping: {listen: 127.0.0.1:8080, token_file: FILE}");
+        return;
+    }
+    for (int64_t i = 0; i < m->n; i++) {
+        const ynode *k = m->v[2 * i], *v = m->v[2 * i + 1];
+        const char *name = scalar(k);
+        if (!name) {
+            err_at(x, k, "http", "keys must be names");
+        } else if (!strcmp(name, "listen")) {
+            svc_listen l;
+            const char *s = scalar(v);
+            if (!s || svc_listen_parse(s, &l) < 0) {
+                err_at(x, v, "http.listen", "%s", s ? svc_last_error() : "expected ADDRESS:PORT, e.g. 127.0.0.1:8080");
+            } else {
+                char *d = strdup(s);
+                if (!d) {
+                    x->oom = true;
+                    return;
+                }
+                free(c->http_listen);
+                c->http_listen = d;
+            }
+        } else if (!strcmp(name, "token_file")) {
+            get_path(x, v, "http.token_file", &c->http_token_file);
+        } else {
+            unknown_key(x, k, "http.", http_keys, (int)(sizeof http_keys / sizeof *http_keys));
+        }
+    }
+}
+
 static const char *const top_keys[] = {
     "experiments", "db", "state_dir", "devices", "data_roots", "cpu_slots", "gpu_slots", "max_attempts",
     "worker_threads", "settle_ms", "stop_timeout_s", "cancel_poll_ms", "rescan_interval_s", "log_level", "limits",
-    "worker_prefix", "executor", "slurm",
+    "worker_prefix", "executor", "slurm", "http",
 };
 
 static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
@@ -437,6 +476,8 @@ static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
                 err_at(x, v, name, "expected local or slurm, found %s", e ? e : "a collection");
         } else if (!strcmp(name, "slurm"))
             svc_config_load_slurm(x, v, &c->slurm);
+        else if (!strcmp(name, "http"))
+            load_http(x, v, c);
         else
             unknown_key(x, k, "", top_keys, (int)(sizeof top_keys / sizeof *top_keys));
     }
@@ -451,6 +492,8 @@ static int copy_config(svc_config *dst, const svc_config *src)
     dst->db_path = dup_or_null(src->db_path);
     dst->state_dir = dup_or_null(src->state_dir);
     dst->devices = dup_or_null(src->devices);
+    dst->http_listen = dup_or_null(src->http_listen);
+    dst->http_token_file = dup_or_null(src->http_token_file);
     dst->data_roots = NULL;
     dst->n_data_roots = 0;
     dst->worker_prefix = NULL;
@@ -458,7 +501,8 @@ static int copy_config(svc_config *dst, const svc_config *src)
     bool slurm_ok = svc_slurm_config_copy(&dst->slurm, &src->slurm) == 0;
     bool ok = slurm_ok && (!src->config_path || dst->config_path) && (!src->experiments || dst->experiments) &&
               (!src->db_path || dst->db_path) && (!src->state_dir || dst->state_dir) &&
-              (!src->devices || dst->devices);
+              (!src->devices || dst->devices) && (!src->http_listen || dst->http_listen) &&
+              (!src->http_token_file || dst->http_token_file);
     if (ok && src->n_data_roots) {
         dst->data_roots = calloc((size_t)src->n_data_roots, sizeof *dst->data_roots);
         ok = dst->data_roots != NULL;
@@ -588,7 +632,8 @@ static int set_str(char **dst, const char *v)
 int svc_config_override(svc_config *c, const svc_overrides *o)
 {
     if (set_str(&c->experiments, o->experiments) || set_str(&c->db_path, o->db_path) ||
-        set_str(&c->state_dir, o->state_dir) || set_str(&c->devices, o->devices))
+        set_str(&c->state_dir, o->state_dir) || set_str(&c->devices, o->devices) ||
+        set_str(&c->http_listen, o->http_listen))
         return SVC_ENOMEM;
     return 0;
 }

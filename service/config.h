@@ -68,6 +68,9 @@ typedef struct svc_config {
     int64_t max_combinations;
     svc_executor_kind executor;
     svc_slurm_config slurm;
+    /* the read-only dashboard (web/): off unless listen is set */
+    char *http_listen;     /* "127.0.0.1:8080" (service/listen.h); NULL: off */
+    char *http_token_file; /* a bearer token every request must carry; NULL: none */
 } svc_config;
 
 /* Settings given on the command line (NULL / negative: not given). */
@@ -77,6 +80,7 @@ typedef struct svc_overrides {
     const char *db_path;
     const char *state_dir;
     const char *devices;
+    const char *http_listen; /* --http ADDR:PORT */
 } svc_overrides;
 
 /* Defaults that work from a checkout: experiments/ ($EPOCHD_EXPERIMENTS),

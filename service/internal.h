@@ -61,6 +61,7 @@ struct svc_service {
     svc_end *unrecorded;     /* ends of attempts the database did not take yet */
     char last_status[512];
     int exit_code;           /* SVC_E* of a fatal condition; 0 */
+    struct svc_observe *obs; /* what other threads may see (observe.h) */
 };
 
 /* service.c */

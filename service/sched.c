@@ -10,6 +10,7 @@
 #include "service/notify.h"
 #include "service/error.h"
 #include "service/internal.h"
+#include "service/observe_hooks.h"
 
 static void sched_pass(svc_service *sv)
 {
@@ -120,6 +121,7 @@ void svc_sched_poll(svc_service *sv)
 
 void svc_sched_status(svc_service *sv)
 {
+    svc_observe_slots(sv);
     char st[512];
     int running = 0; /* a cluster's pending jobs are still queued */
     for (svc_attempt *w = sv->attempts; w; w = w->next)

@@ -15,6 +15,7 @@
 #include "epochd_config.h"
 #include "service/log.h"
 #include "service/notify.h"
+#include "service/observe_hooks.h"
 #include "service/paths.h"
 
 static svc_watch_opts watch_opts(const svc_config *c)
@@ -329,7 +330,9 @@ int svc_service_new(const svc_overrides *ovr, svc_service **out)
         return svc_error(SVC_ENOMEM, "out of memory");
     sv->lock_fd = -1;
     sv->ovr = *ovr;
-    int rc = build_config(sv);
+    int rc = svc_observe_new(&sv->obs);
+    if (rc == 0)
+        rc = build_config(sv);
     if (rc == 0)
         rc = open_files(sv);
     if (rc == 0 && sv->cfg.executor == SVC_EXECUTOR_SLURM)
@@ -402,6 +405,7 @@ void svc_service_free(svc_service *sv)
     svc_config_free(&sv->cfg);
     free(sv->exe);
     free(sv->state_dir);
+    svc_observe_free(sv->obs);
     free(sv);
     svc_notify_close();
 }

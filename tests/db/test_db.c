@@ -185,6 +185,60 @@ static void test_newer_version_refused(void **state)
     sqlite3_close(h);
 }
 
+/* A read-only reader sees the writer's rows, can change nothing (not even
+ * through raw SQL), and neither migrates nor creates a file. */
+static void test_read_only(void **state)
+{
+    (void)state;
+    char path[512];
+    db *w = open_new(path, sizeof path);
+    db_run_new n = spec("ro");
+    int64_t id = 0;
+    assert_int_equal(db_run_create(w, &n, &id), DB_OK);
+
+    db *r = NULL;
+    assert_int_equal(db_open(path, DB_OPEN_READONLY, &r), DB_OK);
+    db_run *run = NULL;
+    assert_int_equal(db_run_get(r, id, &run), DB_OK);
+    assert_string_equal(run->name, "ro");
+    db_run_free(run);
+    /* every write is refused, and the file keeps its one run */
+    assert_true(db_run_set_note(r, id, "x") < 0);
+    assert_true(db_run_create(r, &n, &id) < 0);
+    /* the writer goes on while the reader is open, and the reader sees it */
+    assert_int_equal(db_run_set_note(w, id, "from the writer"), DB_OK);
+    assert_int_equal(db_run_get(r, id, &run), DB_OK);
+    assert_string_equal(run->note, "from the writer");
+    db_run_free(run);
+    db_close(r);
+    db_close(w);
+    sqlite3 *h = raw(path);
+    assert_int_equal(q_int(h, "SELECT count(*) FROM runs"), 1);
+    sqlite3_close(h);
+
+    /* no file: not created */
+    char missing[512];
+    new_path(missing, sizeof missing, "ro-missing");
+    assert_int_equal(db_open(missing, DB_OPEN_READONLY, &r), DB_ENOENT);
+    struct stat st;
+    assert_int_equal(stat(missing, &st), -1);
+    assert_int_equal(db_open(missing, DB_OPEN_READONLY | DB_OPEN_CREATE, &r), DB_EINVAL);
+
+    /* an older schema is not migrated by a reader: refused, saying how */
+    char old[512];
+    new_path(old, sizeof old, "ro-old");
+    assert_int_equal(sqlite3_open(old, &h), SQLITE_OK);
+    assert_int_equal(raw_exec(h, "CREATE TABLE t(x); PRAGMA user_version = 1;"), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(db_open(old, DB_OPEN_READONLY, &r), DB_EVERSION);
+    assert_null(r);
+    assert_non_null(strstr(db_last_error(), "older"));
+    assert_non_null(strstr(db_last_error(), "epochd status --db"));
+    h = raw(old);
+    assert_int_equal(q_int(h, "PRAGMA user_version"), 1);
+    sqlite3_close(h);
+}
+
 static void test_migrate_v1_from_sqlite3_cli(void **state)
 {
     (void)state;
@@ -886,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_create_empty),
         cmocka_unit_test(test_missing_and_bad_files),
         cmocka_unit_test(test_newer_version_refused),
+        cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_migrate_v1_from_sqlite3_cli),
         cmocka_unit_test(test_foreign_keys_and_checks),
         cmocka_unit_test(test_transitions),

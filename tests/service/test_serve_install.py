@@ -18,11 +18,12 @@ SRC = sys.argv[2]
 build = os.path.dirname(os.path.abspath(EPOCHD))  # build/epochd
 with tempdir() as tmp:
     stage = os.path.join(tmp, 'root')
-    p = subprocess.run(['sh', os.path.join(SRC, 'packaging', 'install.sh'), '--build', build, '--gpu'],
+    p = subprocess.run(['sh', os.path.join(SRC, 'packaging', 'install.sh'), '--build', build, '--gpu', '--http'],
                        env=dict(os.environ, DESTDIR=stage), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     check(p.returncode == 0, f'install.sh exit {p.returncode}: {p.stderr}')
     for f in ['usr/local/bin/epochd', 'etc/systemd/system/epochd.service', 'etc/epochd/epochd.yaml',
-              'etc/systemd/system/epochd.service.d/gpu.conf', 'usr/local/share/doc/epochd/service.md',
+              'etc/systemd/system/epochd.service.d/gpu.conf', 'etc/systemd/system/epochd.service.d/http.conf',
+              'usr/local/share/doc/epochd/service.md', 'usr/local/share/doc/epochd/web.md',
               'usr/local/share/doc/epochd/worker-protocol.md']:
         check(os.path.exists(os.path.join(stage, f)), f'{f} installed')
     check(os.access(os.path.join(stage, 'usr/local/bin/epochd'), os.X_OK), 'the binary is executable')
@@ -49,6 +50,8 @@ with tempdir() as tmp:
         test_unit = os.path.join(tmp, 'epochd.service')
         with open(test_unit, 'w') as f:
             f.write(unit.replace('/usr/local/bin/epochd', EPOCHD))
+        os.makedirs(test_unit + '.d')  # the dashboard's drop-in is read from beside it
+        shutil.copy(os.path.join(stage, 'etc/systemd/system/epochd.service.d/http.conf'), test_unit + '.d')
         p = subprocess.run([analyze, 'verify', test_unit], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         check(p.returncode == 0 and not p.stderr.strip(), f'systemd-analyze verify: {p.returncode} {p.stderr}')
     else:
