@@ -44,6 +44,22 @@ elif name == 'nodata':
     out(started)
     out('{"event":"failed","error":"data.root: /nowhere does not exist","code":66,"retryable":false}')
     sys.exit(66)
+elif name == 'spec65':
+    # a spec error that the worker (wrongly) calls retryable: code 65 decides
+    out(started)
+    out('{"event":"failed","error":"model.units: not a spec this worker can run","code":65,"retryable":true}')
+    sys.exit(65)
+elif name == 'exit65':
+    out(started)
+    sys.exit(65)  # a spec error, no final report
+elif name == 'exit66':
+    out(started)
+    sys.exit(66)  # missing data, no final report
+elif name == 'flaky':
+    # a machine failure: retried up to max_attempts
+    out(started)
+    out('{"event":"failed","error":"cuda:0: an illegal memory access","code":70,"retryable":true}')
+    sys.exit(70)
 elif name == 'child':
     # a child that keeps the pipes open after the worker exits
     if os.fork() == 0:
