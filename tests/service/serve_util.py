@@ -1,6 +1,7 @@
 """Shared helpers of the `epochd serve` integration tests (suite 'serve'):
 a service in a temporary folder, its database read with Python's own sqlite3
 (independent of db/), tiny synthetic specs, checks that collect failures."""
+import calendar
 import os
 import signal
 import sqlite3
@@ -63,6 +64,12 @@ def write(path, text):
     with open(tmp, 'w') as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+def parse_utc(ts):
+    """Seconds since the epoch of the database's ISO-8601 UTC timestamps
+    ("2026-07-01T12:00:00.250Z"), whatever the local time zone."""
+    return calendar.timegm(time.strptime(ts[:19], '%Y-%m-%dT%H:%M:%S')) + float('0.' + (ts[20:23] or '0'))
 
 
 def wait_until(pred, timeout, what, interval=0.05):
