@@ -66,6 +66,49 @@ def write(path, text):
     os.rename(tmp, path)
 
 
+class Hold:
+    """The test-only hold between epochs (EPOCHD_TEST_HOLD, docs/worker-protocol.md):
+    a run whose name has a gate here waits before each epoch the gate does not
+    reach, so that a test acts "after epoch k with the run still running" by
+    construction. Give env() to the service (its workers inherit it)."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, 'hold')
+        os.makedirs(self.dir, exist_ok=True)
+
+    def env(self):
+        return {'EPOCHD_TEST_HOLD': self.dir}
+
+    def allow(self, name, epochs):
+        """Lets run `name` train up to `epochs` epochs, then hold (before the next)."""
+        at = os.path.join(self.dir, name + '.at')
+        if os.path.exists(at):
+            os.unlink(at)
+        tmp = os.path.join(self.dir, '.' + name + '.gate.tmp')
+        with open(tmp, 'w') as f:
+            f.write(f'{epochs}\n')
+        os.rename(tmp, os.path.join(self.dir, name + '.gate'))
+
+    def release(self, name):
+        """Lets run `name` go on to its end."""
+        for suffix in ('.gate', '.at'):
+            p = os.path.join(self.dir, name + suffix)
+            if os.path.exists(p):
+                os.unlink(p)
+
+    def at(self, name):
+        """The epoch run `name` now waits before (None when it does not wait)."""
+        try:
+            with open(os.path.join(self.dir, name + '.at')) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_held(self, name, epoch, timeout=120):
+        """Waits until run `name` holds before `epoch` (epochs 1..epoch-1 reported)."""
+        return wait_until(lambda: self.at(name) == epoch, timeout, f'{name} to hold before epoch {epoch}')
+
+
 def parse_utc(ts):
     """Seconds since the epoch of the database's ISO-8601 UTC timestamps
     ("2026-07-01T12:00:00.250Z"), whatever the local time zone."""
