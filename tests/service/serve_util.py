@@ -129,7 +129,7 @@ def wait_until(pred, timeout, what, interval=0.05):
 class Service:
     """One `epochd serve` on a temporary experiments folder, database and state folder."""
 
-    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None):
+    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None, prefix=()):
         self.tmp = tmp
         self.exp = os.path.join(tmp, 'exp')
         self.db = os.path.join(tmp, 'epochd.db')
@@ -148,6 +148,7 @@ stop_timeout_s: 20
 log_level: debug
 {extra}""")
         self.env = env
+        self.prefix = list(prefix)  # words in front of `epochd serve` (setpriv ...)
         self.proc = None
         self.n_starts = 0
         self.logs = []
@@ -159,6 +160,7 @@ log_level: debug
         if ready:
             wait_until(lambda: 'ready: watching' in self.log_text() or p.poll() is not None, 60,
                        'the service to be ready')
+            check(p.poll() is None, f'the service started (it exited with {p.poll()})')
         return p
 
     def _start(self, *args):
@@ -171,7 +173,7 @@ log_level: debug
         if self.env:
             env.update(self.env)
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen([EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
+        self.proc = subprocess.Popen([*self.prefix, EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env)
         return self.proc
 
@@ -218,6 +220,15 @@ log_level: debug
                 time.sleep(0.05)
         raise last
 
+    def execute(self, sql, args=()):
+        """A write to the database as another program would make it (committed)."""
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            with con:
+                con.execute(sql, args)
+        finally:
+            con.close()
+
     def runs(self):
         return self.q('SELECT id, name, status, spec_path, attempts, error, note FROM runs ORDER BY id')
 
@@ -247,6 +258,21 @@ log_level: debug
                     os.makedirs(keep, exist_ok=True)
                     with open(os.path.join(keep, tag), 'w') as f:
                         f.write(text)
+
+
+def epochd(*args, env=None):
+    """An epochd command as a user runs it; its CompletedProcess (text)."""
+    return subprocess.run([EPOCHD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          timeout=300)
+
+
+def process_gone(pid):
+    """The process no longer runs (gone, or a zombie)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(') ', 1)[1][0] in 'ZX'
+    except OSError:
+        return True
 
 
 def gpu_count():
