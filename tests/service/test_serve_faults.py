@@ -13,9 +13,11 @@ killed service is found and stopped by the next one before its run resumes.
   test_serve_faults.py EPOCHD
 """
 import os
+import shutil
+import sys
 import time
 
-from serve_util import Service, check, finish, spec, tempdir, wait_until, write
+from serve_util import Hold, Service, check, finish, spec, tempdir, wait_until, write
 
 here = os.path.dirname(os.path.abspath(__file__))
 with tempdir() as tmp:
@@ -109,6 +111,44 @@ with tempdir() as tmp:
         log = sv.log_text()
         check(log.count('attempt 1 of 3 failed') == 1 and log.count('attempt 2 of 3 failed') == 1,
               'only the retryable failure was retried (log)')
+        check(sv.stop() == 0, 'service exit 0')
+    finally:
+        sv.cleanup()
+
+# the real worker meets a data error: the dataset was there when the spec was
+# read and is gone when its turn comes (a blocker held before its first epoch
+# keeps it queued meanwhile); it fails once and is never retried
+sys.path.insert(0, os.path.join(here, '..', 'engine'))
+import gen_datasets  # noqa: E402  (an independent writer of the MNIST files)
+
+with tempdir() as tmp:
+    hold = Hold(tmp)
+    data = os.path.join(tmp, 'mnist')
+    os.makedirs(data)
+    gen_datasets.idx_files(data, 0, 120, gz=True)
+    gen_datasets.idx_files(data, 1, 45, gz=False)
+    sv = Service(tmp, settle_ms=100, cpu_slots=1, env=hold.env(), extra='max_attempts: 3\n')
+    try:
+        sv.start()
+        hold.allow('blocker', 0)
+        write(os.path.join(sv.exp, 'blocker.yaml'), spec('blocker', epochs=1))
+        hold.wait_held('blocker', 1)
+        write(os.path.join(sv.exp, 'vanished.yaml'), f"""name: vanished
+seed: 1
+device: cpu
+data: {{dataset: mnist, root: {data}, batch_size: 32}}
+model: {{template: mlp, units: [16, 10]}}
+train: {{epochs: 2}}
+""")
+        wait_until(lambda: sv.q("SELECT 1 FROM runs WHERE name = 'vanished' AND status = 'queued'"), 30,
+                   'vanished to be queued (its data is there)')
+        shutil.rmtree(data)
+        hold.release('blocker')
+        wait_until(lambda: sv.q("SELECT 1 FROM runs WHERE name = 'vanished' AND status = 'failed'"), 60,
+                   'vanished to fail')
+        st, att, err = sv.q("SELECT status, attempts, error FROM runs WHERE name = 'vanished'")[0]
+        check(att == 1 and err is not None and 'data.root' in err and 'does not exist' in err and 'attempts' not in err,
+              f'a data error of the real worker: failed after one attempt, never retried: {att} {err!r}')
         check(sv.stop() == 0, 'service exit 0')
     finally:
         sv.cleanup()
