@@ -50,8 +50,9 @@ train:
 {extra}"""
 
 
-# A run that takes a few seconds of one core: long enough to be killed in
-# the middle of an epoch (the machine may be busy, so tests poll, not sleep).
+# A larger run (a fraction of a second per epoch on one core). Its size
+# promises no time: a test that must act while a run is running holds it
+# between epochs (Hold) instead of counting on its speed.
 def slow_spec(name, epochs=6, seed=5, train=4096):
     return spec(name, epochs=epochs, seed=seed, train=train, test=256, units='[256, 256, 4]',
                 shape='[1, 16, 16]', batch=64)
