@@ -77,7 +77,7 @@ with tempdir() as tmp:
         # ETA (4 - 1 - 0.3125) epochs x 10 s (the seconds of epoch 1) = 26.875 s
         check(cells[:9] == [str(rid), 'progress', 'running', 'cpu', '2/4', '31%', '32.8%', '3,325', '26.9s'],
               f'the live row: {cells}\n{out}')
-        check('1 running, 0 queued' in out, f'the summary line: {out.splitlines()[0]}')
+        check('1 running, 0 queued' in out, f'the summary line: {out.splitlines()[:1]}')
         open(os.path.join(sv.state, 'runs', str(rid), 'go'), 'w').close()
         wait_until(lambda: sv.status_of(rid) == 'done', 60, 'the scripted run to end')
         check(sv.stop() == 0, 'exit 0')
