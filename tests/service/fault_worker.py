@@ -19,6 +19,7 @@ def out(line):
     sys.stdout.flush()
 
 
+parent = os.getppid()
 started = '{"event":"started","pid":%d,"device":"cpu","epochs":2}' % os.getpid()
 if name == 'garbage':
     out(started)
@@ -62,11 +63,12 @@ elif name == 'flaky':
     out('{"event":"failed","error":"cuda:0: an illegal memory access","code":70,"retryable":true}')
     sys.exit(70)
 elif name == 'deaf':
-    # ignores SIGTERM: only the service's SIGKILL ends it
+    # ignores SIGTERM: only the service's SIGKILL ends it (or, if a test fails
+    # half-way, the service's end: it must not outlive the test)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out(started)
-    while True:
-        time.sleep(60)
+    while os.getppid() == parent:
+        time.sleep(0.1)
 elif name == 'progress':
     # a known live state for `epochd status`: epoch 1 done (10 s), then 40 of
     # 128 steps of epoch 2 at 3325.1 images/s; ends once the test creates `go`
@@ -78,6 +80,8 @@ elif name == 'progress':
         '"elapsed":3.0}')
     go = os.path.join(os.path.dirname(spec_file), 'go')
     while not os.path.exists(go):
+        if os.getppid() != parent:  # the service has gone (a test that failed half-way)
+            sys.exit(1)
         time.sleep(0.02)
     out('{"event":"done","epochs":1}')
 elif name == 'child':
