@@ -2,7 +2,8 @@
  * compute capability). The service runs `epochd devices --json` in a
  * short-lived child process, so the CUDA driver is never initialised in the
  * service itself. Without CUDA (a build without it, no driver, no device)
- * the list is empty and the exit status is still 0. */
+ * the list is empty and the exit status is still 0; a driver that is
+ * installed and fails is exit 70 with CUDA's error, never an empty list. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>

@@ -255,8 +255,11 @@ int cli_status_print(const cli_status *s, const char *db_file, FILE *f)
         both.runs = malloc(both.n * sizeof *both.runs);
         if (!both.runs)
             return -1;
-        memcpy(both.runs, s->running->runs, s->running->n * sizeof *both.runs);
-        memcpy(both.runs + s->running->n, s->queued->runs, s->queued->n * sizeof *both.runs);
+        /* an empty list may have no array at all: memcpy from NULL is undefined even for 0 bytes */
+        if (s->running->n)
+            memcpy(both.runs, s->running->runs, s->running->n * sizeof *both.runs);
+        if (s->queued->n)
+            memcpy(both.runs + s->running->n, s->queued->runs, s->queued->n * sizeof *both.runs);
         fprintf(f, "\n");
         bad |= active_table(&both, s->board, f);
         free(both.runs); /* the rows themselves belong to the two lists */

@@ -351,12 +351,11 @@ int gpu_backend_new(int device, eng_precision prec, eng_backend **out)
     if (prec != ENG_PREC_FP32 && prec != ENG_PREC_TF32 && prec != ENG_PREC_BF16)
         return eng_error(ENG_EINVAL, "gpu backend: unknown precision %d", (int)prec);
     int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0) {
-        (void)cudaGetLastError();
-        return eng_error(ENG_ENOTSUP, "gpu backend: no CUDA device (%s)",
-                         e != cudaSuccess ? cudaGetErrorString(e) : "none found");
-    }
+    int rc = gpu_cuda_device_count(&n);
+    if (rc < 0)
+        return rc; /* a driver that is there and fails: an error, not an absence */
+    if (n == 0)
+        return eng_error(ENG_ENOTSUP, "gpu backend: no CUDA device (none found)");
     if (device < 0 || device >= n)
         return eng_error(ENG_EINVAL, "gpu backend: device %d does not exist (%d found)", device, n);
     eng_backend *b = calloc(1, sizeof *b);
@@ -366,7 +365,7 @@ int gpu_backend_new(int device, eng_precision prec, eng_backend **out)
         free(g);
         return eng_error(ENG_ENOMEM, "gpu backend: out of memory");
     }
-    int rc = ctx_init(g, device, prec);
+    rc = ctx_init(g, device, prec);
     if (rc < 0) {
         ctx_free(g);
         free(b);

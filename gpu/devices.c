@@ -11,15 +11,9 @@ int gpu_device_list(gpu_device_info *out, int max, int *count)
 {
     *count = 0;
     int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInitializationError ||
-        e == cudaErrorNotSupported || e == cudaErrorSystemDriverMismatch ||
-        e == cudaErrorCompatNotSupportedOnDevice) {
-        (void)cudaGetLastError(); /* not an error for a listing: there is simply no usable device */
-        return 0;
-    }
-    if (e != cudaSuccess)
-        return gpu_fail_cuda(e, "cudaGetDeviceCount(&n)", __FILE__, __LINE__);
+    int rc = gpu_cuda_device_count(&n);
+    if (rc < 0)
+        return rc;
     *count = n;
     for (int i = 0; i < n && i < max; i++) {
         struct cudaDeviceProp prop;

@@ -41,10 +41,32 @@ typedef struct gpu_device_info {
 } gpu_device_info;
 
 /* Fills up to `max` entries and sets *count to the number of devices seen
- * (which may exceed max). No driver or no device is not an error: *count = 0
- * and 0 is returned. This initialises the CUDA driver in the calling process,
- * so the service runs it in a short-lived child (`epochd devices --json`). */
+ * (which may exceed max). No driver installed or no device is not an error:
+ * *count = 0 and 0 is returned. A driver that is installed but fails (too old
+ * for this runtime, initialisation error, mismatched kernel module) is
+ * ENG_EDEVICE with CUDA's error in the message. This initialises the CUDA
+ * driver in the calling process, so the service runs it in a short-lived
+ * child (`epochd devices --json`). */
 int gpu_device_list(gpu_device_info *out, int max, int *count);
+
+/* What cudaGetDeviceCount's error says (gpu/cuda_state.c). */
+typedef enum gpu_cuda_state {
+    GPU_CUDA_USABLE, /* cudaSuccess */
+    GPU_CUDA_ABSENT, /* no device, or no NVIDIA driver installed: nothing to use, nothing wrong */
+    GPU_CUDA_BROKEN, /* a driver is installed and CUDA fails: an error to report */
+} gpu_cuda_state;
+
+/* Classifies a cudaError_t from cudaGetDeviceCount; driver_installed is
+ * gpu_cuda_driver_installed(). Pure: no CUDA call. */
+gpu_cuda_state gpu_cuda_classify(int cuda_error, bool driver_installed);
+
+/* Whether an NVIDIA driver is installed: its kernel module is loaded, or its
+ * user-space library libcuda.so.1 can be loaded. */
+bool gpu_cuda_driver_installed(void);
+
+/* cudaGetDeviceCount with that classification: 0 and *n (0 when absent), or
+ * ENG_EDEVICE with the message set when CUDA is broken. */
+int gpu_cuda_device_count(int *n);
 
 /* ---- CUDA graphs ----
  *

@@ -12,6 +12,7 @@
 #include "service/data_prep.h"
 #include "service/error.h"
 #include "service/paths.h"
+#include "service/test_hold.h"
 
 /* Records a failure: code (SVC_E*), whether a retry may help, and why. */
 static void fail(svc_outcome *out, int code, const char *what, const char *why)
@@ -155,6 +156,10 @@ void svc_session_run(const svc_session_job *job, const svc_session_sink *sink, s
                              .stop = job->stop};
     while (eng_trainer_epochs_done(t) < train.epochs) {
         eng_epoch_stats s;
+        if ((rc = svc_test_hold(sp->name, eng_trainer_epochs_done(t) + 1, job->stop)) < 0) {
+            fail(out, rc, NULL, svc_last_error());
+            goto done;
+        }
         if ((rc = eng_trainer_run_epoch(t, &hooks, &s)) < 0) {
             /* diverged: the message is the run's error ("diverged: train loss is NaN at ...") */
             fail_engine(out, rc, rc == ENG_EINTR ? "interrupted" : rc == ENG_EDIVERGED ? NULL : "training failed");

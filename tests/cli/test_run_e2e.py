@@ -140,22 +140,28 @@ with tempfile.TemporaryDirectory() as tmp:
     st = con.execute("SELECT status, error FROM runs WHERE name = 'bad'").fetchone()
     check(st and st[0] == 'invalid' and 'model.units[1]' in st[1], f'invalid run recorded: {st}')
 
-    # 5. Ctrl-C: the run becomes interrupted and epochd exits 130
+    # 5. Ctrl-C after epoch 1 (the run held there by the test-only EPOCHD_TEST_HOLD, so
+    # that it is still running however fast the machine is): interrupted, exit 130
     slow = os.path.join(tmp, 'slow.yaml')
-    open(slow, 'w').write(TINY.format(name='slow', template='cnn', model=CNN, epochs=200))
-    p = subprocess.Popen([EPOCHD, 'run', slow, '--db', db, '--state-dir', state], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        got = con.execute("SELECT COUNT(*) FROM epochs JOIN runs ON runs.id = run_id WHERE name = 'slow'").fetchone()[0]
-        if got >= 1:
-            break
-        time.sleep(0.2)
+    open(slow, 'w').write(TINY.format(name='slow', template='cnn', model=CNN, epochs=3))
+    hold = os.path.join(tmp, 'hold')
+    os.makedirs(hold)
+    open(os.path.join(hold, 'slow.gate'), 'w').write('1\n')
+    p = subprocess.Popen([EPOCHD, 'run', slow, '--db', db, '--state-dir', state],
+                         env=dict(env, EPOCHD_TEST_HOLD=hold), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not os.path.exists(os.path.join(hold, 'slow.at')):
+        time.sleep(0.05)
+    check(os.path.exists(os.path.join(hold, 'slow.at')) and p.poll() is None, 'the run is held after epoch 1')
     p.send_signal(signal.SIGINT)
     so, se = p.communicate(timeout=60)
     check(p.returncode == 130, f'interrupted run exits 130 (got {p.returncode}) {se}')
+    check('interrupted after 1 epoch' in so, f'it says so: {so[-200:]!r}')
     st = con.execute("SELECT status, finished_at FROM runs WHERE name = 'slow'").fetchone()
     check(st[0] == 'interrupted', f'the run is marked interrupted: {st}')
+    n = con.execute("SELECT COUNT(*) FROM epochs JOIN runs ON runs.id = run_id WHERE name = 'slow'").fetchone()[0]
+    check(n == 1, f'with its one epoch: {n}')
     con.close()
 
 if failures:

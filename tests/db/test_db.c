@@ -829,16 +829,16 @@ static void test_concurrent_reader_and_busy_writer(void **state)
     int64_t id2;
     assert_int_equal(db_run_create(w, &n, &id2), DB_OK);
 
-    /* A reader is not blocked (WAL) and sees the last committed state. */
-    double t0 = now_s();
+    /* A reader is not blocked (WAL) and sees the last committed state: with
+     * no busy timeout a blocked read would fail at once (DB_EBUSY), so
+     * success says it did not wait, whatever the machine's load. */
+    assert_int_equal(db_set_busy_timeout(rd, 0), DB_OK);
     db_run_list *l = NULL;
     assert_int_equal(db_runs_list(rd, NULL, DB_ORDER_ID, &l), DB_OK);
-    assert_true(now_s() - t0 < 0.2);
     assert_int_equal(l->n, 1);
     db_run_list_free(l);
 
     /* A second writer without a timeout is refused at once, with a message. */
-    assert_int_equal(db_set_busy_timeout(rd, 0), DB_OK);
     assert_int_equal(db_run_request_cancel(rd, id), DB_EBUSY);
     assert_non_null(strstr(db_last_error(), "locked"));
 
@@ -846,15 +846,15 @@ static void test_concurrent_reader_and_busy_writer(void **state)
     assert_int_equal(db_set_busy_timeout(rd, 5000), DB_OK);
     struct commit_later c = {.d = w, .rc = -100};
     pthread_t th;
+    double t0 = now_s(); /* before the thread starts: it commits at least 0.3 s after t0 */
     assert_int_equal(pthread_create(&th, NULL, commit_after_delay, &c), 0);
-    t0 = now_s();
     int rc = db_run_request_cancel(rd, id);
     double waited = now_s() - t0;
     assert_int_equal(pthread_join(th, NULL), 0);
     if (rc)
         fail_msg("second writer: %s", db_last_error());
     assert_int_equal(c.rc, DB_OK);
-    assert_true(waited > 0.15);
+    assert_true(waited > 0.29); /* it waited for the commit: a lower bound that load cannot break */
     assert_int_equal(db_runs_list(rd, NULL, DB_ORDER_ID, &l), DB_OK);
     assert_int_equal(l->n, 2);
     assert_int_equal(l->runs[0].cancel_requested, 1);

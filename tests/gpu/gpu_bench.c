@@ -14,7 +14,8 @@
  *
  * Prints a markdown table on stdout and one `BENCH key=value ...` line per
  * row for scripts. Needs none of libyaml, libuv or SQLite. With
- * --device cuda (the default) and no CUDA device it exits 77. */
+ * --device cuda (the default) and no CUDA device (or no driver) it exits 77;
+ * a driver that fails, or a backend that cannot be opened, exits 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +152,8 @@ static int bench_ops(const opts *o)
             continue;
         eng_backend *b = NULL;
         if (open_backend(o, p, &b) < 0) {
-            fprintf(stderr, "gpu_bench: %s: %s (skipped)\n", prec_names[p], eng_last_error());
-            continue;
+            fprintf(stderr, "gpu_bench: %s: cannot open the backend: %s\n", prec_names[p], eng_last_error());
+            return -1;
         }
         int rc = 0;
         if (!rc)
@@ -186,8 +187,9 @@ static int bench_models(const opts *o)
                 continue;
             eng_backend *b = NULL;
             if (open_backend(o, p, &b) < 0) {
-                fprintf(stderr, "gpu_bench: %s %s: %s (skipped)\n", s->name, prec_names[p], eng_last_error());
-                continue;
+                fprintf(stderr, "gpu_bench: %s %s: cannot open the backend: %s\n", s->name, prec_names[p],
+                        eng_last_error());
+                return 1;
             }
             eng_data_desc data;
             eng_data_desc_default(&data);
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
         return 64;
     }
     opts o = {.reps = 20, .batch = 500, .steps = 20, .epochs = 2};
+    bool precision_given = false;
     o.prec[0] = o.prec[1] = o.prec[2] = true;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -258,6 +261,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--precision") && v) {
             for (int p = 0; p < 3; p++)
                 o.prec[p] = seed_model_wanted(v, prec_names[p]);
+            precision_given = true;
             i++;
         } else if (!strcmp(a, "--reps") && v) {
             o.reps = atoi(v);
@@ -289,13 +293,26 @@ int main(int argc, char **argv)
 #if EPOCHD_HAVE_CUDA
         gpu_device_info info;
         int count = 0;
-        if (gpu_device_list(&info, 1, &count) < 0 || count == 0) {
+        if (gpu_device_list(&info, 1, &count) < 0) {
+            fprintf(stderr, "gpu_bench: CUDA is installed but unusable: %s\n", eng_last_error());
+            return 1;
+        }
+        if (count == 0) {
             printf("no CUDA device: nothing to benchmark\n");
             return 77;
         }
         printf("device: %s (compute capability %d.%d, %d multiprocessors)\n\n", info.name, info.cc_major,
                info.cc_minor, info.multiprocessors);
+        if (info.cc_major < 8 && (o.prec[1] || o.prec[2])) {
+            if (precision_given) {
+                fprintf(stderr, "gpu_bench: tf32 and bf16 need compute capability 8.0 or newer\n");
+                return 1;
+            }
+            printf("compute capability %d.%d: fp32 only (tf32 and bf16 need 8.0)\n\n", info.cc_major, info.cc_minor);
+            o.prec[1] = o.prec[2] = false;
+        }
 #else
+        (void)precision_given;
         printf("built without CUDA: nothing to benchmark (try --device cpu)\n");
         return 77;
 #endif

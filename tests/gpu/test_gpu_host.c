@@ -784,11 +784,21 @@ static void test_without_device(void **state)
     (void)state;
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
+    (void)cudaGetLastError();
+    const gpu_cuda_state st = gpu_cuda_classify((int)e, gpu_cuda_driver_installed());
     gpu_device_info info[4];
     int count = -1;
-    assert_int_equal(gpu_device_list(info, 4, &count), 0);
     eng_backend *b = (eng_backend *)1;
-    if (e != cudaSuccess || n == 0) {
+    if (st == GPU_CUDA_BROKEN) {
+        /* a driver that is there and fails is an error, never zero devices */
+        assert_int_equal(gpu_device_list(info, 4, &count), ENG_EDEVICE);
+        assert_non_null(strstr(eng_last_error(), cudaGetErrorName(e)));
+        assert_int_equal(gpu_backend_new(0, ENG_PREC_FP32, &b), ENG_EDEVICE);
+        assert_null(b);
+        return;
+    }
+    assert_int_equal(gpu_device_list(info, 4, &count), 0);
+    if (st == GPU_CUDA_ABSENT || n == 0) {
         assert_int_equal(count, 0);
         assert_int_equal(gpu_backend_new(0, ENG_PREC_FP32, &b), ENG_ENOTSUP);
         assert_null(b);
@@ -799,6 +809,31 @@ static void test_without_device(void **state)
         assert_int_equal(gpu_backend_new(n, ENG_PREC_FP32, &b), ENG_EINVAL);
     }
     assert_int_equal(gpu_backend_new(0, (eng_precision)7, &b), ENG_EINVAL);
+}
+
+/* Which errors of cudaGetDeviceCount mean "no GPU here" and which mean "a GPU
+ * driver is here and broken" (gpu/cuda_state.c), value by value. */
+static void test_cuda_error_classification(void **state)
+{
+    (void)state;
+    assert_int_equal(gpu_cuda_classify(cudaSuccess, true), GPU_CUDA_USABLE);
+    assert_int_equal(gpu_cuda_classify(cudaSuccess, false), GPU_CUDA_USABLE);
+    /* no device: a plain absence, driver or not */
+    assert_int_equal(gpu_cuda_classify(cudaErrorNoDevice, true), GPU_CUDA_ABSENT);
+    assert_int_equal(gpu_cuda_classify(cudaErrorNoDevice, false), GPU_CUDA_ABSENT);
+    /* "insufficient driver": no driver at all is an absence, an old one is broken */
+    assert_int_equal(gpu_cuda_classify(cudaErrorInsufficientDriver, false), GPU_CUDA_ABSENT);
+    assert_int_equal(gpu_cuda_classify(cudaErrorInsufficientDriver, true), GPU_CUDA_BROKEN);
+    /* a driver that is there and fails: broken, whatever the probe says */
+    const cudaError_t broken[] = {cudaErrorInitializationError, cudaErrorSystemDriverMismatch,
+                                  cudaErrorCompatNotSupportedOnDevice, cudaErrorNotSupported,
+                                  cudaErrorDevicesUnavailable, cudaErrorSystemNotReady, cudaErrorUnknown,
+                                  cudaErrorOperatingSystem, cudaErrorNotPermitted};
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        if (gpu_cuda_classify(broken[i], true) != GPU_CUDA_BROKEN ||
+            gpu_cuda_classify(broken[i], false) != GPU_CUDA_BROKEN)
+            fail_msg("%s is not classified as a broken driver", cudaGetErrorName(broken[i]));
+    }
 }
 
 int main(void)
@@ -821,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_error_reports),
         cmocka_unit_test(test_ops_table_complete),
         cmocka_unit_test(test_without_device),
+        cmocka_unit_test(test_cuda_error_classification),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 """Shared helpers of the `epochd serve` integration tests (suite 'serve'):
 a service in a temporary folder, its database read with Python's own sqlite3
 (independent of db/), tiny synthetic specs, checks that collect failures."""
+import calendar
 import os
 import signal
 import sqlite3
@@ -49,8 +50,9 @@ train:
 {extra}"""
 
 
-# A run that takes a few seconds of one core: long enough to be killed in
-# the middle of an epoch (the machine may be busy, so tests poll, not sleep).
+# A larger run (a fraction of a second per epoch on one core). Its size
+# promises no time: a test that must act while a run is running holds it
+# between epochs (Hold) instead of counting on its speed.
 def slow_spec(name, epochs=6, seed=5, train=4096):
     return spec(name, epochs=epochs, seed=seed, train=train, test=256, units='[256, 256, 4]',
                 shape='[1, 16, 16]', batch=64)
@@ -63,6 +65,55 @@ def write(path, text):
     with open(tmp, 'w') as f:
         f.write(text)
     os.rename(tmp, path)
+
+
+class Hold:
+    """The test-only hold between epochs (EPOCHD_TEST_HOLD, docs/worker-protocol.md):
+    a run whose name has a gate here waits before each epoch the gate does not
+    reach, so that a test acts "after epoch k with the run still running" by
+    construction. Give env() to the service (its workers inherit it)."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, 'hold')
+        os.makedirs(self.dir, exist_ok=True)
+
+    def env(self):
+        return {'EPOCHD_TEST_HOLD': self.dir}
+
+    def allow(self, name, epochs):
+        """Lets run `name` train up to `epochs` epochs, then hold (before the next)."""
+        at = os.path.join(self.dir, name + '.at')
+        if os.path.exists(at):
+            os.unlink(at)
+        tmp = os.path.join(self.dir, '.' + name + '.gate.tmp')
+        with open(tmp, 'w') as f:
+            f.write(f'{epochs}\n')
+        os.rename(tmp, os.path.join(self.dir, name + '.gate'))
+
+    def release(self, name):
+        """Lets run `name` go on to its end."""
+        for suffix in ('.gate', '.at'):
+            p = os.path.join(self.dir, name + suffix)
+            if os.path.exists(p):
+                os.unlink(p)
+
+    def at(self, name):
+        """The epoch run `name` now waits before (None when it does not wait)."""
+        try:
+            with open(os.path.join(self.dir, name + '.at')) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_held(self, name, epoch, timeout=120):
+        """Waits until run `name` holds before `epoch` (epochs 1..epoch-1 reported)."""
+        return wait_until(lambda: self.at(name) == epoch, timeout, f'{name} to hold before epoch {epoch}')
+
+
+def parse_utc(ts):
+    """Seconds since the epoch of the database's ISO-8601 UTC timestamps
+    ("2026-07-01T12:00:00.250Z"), whatever the local time zone."""
+    return calendar.timegm(time.strptime(ts[:19], '%Y-%m-%dT%H:%M:%S')) + float('0.' + (ts[20:23] or '0'))
 
 
 def wait_until(pred, timeout, what, interval=0.05):
@@ -79,7 +130,7 @@ def wait_until(pred, timeout, what, interval=0.05):
 class Service:
     """One `epochd serve` on a temporary experiments folder, database and state folder."""
 
-    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None, preexec=None):
+    def __init__(self, tmp, settle_ms=150, cpu_slots=1, threads=1, extra='', env=None, prefix=(), preexec=None):
         self.tmp = tmp
         self.exp = os.path.join(tmp, 'exp')
         self.db = os.path.join(tmp, 'epochd.db')
@@ -99,6 +150,7 @@ log_level: debug
 {extra}""")
         self.env = env
         self.preexec = preexec  # e.g. dropping root for a test of file permissions
+        self.prefix = list(prefix)  # words in front of `epochd serve` (setpriv ...)
         self.proc = None
         self.n_starts = 0
         self.logs = []
@@ -110,6 +162,7 @@ log_level: debug
         if ready:
             wait_until(lambda: 'ready: watching' in self.log_text() or p.poll() is not None, 60,
                        'the service to be ready')
+            check(p.poll() is None, f'the service started (it exited with {p.poll()})')
         return p
 
     def _start(self, *args):
@@ -122,7 +175,7 @@ log_level: debug
         if self.env:
             env.update(self.env)
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen([EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
+        self.proc = subprocess.Popen([*self.prefix, EPOCHD, 'serve', '--config', self.cfg, *args], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec)
         return self.proc
 
@@ -169,6 +222,15 @@ log_level: debug
                 time.sleep(0.05)
         raise last
 
+    def execute(self, sql, args=()):
+        """A write to the database as another program would make it (committed)."""
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            with con:
+                con.execute(sql, args)
+        finally:
+            con.close()
+
     def runs(self):
         return self.q('SELECT id, name, status, spec_path, attempts, error, note FROM runs ORDER BY id')
 
@@ -198,6 +260,21 @@ log_level: debug
                     os.makedirs(keep, exist_ok=True)
                     with open(os.path.join(keep, tag), 'w') as f:
                         f.write(text)
+
+
+def epochd(*args, env=None):
+    """An epochd command as a user runs it; its CompletedProcess (text)."""
+    return subprocess.run([EPOCHD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          timeout=300)
+
+
+def process_gone(pid):
+    """The process no longer runs (gone, or a zombie)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(') ', 1)[1][0] in 'ZX'
+    except OSError:
+        return True
 
 
 def gpu_count():

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from serve_util import EPOCHD, Service, check, finish, gpu_count, slow_spec, spec, tempdir, wait_until, write
+from serve_util import EPOCHD, Hold, Service, check, finish, gpu_count, slow_spec, spec, tempdir, wait_until, write
 
 
 def epochd(*args):
@@ -25,14 +25,18 @@ def epochd(*args):
 # on a machine with GPUs they are switched off, so that `device: cuda` waits here too
 n_gpus = gpu_count()
 with tempdir() as tmp:
-    sv = Service(tmp, settle_ms=100, cpu_slots=1)
+    hold = Hold(tmp)
+    sv = Service(tmp, settle_ms=100, cpu_slots=1, env=hold.env())
     try:
         sv.start(*(['--devices', 'cpu'] if n_gpus else []))
-        # a blocker keeps the single CPU slot busy so that the others stay queued
-        write(os.path.join(sv.exp, 'blocker.yaml'), slow_spec('blocker', epochs=400, seed=41))
+        # a blocker keeps the single CPU slot busy so that the others stay queued:
+        # held after its first epoch (EPOCHD_TEST_HOLD) for as long as this test needs
+        hold.allow('blocker', 1)
+        write(os.path.join(sv.exp, 'blocker.yaml'), slow_spec('blocker', epochs=4, seed=41))
         blk = wait_until(lambda: sv.q("SELECT id FROM runs WHERE name = 'blocker' AND status = 'running'"), 60,
                          'the blocker to run')
         blk = blk[0][0] if blk else 0
+        hold.wait_held('blocker', 2)
         write(os.path.join(sv.exp, 'low.yaml'), spec('low', priority=0))
         time.sleep(0.3)
         write(os.path.join(sv.exp, 'high.yaml'), spec('high', priority=5))

@@ -12,14 +12,20 @@
 - a spec error is a `failed` event with code 65, not retryable;
 - with EPOCHD_SERVICE_PID naming a process that no longer exists, the
   worker stops at once (the service has gone); a live one that is not its
-  parent (a wrapper in between) is fine.
+  parent (a wrapper in between) is fine;
+- the test-only hold (EPOCHD_TEST_HOLD): a run waits before each epoch its
+  gate does not reach, stops there on SIGTERM (interrupted, its epochs kept),
+  goes on when the gate is raised or removed, ends with the uninterrupted
+  values; without the variable the same gate holds nothing.
 
   test_serve_worker.py EPOCHD
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 from serve_util import EPOCHD, check, finish, spec, tempdir
 
@@ -113,4 +119,75 @@ with tempdir() as tmp:
     # a live service that is not the parent (a wrapper such as srun in between): it runs
     p, ev = worker(tmp, spec('w2', epochs=1), 'wrapped', env={'EPOCHD_SERVICE_PID': '1'})
     check(p.returncode == 0 and ev and ev[-1]['event'] == 'done', f'runs under a wrapper: {p.returncode}')
+
+# the test-only hold that the serve tests use to act between epochs
+hold_dir = os.path.join(tmp, 'hold')
+os.makedirs(hold_dir)
+
+
+def gate(n):
+    with open(os.path.join(hold_dir, 'w.gate.tmp'), 'w') as f:
+        f.write(f'{n}\n')
+    os.rename(os.path.join(hold_dir, 'w.gate.tmp'), os.path.join(hold_dir, 'w.gate'))
+
+
+def held_at():
+    try:
+        return int(open(os.path.join(hold_dir, 'w.at')).read())
+    except (OSError, ValueError):
+        return None
+
+
+def start_held(*args):
+    path = os.path.join(tmp, 'held.yaml')
+    with open(path, 'w') as f:
+        f.write(text)
+    e = dict(os.environ, EPOCHD_TEST_HOLD=hold_dir)
+    e.pop('EPOCHD_SERVICE_PID', None)
+    return subprocess.Popen([EPOCHD, 'worker', '--spec-file', path, '--key', 'held', '--state-dir',
+                             os.path.join(tmp, 'state'), '--threads', '1', *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e)
+
+
+def wait_for(pred, what, proc):
+    for _ in range(6000):  # 60 s
+        if pred():
+            return True
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    check(False, f'timed out or the worker ended ({proc.poll()}) waiting for {what}')
+    return False
+
+
+gate(1)
+p = start_held()
+wait_for(lambda: held_at() == 2, 'the worker to hold before epoch 2', p)
+check(p.poll() is None, 'held: the worker is still running after epoch 1')
+p.send_signal(signal.SIGTERM)
+out, err = p.communicate(timeout=60)
+ev = [json.loads(line) for line in out.splitlines()]
+check(p.returncode == 130, f'SIGTERM while held: exit 130: {p.returncode} {err}')
+check([e['event'] for e in ev if e['event'] != 'progress'] == ['started', 'epoch', 'interrupted'] and ev[-1]['epochs'] == 1,
+      f'started, epoch 1, interrupted after 1 epoch: {ev}')
+check('holds before epoch 2' in err, f'it says it holds: {err!r}')
+# resumed: held again before epoch 2, then let through to 3, then released
+p = start_held('--resume')
+wait_for(lambda: held_at() == 2, 'the resumed worker to hold before epoch 2', p)
+gate(3)
+wait_for(lambda: held_at() == 4, 'the worker to hold before epoch 4', p)
+check(p.poll() is None, 'held again after epoch 3')
+os.unlink(os.path.join(hold_dir, 'w.gate'))
+out, err = p.communicate(timeout=60)
+ev = [json.loads(line) for line in out.splitlines()]
+check(p.returncode == 0 and ev[-1]['event'] == 'done', f'released: done: {p.returncode} {err}')
+got = epochs_of(ev)
+check(sorted(got) == [1, 2, 3, 4] and all(got[k] == ref[k] for k in range(1, 5)),
+      'held, stopped, resumed and held again: the uninterrupted run\'s values bit for bit')
+# the gate alone holds nothing: only the environment variable turns the hook on
+gate(0)
+os.unlink(os.path.join(hold_dir, 'w.at'))
+p, ev = worker(tmp, text, 'unheld')
+check(p.returncode == 0 and ev[-1]['event'] == 'done' and held_at() is None,
+      f'without EPOCHD_TEST_HOLD a gate holds nothing: {p.returncode}')
 finish()

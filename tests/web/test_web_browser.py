@@ -47,7 +47,9 @@ def main():
     with su.tempdir() as tmp:
         # every worker says something on stderr first, for the page's "last messages"
         prefix = 'worker_prefix: [sh, -c, \'echo "hello <b>from</b> the worker $$" >&2; exec "$@"\', sh]\n'
-        sv = su.Service(tmp, threads=1, extra='http: {listen: "127.0.0.1:0"}\n' + prefix)
+        # the live run is held between epochs, so the pages see it change by construction
+        hold = su.Hold(tmp)
+        sv = su.Service(tmp, threads=1, extra='http: {listen: "127.0.0.1:0"}\n' + prefix, env=hold.env())
         sv.start()
         url = w.wait_for_url(sv.log_path, sv.proc)
         b = None
@@ -58,11 +60,10 @@ def main():
             su.write(os.path.join(sv.exp, 'sweep.yaml'), SWEEP)
             su.write(os.path.join(sv.exp, 'hostile.yaml'), f'name: "{HOSTILE}"\nseed: 1\nmodel: {{template: mlp}}\n')
             wait_until(lambda: len([r for r in sv.runs() if r[2] == 'done']) == 5, 300, 'the quick runs to finish')
-            su.write(os.path.join(sv.exp, 'slow_live.yaml'),
-                     su.slow_spec('slow_live', epochs=8, train=8192))
-            slow = wait_until(lambda: [r[0] for r in sv.runs() if r[1] == 'slow_live' and r[2] == 'running'
-                                       and sv.q('SELECT progress_fraction FROM runs WHERE id = ?', (r[0],))[0][0]],
-                              120, 'slow_live to run')
+            hold.allow('slow_live', 1)
+            su.write(os.path.join(sv.exp, 'slow_live.yaml'), su.slow_spec('slow_live', epochs=8, train=2048))
+            hold.wait_held('slow_live', 2)
+            slow = [r[0] for r in sv.runs() if r[1] == 'slow_live' and r[2] == 'running']
             if not slow:
                 return
             slow = slow[0]
@@ -92,6 +93,7 @@ def main():
             # live: the running run's progress changes without a reload
             before = got.get(str(slow), {}).get('progress')
             t0 = time.monotonic()
+            hold.allow('slow_live', 2)
             changed = wait_until(lambda: b.eval('+document.body.dataset.refreshes || 0') >= 1 and
                                  rows(b).get(str(slow), {}).get('progress') != before, 90,
                                  'a live update of the running run on the runs page')
@@ -109,8 +111,7 @@ def main():
             b.screenshot(os.path.join(shots, 'runs.png'))
 
             # ---- the run page, while it runs ----
-            wait_until(lambda: sv.q('SELECT count(*) FROM epochs WHERE run_id = ?', (slow,))[0][0] >= 1, 180,
-                       'slow_live to finish an epoch')
+            hold.wait_held('slow_live', 3)
             b.navigate(f'{url}runs/{slow}')
             b.eval('window.__marker = 43')
             n0 = b.eval('document.querySelectorAll("#epochs tbody tr").length')
@@ -121,7 +122,8 @@ def main():
             api = w.request('127.0.0.1', port, f'/api/runs/{slow}').json()
             check(any(m.startswith('hello <b>from</b> the worker') for m in api.get('messages') or []),
                   f'/api/runs/ID messages: {api.get("messages")}')
-            grew = wait_until(lambda: b.eval('document.querySelectorAll("#epochs tbody tr").length') > n0, 240,
+            hold.allow('slow_live', 3)
+            grew = wait_until(lambda: b.eval('document.querySelectorAll("#epochs tbody tr").length') > n0, 60,
                               'a new epoch on the run page without a reload')
             check(grew and b.eval('window.__marker') == 43, 'the run page updated without a reload')
             n = b.eval('document.querySelectorAll("#epochs tbody tr").length')
