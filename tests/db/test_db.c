@@ -201,7 +201,7 @@ static void test_migrate_v1_from_sqlite3_cli(void **state)
         fail_msg("%s", db_last_error());
     int v = 0;
     assert_int_equal(db_schema_version(d, &v), DB_OK);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, DB_SCHEMA_VERSION);
 
     /* Old rows kept, new columns at their defaults, v2 views over old data:
      * epochs test_acc 0.45, 0.62, 0.60 -> best 0.62 @ 2, final 0.60;
