@@ -127,30 +127,27 @@ static double next_end(const dev_state *ds, double a, double b)
 }
 
 /* When a job of duration `dur` needing `mem` bytes could start on the
- * device at the earliest, and on which slot; *mem_wait says whether memory,
- * not a slot, decided it. INFINITY if never. */
+ * device at the earliest, and on which slot; *mem_wait says whether memory
+ * kept it from a slot that was free earlier. INFINITY if never. */
 static double earliest(const dev_state *ds, double dur, int64_t mem, int *slot, bool *mem_wait)
 {
-    double best = INFINITY;
+    double best = INFINITY, first_free = INFINITY;
     *slot = -1;
-    *mem_wait = false;
     for (int j = 0; j < ds->k; j++) {
         double t = ds->free_at[j] > 0 ? ds->free_at[j] : 0;
-        bool waited = false;
+        if (t < first_free)
+            first_free = t;
         if (t >= best)
             continue;
-        if (ds->track && mem > 0) {
-            while (t < best && peak_memory(ds, t, t + dur) + mem > ds->cap) {
+        if (ds->track && mem > 0)
+            while (t < best && peak_memory(ds, t, t + dur) + mem > ds->cap)
                 t = next_end(ds, t, t + dur);
-                waited = true;
-            }
-        }
         if (t < best) {
             best = t;
             *slot = j;
-            *mem_wait = waited;
         }
     }
+    *mem_wait = best < INFINITY && best > first_free + EPS;
     return best;
 }
 
