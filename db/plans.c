@@ -182,7 +182,9 @@ int db_speed_samples(db *d, db_speed_sample **out, size_t *n)
 {
     static const char sql[] =
         "SELECT r.id, r.device, r.template, p.flops_per_sample, p.train_samples, p.test_samples,"
-        " p.memory_bytes, count(*), total(e.seconds)"
+        " p.memory_bytes, count(*), total(e.seconds),"
+        " CASE WHEN r.status = 'done' AND r.attempts = 1 AND r.epochs_planned = count(*)"
+        "  THEN (julianday(r.finished_at) - julianday(r.started_at)) * 86400.0 END"
         " FROM runs r JOIN plans p ON p.run_id = r.id JOIN epochs e ON e.run_id = r.id"
         " WHERE r.device IS NOT NULL AND p.flops_per_sample > 0 AND e.seconds > 0"
         " GROUP BY r.id ORDER BY r.id";
@@ -204,6 +206,7 @@ int db_speed_samples(db *d, db_speed_sample **out, size_t *n)
         read_cost(s, 3, &x->cost);
         x->epochs = sqlite3_column_int64(s, 7);
         x->seconds = sqlite3_column_double(s, 8);
+        x->run_seconds = db__col_double(s, 9);
         if ((rc = db__col_text(s, 1, &x->device)) || (rc = db__col_text(s, 2, &x->template_name)))
             goto out;
     }

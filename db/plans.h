@@ -55,6 +55,8 @@ typedef struct db_speed_sample {
     db_cost cost;
     int64_t epochs;         /* epochs with a positive `seconds` */
     double seconds;         /* their total wall time */
+    double run_seconds;     /* started_at to finished_at of a run done in one attempt, else NAN:
+                               what it took beyond its epochs is the cost of starting and ending */
 } db_speed_sample;
 
 /* One sample per run that has a device, a cost with FLOPs and at least one

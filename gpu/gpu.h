@@ -36,14 +36,16 @@ typedef struct gpu_device_info {
     int ordinal;
     char name[256];
     size_t total_memory; /* bytes */
+    size_t free_memory;  /* bytes free when listed (0: could not be asked) */
     int cc_major, cc_minor;
     int multiprocessors;
 } gpu_device_info;
 
 /* Fills up to `max` entries and sets *count to the number of devices seen
  * (which may exceed max). No driver or no device is not an error: *count = 0
- * and 0 is returned. This initialises the CUDA driver in the calling process,
- * so the service runs it in a short-lived child (`epochd devices --json`). */
+ * and 0 is returned. This initialises the CUDA driver in the calling process
+ * and, to ask for free memory, a context on each device, so the service runs
+ * it in a short-lived child (`epochd devices --json`). */
 int gpu_device_list(gpu_device_info *out, int max, int *count);
 
 /* ---- CUDA graphs ----

@@ -147,6 +147,10 @@ int svc_speeds_learn(svc_speeds *t, const db_speed_sample *v, size_t n)
         c->work += w * (double)x->epochs;
         c->seconds += x->seconds;
         c->epochs += x->epochs;
+        if (isfinite(x->run_seconds)) {
+            c->overhead += x->run_seconds > x->seconds ? x->run_seconds - x->seconds : 0;
+            c->runs_timed++;
+        }
     }
     return 0;
 }
@@ -188,4 +192,23 @@ double svc_speed_of(const svc_speeds *t, const char *device, const char *tmpl, i
     if (basis)
         *basis = SVC_SPEED_GUESS;
     return guess;
+}
+
+double svc_overhead_of(const svc_speeds *t, const char *device)
+{
+    bool gpu = is_gpu(device);
+    double sum[2] = {0, 0};
+    int64_t n[2] = {0, 0};
+    for (size_t k = 0; k < t->n; k++) {
+        const svc_speed_cell *c = &t->cells[k];
+        if (!strcmp(c->device, device)) {
+            sum[0] += c->overhead;
+            n[0] += c->runs_timed;
+        }
+        if (is_gpu(c->device) == gpu) {
+            sum[1] += c->overhead;
+            n[1] += c->runs_timed;
+        }
+    }
+    return n[0] ? sum[0] / (double)n[0] : n[1] ? sum[1] / (double)n[1] : 0.0;
 }

@@ -53,6 +53,8 @@ typedef struct svc_speed_cell {
     int cls;
     double work, seconds;
     int64_t epochs;
+    double overhead;     /* summed over runs_timed: a run's time beyond its epochs */
+    int64_t runs_timed;
 } svc_speed_cell;
 
 typedef struct svc_speeds {
@@ -80,6 +82,11 @@ typedef enum svc_speed_basis {
  * device's first guess. *basis (may be NULL) says where it came from. */
 double svc_speed_of(const svc_speeds *t, const char *device, const char *tmpl, int64_t flops, double guess,
                     svc_speed_basis *basis);
+
+/* The mean time a run on `device` took beyond its epochs (starting the
+ * worker, loading data, building the model, ending): from runs done in one
+ * attempt on that device, else on its kind, else 0. */
+double svc_overhead_of(const svc_speeds *t, const char *device);
 
 /* First guesses: the CPU with `threads` threads per run, a GPU with
  * `multiprocessors` (<= 0: unknown). */

@@ -1,6 +1,7 @@
 /* The scheduler: queued runs in priority-then-age order (db_runs_queued)
- * onto free device slots, a note on each run that has to wait, cancel
- * requests from `epochd cancel`, and the STATUS= line for systemd. */
+ * onto devices as the placement policy plans them (placement.c), a note on
+ * each run that has to wait, cancel requests from `epochd cancel`, and the
+ * STATUS= line for systemd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "service/notify.h"
 #include "service/error.h"
 #include "service/internal.h"
+#include "service/placement.h"
 
 static void sched_pass(svc_service *sv)
 {
@@ -20,6 +22,8 @@ static void sched_pass(svc_service *sv)
         svc_log(SVC_LOG_ERR, "cannot read the queue: %s", db_last_error());
         return;
     }
+    /* the placement policy's plan for the whole queue (placement.c); NULL: the first free slot */
+    svc_plan_out *plan = svc_placement_plan(sv, l);
     int64_t waiting = 0;
     bool spawn_failed = false;
     for (size_t i = 0; i < l->n; i++) {
@@ -33,8 +37,9 @@ static void sched_pass(svc_service *sv)
         }
         svc_placement p;
         char note[256];
-        svc_place_result pr =
-            spawn_failed ? SVC_PLACE_BUSY : svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
+        svc_place_result pr = spawn_failed ? SVC_PLACE_BUSY
+                              : plan       ? svc_placement_result(&plan[i], &p, note, sizeof note)
+                                           : svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
         if (pr == SVC_PLACE_OK) {
             if (svc_attempt_start(sv, r, &p) == 0) {
                 svc_slots_take(&sv->slots, &p);
@@ -58,6 +63,7 @@ static void sched_pass(svc_service *sv)
                 svc_log_run(SVC_LOG_DEBUG, r->id, "%s", note);
         }
     }
+    free(plan);
     db_run_list_free(l);
     sv->n_queued = waiting;
     svc_sched_status(sv);

@@ -156,10 +156,29 @@ static void test_speed_samples(void **state)
     put_epoch(d, b, 1, 10.0);
     put_epoch(d, c, 1, 7.0);
     (void)e;
+    /* f: done in one attempt with all 4 epochs timed (1 s each), 10 s from start to end */
+    int64_t f = new_run(d, "f", "mlp");
+    assert_int_equal(db_plan_set_cost(d, f, &ca), DB_OK);
+    assert_int_equal(db_run_start(d, f, "cpu", 0), DB_OK);
+    for (int k = 1; k <= 4; k++)
+        put_epoch(d, f, k, 1.0);
+    assert_int_equal(db_run_finish(d, f, DB_DONE, NULL), DB_OK);
+    db_close(d);
+    sqlite3 *h = raw(path);
+    assert_int_equal(sqlite3_exec(h,
+                                  "UPDATE runs SET started_at = '2026-01-01T00:00:00.000Z',"
+                                  " finished_at = '2026-01-01T00:00:10.000Z' WHERE name = 'f'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(db_open(path, 0, &d), DB_OK);
     db_speed_sample *v = NULL;
     size_t n = 0;
     assert_int_equal(db_speed_samples(d, &v, &n), DB_OK);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
+    assert_true(fabs(v[2].run_seconds - 10.0) < 1e-3);
+    assert_true(v[2].seconds == 4.0 && v[2].epochs == 4);
+    assert_true(isnan(v[0].run_seconds)); /* still running, and an epoch untimed */
     assert_int_equal(v[0].run_id, a);
     assert_string_equal(v[0].device, "cuda:1");
     assert_string_equal(v[0].template_name, "cnn");

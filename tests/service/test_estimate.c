@@ -106,8 +106,17 @@ static void test_speeds(void **state)
         sample("cpu", "cnn", 1000000, 1, 30.0),      /* 3e9 / 30 s = 1e8 */
         sample("cpu", "cnn", -1, 1, 5.0),            /* no FLOPs: ignored */
     };
+    for (int i = 0; i < 5; i++)
+        v[i].run_seconds = NAN;
+    /* a's run took 5 s in all for its 3 s of epochs; b's 30 s for 24 */
+    v[0].run_seconds = 5.0;
+    v[2].run_seconds = 30.0;
     svc_speeds t = {0};
     assert_int_equal(svc_speeds_learn(&t, v, 5), 0);
+    /* overheads: cuda:0's runs (2 + 6) / 2 = 4 s; another GPU gets the kind's 4 s; the CPU has none */
+    assert_near(svc_overhead_of(&t, "cuda:0"), 4.0);
+    assert_near(svc_overhead_of(&t, "cuda:5"), 4.0);
+    assert_near(svc_overhead_of(&t, "cpu"), 0.0);
     assert_int_equal(t.n, 3);
     svc_speed_basis b;
     /* same device, template, class: (6e9 + 3.6e9) / (3 + 1.8) = 2e9 */
