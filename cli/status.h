@@ -7,13 +7,17 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <time.h>
+
 #include "db/db.h"
+#include "db/plans.h"
 
 typedef struct cli_status {
     db_run_list *running;  /* running and interrupted, by id */
     db_run_list *queued;   /* in queue order */
     db_run_list *finished; /* most recent first; NULL when none were asked for */
     db_board *board;       /* every run's metrics */
+    db_plan_list *plans;   /* the service's plan of the queued and running runs */
     bool all;              /* finished holds every finished run */
 } cli_status;
 
@@ -22,5 +26,20 @@ int cli_status_load(db *d, bool all, long recent, cli_status *s);
 void cli_status_free(cli_status *s);
 /* The tables; 0, or -1 when out of memory or the output failed. */
 int cli_status_print(const cli_status *s, const char *db_file, FILE *f);
+/* The same as one JSON object (cli/status_json.c); 0 or -1. */
+int cli_status_print_json(const cli_status *s, const char *db_file, FILE *f);
+
+/* ---- shared by the two renderings ---- */
+
+const db_board_row *cli_status_board_row(const cli_status *s, int64_t id);
+const db_plan *cli_status_plan(const cli_status *s, int64_t id); /* NULL: none */
+/* Seconds a running run still needs (its measured epochs), or NAN. */
+double cli_status_eta(const db_run *r, const db_board_row *b);
+/* An ISO-8601 UTC timestamp as time_t; -1 if it does not parse. */
+time_t cli_status_time(const char *iso);
+/* The waiting note of a queued run with its plan: "waiting for cuda:0,
+ * expected to start in 4m, finish 11:52; on the CPU it would take 3h"
+ * (the finish in local time, with the weekday or date when not today). */
+void cli_status_plan_note(char *buf, size_t len, const char *note, const db_plan *p, time_t now);
 
 #endif
