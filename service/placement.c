@@ -44,9 +44,12 @@ struct svc_placer {
     svc_gpu_info gpus[SVC_MAX_GPUS];   /* by host ordinal */
     bool mem_known;                    /* some GPU reported its free memory */
     int64_t ours_at_query[SVC_MAX_GPUS];
-    uint64_t sig_at_query[SVC_MAX_GPUS];
+    uint64_t sig_seen[SVC_MAX_GPUS];     /* our runs on each GPU at the last look */
+    uint64_t changed_ms[SVC_MAX_GPUS];   /* when one of ours last started or ended there */
     uint64_t mem_at_ms;
     bool querying;
+    uint64_t query_ms;                 /* when the memory query in flight began */
+    double query_seconds;              /* how long reading free memory takes (a running mean) */
     svc_speeds speeds;
     bool speeds_ok;
     uint64_t speeds_at_ms;
@@ -128,8 +131,8 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-/* Which runs of ours are on each GPU (host ordinal): changes whenever one
- * starts or ends there. */
+/* Which runs of ours are on each GPU (host ordinal): a sum of their
+ * hashes, which changes whenever one starts or ends there. */
 static void our_runs(svc_service *sv, uint64_t sig[SVC_MAX_GPUS])
 {
     memset(sig, 0, SVC_MAX_GPUS * sizeof *sig);
@@ -150,8 +153,20 @@ void svc_placement_devices(svc_service *sv, int n_gpus, const svc_gpu_info *gpus
         pl->ours_at_query[i] = 0;
         pl->mem_known |= gpus[i].memory_free_bytes > 0;
     }
-    our_runs(sv, pl->sig_at_query);
+    our_runs(sv, pl->sig_seen);
     pl->mem_at_ms = uv_now(sv->loop);
+}
+
+/* Notes when runs of ours started or ended on a GPU since the last look. */
+static void track_changes(svc_service *sv, svc_placer *pl)
+{
+    uint64_t sig[SVC_MAX_GPUS];
+    our_runs(sv, sig);
+    for (int g = 0; g < SVC_MAX_GPUS; g++)
+        if (sig[g] != pl->sig_seen[g]) {
+            pl->sig_seen[g] = sig[g];
+            pl->changed_ms[g] = uv_now(sv->loop);
+        }
 }
 
 /* The memory our runs are expected to hold on each GPU now. */
@@ -175,6 +190,9 @@ static void on_memory(svc_service *sv, int n_gpus, const svc_gpu_info *gpus)
     pl->querying = false;
     if (sv->stopping)
         return;
+    /* a start on a GPU waits for this read: the plan counts it in */
+    double took = (double)(uv_now(sv->loop) - pl->query_ms) / 1000.0;
+    pl->query_seconds = pl->query_seconds > 0 ? 0.5 * (pl->query_seconds + took) : took;
     if (n_gpus == pl->n_gpus) {
         for (int i = 0; i < n_gpus; i++) {
             pl->gpus[i].memory_free_bytes = gpus[i].memory_free_bytes;
@@ -199,8 +217,11 @@ static void on_memory(svc_service *sv, int n_gpus, const svc_gpu_info *gpus)
     our_memory(sv, &costs, pl->ours_at_query);
     svc_map_free(&costs);
     db_plan_list_free(l);
-    our_runs(sv, pl->sig_at_query);
+    track_changes(sv, pl);
     pl->mem_at_ms = uv_now(sv->loop);
+    for (int i = 0; i < pl->n_gpus; i++)
+        svc_log(SVC_LOG_DEBUG, "cuda:%d: %.2f GiB free, %.2f GiB of it held by our runs", i,
+                (double)pl->gpus[i].memory_free_bytes / (1u << 30), (double)pl->ours_at_query[i] / (1u << 30));
     svc_sched_request(sv);
 }
 
@@ -222,9 +243,7 @@ static bool memory_fresh(svc_service *sv, const svc_placer *pl, int g)
 {
     if (!pl->mem_known || pl->gpus[g].memory_free_bytes <= 0)
         return true; /* nothing to refresh: the total is all there is */
-    uint64_t sig[SVC_MAX_GPUS];
-    our_runs(sv, sig);
-    return sig[g] == pl->sig_at_query[g] && uv_now(sv->loop) - pl->mem_at_ms <= MEMORY_MAX_AGE_MS;
+    return pl->mem_at_ms > pl->changed_ms[g] && uv_now(sv->loop) - pl->mem_at_ms <= MEMORY_MAX_AGE_MS;
 }
 
 /* ---- costs and speeds ---- */
@@ -515,6 +534,7 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
     }
     backfill(sv);
     learn(sv, pl);
+    track_changes(sv, pl);
 
     /* the runs in flight */
     size_t nb = 0;
@@ -535,6 +555,7 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
                                        .memory = c ? c->memory_bytes : 0};
     }
     /* the queue */
+    svc_policy policy = (svc_policy)sv->cfg.placement;
     size_t nj = 0;
     for (size_t i = 0; i < q->n; i++) {
         const db_run *r = &q->runs[i];
@@ -555,6 +576,8 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
                                            svc_estimate_seconds(c, left, device_speed(sv, pl, d, r->template_name,
                                                                                       c->flops_per_sample))
                                      : NAN;
+            if (d < s->n_gpus && pl->mem_known && policy == SVC_POLICY_EARLIEST_FINISH)
+                secs[d] += pl->query_seconds;
         }
         memo *m = memo_of(pl, r->id);
         p.prev[nj] = m ? m->prev_device : -1;
@@ -571,7 +594,7 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
         mem[d] = o < pl->n_gpus ? capacity(pl, o) : -1;
         limited |= mem[d] >= 0;
     }
-    svc_plan_input in = {.policy = (svc_policy)sv->cfg.placement, .slots = s, .gpu_memory = limited ? mem : NULL,
+    svc_plan_input in = {.policy = policy, .slots = s, .gpu_memory = limited ? mem : NULL,
                          .busy = p.busy, .n_busy = nb, .jobs = p.jobs, .n_jobs = nj, .previous = p.prev};
     if (svc_plan_make(&in, p.jout) < 0) {
         svc_log(SVC_LOG_ERR, "cannot plan the queue (%s): placing runs on the first free slot", svc_last_error());
@@ -592,8 +615,10 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
         }
     }
     if (ask && !pl->querying) {
-        if (svc_discover_gpus(sv, true, on_memory) == 0)
+        if (svc_discover_gpus(sv, true, on_memory) == 0) {
             pl->querying = true;
+            pl->query_ms = uv_now(sv->loop);
+        }
         else
             svc_log(SVC_LOG_WARNING, "cannot ask for free GPU memory: out of memory");
     }

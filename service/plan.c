@@ -579,16 +579,15 @@ static void ef_note(const plan_ctx *c, const candidate *x, size_t j, svc_plan_ou
         int64_t m = best_gpu_memory(c, j, &w);
         fmt_gib(have, sizeof have, m > 0 ? m : 0);
         svc_plan_device_name(c->s, w, dev, sizeof dev);
-        snprintf(o->note, sizeof o->note, "waiting: needs about %s of GPU memory, %s has %s for epochd", need,
-                 w >= 0 ? dev : "no GPU", have);
+        snprintf(o->note, sizeof o->note, "waiting: needs about %s of GPU memory, more than %s's %s", need,
+                 w >= 0 ? dev : "any GPU", have);
         return;
     }
     svc_plan_device_name(c->s, d, dev, sizeof dev);
     bool cpu = d == svc_plan_cpu(c->s);
     if (x->mem_wait[j]) {
         fmt_gib(have, sizeof have, c->in->gpu_memory ? c->in->gpu_memory[d] : 0);
-        snprintf(o->note, sizeof o->note, "waiting for memory on %s (needs about %s of the %s epochd may use)",
-                 dev, need, have);
+        snprintf(o->note, sizeof o->note, "waiting for memory on %s (needs %s of the %s usable)", dev, need, have);
     } else if (cpu && c->mem_excluded[j]) {
         snprintf(o->note, sizeof o->note, "waiting for a CPU slot (needs about %s, more than a GPU has free)",
                  need);

@@ -126,7 +126,7 @@ static void test_memory(void **state)
     assert_int_equal(o.device, 0);
     assert_near(o.start, 100);
     assert_near(o.finish, 110);
-    assert_string_equal(o.note, "waiting for memory on cuda:0 (needs about 8.0 GiB of the 16.0 GiB epochd may use)");
+    assert_string_equal(o.note, "waiting for memory on cuda:0 (needs 8.0 GiB of the 16.0 GiB usable)");
     /* 6 GiB fits beside the 10: it starts now on the second slot */
     j.memory = 6 * GIB;
     plan(SVC_POLICY_EARLIEST_FINISH, &s, mem, &b, 1, &j, 1, &o);
@@ -160,7 +160,7 @@ static void test_memory(void **state)
     assert_int_equal(o.action, SVC_PLAN_WAIT);
     assert_int_equal(o.device, -1);
     assert_true(isnan(o.start) && isnan(o.finish));
-    assert_string_equal(o.note, "waiting: needs about 20.0 GiB of GPU memory, cuda:0 has 16.0 GiB for epochd");
+    assert_string_equal(o.note, "waiting: needs about 20.0 GiB of GPU memory, more than cuda:0's 16.0 GiB");
     /* first_free ignores memory, as it always did */
     s.cpu_used = 0;
     j.requested = "auto";
