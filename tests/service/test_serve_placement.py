@@ -250,7 +250,7 @@ def memory():
             sv.start()
             # m1 and m2 are alike: whichever the queue has first starts, the other waits for memory
             def waiting_one(r):
-                if not r['huge_cuda']['note']:
+                if not r['huge_cuda']['note'] or r['huge']['status'] == 'queued':
                     return None
                 w = [x for x in (r['m1'], r['m2']) if x['note'] and 'memory' in x['note']]
                 return (r, w[0]) if w else None
