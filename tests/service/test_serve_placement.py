@@ -110,41 +110,42 @@ def learning_and_promises():
         sv = service(tmp, os.path.join(tmp, 'dev.json'), {'cpu': cpu_speed, 'cuda:0': gpu_speed})
         try:
             sv.start()
+            # two alike runs: whichever the queue has first runs on the GPU, the
+            # other ("probe") waits for it while the first's epochs are recorded
             write(os.path.join(sv.exp, 'warm_cpu.yaml'), spec('warm_cpu', 1, device='cpu'))
-            write(os.path.join(sv.exp, 'first.yaml'), spec('first', 3))
-            # the first estimate, before any epoch: the guess
-            first = wait_until(lambda: sv.q("SELECT p.seconds, r.device FROM plans p JOIN runs r ON r.id = p.run_id"
-                                            " WHERE r.name = 'first' AND r.status = 'running'"), 60, 'first to start')
-            time.sleep(0.3)
-            write(os.path.join(sv.exp, 'probe.yaml'), spec('probe', 3))
-            probe_seen = []
+            write(os.path.join(sv.exp, 'a.yaml'), spec('a', 3))
+            write(os.path.join(sv.exp, 'b.yaml'), spec('b', 3))
+            seen = {'a': [], 'b': []}  # each one's estimate (seconds) while it was queued or starting
 
-            def probe_started():
-                r = sv.q("SELECT p.seconds, r.status FROM plans p JOIN runs r ON r.id = p.run_id"
-                         " WHERE r.name = 'probe'")
-                if r and r[0][0] is not None and r[0][1] == 'queued':
-                    if not probe_seen or probe_seen[-1] != r[0][0]:
-                        probe_seen.append(r[0][0])
-                return r and r[0][1] != 'queued'
-            wait_until(probe_started, 60, 'probe to start', interval=0.05)
+            def watch():
+                for name, secs, status in sv.q("SELECT r.name, p.seconds, r.status FROM plans p JOIN runs r"
+                                               " ON r.id = p.run_id WHERE r.name IN ('a', 'b')"):
+                    if secs is not None and (not seen[name] or seen[name][-1][0] != secs):
+                        seen[name].append((secs, status))
+                return sv.q("SELECT count(*) FROM runs WHERE name IN ('a', 'b') AND status != 'queued'")[0][0] == 2
+            wait_until(watch, 60, 'both to start', interval=0.05)
             wait_until(lambda: sv.q("SELECT count(*) FROM runs WHERE status = 'done'")[0][0] == 3, 120,
                        'the three warm-up runs')
             runs = runs_by_name(sv)
-            check(first and first[0][1] == 'cuda:0', f'first ran on the GPU: {first}')
-            a0 = iso_s(runs['first']['finished_at']) - iso_s(runs['first']['started_at'])
-            e0 = abs(first[0][0] - a0) / a0 if first else 0
-            print(f'first (no epoch recorded yet): estimated {first[0][0]:.3f} s, took {a0:.2f} s: '
+            first, probe = sorted(['a', 'b'], key=lambda n: runs[n]['started_at'])
+            check(runs[first]['device'] == 'cuda:0' and runs[probe]['device'] == 'cuda:0',
+                  f'both ran on the GPU, one after the other: {runs[first]}, {runs[probe]}')
+            # the estimate the first started with: before any epoch anywhere, the guess
+            guess = seen[first][0][0] if seen[first] else float('nan')
+            a0 = iso_s(runs[first]['finished_at']) - iso_s(runs[first]['started_at'])
+            e0 = abs(guess - a0) / a0
+            print(f'{first} (no epoch recorded yet): estimated {guess:.3f} s, took {a0:.2f} s: '
                   f'error {100 * e0:.0f} %', flush=True)
-            check(e0 > 0.5, 'the first guess is far off by design (the simulated devices are slower)')
-            a_probe = iso_s(runs['probe']['finished_at']) - iso_s(runs['probe']['started_at'])
-            print('probe: its estimate while it waited, as epochs were recorded: ' +
-                  ', '.join(f'{s:.2f} s' for s in probe_seen) + f'; it took {a_probe:.2f} s', flush=True)
-            check(len(probe_seen) >= 2, f'the probe\'s estimate changed while it waited: {probe_seen}')
+            check(e0 > 0.5, f'the first guess is far off by design (the simulated devices are slower): {e0}')
+            a_probe = iso_s(runs[probe]['finished_at']) - iso_s(runs[probe]['started_at'])
+            probe_seen = [x for x, _ in seen[probe]]
+            print(f'{probe}: its estimate while it waited, as epochs were recorded: ' +
+                  ', '.join(f'{x:.2f} s' for x in probe_seen) + f'; it took {a_probe:.2f} s', flush=True)
+            check(len(probe_seen) >= 2, f'the waiting run\'s estimate changed while it waited: {probe_seen}')
             if probe_seen:
                 err0, err1 = abs(probe_seen[0] - a_probe) / a_probe, abs(probe_seen[-1] - a_probe) / a_probe
                 check(err1 < err0 and err1 < 0.3,
                       f'the estimate improved with the recorded epochs: {100 * err0:.0f} % -> {100 * err1:.0f} %')
-            check(runs['probe']['device'] == 'cuda:0', f'probe ran on {runs["probe"]["device"]}')
 
             # a batch, planned with what was learned
             batch = {'r1': 3, 'r2': 3, 'r3': 3, 'r4': 3, 'small': 1}
