@@ -273,8 +273,10 @@ static void test_first_free_is_slots(void **state)
             svc_place_result r = svc_slots_place(&ref, j[i].requested, &p, note, sizeof note);
             if (r == SVC_PLACE_OK)
                 svc_slots_take(&ref, &p);
-            assert_int_equal(o[i].action,
-                             r == SVC_PLACE_OK ? SVC_PLAN_START : r == SVC_PLACE_NEVER ? SVC_PLAN_NEVER : SVC_PLAN_WAIT);
+            svc_plan_action want = r == SVC_PLACE_OK      ? SVC_PLAN_START
+                                   : r == SVC_PLACE_NEVER ? SVC_PLAN_NEVER
+                                                          : SVC_PLAN_WAIT;
+            assert_int_equal(o[i].action, want);
             assert_string_equal(o[i].note, note);
             if (r == SVC_PLACE_OK) {
                 assert_string_equal(o[i].place.device, p.device);

@@ -388,7 +388,8 @@ def seed_plan():
                 check(b2['status'] == 'queued' and b2['plan']['device'] == 'cuda:0',
                       f'mlp_mixer_B2 waits for the GPU: {b2}')
                 check(b2['plan']['cpu_seconds'] > 5 * 86400, f'on the CPU it would take days: {b2["plan"]}')
-                placed = {n: (r['device'] if r['status'] == 'running' else r['plan']['device']) for n, r in rows.items()}
+                placed = {n: (r['device'] if r['status'] == 'running' else r['plan']['device'])
+                          for n, r in rows.items()}
                 print('planned devices:', placed, flush=True)
                 check(sum(d == 'cpu' for d in placed.values()) <= 2, f'at most the two CNNs on the CPU: {placed}')
                 finish = max(iso_s(r['plan']['finish_at']) for r in rows.values() if r['status'] == 'queued')
