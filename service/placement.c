@@ -264,7 +264,8 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
     *extra = calloc(q->n ? q->n : 1, sizeof **extra);
     if (!*extra)
         return DB_ENOMEM;
-    for (size_t i = 0; i < q->n; i++) {
+    bool open = false; /* new costs are written in one transaction (a sweep brings many) */
+    for (size_t i = 0; i < q->n && rc == 0; i++) {
         const db_run *r = &q->runs[i];
         char key[24];
         key_of(r->id, key);
@@ -273,12 +274,18 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
         db_cost *c = &(*extra)[i];
         if (svc_cost_of_spec(r->spec, r->spec_path, c) < 0)
             svc_log_run(SVC_LOG_WARNING, r->id, "no estimate: %s", svc_last_error());
+        if (!open)
+            open = db_begin(sv->db) == 0;
         if (db_plan_set_cost(sv->db, r->id, c) < 0)
             svc_log_run(SVC_LOG_WARNING, r->id, "cannot record its cost: %s", db_last_error());
         if (svc_map_put(costs, key, c) < 0)
-            return DB_ENOMEM;
+            rc = DB_ENOMEM;
     }
-    return 0;
+    if (open && db_commit(sv->db) < 0) {
+        svc_log(SVC_LOG_WARNING, "cannot record the runs' costs: %s", db_last_error());
+        db_rollback(sv->db);
+    }
+    return rc;
 }
 
 /* Finished runs recorded before the planner (or by `epochd run`) get a
@@ -289,6 +296,7 @@ static void backfill(svc_service *sv)
     size_t n = 0;
     if (db_runs_without_cost(sv->db, BACKFILL_PER_PASS, &ids, &n) < 0)
         return;
+    bool open = n > 0 && db_begin(sv->db) == 0;
     for (size_t i = 0; i < n; i++) {
         db_run *r = NULL;
         if (db_run_get(sv->db, ids[i], &r) < 0)
@@ -299,6 +307,8 @@ static void backfill(svc_service *sv)
             svc_log_run(SVC_LOG_DEBUG, r->id, "cannot record its cost: %s", db_last_error());
         db_run_free(r);
     }
+    if (open && db_commit(sv->db) < 0)
+        db_rollback(sv->db);
     free(ids);
 }
 
