@@ -72,14 +72,15 @@ time_t cli_status_time(const char *iso)
     return timegm(&tm);
 }
 
-/* A duration in the note's few characters: 40s, 4m, 2h05m, 3d04h. */
+/* A duration in the note's few characters: 40s, 4m (to the nearest
+ * minute), 2h05m, 3d04h. */
 static void short_duration(char *buf, size_t len, double s)
 {
     long long t = llround(s < 0 ? 0 : s);
     if (t < 60)
         snprintf(buf, len, "%llds", t);
-    else if (t < 3600)
-        snprintf(buf, len, "%lldm", t / 60);
+    else if ((t + 30) / 60 < 60)
+        snprintf(buf, len, "%lldm", (t + 30) / 60);
     else if (t < 86400)
         snprintf(buf, len, "%lldh%02lldm", t / 3600, (t % 3600) / 60);
     else
