@@ -62,8 +62,8 @@ static char *line_with(const char *text, const char *needle)
 
 static void assert_has(const char *line, const char *what)
 {
-    if (!strstr(line, what))
-        fail_msg("expected '%s' in: %s", what, line);
+    if (!line || !strstr(line, what))
+        fail_msg("expected '%s' in: %s", what, line ? line : "(nothing)");
 }
 
 /* HH:MM of now + s in UTC, as the finish is shown for today (the test
