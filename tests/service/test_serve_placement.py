@@ -347,8 +347,9 @@ def seed_plan():
             flops[j['name']] = j['flops']
         dev = os.path.join(tmp, 'dev.json')
         devices_file(dev, memory=80 * GIB, free=79 * GIB, sms=132)
-        # the workers run at the GPU's rate of normal_cnn (nothing here waits for them)
-        sv = service(tmp, dev, {'cpu': 1e9, 'cuda:0': 3 * flops['normal_cnn'] * 15900})
+        # the workers run at the seed's rates of normal_cnn on the GPU and of
+        # residual_cnn on the CPU (nothing here waits for them to end)
+        sv = service(tmp, dev, {'cpu': 3 * flops['residual_cnn'] * 3850, 'cuda:0': 3 * flops['normal_cnn'] * 15900})
         try:
             sv.start()  # creates the database
             sv.stop()
