@@ -172,6 +172,7 @@ void db_speed_samples_free(db_speed_sample *v, size_t n)
     if (!v)
         return;
     for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
         free(v[i].device);
         free(v[i].template_name);
     }
@@ -184,7 +185,7 @@ int db_speed_samples(db *d, db_speed_sample **out, size_t *n)
         "SELECT r.id, r.device, r.template, p.flops_per_sample, p.train_samples, p.test_samples,"
         " p.memory_bytes, count(*), total(e.seconds),"
         " CASE WHEN r.status = 'done' AND r.attempts = 1 AND r.epochs_planned = count(*)"
-        "  THEN (julianday(r.finished_at) - julianday(r.started_at)) * 86400.0 END"
+        "  THEN (julianday(r.finished_at) - julianday(r.started_at)) * 86400.0 END, r.name"
         " FROM runs r JOIN plans p ON p.run_id = r.id JOIN epochs e ON e.run_id = r.id"
         " WHERE r.device IS NOT NULL AND p.flops_per_sample > 0 AND e.seconds > 0"
         " GROUP BY r.id ORDER BY r.id";
@@ -207,7 +208,8 @@ int db_speed_samples(db *d, db_speed_sample **out, size_t *n)
         x->epochs = sqlite3_column_int64(s, 7);
         x->seconds = sqlite3_column_double(s, 8);
         x->run_seconds = db__col_double(s, 9);
-        if ((rc = db__col_text(s, 1, &x->device)) || (rc = db__col_text(s, 2, &x->template_name)))
+        if ((rc = db__col_text(s, 1, &x->device)) || (rc = db__col_text(s, 2, &x->template_name)) ||
+            (rc = db__col_text(s, 10, &x->name)))
             goto out;
     }
     if (st != SQLITE_DONE)

@@ -50,6 +50,7 @@ void db_plan_list_free(db_plan_list *l); /* NULL is a no-op */
 /* The timed epochs of one run that has a cost, on the device recorded for it. */
 typedef struct db_speed_sample {
     int64_t run_id;
+    char *name;             /* the run's name (its experiment) */
     char *device;           /* "cpu", "cuda:0" */
     char *template_name;    /* NULL: unknown */
     db_cost cost;

@@ -123,11 +123,12 @@ int svc_speeds_learn(svc_speeds *t, const db_speed_sample *v, size_t n)
         double w = svc_epoch_work(&x->cost);
         if (w < 0 || !x->device || !(x->seconds > 0) || x->epochs <= 0)
             continue;
-        const char *tmpl = x->template_name ? x->template_name : "";
-        int cls = svc_size_class(x->cost.flops_per_sample);
+        const char *tmpl = x->template_name ? x->template_name : "", *name = x->name ? x->name : "";
+        int64_t flops = x->cost.flops_per_sample;
         svc_speed_cell *c = NULL;
         for (size_t k = 0; k < t->n && !c; k++)
-            if (!strcmp(t->cells[k].device, x->device) && !strcmp(t->cells[k].tmpl, tmpl) && t->cells[k].cls == cls)
+            if (!strcmp(t->cells[k].device, x->device) && !strcmp(t->cells[k].name, name) &&
+                t->cells[k].flops == flops && !strcmp(t->cells[k].tmpl, tmpl))
                 c = &t->cells[k];
         if (!c) {
             if (t->n == t->cap) {
@@ -141,8 +142,10 @@ int svc_speeds_learn(svc_speeds *t, const db_speed_sample *v, size_t n)
             c = &t->cells[t->n++];
             memset(c, 0, sizeof *c);
             snprintf(c->device, sizeof c->device, "%s", x->device);
+            snprintf(c->name, sizeof c->name, "%s", name);
             snprintf(c->tmpl, sizeof c->tmpl, "%s", tmpl);
-            c->cls = cls;
+            c->flops = flops;
+            c->cls = svc_size_class(flops);
         }
         c->work += w * (double)x->epochs;
         c->seconds += x->seconds;
@@ -157,8 +160,8 @@ int svc_speeds_learn(svc_speeds *t, const db_speed_sample *v, size_t n)
 
 static bool is_gpu(const char *device) { return !strncmp(device, "cuda", 4); }
 
-double svc_speed_of(const svc_speeds *t, const char *device, const char *tmpl, int64_t flops, double guess,
-                    svc_speed_basis *basis)
+double svc_speed_of(const svc_speeds *t, const char *device, const char *name, const char *tmpl, int64_t flops,
+                    double guess, svc_speed_basis *basis)
 {
     int cls = svc_size_class(flops);
     bool gpu = is_gpu(device);
@@ -169,7 +172,9 @@ double svc_speed_of(const svc_speeds *t, const char *device, const char *tmpl, i
         const svc_speed_cell *c = &t->cells[k];
         bool same_dev = !strcmp(c->device, device), same_kind = is_gpu(c->device) == gpu;
         bool same_tmpl = *tmpl && !strcmp(c->tmpl, tmpl), same_cls = c->cls == cls;
+        bool same_run = name && *name && !strcmp(c->name, name) && c->flops == flops;
         bool in[SVC_SPEED_GUESS] = {
+            [SVC_SPEED_RUN] = same_dev && same_run,
             [SVC_SPEED_SAME] = same_dev && same_tmpl && same_cls,
             [SVC_SPEED_TEMPLATE] = same_dev && same_tmpl,
             [SVC_SPEED_KIND_SAME] = same_kind && same_tmpl && same_cls,

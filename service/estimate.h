@@ -5,8 +5,9 @@
  * An epoch's work is flops x (3 x training samples + test samples): a
  * training step is about three forward passes (forward, and a backward
  * that costs two), evaluation one. A device's speed is work over wall
- * seconds, learned per device ("cpu", "cuda:0") and model template and
- * size class (forward FLOPs per sample in half-decades: models of one
+ * seconds, learned per device ("cpu", "cuda:0") for the same experiment
+ * (run name and model FLOPs) where it ran before, else per model template
+ * and size class (forward FLOPs per sample in half-decades: models of one
  * template and size run at similar efficiency), falling back - where that
  * has no epochs yet - to the device and template, the device kind (any
  * GPU) and template and size, the kind and template, the device, the kind,
@@ -45,10 +46,12 @@ double svc_epoch_work(const db_cost *c);
 /* The size class of a model (forward FLOPs per sample in half-decades). */
 int svc_size_class(int64_t flops);
 
-/* Learned speeds: the sums over the samples' epochs, per (device,
- * template, size class). */
+/* Learned speeds: the sums over the samples' epochs, per (device, run
+ * name, model FLOPs) - the template and size class follow from the model. */
 typedef struct svc_speed_cell {
     char device[32];
+    char name[96];
+    int64_t flops;
     char tmpl[24];
     int cls;
     double work, seconds;
@@ -68,7 +71,8 @@ int svc_speeds_learn(svc_speeds *t, const db_speed_sample *v, size_t n);
 
 /* How a speed was found, from the most specific to the first guess. */
 typedef enum svc_speed_basis {
-    SVC_SPEED_SAME = 0,      /* this device, template and size class */
+    SVC_SPEED_RUN = 0,       /* this device, the same experiment (name and FLOPs) */
+    SVC_SPEED_SAME,          /* this device, template and size class */
     SVC_SPEED_TEMPLATE,      /* this device and template */
     SVC_SPEED_KIND_SAME,     /* another device of the kind, same template and size */
     SVC_SPEED_KIND_TEMPLATE, /* another device of the kind, same template */
@@ -77,11 +81,12 @@ typedef enum svc_speed_basis {
     SVC_SPEED_GUESS,         /* never measured */
 } svc_speed_basis;
 
-/* The speed (FLOP/s) of `device` ("cpu" or "cuda:N") for a model of
- * template `tmpl` (NULL: unknown) with `flops` per sample; `guess` is the
- * device's first guess. *basis (may be NULL) says where it came from. */
-double svc_speed_of(const svc_speeds *t, const char *device, const char *tmpl, int64_t flops, double guess,
-                    svc_speed_basis *basis);
+/* The speed (FLOP/s) of `device` ("cpu" or "cuda:N") for the run called
+ * `name` (NULL: none) of a model of template `tmpl` (NULL: unknown) with
+ * `flops` per sample; `guess` is the device's first guess. *basis (may be
+ * NULL) says where it came from. */
+double svc_speed_of(const svc_speeds *t, const char *device, const char *name, const char *tmpl, int64_t flops,
+                    double guess, svc_speed_basis *basis);
 
 /* The mean time a run on `device` took beyond its epochs (starting the
  * worker, loading data, building the model, ending): from runs done in one

@@ -334,7 +334,8 @@ static void learn(svc_service *sv, svc_placer *pl)
     db_speed_samples_free(v, n);
 }
 
-static double device_speed(svc_service *sv, svc_placer *pl, int d, const char *tmpl, int64_t flops)
+static double device_speed(svc_service *sv, svc_placer *pl, int d, const char *name, const char *tmpl,
+                           int64_t flops)
 {
     char dev[32];
     svc_plan_device_name(&sv->slots, d, dev, sizeof dev);
@@ -345,7 +346,7 @@ static double device_speed(svc_service *sv, svc_placer *pl, int d, const char *t
         int o = sv->slots.gpu_ordinal[d];
         guess = svc_speed_guess_gpu(o < pl->n_gpus ? pl->gpus[o].multiprocessors : -1);
     }
-    return svc_speed_of(&pl->speeds, dev, tmpl, flops, guess, NULL);
+    return svc_speed_of(&pl->speeds, dev, name, tmpl, flops, guess, NULL);
 }
 
 /* ---- the runs ---- */
@@ -557,7 +558,7 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
         const db_cost *c = svc_map_get(&p.costs, key);
         const db_run *r = run_row(p.running, w->run_id);
         const db_board_row *b = board_row(p.board, w->run_id);
-        double est = c ? svc_estimate_seconds(c, 1, device_speed(sv, pl, d, r ? r->template_name : NULL,
+        double est = c ? svc_estimate_seconds(c, 1, device_speed(sv, pl, d, w->name, r ? r->template_name : NULL,
                                                                    c->flops_per_sample))
                        : NAN;
         double left = remaining(r, b, est);
@@ -583,7 +584,8 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
             char dev[32];
             svc_plan_device_name(s, d, dev, sizeof dev);
             secs[d] = c && left >= 0 ? svc_overhead_of(&pl->speeds, dev) +
-                                           svc_estimate_seconds(c, left, device_speed(sv, pl, d, r->template_name,
+                                           svc_estimate_seconds(c, left, device_speed(sv, pl, d, r->name,
+                                                                                      r->template_name,
                                                                                       c->flops_per_sample))
                                      : NAN;
             if (d < s->n_gpus && pl->mem_known && policy == SVC_POLICY_EARLIEST_FINISH)

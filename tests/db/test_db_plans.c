@@ -181,6 +181,7 @@ static void test_speed_samples(void **state)
     assert_true(isnan(v[0].run_seconds)); /* still running, and an epoch untimed */
     assert_int_equal(v[0].run_id, a);
     assert_string_equal(v[0].device, "cuda:1");
+    assert_string_equal(v[0].name, "a");
     assert_string_equal(v[0].template_name, "cnn");
     assert_int_equal(v[0].epochs, 2);
     assert_true(v[0].seconds == 6.0);

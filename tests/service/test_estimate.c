@@ -88,9 +88,10 @@ static void test_size_class(void **state)
     assert_int_equal(svc_size_class(0), -1);
 }
 
-static db_speed_sample sample(const char *device, const char *tmpl, int64_t flops, int64_t epochs, double secs)
+static db_speed_sample sample(const char *name, const char *device, const char *tmpl, int64_t flops, int64_t epochs,
+                              double secs)
 {
-    return (db_speed_sample){.device = (char *)device, .template_name = (char *)tmpl,
+    return (db_speed_sample){.name = (char *)name, .device = (char *)device, .template_name = (char *)tmpl,
                              .cost = {.flops_per_sample = flops, .train_samples = 1000, .test_samples = 0},
                              .epochs = epochs, .seconds = secs};
 }
@@ -100,11 +101,11 @@ static void test_speeds(void **state)
     (void)state;
     /* work per epoch = flops * 3000 */
     db_speed_sample v[5] = {
-        sample("cuda:0", "cnn", 1000000, 2, 3.0),    /* 2 * 3e9 / 3 s = 2e9 */
-        sample("cuda:0", "cnn", 1200000, 1, 1.8),    /* same class (12): + 3.6e9 / 1.8 s */
-        sample("cuda:0", "mlp_mixer", 1000000, 4, 24.0), /* 1.2e10 / 24 s = 5e8 */
-        sample("cpu", "cnn", 1000000, 1, 30.0),      /* 3e9 / 30 s = 1e8 */
-        sample("cpu", "cnn", -1, 1, 5.0),            /* no FLOPs: ignored */
+        sample("a", "cuda:0", "cnn", 1000000, 2, 3.0),        /* 2 * 3e9 / 3 s = 2e9 */
+        sample("c", "cuda:0", "cnn", 1200000, 1, 1.8),        /* same class (12): + 3.6e9 / 1.8 s */
+        sample("m", "cuda:0", "mlp_mixer", 1000000, 4, 24.0), /* 1.2e10 / 24 s = 5e8 */
+        sample("a", "cpu", "cnn", 1000000, 1, 30.0),          /* 3e9 / 30 s = 1e8 */
+        sample("x", "cpu", "cnn", -1, 1, 5.0),                /* no FLOPs: ignored */
     };
     for (int i = 0; i < 5; i++)
         v[i].run_seconds = NAN;
@@ -117,29 +118,34 @@ static void test_speeds(void **state)
     assert_near(svc_overhead_of(&t, "cuda:0"), 4.0);
     assert_near(svc_overhead_of(&t, "cuda:5"), 4.0);
     assert_near(svc_overhead_of(&t, "cpu"), 0.0);
-    assert_int_equal(t.n, 3);
+    assert_int_equal(t.n, 4); /* a and c on cuda:0 are two models of one class; a on the CPU */
     svc_speed_basis b;
+    /* the same experiment on the device: its own 2e9; with other FLOPs it is another model */
+    assert_near(svc_speed_of(&t, "cuda:0", "c", "cnn", 1200000, 7, &b), 2e9);
+    assert_int_equal(b, SVC_SPEED_RUN);
+    assert_near(svc_speed_of(&t, "cuda:0", "a", "cnn", 1000000, 7, &b), 2e9);
+    assert_int_equal(b, SVC_SPEED_RUN);
     /* same device, template, class: (6e9 + 3.6e9) / (3 + 1.8) = 2e9 */
-    assert_near(svc_speed_of(&t, "cuda:0", "cnn", 1100000, 7, &b), 9.6e9 / 4.8);
+    assert_near(svc_speed_of(&t, "cuda:0", "a", "cnn", 1100000, 7, &b), 9.6e9 / 4.8);
     assert_int_equal(b, SVC_SPEED_SAME);
     /* another class of the template on the device: the template's cells */
-    assert_near(svc_speed_of(&t, "cuda:0", "cnn", 50000000, 7, &b), 9.6e9 / 4.8);
+    assert_near(svc_speed_of(&t, "cuda:0", NULL, "cnn", 50000000, 7, &b), 9.6e9 / 4.8);
     assert_int_equal(b, SVC_SPEED_TEMPLATE);
     /* another GPU: the kind's cells of that template and class */
-    assert_near(svc_speed_of(&t, "cuda:3", "mlp_mixer", 1000000, 7, &b), 5e8);
+    assert_near(svc_speed_of(&t, "cuda:3", NULL, "mlp_mixer", 1000000, 7, &b), 5e8);
     assert_int_equal(b, SVC_SPEED_KIND_SAME);
-    assert_near(svc_speed_of(&t, "cuda:3", "mlp_mixer", 90000000, 7, &b), 5e8);
+    assert_near(svc_speed_of(&t, "cuda:3", NULL, "mlp_mixer", 90000000, 7, &b), 5e8);
     assert_int_equal(b, SVC_SPEED_KIND_TEMPLATE);
     /* an unseen template on a seen device: everything measured there */
-    assert_near(svc_speed_of(&t, "cuda:0", "resnet", 1000000, 7, &b), (9.6e9 + 1.2e10) / (4.8 + 24.0));
+    assert_near(svc_speed_of(&t, "cuda:0", NULL, "resnet", 1000000, 7, &b), (9.6e9 + 1.2e10) / (4.8 + 24.0));
     assert_int_equal(b, SVC_SPEED_DEVICE);
-    assert_near(svc_speed_of(&t, "cuda:2", NULL, 1000000, 7, &b), (9.6e9 + 1.2e10) / (4.8 + 24.0));
+    assert_near(svc_speed_of(&t, "cuda:2", NULL, NULL, 1000000, 7, &b), (9.6e9 + 1.2e10) / (4.8 + 24.0));
     assert_int_equal(b, SVC_SPEED_KIND);
-    assert_near(svc_speed_of(&t, "cpu", "resnet", 1000000, 7, &b), 1e8);
+    assert_near(svc_speed_of(&t, "cpu", NULL, "resnet", 1000000, 7, &b), 1e8);
     assert_int_equal(b, SVC_SPEED_DEVICE);
     /* nothing measured: the guess */
     svc_speeds_clear(&t);
-    assert_near(svc_speed_of(&t, "cpu", "cnn", 1000000, 7, &b), 7);
+    assert_near(svc_speed_of(&t, "cpu", NULL, "cnn", 1000000, 7, &b), 7);
     assert_int_equal(b, SVC_SPEED_GUESS);
     assert_near(svc_speed_guess_cpu(4), 4 * SVC_GUESS_CPU_FLOPS_PER_THREAD);
     assert_near(svc_speed_guess_gpu(100), 100 * SVC_GUESS_GPU_FLOPS_PER_SM);

@@ -353,7 +353,7 @@ def seed_plan():
         try:
             sv.start()  # creates the database
             sv.stop()
-            # history: five epochs of each model on the GPU, two on the CPU, at the seed's rates
+            # history: earlier runs of the six, five epochs on the GPU and two on the CPU, at the seed's rates
             con = sqlite3.connect(sv.db)
             for k, (name, tmpl, gpu_ips, cpu_ips) in enumerate(SEED):
                 for device, ips, n in (('cuda:0', gpu_ips, 5), ('cpu', cpu_ips, 2)):
@@ -362,7 +362,7 @@ def seed_plan():
                         "INSERT INTO runs (name, status, device, template, attempts, epochs_planned, created_at,"
                         " started_at, finished_at) VALUES (?, 'done', ?, ?, 1, ?, '2026-01-01T00:00:00.000Z',"
                         " '2026-01-01T00:00:00.000Z', strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', ?))",
-                        (f'hist_{name}', device, tmpl, n, f'+{n * secs:.3f} seconds'))
+                        (name, device, tmpl, n, f'+{n * secs:.3f} seconds'))
                     rid = cur.lastrowid
                     con.execute('INSERT INTO plans (run_id, flops_per_sample, train_samples, test_samples)'
                                 ' VALUES (?, ?, 50000, 10000)', (rid, flops[name]))
@@ -382,6 +382,9 @@ def seed_plan():
                     return None
                 return rows
             rows = wait_until(planned, 60, 'the seed comparison to be planned', interval=0.2)
+            end = time.monotonic() + 20  # the running ones' first rates, for their ETA in the printout
+            while time.monotonic() < end and any(r['images_per_sec'] is None for r in status_json(sv)['running']):
+                time.sleep(0.2)
             text_out = status_text(sv)
             print('\nthe seed comparison on one GPU, as `epochd status` shows it:\n' + text_out, flush=True)
             if rows:
