@@ -1,9 +1,14 @@
-/* epochd devices: the CUDA devices this machine offers (name, memory,
- * compute capability). The service runs `epochd devices --json` in a
- * short-lived child process, so the CUDA driver is never initialised in the
- * service itself. Without CUDA (a build without it, no driver, no device)
- * the list is empty and the exit status is still 0; a driver that is
- * installed and fails is exit 70 with CUDA's error, never an empty list. */
+/* epochd devices: the CUDA devices this machine offers (name, memory and
+ * free memory, compute capability). The service runs `epochd devices
+ * --json` in a short-lived child process, so the CUDA driver is never
+ * initialised in the service itself. Without CUDA (a build without it, no
+ * driver, no device) the list is empty and the exit status is still 0; a
+ * driver that is installed and fails is exit 70 with CUDA's error, never an
+ * empty list.
+ *
+ * For tests: $EPOCHD_TEST_DEVICES names a JSON file in the --json format
+ * whose devices are reported instead of asking CUDA (a service test can
+ * fake GPUs, and change their free memory, on a machine without any). */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,9 +26,44 @@
 
 static const char usage_text[] =
     "usage: epochd devices [--json]\n"
-    "Lists the CUDA devices (ordinal, name, memory, compute capability, multiprocessors).\n"
-    "--json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\", \"name\", \"memory_bytes\",\n"
-    "\"compute_capability\", \"multiprocessors\"}, ...]}.\n";
+    "Lists the CUDA devices (ordinal, name, memory, free memory, compute capability,\n"
+    "multiprocessors). --json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\", \"name\",\n"
+    "\"memory_bytes\", \"memory_free_bytes\", \"compute_capability\", \"multiprocessors\"}, ...]}\n"
+    "(memory_free_bytes is 0 where a device could not be asked).\n";
+
+/* The test list of $EPOCHD_TEST_DEVICES, printed as --json would print
+ * real devices, or one line per device. */
+static int test_devices(const char *path, bool as_json)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    json_t *list = root ? json_object_get(root, "devices") : NULL;
+    if (!json_is_array(list)) {
+        fprintf(stderr, "epochd devices: %s (EPOCHD_TEST_DEVICES): %s\n", path,
+                root ? "no \"devices\" list" : je.text);
+        json_decref(root);
+        return EX_DATAERR;
+    }
+    if (as_json) {
+        char *s = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        if (!s) {
+            fprintf(stderr, "epochd devices: out of memory\n");
+            return EX_SOFTWARE;
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *d = json_array_get(list, i);
+            const char *name = json_string_value(json_object_get(d, "name"));
+            printf("cuda:%zu  %s  %.1f GiB (test device)\n", i, name ? name : "?",
+                   (double)json_integer_value(json_object_get(d, "memory_bytes")) / (1024.0 * 1024.0 * 1024.0));
+        }
+        json_decref(root);
+    }
+    return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
 
 int cli_cmd_devices(int argc, char **argv)
 {
@@ -37,6 +77,9 @@ int cli_cmd_devices(int argc, char **argv)
     cli_arg_count(&p, 0, 0);
     if (p.done)
         return p.status;
+    const char *fake = getenv("EPOCHD_TEST_DEVICES");
+    if (fake && *fake)
+        return test_devices(fake, as_json);
 
     int count = 0;
 #if EPOCHD_HAVE_CUDA
@@ -62,9 +105,10 @@ int cli_cmd_devices(int argc, char **argv)
         for (int i = 0; i < count; i++) {
             char cc[16];
             snprintf(cc, sizeof cc, "%d.%d", info[i].cc_major, info[i].cc_minor);
-            json_t *d = json_pack("{s:i, s:s, s:I, s:s, s:i}", "ordinal", info[i].ordinal, "name", info[i].name,
-                                  "memory_bytes", (json_int_t)info[i].total_memory, "compute_capability", cc,
-                                  "multiprocessors", info[i].multiprocessors);
+            json_t *d = json_pack("{s:i, s:s, s:I, s:I, s:s, s:i}", "ordinal", info[i].ordinal, "name", info[i].name,
+                                  "memory_bytes", (json_int_t)info[i].total_memory, "memory_free_bytes",
+                                  (json_int_t)info[i].free_memory, "compute_capability", cc, "multiprocessors",
+                                  info[i].multiprocessors);
             if (!d || json_array_append_new(list, d) < 0) {
                 json_decref(root);
                 goto oom;
@@ -84,9 +128,10 @@ int cli_cmd_devices(int argc, char **argv)
         printf("no CUDA device%s\n", cuda_build ? "" : " (this epochd was built without CUDA)");
 #if EPOCHD_HAVE_CUDA
     for (int i = 0; i < count; i++)
-        printf("cuda:%d  %s  %.1f GiB  compute capability %d.%d  %d multiprocessors\n", info[i].ordinal,
-               info[i].name, (double)info[i].total_memory / (1024.0 * 1024.0 * 1024.0), info[i].cc_major,
-               info[i].cc_minor, info[i].multiprocessors);
+        printf("cuda:%d  %s  %.1f GiB (%.1f GiB free)  compute capability %d.%d  %d multiprocessors\n",
+               info[i].ordinal, info[i].name, (double)info[i].total_memory / (1024.0 * 1024.0 * 1024.0),
+               (double)info[i].free_memory / (1024.0 * 1024.0 * 1024.0), info[i].cc_major, info[i].cc_minor,
+               info[i].multiprocessors);
 #endif
     return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 

@@ -25,7 +25,7 @@ static double age_of(const char *iso)
 /* Remaining seconds of a run, or NAN when unknown. Time per epoch comes
  * from the epochs done so far (train + eval); before the first one ends,
  * from the training rate and the samples per epoch. */
-static double eta_seconds(const db_run *r, const db_board_row *b)
+double cli_status_eta(const db_run *r, const db_board_row *b)
 {
     if (r->epochs_planned <= 0)
         return NAN;
@@ -58,6 +58,89 @@ static const db_board_row *row_of(const db_board *b, int64_t id)
     return lo < b->n && b->rows[lo].id == id ? &b->rows[lo] : NULL;
 }
 
+const db_board_row *cli_status_board_row(const db_board *b, int64_t id)
+{
+    return b ? row_of(b, id) : NULL;
+}
+
+const db_plan *cli_status_plan(const cli_status *s, int64_t id)
+{
+    for (size_t i = 0; s->plans && i < s->plans->n; i++)
+        if (s->plans->plans[i].run_id == id)
+            return &s->plans->plans[i];
+    return NULL;
+}
+
+time_t cli_status_time(const char *iso)
+{
+    struct tm tm = {0};
+    if (!iso || !strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm))
+        return -1;
+    return timegm(&tm);
+}
+
+/* A duration in the note's few characters: 40s, 4m (to the nearest
+ * minute), 2h05m, 3d04h. */
+static void short_duration(char *buf, size_t len, double s)
+{
+    long long t = llround(s < 0 ? 0 : s);
+    if (t < 60)
+        snprintf(buf, len, "%llds", t);
+    else if ((t + 30) / 60 < 60)
+        snprintf(buf, len, "%lldm", (t + 30) / 60);
+    else if (t < 86400)
+        snprintf(buf, len, "%lldh%02lldm", t / 3600, (t % 3600) / 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", t / 86400, (t % 86400) / 3600);
+}
+
+/* A moment in local time: 11:52 today, Tue 11:52 within a week, else the date. */
+static void clock_time(char *buf, size_t len, time_t t, time_t now)
+{
+    struct tm a, b;
+    localtime_r(&t, &a);
+    localtime_r(&now, &b);
+    if (a.tm_year == b.tm_year && a.tm_yday == b.tm_yday)
+        strftime(buf, len, "%H:%M", &a);
+    else if (t > now && t - now < 6 * 86400)
+        strftime(buf, len, "%a %H:%M", &a);
+    else
+        strftime(buf, len, "%Y-%m-%d %H:%M", &a);
+}
+
+void cli_status_plan_note(char *buf, size_t len, const char *note, const db_plan *p, time_t now)
+{
+    char base[160];
+    snprintf(base, sizeof base, "%s", note && *note ? note : "waiting");
+    base[strcspn(base, "\r\n")] = '\0';
+    if (!p || !p->device) {
+        snprintf(buf, len, "%s", base);
+        return;
+    }
+    char where[48] = "", start[96], finish[48] = "", cpu[64] = "", d[24];
+    if (!strcasestr(base, p->device)) /* "waiting for a CPU slot" names the cpu */
+        snprintf(where, sizeof where, "on %s ", p->device);
+    time_t s = cli_status_time(p->start_at), f = cli_status_time(p->finish_at);
+    if (s < 0) {
+        snprintf(start, sizeof start, "%sstart unknown", where);
+    } else if (difftime(s, now) <= 1) {
+        snprintf(start, sizeof start, "expected to start %snow", where);
+    } else {
+        short_duration(d, sizeof d, difftime(s, now));
+        snprintf(start, sizeof start, "expected to start %sin %s", where, d);
+    }
+    if (f >= 0) {
+        char c[32];
+        clock_time(c, sizeof c, f, now);
+        snprintf(finish, sizeof finish, ", finish %s", c);
+    }
+    if (isfinite(p->cpu_seconds) && strcmp(p->device, "cpu")) {
+        short_duration(d, sizeof d, p->cpu_seconds);
+        snprintf(cpu, sizeof cpu, "; on the CPU it would take %s", d);
+    }
+    snprintf(buf, len, "%s, %s%s%s", base, start, finish, cpu);
+}
+
 /* The first line of a message, cut to fit a table cell. */
 static void one_line(char *buf, size_t len, const char *s)
 {
@@ -77,7 +160,8 @@ void cli_status_device(const db_run *r, char *buf, size_t len)
 
 /* The progress columns of one run, computed once for `epochd status` and
  * the web dashboard so that both show the same numbers. */
-void cli_status_progress(const db_run *r, const db_board_row *br, cli_progress *p)
+void cli_status_progress(const db_run *r, const db_board_row *br, const db_plan *plan, time_t now,
+                         cli_progress *p)
 {
     int64_t done = br ? br->epochs_done : 0;
     p->epochs_done = done;
@@ -90,7 +174,12 @@ void cli_status_progress(const db_run *r, const db_board_row *br, cli_progress *
             fmin(((double)done + (p->live ? r->progress_fraction : 0.0)) / (double)r->epochs_planned, 1.0);
     p->images_per_sec = r->status == DB_RUNNING && isfinite(r->progress_images_per_sec) ? r->progress_images_per_sec
                                                                                       : NAN;
-    p->eta_seconds = r->status == DB_RUNNING && br ? eta_seconds(r, br) : NAN;
+    p->eta_seconds = r->status == DB_RUNNING && br ? cli_status_eta(r, br) : NAN;
+    /* a queued run's expected end is the plan's */
+    const db_plan *queued = r->status == DB_QUEUED && plan && plan->device ? plan : NULL;
+    time_t planned_end = queued ? cli_status_time(queued->finish_at) : -1;
+    if (planned_end >= 0)
+        p->eta_seconds = fmax(0.0, difftime(planned_end, now));
     char buf[64];
     p->note[0] = '\0';
     if (r->cancel_requested)
@@ -98,6 +187,10 @@ void cli_status_progress(const db_run *r, const db_board_row *br, cli_progress *
     else if (r->status == DB_RUNNING && age_of(r->progress_updated_at) > STALE_SECONDS) {
         cli_fmt_duration(buf, sizeof buf, age_of(r->progress_updated_at));
         snprintf(p->note, sizeof p->note, "no progress for %s", buf);
+    } else if (queued) {
+        char own[160];
+        one_line(own, sizeof own, r->note);
+        cli_status_plan_note(p->note, sizeof p->note, own, queued, now);
     } else if (r->slurm_job_id > 0 && r->slurm_state && (r->status == DB_QUEUED || r->status == DB_RUNNING))
         snprintf(p->note, sizeof p->note, "Slurm job %lld %s%s%s%s", (long long)r->slurm_job_id, r->slurm_state,
                  r->slurm_reason ? " (" : "", r->slurm_reason ? r->slurm_reason : "", r->slurm_reason ? ")" : "");
@@ -107,17 +200,31 @@ void cli_status_progress(const db_run *r, const db_board_row *br, cli_progress *
         snprintf(p->note, sizeof p->note, "resumes when the service starts");
 }
 
-const db_board_row *cli_status_board_row(const db_board *b, int64_t id) { return row_of(b, id); }
+enum { A_ID, A_NAME, A_STATUS, A_DEVICE, A_EPOCH, A_EPOCH_PCT, A_TOTAL_PCT, A_IPS, A_ETA, A_FINISH, A_NOTE, A_COLS };
 
-enum { A_ID, A_NAME, A_STATUS, A_DEVICE, A_EPOCH, A_EPOCH_PCT, A_TOTAL_PCT, A_IPS, A_ETA, A_NOTE, A_COLS };
+/* When a run is expected to end (local time), from its ETA or its plan. */
+static void finish_cell(char *buf, size_t len, double eta, time_t now)
+{
+    if (!isfinite(eta)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t t = now + (time_t)llround(eta);
+    struct tm a, b;
+    localtime_r(&t, &a);
+    localtime_r(&now, &b);
+    strftime(buf, len, a.tm_year == b.tm_year && a.tm_yday == b.tm_yday ? "%H:%M" : "%m-%d %H:%M", &a);
+}
 
-static int active_table(const db_run_list *l, const db_board *b, FILE *f)
+static int active_table(const cli_status *s, const db_run_list *l, FILE *f)
 {
     static const struct {
         const char *t;
         int right;
-    } cols[A_COLS] = {{"id", 1},    {"name", 0},   {"status", 0}, {"device", 0}, {"epoch", 1},
-                      {"epoch%", 1}, {"total%", 1}, {"img/s", 1},  {"eta", 1},    {"note", 0}};
+    } cols[A_COLS] = {{"id", 1},     {"name", 0},   {"status", 0}, {"device", 0}, {"epoch", 1},  {"epoch%", 1},
+                      {"total%", 1}, {"img/s", 1},  {"eta", 1},    {"finish", 1}, {"note", 0}};
+    const db_board *b = s->board;
+    time_t now = time(NULL);
     cli_table *t = cli_table_new(A_COLS);
     int rc = !t;
     for (size_t c = 0; c < A_COLS && !rc; c++)
@@ -125,7 +232,7 @@ static int active_table(const db_run_list *l, const db_board *b, FILE *f)
     for (size_t i = 0; i < l->n && !rc; i++) {
         const db_run *r = &l->runs[i];
         cli_progress pr;
-        cli_status_progress(r, row_of(b, r->id), &pr);
+        cli_status_progress(r, row_of(b, r->id), cli_status_plan(s, r->id), now, &pr);
         char buf[64];
         rc = cli_table_row(t) || cli_table_setf(t, A_ID, 0, "%lld", (long long)r->id) ||
              cli_table_set(t, A_NAME, r->name, 0) || cli_table_set(t, A_STATUS, db_status_name(r->status), 0);
@@ -150,7 +257,9 @@ static int active_table(const db_run_list *l, const db_board *b, FILE *f)
             snprintf(buf, sizeof buf, "-");
         rc = rc || cli_table_set(t, A_IPS, buf, 0);
         cli_fmt_duration(buf, sizeof buf, pr.eta_seconds);
-        rc = rc || cli_table_set(t, A_ETA, buf, 0) || cli_table_set(t, A_NOTE, pr.note, 0);
+        rc = rc || cli_table_set(t, A_ETA, buf, 0);
+        finish_cell(buf, sizeof buf, pr.eta_seconds, now);
+        rc = rc || cli_table_set(t, A_FINISH, buf, 0) || cli_table_set(t, A_NOTE, pr.note, 0);
     }
     rc = rc || cli_table_print(t, f, 0);
     cli_table_free(t);
@@ -215,6 +324,7 @@ void cli_status_free(cli_status *s)
     db_run_list_free(s->queued);
     db_run_list_free(s->finished);
     db_board_free(s->board);
+    db_plan_list_free(s->plans);
     memset(s, 0, sizeof *s);
 }
 
@@ -231,6 +341,8 @@ int cli_status_load(db *d, bool all, long recent, cli_status *s)
         !(rc = db_runs_list(d, &fq, DB_ORDER_QUEUE, &s->queued)) &&
         !(all || recent > 0 ? (rc = db_runs_list(d, &ff, DB_ORDER_RECENT, &s->finished)) : 0))
         rc = db_leaderboard(d, NULL, &s->board);
+    if (!rc)
+        rc = db_plans_list(d, DB_STATUS_BIT(DB_QUEUED) | DB_STATUS_BIT(DB_RUNNING), &s->plans);
     if (rc) {
         db_rollback(d);
     } else {
@@ -261,7 +373,7 @@ int cli_status_print(const cli_status *s, const char *db_file, FILE *f)
         if (s->queued->n)
             memcpy(both.runs + s->running->n, s->queued->runs, s->queued->n * sizeof *both.runs);
         fprintf(f, "\n");
-        bad |= active_table(&both, s->board, f);
+        bad |= active_table(s, &both, f);
         free(both.runs); /* the rows themselves belong to the two lists */
     }
     if (s->finished && s->finished->n) {

@@ -34,7 +34,7 @@ enum {
 };
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 /* Timestamps: ISO-8601 UTC with milliseconds, "2026-11-28T03:04:05.123Z". */
 #define DB_TIME_LEN 25 /* including the terminating NUL */

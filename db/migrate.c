@@ -173,6 +173,27 @@ static const char migration_5[] =
     "CREATE INDEX slurm_jobs_by_job ON slurm_jobs(job_id);\n"
     "PRAGMA user_version = 5;\n";
 
+/* Version 6: the placement planner's table (issue 16) - what each run costs
+ * (the engine's FLOPs per sample, the split sizes, the memory estimate) and
+ * where and when the planner expects it to run, which `epochd status`
+ * shows; one row per run, kept apart from `runs` so that the planner's
+ * frequent writes never touch the run rows. */
+static const char migration_6[] =
+    "CREATE TABLE plans (\n"
+    "  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  flops_per_sample INTEGER CHECK (flops_per_sample IS NULL OR flops_per_sample >= 0),\n"
+    "  train_samples INTEGER CHECK (train_samples IS NULL OR train_samples >= 0),\n"
+    "  test_samples INTEGER CHECK (test_samples IS NULL OR test_samples >= 0),\n"
+    "  memory_bytes INTEGER CHECK (memory_bytes IS NULL OR memory_bytes >= 0),\n"
+    "  device TEXT,\n"
+    "  start_at TEXT,\n"
+    "  finish_at TEXT,\n"
+    "  seconds REAL CHECK (seconds IS NULL OR seconds >= 0),\n"
+    "  cpu_seconds REAL CHECK (cpu_seconds IS NULL OR cpu_seconds >= 0),\n"
+    "  planned_at TEXT\n"
+    ");\n"
+    "PRAGMA user_version = 6;\n";
+
 static const struct {
     int version;
     const char *sql;
@@ -182,6 +203,7 @@ static const struct {
     {3, migration_3},
     {4, migration_4},
     {5, migration_5},
+    {6, migration_6},
 };
 _Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -26,6 +26,13 @@ int gpu_device_list(gpu_device_info *out, int max, int *count)
         d->cc_major = prop.major;
         d->cc_minor = prop.minor;
         d->multiprocessors = prop.multiProcessorCount;
+        /* free memory needs a context; a device that refuses one (exclusive
+         * mode, taken) is listed all the same, its free memory unknown */
+        size_t free_b = 0, total_b = 0;
+        if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+            d->free_memory = free_b;
+        else
+            (void)cudaGetLastError();
     }
     return 0;
 }

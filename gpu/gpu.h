@@ -36,6 +36,7 @@ typedef struct gpu_device_info {
     int ordinal;
     char name[256];
     size_t total_memory; /* bytes */
+    size_t free_memory;  /* bytes free when listed (0: could not be asked) */
     int cc_major, cc_minor;
     int multiprocessors;
 } gpu_device_info;
@@ -45,8 +46,9 @@ typedef struct gpu_device_info {
  * *count = 0 and 0 is returned. A driver that is installed but fails (too old
  * for this runtime, initialisation error, mismatched kernel module) is
  * ENG_EDEVICE with CUDA's error in the message. This initialises the CUDA
- * driver in the calling process, so the service runs it in a short-lived
- * child (`epochd devices --json`). */
+ * driver in the calling process and, to ask for free memory, a context on
+ * each device, so the service runs it in a short-lived child (`epochd
+ * devices --json`). */
 int gpu_device_list(gpu_device_info *out, int max, int *count);
 
 /* What cudaGetDeviceCount's error says (gpu/cuda_state.c). */

@@ -17,6 +17,7 @@
 #include "service/listen.h"
 #include "service/log.h"
 #include "service/paths.h"
+#include "service/plan.h"
 #include "service/slots.h"
 #include "engine/error.h"
 #include "engine/file.h"
@@ -64,6 +65,7 @@ int svc_config_defaults(svc_config *c)
     c->devices = strdup("auto");
     c->cpu_slots = 1;
     c->gpu_slots = 1;
+    c->placement = SVC_POLICY_EARLIEST_FINISH;
     c->max_attempts = 3;
     c->worker_threads = 0;
     c->settle_ms = 500;
@@ -409,7 +411,7 @@ static void load_http(cfg_ctx *x, const ynode *m, svc_config *c)
 static const char *const top_keys[] = {
     "experiments", "db", "state_dir", "devices", "data_roots", "cpu_slots", "gpu_slots", "max_attempts",
     "worker_threads", "settle_ms", "stop_timeout_s", "cancel_poll_ms", "rescan_interval_s", "log_level", "limits",
-    "worker_prefix", "executor", "slurm", "http",
+    "worker_prefix", "executor", "slurm", "http", "placement",
 };
 
 static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
@@ -464,6 +466,13 @@ static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
                        scalar(v) ? scalar(v) : "a collection");
             else
                 c->log_level = l;
+        } else if (!strcmp(name, "placement")) {
+            svc_policy p;
+            if (svc_policy_parse(scalar(v), &p) < 0)
+                err_at(x, v, name, "expected earliest_finish or first_free, found %s",
+                       scalar(v) ? scalar(v) : "a collection");
+            else
+                c->placement = (int)p;
         } else if (!strcmp(name, "limits"))
             load_limits(x, v, c);
         else if (!strcmp(name, "executor")) {

@@ -51,6 +51,7 @@ typedef struct svc_config {
     int n_worker_prefix;
     int cpu_slots;       /* runs at once on the CPU (0: none) */
     int gpu_slots;       /* runs at once on each GPU */
+    int placement;       /* svc_policy (service/plan.h): earliest_finish (default) or first_free */
     int max_attempts;    /* starts of a run before a retryable failure is final */
     int worker_threads;  /* CPU threads per CPU run; 0: online cores / cpu_slots */
     int64_t settle_ms;   /* a file is read once unchanged (and not open for writing) this long */

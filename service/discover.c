@@ -16,6 +16,8 @@
 typedef struct discover {
     svc_service *sv;
     svc_discover_cb cb;
+    bool quiet;
+    svc_gpu_info gpus[SVC_MAX_GPUS];
     uv_process_t proc;
     uv_pipe_t out;
     uv_timer_t timer;
@@ -28,10 +30,18 @@ typedef struct discover {
     char rbuf[4096];
 } discover;
 
-/* Counts devices in `epochd devices --json` output ({"cuda_build": BOOL,
- * "devices": [{"ordinal", "name", "memory_bytes", ...}]}; a bare array of
- * devices is accepted too) and logs them. */
-static int count_devices(const char *buf, size_t len, char *err, size_t errlen)
+static int64_t int_member(json_t *d, const char *key)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : -1;
+}
+
+/* Reads `epochd devices --json` output ({"cuda_build": BOOL, "devices":
+ * [{"ordinal", "name", "memory_bytes", "memory_free_bytes",
+ * "multiprocessors", ...}]}; a bare array of devices is accepted too) into
+ * d->gpus, logs them unless quiet, and returns how many there are. A free
+ * memory of 0 means it could not be asked: unknown. */
+static int read_devices(discover *dc, const char *buf, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *j = json_loadb(buf, len, 0, &je);
@@ -46,11 +56,20 @@ static int count_devices(const char *buf, size_t len, char *err, size_t errlen)
         for (int i = 0; i < n; i++) {
             json_t *d = json_array_get(arr, (size_t)i);
             const char *name = json_string_value(json_object_get(d, "name"));
-            json_t *mem = json_object_get(d, "memory_bytes");
-            svc_log(SVC_LOG_INFO, "cuda:%d: %s, %.1f GiB", i, name ? name : "?",
-                    json_is_integer(mem) ? (double)json_integer_value(mem) / (1u << 30) : 0.0);
+            svc_gpu_info g = {.memory_bytes = int_member(d, "memory_bytes"),
+                              .memory_free_bytes = int_member(d, "memory_free_bytes"),
+                              .multiprocessors = (int)int_member(d, "multiprocessors")};
+            snprintf(g.name, sizeof g.name, "%s", name ? name : "?");
+            if (g.memory_free_bytes == 0)
+                g.memory_free_bytes = -1;
+            if (i < SVC_MAX_GPUS)
+                dc->gpus[i] = g;
+            if (!dc->quiet)
+                svc_log(SVC_LOG_INFO, "cuda:%d: %s, %.1f GiB%s", i, g.name,
+                        g.memory_bytes > 0 ? (double)g.memory_bytes / (1u << 30) : 0.0,
+                        g.memory_free_bytes > 0 ? "" : " (free memory unknown)");
         }
-        if (json_is_false(json_object_get(j, "cuda_build")))
+        if (json_is_false(json_object_get(j, "cuda_build")) && !dc->quiet)
             svc_log(SVC_LOG_INFO, "this epochd was built without CUDA: runs go to the CPU");
     } else {
         snprintf(err, errlen, "no \"devices\" list");
@@ -79,14 +98,14 @@ static void report(discover *d)
         svc_log(SVC_LOG_WARNING,
                 "`epochd devices --json` ended with status %lld signal %d: using no GPU (only the CPU)",
                 (long long)d->status, d->sig);
-    } else if ((n = count_devices(d->buf ? d->buf : "", d->len, err, sizeof err)) < 0) {
+    } else if ((n = read_devices(d, d->buf ? d->buf : "", d->len, err, sizeof err)) < 0) {
         svc_log(SVC_LOG_WARNING, "`epochd devices --json` gave %s: using no GPU", err);
         n = 0;
     }
     uv_close((uv_handle_t *)&d->proc, closed);
     uv_close((uv_handle_t *)&d->out, closed);
     uv_close((uv_handle_t *)&d->timer, closed);
-    d->cb(d->sv, n);
+    d->cb(d->sv, n, d->gpus);
 }
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
@@ -139,16 +158,17 @@ static void no_cuda(uv_timer_t *t)
 {
     discover *d = t->data;
     uv_close((uv_handle_t *)t, closed);
-    d->cb(d->sv, 0);
+    d->cb(d->sv, 0, d->gpus);
 }
 
-int svc_discover_gpus(svc_service *sv, svc_discover_cb cb)
+int svc_discover_gpus(svc_service *sv, bool quiet, svc_discover_cb cb)
 {
     discover *d = calloc(1, sizeof *d);
     if (!d)
         return -1;
     d->sv = sv;
     d->cb = cb;
+    d->quiet = quiet;
     uv_timer_init(sv->loop, &d->timer);
     d->timer.data = d;
     d->open_handles = 1;

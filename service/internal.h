@@ -7,6 +7,9 @@
  *   ingest.c    a settled file -> run rows (queued / invalid), deletions
  *   discover.c  GPUs from `epochd devices --json` in a child
  *   slots.c     device slots and placement
+ *   plan.c      the placement planner: a pure function (plan.h)
+ *   estimate.c  run costs and learned device speeds
+ *   placement.c the planner's inputs from the service, its plan recorded
  *   sched.c     the queue: placement, notes, cancel requests, STATUS=
  *   attempt.c   one attempt of a run: its worker's events and its end
  *   exec_local.c the local executor: child processes
@@ -33,6 +36,7 @@
 
 typedef struct svc_attempt svc_attempt;
 typedef struct svc_end svc_end;
+typedef struct svc_placer svc_placer;
 
 struct svc_service {
     uv_loop_t *loop;
@@ -45,6 +49,7 @@ struct svc_service {
     svc_watch *watch;
     svc_device_filter filter;
     svc_slots slots;
+    svc_placer *placer;      /* placement.c: estimates, memory, the last plan */
     int n_host_gpus;
     svc_attempt *attempts;   /* runs in flight */
     int n_attempts;
@@ -157,9 +162,16 @@ bool svc_guard_disk_low(svc_service *sv, char *note, size_t len);
 void svc_fatal(svc_service *sv, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* discover.c: the host's CUDA devices, counted by a short-lived
- * `epochd devices --json` child so that the service holds no CUDA context. */
-typedef void (*svc_discover_cb)(svc_service *sv, int n_gpus);
-int svc_discover_gpus(svc_service *sv, svc_discover_cb cb);
+ * `epochd devices --json` child so that the service holds no CUDA context.
+ * quiet: no log line per device (the placement's memory queries). */
+typedef struct svc_gpu_info {
+    char name[64];
+    int64_t memory_bytes;      /* total; -1: unknown */
+    int64_t memory_free_bytes; /* free when asked; -1: unknown */
+    int multiprocessors;       /* -1: unknown */
+} svc_gpu_info;
+typedef void (*svc_discover_cb)(svc_service *sv, int n_gpus, const svc_gpu_info *gpus);
+int svc_discover_gpus(svc_service *sv, bool quiet, svc_discover_cb cb);
 
 /* resume.c: runs a previous service left running (it crashed) or
  * interrupted go back to the queue; they resume from their checkpoints. The

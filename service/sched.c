@@ -1,6 +1,7 @@
 /* The scheduler: queued runs in priority-then-age order (db_runs_queued)
- * onto free device slots, a note on each run that has to wait, cancel
- * requests from `epochd cancel`, and the STATUS= line for systemd. */
+ * onto devices as the placement policy plans them (placement.c), a note on
+ * each run that has to wait, cancel requests from `epochd cancel`, and the
+ * STATUS= line for systemd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "service/error.h"
 #include "service/internal.h"
 #include "service/observe_hooks.h"
+#include "service/placement.h"
 
 static void sched_pass(svc_service *sv)
 {
@@ -21,6 +23,9 @@ static void sched_pass(svc_service *sv)
         svc_log(SVC_LOG_ERR, "cannot read the queue: %s", db_last_error());
         return;
     }
+    /* the placement policy's plan for the whole queue (placement.c); NULL: the
+     * first free slot. A cluster's runs are placed by the cluster. */
+    svc_plan_out *plan = sv->exec->ops->queues ? NULL : svc_placement_plan(sv, l);
     int64_t waiting = 0;
     /* why no run starts in this pass ("": they may): a full disk, or a
      * worker that could not be started (retried at the next poll) */
@@ -43,6 +48,8 @@ static void sched_pass(svc_service *sv)
             snprintf(note, sizeof note, "%s", hold);
         else if (cluster)
             pr = svc_cluster_place(sv, r, &p, note, sizeof note);
+        else if (plan)
+            pr = svc_placement_result(&plan[i], &p, note, sizeof note);
         else
             pr = svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
         if (pr == SVC_PLACE_OK) {
@@ -66,6 +73,7 @@ static void sched_pass(svc_service *sv)
                 svc_log_run(SVC_LOG_DEBUG, r->id, "%s", note);
         }
     }
+    free(plan);
     db_run_list_free(l);
     sv->n_queued = waiting;
     svc_sched_status(sv);

@@ -17,6 +17,7 @@
 #include "service/notify.h"
 #include "service/observe_hooks.h"
 #include "service/paths.h"
+#include "service/placement.h"
 
 static svc_watch_opts watch_opts(const svc_config *c)
 {
@@ -165,7 +166,7 @@ static void log_slots(svc_service *sv)
                 sv->slots.cpu_slots == 1 ? "" : "s", t, t == 1 ? "" : "s");
 }
 
-static void on_devices(svc_service *sv, int n_gpus)
+static void on_devices(svc_service *sv, int n_gpus, const svc_gpu_info *gpus)
 {
     if (sv->stopping)
         return;
@@ -176,6 +177,7 @@ static void on_devices(svc_service *sv, int n_gpus)
         svc_log(SVC_LOG_WARNING, "%s", warn);
     svc_log(SVC_LOG_INFO, "found %d GPU%s", n_gpus, n_gpus == 1 ? "" : "s");
     log_slots(sv);
+    svc_placement_devices(sv, n_gpus, gpus);
     svc_resume_orphans(sv);
     if (start_watch(sv) < 0) {
         sv->exit_code = SVC_ENOENT;
@@ -381,7 +383,7 @@ int svc_service_run(svc_service *sv)
     start_handles(sv);
     svc_log(SVC_LOG_INFO, "epochd %s serving %s (database %s, state %s)", EPOCHD_VERSION, sv->cfg.experiments,
             sv->cfg.db_path, sv->state_dir);
-    if (svc_discover_gpus(sv, on_devices) < 0) {
+    if (svc_discover_gpus(sv, false, on_devices) < 0) {
         sv->exit_code = svc_error(SVC_ENOMEM, "out of memory");
         close_all(sv);
     }
@@ -402,6 +404,7 @@ void svc_service_free(svc_service *sv)
     db_close(sv->db);
     if (sv->lock_fd >= 0)
         close(sv->lock_fd);
+    svc_placement_free(sv);
     svc_config_free(&sv->cfg);
     free(sv->exe);
     free(sv->state_dir);

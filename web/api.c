@@ -78,7 +78,7 @@ int web_json_error(web_request *rq, int status, const char *msg)
 static json_t *progress_json(const db_run *r, const db_board_row *b)
 {
     cli_progress p;
-    cli_status_progress(r, b, &p);
+    cli_status_progress(r, b, NULL, time(NULL), &p);
     json_t *o = json_object();
     if (o && (jset(o, "live", json_boolean(p.live)) || jset(o, "epoch", json_integer(p.epoch)) ||
               jset(o, "epoch_fraction", jnum(p.epoch_fraction)) || jset(o, "fraction", jnum(p.total_fraction)) ||

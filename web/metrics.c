@@ -87,7 +87,7 @@ static void running_runs(FILE *f, const db_run_list *l, const db_board *b)
     family(f, "epochd_run_images_per_second", "gauge", "Training rate of each running run, as epochd status shows it.");
     for (size_t i = 0; i < l->n; i++) {
         cli_progress p;
-        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), &p);
+        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), NULL, time(NULL), &p);
         if (!isfinite(p.images_per_sec))
             continue;
         fputs("epochd_run_images_per_second", f);
@@ -99,7 +99,7 @@ static void running_runs(FILE *f, const db_run_list *l, const db_board *b)
     family(f, "epochd_run_epoch", "gauge", "The epoch each running run is in (or has done, between epochs).");
     for (size_t i = 0; i < l->n; i++) {
         cli_progress p;
-        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), &p);
+        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), NULL, time(NULL), &p);
         fputs("epochd_run_epoch", f);
         run_labels(f, &l->runs[i]);
         fprintf(f, " %lld\n", (long long)p.epoch);
@@ -107,7 +107,7 @@ static void running_runs(FILE *f, const db_run_list *l, const db_board *b)
     family(f, "epochd_run_progress_ratio", "gauge", "How much of each running run is done, 0 to 1.");
     for (size_t i = 0; i < l->n; i++) {
         cli_progress p;
-        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), &p);
+        cli_status_progress(&l->runs[i], cli_status_board_row(b, l->runs[i].id), NULL, time(NULL), &p);
         if (!isfinite(p.total_fraction))
             continue;
         fputs("epochd_run_progress_ratio", f);

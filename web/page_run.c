@@ -50,7 +50,7 @@ static int load(web_request *rq, int64_t id, run_view *v)
         free_view(v);
         return rc;
     }
-    cli_status_progress(v->r, v->board->n ? &v->board->rows[0] : NULL, &v->p);
+    cli_status_progress(v->r, v->board->n ? &v->board->rows[0] : NULL, NULL, time(NULL), &v->p);
     return 0;
 }
 

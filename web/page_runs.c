@@ -80,7 +80,7 @@ static void add_list(runs_view *v, const db_run_list *l, int want_status, const 
         item *it = &v->items[v->n];
         it->r = r;
         it->b = cli_status_board_row(v->st.board, r->id);
-        cli_status_progress(r, it->b, &it->p);
+        cli_status_progress(r, it->b, cli_status_plan(&v->st, r->id), time(NULL), &it->p);
         it->order = v->n++;
     }
 }

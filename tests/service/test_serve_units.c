@@ -22,6 +22,7 @@
 #include "service/config.h"
 #include "service/slots.h"
 #include "service/map.h"
+#include "service/plan.h"
 #include "service/protocol.h"
 #include "service/watch.h"
 
@@ -371,6 +372,7 @@ static void test_config_ok(void **state)
                                           "rescan_interval_s: 0\n"
                                           "log_level: debug\n"
                                           "worker_prefix: [nice, -n, \"10\"]\n"
+                                          "placement: first_free\n"
                                           "limits: {spec_bytes: 64KiB, params: 1000, memory: 2GiB, yaml_depth: 8,\n"
                                           "         yaml_nodes: 500, sweep_combinations: 16}\n");
     svc_config c;
@@ -398,6 +400,7 @@ static void test_config_ok(void **state)
     assert_int_equal(c.cancel_poll_ms, 300);
     assert_int_equal(c.rescan_interval_ms, 0);
     assert_int_equal(c.log_level, SVC_LOG_DEBUG);
+    assert_int_equal(c.placement, SVC_POLICY_FIRST_FREE);
     assert_int_equal(c.n_worker_prefix, 3);
     assert_string_equal(c.worker_prefix[0], "nice");
     assert_string_equal(c.worker_prefix[2], "10");
@@ -420,6 +423,7 @@ static void test_config_ok(void **state)
     assert_int_equal(c.cpu_slots, 1);
     assert_int_equal(c.gpu_slots, 1);
     assert_int_equal(c.max_attempts, 3);
+    assert_int_equal(c.placement, SVC_POLICY_EARLIEST_FINISH);
     assert_int_equal(c.settle_ms, 500);
     svc_config_free(&c);
     /* an empty file is all defaults */
@@ -442,7 +446,8 @@ static void test_config_errors(void **state)
                                            "settle_ms: \"100\"\n"
                                            "cpu_slots: 1\n"
                                            "cpu_slots: 2\n"
-                                           "worker_prefix: [nice, {a: 1}]\n");
+                                           "worker_prefix: [nice, {a: 1}]\n"
+                                           "placement: fastest\n");
     svc_config c;
     spec_diags d = {0};
     svc_overrides o = {.config = p};
@@ -458,6 +463,7 @@ static void test_config_errors(void **state)
         "bad.yaml:9:12: settle_ms: expected an integer, found 100",
         "bad.yaml:11:1: cpu_slots: duplicate key",
         "bad.yaml:12:23: worker_prefix: expected a word, found a collection",
+        "bad.yaml:13:12: placement: expected earliest_finish or first_free, found fastest",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(all, want[i])) {
