@@ -89,7 +89,7 @@ static inline float max_first(float m, float v) { return (v > m || v != v) && m 
  * the branches of a scalar max mispredict): per output row a vertical max
  * over kh rows at every column, then a sliding max over kw columns at every
  * column, sampled at the window starts ox * stride. rowmax: 2 * ld floats. */
-CPU_KERNEL static void max_plane_forward(const eng_pool_desc *d, const float *restrict x, int64_t ld,
+CPU_KERNEL_BODY void max_plane_forward_body(const eng_pool_desc *d, const float *restrict x, int64_t ld,
                                          float *restrict y, float *restrict rowmax)
 {
     const int64_t S = d->stride, n = ld - d->kw + 1;
@@ -119,6 +119,10 @@ CPU_KERNEL static void max_plane_forward(const eng_pool_desc *d, const float *re
             yo[ox] = hm[ox * S];
     }
 }
+CPU_DISPATCH_VOID(static, max_plane_forward,
+                  (const eng_pool_desc *d, const float *restrict x, int64_t ld, float *restrict y,
+                   float *restrict rowmax),
+                  (d, x, ld, y, rowmax))
 
 static void avg_plane_forward(const eng_pool_desc *d, const float *x, float *y)
 {
@@ -177,7 +181,7 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
  *     which is the first maximum of the window in row-major order (the
  *     smallest ky holding the maximum, and in that row the smallest kx).
  * pos[i] = ky * kw + kx for the window whose top-left column is i. */
-CPU_KERNEL static void max_rows_h(const float *restrict v, int64_t rows, int64_t ld, int64_t kw,
+CPU_KERNEL_BODY void max_rows_h_body(const float *restrict v, int64_t rows, int64_t ld, int64_t kw,
                                   float *restrict hb, int32_t *restrict hk)
 {
     const int64_t n = ld - kw + 1;
@@ -202,8 +206,12 @@ CPU_KERNEL static void max_rows_h(const float *restrict v, int64_t rows, int64_t
         }
     }
 }
+CPU_DISPATCH_VOID(static, max_rows_h,
+                  (const float *restrict v, int64_t rows, int64_t ld, int64_t kw, float *restrict hb,
+                   int32_t *restrict hk),
+                  (v, rows, ld, kw, hb, hk))
 
-CPU_KERNEL static void max_rows_v(const float *restrict hb, const int32_t *restrict hk, int64_t ld, int64_t n,
+CPU_KERNEL_BODY void max_rows_v_body(const float *restrict hb, const int32_t *restrict hk, int64_t ld, int64_t n,
                                   int64_t kh, int64_t kw, float *restrict vb, int32_t *restrict pos)
 {
 #pragma omp simd
@@ -224,6 +232,10 @@ CPU_KERNEL static void max_rows_v(const float *restrict hb, const int32_t *restr
         }
     }
 }
+CPU_DISPATCH_VOID(static, max_rows_v,
+                  (const float *restrict hb, const int32_t *restrict hk, int64_t ld, int64_t n, int64_t kh, int64_t kw,
+                   float *restrict vb, int32_t *restrict pos),
+                  (hb, hk, ld, n, kh, kw, vb, pos))
 
 /* dx of one max-pooled plane (overwritten). scratch: 2 * hp * ld + 2 * ld
  * floats; tky/tkx map a window position to its (ky, kx). */

@@ -237,6 +237,7 @@ static void test_backend_basics(void **state)
         (void *)o->act_backward, (void *)o->softmax_forward, (void *)o->softmax_backward, (void *)o->xent,
         (void *)o->dropout, (void *)o->patchify_forward, (void *)o->patchify_backward, (void *)o->batch_gather,
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
+        (void *)o->kernels_record, (void *)o->kernels_restore,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
                    "every operation is listed");
