@@ -73,11 +73,8 @@ int run_backend_open(const char *device, eng_precision prec, int threads, eng_ba
         return ENG_ENOTSUP;
 #endif
     }
-    if (prec != ENG_PREC_FP32) {
-        snprintf(err, errlen, "precision tf32/bf16 needs a GPU; the CPU computes in fp32");
-        return ENG_EINVAL;
-    }
-    int rc = eng_cpu_backend_new(threads > 0 ? threads : default_threads(), out);
+    /* fp32 or bf16; tf32 is refused with its reason */
+    int rc = eng_cpu_backend_open(threads > 0 ? threads : default_threads(), prec, out);
     if (rc < 0)
         snprintf(err, errlen, "cannot open the CPU backend: %s", eng_last_error());
     return rc;
