@@ -32,8 +32,9 @@
  * written once as `CPU_KERNEL_BODY ret name_body(params)` and instantiated
  * by CPU_DISPATCH / CPU_DISPATCH_VOID(storage, [ret,] name, (params),
  * (args)), which defines `name` itself. No FMA contraction happens in C11
- * mode, so elementwise results are identical at every level; reductions
- * vectorised at another width sum in another order. */
+ * mode, so elementwise results are identical at every level - except in
+ * the files that ask for contraction (activations, direct convolutions) -
+ * and reductions vectorised at another width sum in another order. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CPU_MULTIVERSION 1
 #define CPU_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
