@@ -213,6 +213,7 @@ static int plan_primitive(dn_plan *p, dnnl_primitive_desc_t pd)
         return eng_error(ENG_ENOTSUP, "oneDNN offers only its reference kernel (%s)", p->impl);
     }
     dnnl_status_t s = dnnl_primitive_create(&p->prim, pd);
+    dnnl_primitive_desc_destroy(pd); /* the primitive keeps what it needs */
     DN_TRY(s);
     return 0;
 }

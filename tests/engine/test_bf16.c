@@ -15,7 +15,7 @@
  *   1e-2 (relative L2; bf16 costs about 3e-3 here), losses within 1e-3,
  *   the parameter changes within 2e-1 on their own scale (Adam divides by
  *   each element's own gradient size, see tests/parity/cases_bf16.json;
- *   about 4e-2 here), and 20 steps on one batch bring the loss down as
+ *   about 4e-2 here), and 15 steps on one batch bring the loss down as
  *   fp32 does (final loss within 10% of fp32's, both far below the
  *   first).
  *
@@ -462,15 +462,15 @@ static void mixer_against_fp32(const char *name, int64_t batch)
     const double eu = sqrt(d2 / u2);
     print_message("    parameter changes after 3 steps: rel %.2e\n", eu);
     assert_true(eu <= 2e-1);
-    /* and it trains: 17 more steps on the batch */
+    /* and it trains: 12 more steps on the batch */
     double first = 0.0, la = 0.0, lh = 0.0;
-    for (int s = 0; s < 17; s++) {
+    for (int s = 0; s < 12; s++) {
         la = mixer_step(B32, &a, batch, NULL);
         lh = mixer_step(Bauto, &h, batch, NULL);
         if (s == 0)
             first = la;
     }
-    print_message("    loss after 20 steps: fp32 %.4f, bf16 %.4f (step 4: %.4f)\n", la, lh, first);
+    print_message("    loss after 15 steps: fp32 %.4f, bf16 %.4f (step 4: %.4f)\n", la, lh, first);
     assert_true(la < 0.5 * first && lh < 0.5 * first);
     assert_true(fabs(lh - la) <= 0.1 * la + 0.02);
     free(p0), free(oa), free(oh);
@@ -481,8 +481,8 @@ static void mixer_against_fp32(const char *name, int64_t batch)
 static void test_mixers_against_fp32(void **state)
 {
     (void)state;
-    mixer_against_fp32("mlp_mixer_S4", 8);
-    mixer_against_fp32("mlp_mixer_B4", 4);
+    mixer_against_fp32("mlp_mixer_S4", 4);
+    mixer_against_fp32("mlp_mixer_B4", 2);
 }
 
 int main(void)
