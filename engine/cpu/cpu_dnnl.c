@@ -37,6 +37,7 @@ typedef struct dn_plan {
     dnnl_primitive_t prim;
     dn_operand op[DN_MAX_OPS];
     int nop;
+    int slot0; /* scratch slots slot0 + i hold the operands' stages */
     char impl[80];
 } dn_plan;
 
@@ -45,8 +46,8 @@ struct cpu_dnnl {
     dnnl_stream_t st;
     dn_plan **plans;
     int nplans, cap;
-    void *scratch[DN_MAX_OPS];
-    size_t scratch_n[DN_MAX_OPS];
+    void *scratch[2 * DN_MAX_OPS]; /* plans use slots slot0 .. slot0 + 3 */
+    size_t scratch_n[2 * DN_MAX_OPS];
     const char *last_impl;
 };
 
@@ -99,7 +100,7 @@ void cpu_dnnl_free(cpu_dnnl *c)
     for (int i = 0; i < c->nplans; i++)
         plan_free(c->plans[i]);
     free(c->plans);
-    for (int i = 0; i < DN_MAX_OPS; i++)
+    for (int i = 0; i < 2 * DN_MAX_OPS; i++)
         free(c->scratch[i]);
     if (c->st)
         dnnl_stream_destroy(c->st);
@@ -500,6 +501,7 @@ static int plan_get(cpu_dnnl *c, const int64_t key[DN_KEY_N], const dn_build_arg
     if (!p)
         return eng_error(ENG_ENOMEM, "oneDNN: out of memory for a plan");
     memcpy(p->key, key, DN_KEY_N * sizeof *key);
+    p->slot0 = a->kind == DN_CONV_BWD_DATA ? DN_MAX_OPS : 0; /* apart from the weights gradient's, see conv_backward */
     int rc;
     if (a->kind == DN_MATMUL)
         rc = matmul_plan_build(c, p, a->gemm, a->bf16);
@@ -546,8 +548,10 @@ static void *scratch_get(cpu_dnnl *c, int slot, size_t bytes)
             return eng_error(ENG_EDEVICE, "oneDNN: %s failed (status %d)", what, (int)s_);                        \
     } while (0)
 
-/* Runs a plan on the caller's tensors ptr[i] (operand order). */
-static int plan_run(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr)
+/* Runs a plan on the caller's tensors ptr[i] (operand order). Operand
+ * `shared` (-1: none) takes its stage from `shared_stage`, already
+ * reordered by another plan, instead of reordering it again. */
+static int plan_run_shared(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr, int shared, void *shared_stage)
 {
     cpu_blas_threads(b); /* oneDNN's OpenMP regions take the calling thread's thread count */
     dnnl_exec_arg_t args[DN_MAX_OPS];
@@ -555,13 +559,13 @@ static int plan_run(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr)
         dn_operand *o = &p->op[i];
         DN_RUN(dnnl_memory_set_data_handle(o->user, ptr[i]), "set_data_handle");
         if (o->stage) {
-            void *s = scratch_get(c, i, o->bytes);
+            void *s = i == shared ? shared_stage : scratch_get(c, p->slot0 + i, o->bytes);
             if (!s)
                 return ENG_ENOMEM;
             DN_RUN(dnnl_memory_set_data_handle(o->stage, s), "set_data_handle");
             if (o->prim != o->stage)
                 DN_RUN(dnnl_memory_set_data_handle(o->prim, s), "set_data_handle");
-            if (!o->out) {
+            if (!o->out && i != shared) {
                 dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, o->user}, {DNNL_ARG_TO, o->stage}};
                 DN_RUN(dnnl_primitive_execute(o->reorder, c->st, 2, ra), "reorder");
             }
@@ -579,6 +583,11 @@ static int plan_run(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr)
     DN_RUN(dnnl_stream_wait(c->st), "stream wait");
     c->last_impl = p->impl;
     return 0;
+}
+
+static int plan_run(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr)
+{
+    return plan_run_shared(b, c, p, ptr, -1, NULL);
 }
 
 /* ---- the operations ---- */
@@ -622,8 +631,16 @@ int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, co
     void *pw_ptr[4] = {(void *)x, (void *)dy, dw, db}; /* db last: absent when NULL */
     rc = plan_run(b, c, pw, pw_ptr);
     if (rc == 0 && dx) {
+        /* dy staged once when both want the same layout: the weights
+         * gradient's stage of it (its operand 1) serves the data gradient
+         * (operand 0, whose own stages are in other slots) */
+        const dn_operand *wdy = &pw->op[1], *ddy = &pd->op[0];
+        const dnnl_memory_desc_t *ma = NULL, *mb = NULL;
+        const bool share = wdy->stage && ddy->stage && dnnl_memory_get_memory_desc(wdy->stage, &ma) == dnnl_success &&
+                           dnnl_memory_get_memory_desc(ddy->stage, &mb) == dnnl_success &&
+                           dnnl_memory_desc_equal(ma, mb);
         void *pd_ptr[3] = {(void *)dy, (void *)w, dx};
-        rc = plan_run(b, c, pd, pd_ptr);
+        rc = plan_run_shared(b, c, pd, pd_ptr, share ? 0 : -1, c->scratch[pw->slot0 + 1]);
     }
     return rc;
 }

@@ -63,6 +63,13 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int open_backend(const opts *o, int p, eng_backend **b)
 {
     if (o->cpu) {
@@ -287,11 +294,16 @@ static int bench_models(const opts *o)
                     rc = 0;
                 timed_epochs = 1;
             }
+            double cpu0 = 0.0;
             for (int64_t e = 0; e < timed_epochs && rc == 0; e++) {
                 if (o->profile && e + 1 == timed_epochs)
                     eng_model_profile(eng_trainer_model(t), o->profile_cpu ? ENG_PROFILE_CPU_TIME : ENG_PROFILE_WALL);
+                cpu0 = cpu_seconds();
                 rc = eng_trainer_run_epoch(t, NULL, &st);
             }
+            /* the timed epoch's CPU time per training step, evaluation included: steadier than the wall clock
+             * on a busy machine (with one thread, what an idle machine's wall clock would show) */
+            const double cpu_ms_step = (cpu_seconds() - cpu0) * 1e3 / (double)o->steps;
             if (rc < 0) {
                 fprintf(stderr, "gpu_bench: %s %s: %s\n", s->name, prec_names[p], eng_last_error());
                 eng_trainer_free(t);
@@ -305,9 +317,9 @@ static int bench_models(const opts *o)
             printf("| %s | %lld | %s | %.0f | %.0f | %.1f | %.2f |\n", s->name, (long long)params, prec_names[p],
                    st.samples_per_sec, eval_ips, gflops, st.seconds);
             printf("BENCH kind=model model=%s precision=%s params=%lld train_img_s=%.1f eval_img_s=%.1f "
-                   "epoch_s=%.3f loss=%.4f gflops=%.2f flops_per_img=%lld\n",
+                   "epoch_s=%.3f loss=%.4f gflops=%.2f flops_per_img=%lld cpu_ms_step=%.2f\n",
                    s->name, prec_names[p], (long long)params, st.samples_per_sec, eval_ips, st.seconds,
-                   st.train_loss, gflops, (long long)(3 * eng_model_flops(eng_trainer_model(t))));
+                   st.train_loss, gflops, (long long)(3 * eng_model_flops(eng_trainer_model(t))), cpu_ms_step);
             if (o->profile)
                 print_profile(t, st.train_samples / o->batch, o->batch);
             fflush(stdout);
