@@ -6,8 +6,11 @@
  * order, so the same inputs and thread count give the same bits. Wherever it
  * is cheap the chunks have a fixed size, so that results do not even depend
  * on the number of threads; the exceptions are the GEMMs (OpenBLAS's own
- * threading, and gemm's reduce_batch partials) and conv2d's weight gradient
- * (a partial per thread; see cpu_conv.h). */
+ * threading, and gemm's reduce_batch partials), conv2d's weight gradient
+ * (a partial per thread; see cpu_conv.h) and oneDNN (deterministic for a
+ * given thread count and instruction set). Which of our kernels or oneDNN's
+ * runs a shape is chosen once per machine and recorded (cpu_choice.c), so
+ * that choice does not vary between runs either. */
 #ifndef ENG_CPU_INTERNAL_H
 #define ENG_CPU_INTERNAL_H
 
