@@ -2,8 +2,8 @@
  * own kernels (OpenBLAS, the direct convolutions) or oneDNN.
  *
  * The two give different bits, so the choice is part of a run's identity:
- * - a shape's first use measures both (best of three, wall clock) and keeps
- *   the faster;
+ * - a shape's first use measures both (best of several runs, wall clock)
+ *   and keeps the faster;
  * - the choice is appended to this machine's kernel file (one line per
  *   machine signature and shape, first writer wins, under flock), so every
  *   later run on the machine - with the same thread count, instruction
@@ -244,8 +244,15 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Times both sides, best of CHOICE_ROUNDS after a warm-up each (oneDNN's
- * warm-up creates its plan). oneDNN refusing the shape chooses our own. */
+/* Times both sides, alternating, after a warm-up each (oneDNN's warm-up
+ * creates its plan), and compares their best times: at least
+ * CHOICE_ROUNDS rounds, more (up to CHOICE_ROUNDS_MAX) while a side has
+ * run for less than CHOICE_MIN_S in all - so that on a busy machine a
+ * short operation still gets some rounds nothing else interrupted.
+ * oneDNN refusing the shape chooses our own (returns 1). */
+#define CHOICE_ROUNDS_MAX 15
+#define CHOICE_MIN_S 0.03
+#define CHOICE_MAX_S 1.0
 static int measure(eng_backend *b, cpu_trial_fn run, void *args, cpu_impl *impl, double *own_ms, double *dnnl_ms)
 {
     *own_ms = *dnnl_ms = 0.0;
@@ -259,16 +266,22 @@ static int measure(eng_backend *b, cpu_trial_fn run, void *args, cpu_impl *impl,
         return rc;
     if ((rc = run(b, args, CPU_IMPL_OWN)) < 0)
         return rc;
-    double best[2] = {1e30, 1e30};
-    for (int r = 0; r < CHOICE_ROUNDS; r++)
+    double best[2] = {1e30, 1e30}, total[2] = {0.0, 0.0};
+    const double start = now();
+    for (int r = 0; r < CHOICE_ROUNDS_MAX; r++) {
+        if (r >= CHOICE_ROUNDS &&
+            ((total[0] >= CHOICE_MIN_S && total[1] >= CHOICE_MIN_S) || now() - start > CHOICE_MAX_S))
+            break;
         for (int side = 0; side < 2; side++) {
             double t = now();
             if ((rc = run(b, args, side ? CPU_IMPL_DNNL : CPU_IMPL_OWN)) < 0)
                 return rc;
             t = now() - t;
+            total[side] += t;
             if (t < best[side])
                 best[side] = t;
         }
+    }
     *own_ms = best[0] * 1e3;
     *dnnl_ms = best[1] * 1e3;
     *impl = best[1] < best[0] ? CPU_IMPL_DNNL : CPU_IMPL_OWN;
