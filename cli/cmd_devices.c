@@ -1,5 +1,6 @@
-/* epochd devices: the CUDA devices this machine offers (name, memory and
- * free memory, compute capability). The service runs `epochd devices
+/* epochd devices: the CPU (its instruction set as our kernels and oneDNN
+ * use it, and whether bf16 runs on bf16 instructions) and the CUDA devices
+ * this machine offers (name, memory and free memory, compute capability). The service runs `epochd devices
  * --json` in a short-lived child process, so the CUDA driver is never
  * initialised in the service itself. Without CUDA (a build without it, no
  * driver, no device) the list is empty and the exit status is still 0; a
@@ -13,7 +14,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "engine/backend.h"
 #include "engine/error.h"
 #include "epochd_config.h"
 #include "cli/commands.h"
@@ -26,10 +29,11 @@
 
 static const char usage_text[] =
     "usage: epochd devices [--json]\n"
-    "Lists the CUDA devices (ordinal, name, memory, free memory, compute capability,\n"
-    "multiprocessors). --json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\", \"name\",\n"
-    "\"memory_bytes\", \"memory_free_bytes\", \"compute_capability\", \"multiprocessors\"}, ...]}\n"
-    "(memory_free_bytes is 0 where a device could not be asked).\n";
+    "Lists the CPU and the CUDA devices (ordinal, name, memory, free memory, compute\n"
+    "capability, multiprocessors). --json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\",\n"
+    "\"name\", \"memory_bytes\", \"memory_free_bytes\", \"compute_capability\", \"multiprocessors\"},\n"
+    "...], \"cpu\": {\"model\", \"cores\", \"isa\", \"isa_max\", \"onednn\", \"onednn_isa\",\n"
+    "\"bf16_native\", \"amx\"}} (memory_free_bytes is 0 where a device could not be asked).\n";
 
 /* The test list of $EPOCHD_TEST_DEVICES, printed as --json would print
  * real devices, or one line per device. */
@@ -95,12 +99,24 @@ int cli_cmd_devices(int argc, char **argv)
     const bool cuda_build = false;
 #endif
 
+    eng_cpu_info cpu;
+    if (eng_cpu_info_get(&cpu) < 0) {
+        fprintf(stderr, "epochd devices: %s\n", eng_last_error());
+        return EX_SOFTWARE;
+    }
     if (as_json) {
         json_t *root = json_object(), *list = json_array();
         if (!root || !list)
             goto oom;
         json_object_set_new(root, "cuda_build", json_boolean(cuda_build));
         json_object_set_new(root, "devices", list);
+        json_t *c = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:b}", "model", cpu.model, "cores", cpu.cores, "isa",
+                              cpu.isa, "isa_max", cpu.isa_max, "onednn", cpu.onednn_version, "onednn_isa",
+                              cpu.onednn_isa, "bf16_native", cpu.bf16_native, "amx", cpu.amx);
+        if (!c || json_object_set_new(root, "cpu", c) < 0) {
+            json_decref(root);
+            goto oom;
+        }
 #if EPOCHD_HAVE_CUDA
         for (int i = 0; i < count; i++) {
             char cc[16];
@@ -124,6 +140,10 @@ int cli_cmd_devices(int argc, char **argv)
         return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
     }
 
+    printf("cpu  %s  %d cores  kernels %s%s  oneDNN %s %s  bf16 %s%s\n", cpu.model, cpu.cores, cpu.isa,
+           strcmp(cpu.isa, cpu.isa_max) ? " (EPOCHD_CPU_ISA; the CPU has more)" : "", cpu.onednn_version,
+           cpu.onednn_isa[0] ? cpu.onednn_isa : "(unavailable)", cpu.bf16_native ? "native" : "emulated",
+           cpu.amx ? ", AMX" : "");
     if (count == 0)
         printf("no CUDA device%s\n", cuda_build ? "" : " (this epochd was built without CUDA)");
 #if EPOCHD_HAVE_CUDA

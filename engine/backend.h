@@ -254,6 +254,15 @@ typedef struct eng_backend_ops {
     /* torch.nn.utils.clip_grad_norm_: norm = sqrt(*sumsq);
      * if max_norm / (norm + 1e-6) < 1, g *= max_norm / (norm + 1e-6) */
     int (*clip_by_norm)(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm);
+
+    /* Optional (NULL: the backend has one implementation per operation).
+     * Where a backend picks among implementations per shape by measuring
+     * (the CPU: its own kernels or oneDNN), the choice changes the bits, so
+     * a checkpoint keeps it: record gives the choices made so far as text
+     * (malloc'd; "" when none), restore makes a backend take those choices
+     * for the shapes it names instead of choosing again. */
+    int (*kernels_record)(eng_backend *b, char **text);
+    int (*kernels_restore)(eng_backend *b, const char *text);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the
@@ -288,8 +297,33 @@ struct eng_backend {
     void *impl;
 };
 
-/* The CPU backend (OpenBLAS + OpenMP). threads <= 0: all cores. */
+/* The CPU backend (own kernels, OpenBLAS and oneDNN on one OpenMP pool of
+ * `threads` threads; <= 0: all cores). eng_cpu_backend_new computes in
+ * fp32; eng_cpu_backend_open takes fp32 or bf16 (tf32 is a GPU format:
+ * ENG_ENOTSUP). bf16 rounds the inputs of every convolution and matrix
+ * product to bf16 and accumulates in float32 - on oneDNN's bf16 kernels
+ * where it has them, else by rounding and our own float32 kernels, which
+ * gives the same products - and keeps everything else in float32. */
 int eng_cpu_backend_new(int threads, eng_backend **out);
+int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out);
+
+/* What the CPU backend runs on this machine. */
+typedef struct eng_cpu_info {
+    char model[96];      /* /proc/cpuinfo's model name */
+    char isa[16];        /* the level our own kernels run at: "x86-64-v4" */
+    char isa_max[16];    /* the most this CPU supports (EPOCHD_CPU_ISA may lower isa) */
+    char onednn_isa[24]; /* oneDNN's instruction set ("avx512_core_bf16"); "" when it cannot start */
+    char onednn_version[16];
+    bool bf16_native;    /* bf16 products on bf16 instructions (AVX512-BF16 or AMX) */
+    bool amx;
+    int cores;           /* online processors */
+} eng_cpu_info;
+int eng_cpu_info_get(eng_cpu_info *out);
+
+/* Sets the level our own kernels run at ("v2", "v3", "v4"; at most what
+ * the CPU supports, else ENG_ENOTSUP), for every CPU backend of the
+ * process; what EPOCHD_CPU_ISA does at start. */
+int eng_cpu_set_isa(const char *level);
 void eng_backend_free(eng_backend *b);
 
 /* Convenience: allocate backend memory for n floats (zeroed). */

@@ -72,7 +72,12 @@ int eng_trainer_save(eng_trainer *t, const char *path, const eng_kv *extra, int 
         {"data_order", "Fisher-Yates over Philox4x32-10 keyed by (seed, epoch)"},
         {"rng", "Philox4x32-10; augmentation keyed by (seed, epoch, step), dropout by (seed, global step)"},
     };
-    int rc = eng_weights_host_copy(t->model, &params, &buffers);
+    char *kernels = NULL; /* the backend's per-shape implementation choices: part of the bits */
+    int rc = 0;
+    if (t->b->ops->kernels_record)
+        rc = t->b->ops->kernels_record(t->b, &kernels);
+    if (rc == 0)
+        rc = eng_weights_host_copy(t->model, &params, &buffers);
     if (rc == 0)
         rc = eng_st_writer_new(&w);
     if (rc == 0)
@@ -81,11 +86,14 @@ int eng_trainer_save(eng_trainer *t, const char *path, const eng_kv *extra, int 
         rc = add_optimizer_state(w, t, state, &nstate);
     for (size_t i = 0; rc == 0 && i < sizeof meta / sizeof meta[0]; i++)
         rc = eng_st_add_metadata(w, meta[i].key, meta[i].value);
+    if (rc == 0 && kernels && kernels[0])
+        rc = eng_st_add_metadata(w, "kernels", kernels);
     for (int i = 0; rc == 0 && i < nextra; i++)
         rc = eng_st_add_metadata(w, extra[i].key, extra[i].value);
     if (rc == 0)
         rc = eng_st_write_file(w, path);
     eng_st_writer_free(w);
+    free(kernels);
     free(params);
     free(buffers);
     for (int i = 0; i < 2; i++)
@@ -178,6 +186,13 @@ int eng_trainer_load(eng_trainer *t, const char *path)
             rc = eng_error(ENG_EFORMAT, "%s: damaged checkpoint: metadata 'best_test_acc' is '%.40s', expected a "
                                         "fraction in [0, 1]",
                            path, v ? v : "(missing)");
+    }
+    /* the kernels the saved run used, before any step runs here */
+    const char *kernels = eng_st_metadata(f, "kernels");
+    if (rc == 0 && kernels && t->b->ops->kernels_restore) {
+        rc = t->b->ops->kernels_restore(t->b, kernels);
+        if (rc < 0)
+            rc = eng_error(rc, "%s: %s", path, eng_last_error());
     }
     if (rc == 0)
         rc = eng_weights_load_file(t->model, f, path, OPT_PREFIX);

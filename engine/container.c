@@ -2,19 +2,34 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/checked.h"
 #include "engine/error.h"
+#include "engine/model.h"
 #include "engine/module.h"
 
 /* ---- sequential ---- */
+
+/* Profiling: the backend's queue drained, then the clock (wall, or the
+ * process's CPU time). */
+static double prof_now(const eng_step_ctx *c)
+{
+    c->b->ops->sync(c->b);
+    struct timespec ts;
+    clock_gettime(c->profile == ENG_PROFILE_CPU_TIME ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int seq_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     const float *cur = x;
     for (int i = 0; i < m->nchild; i++) {
         eng_module *ch = m->child[i];
+        const double t0 = c->profile ? prof_now(c) : 0.0;
         ENG_TRY(ch->ops->forward(ch, c, cur));
+        if (c->profile)
+            ch->prof_s[0] += prof_now(c) - t0;
         cur = ch->y;
     }
     m->y = (float *)cur;
@@ -51,7 +66,10 @@ static int seq_backward(eng_module *m, const eng_step_ctx *c, const float *x, co
             continue;
         }
         float *target = i ? (g == pp[0] ? pp[1] : pp[0]) : dx;
+        const double t0 = c->profile ? prof_now(c) : 0.0;
         ENG_TRY(ch->ops->backward(ch, c, xin, g, target));
+        if (c->profile)
+            ch->prof_s[1] += prof_now(c) - t0;
         g = target;
     }
     return 0;

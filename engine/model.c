@@ -47,6 +47,7 @@ struct eng_model {
     bool last_training;
     uint64_t last_dropout_key;
     int64_t batches_tracked;
+    eng_profile profile;
 };
 
 void eng_diag_report(eng_diag *d, const char *path, const char *fmt, ...)
@@ -485,7 +486,8 @@ int eng_model_forward(eng_model *m, const float *x, int64_t batch, bool training
         return eng_error(ENG_EINVAL, "batch of %lld samples outside the planned 1..%lld", (long long)batch,
                          (long long)m->max_batch);
     assert(m->arena && m->ws); /* bound (a failed bind leaves the model to eng_model_free only) */
-    eng_step_ctx c = {.b = m->b, .batch = batch, .training = training, .dropout_key = dropout_key};
+    eng_step_ctx c = {.b = m->b, .batch = batch, .training = training, .dropout_key = dropout_key,
+                      .profile = m->profile};
     int rc = m->root->ops->forward(m->root, &c, x);
     if (rc < 0)
         return rc;
@@ -504,9 +506,44 @@ int eng_model_backward(eng_model *m, const float *dout)
     if (!m->last_x || !m->last_training)
         return eng_error(ENG_EINVAL, "backward needs a training forward pass first");
     assert(m->b && m->last_batch >= 1 && m->last_batch <= m->max_batch); /* a forward pass ran: bound, planned */
-    eng_step_ctx c = {.b = m->b, .batch = m->last_batch, .training = true, .dropout_key = m->last_dropout_key};
+    eng_step_ctx c = {.b = m->b, .batch = m->last_batch, .training = true, .dropout_key = m->last_dropout_key,
+                      .profile = m->profile};
     return m->root->ops->backward(m->root, &c, m->last_x, dout, NULL);
 }
 
 int64_t eng_model_batches_tracked(const eng_model *m) { return m->batches_tracked; }
 void eng_model_set_batches_tracked(eng_model *m, int64_t n) { m->batches_tracked = n; }
+
+/* ---- profiling ---- */
+
+static void prof_reset(eng_module *m)
+{
+    m->prof_s[0] = m->prof_s[1] = 0.0;
+    for (int i = 0; i < m->nchild; i++)
+        prof_reset(m->child[i]);
+}
+
+void eng_model_profile(eng_model *m, eng_profile clock)
+{
+    m->profile = clock;
+    if (clock != ENG_PROFILE_OFF)
+        prof_reset(m->root);
+}
+
+/* The same walk as collect(): layers in forward order, the root excluded. */
+static void prof_collect(const eng_module *m, int depth, int *row, double *fwd, double *bwd)
+{
+    if (depth > 0) {
+        fwd[*row] = m->prof_s[0];
+        bwd[*row] = m->prof_s[1];
+        (*row)++;
+    }
+    for (int i = 0; i < m->nchild; i++)
+        prof_collect(m->child[i], depth + 1, row, fwd, bwd);
+}
+
+void eng_model_layer_times(const eng_model *m, double *forward_s, double *backward_s)
+{
+    int row = 0;
+    prof_collect(m->root, 0, &row, forward_s, backward_s);
+}

@@ -36,6 +36,7 @@ typedef struct eng_step_ctx {
     int64_t batch;
     bool training;        /* batch statistics, dropout */
     uint64_t dropout_key; /* Philox key of this step's dropout masks */
+    int profile;          /* 0, or the clock chains time each child with (eng_module.prof_s) */
 } eng_step_ctx;
 
 typedef enum eng_init {
@@ -95,6 +96,7 @@ struct eng_module {
     float *saved;
     void *ws;
     size_t ws_own; /* bytes, planned at bind */
+    double prof_s[2]; /* profiling: seconds in forward, backward (timed by the parent chain) */
 };
 
 /* Allocates a module of `size` bytes (>= sizeof(eng_module)) with ops, name,

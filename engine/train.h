@@ -72,10 +72,12 @@ int eng_trainer_evaluate(eng_trainer *t, double *loss, double *acc);
 /* Checkpoints (safetensors): parameters and buffers under their summary
  * names, "<bn>.num_batches_tracked", the optimizer state as
  * "optimizer.<state>.<name>", and metadata (epoch, steps, seed, best
- * accuracy, the caller's key/value pairs). Written atomically. */
+ * accuracy, the backend's kernel choices as "kernels", the caller's
+ * key/value pairs). Written atomically. */
 int eng_trainer_save(eng_trainer *t, const char *path, const eng_kv *extra, int nextra);
 /* Restores a checkpoint written by eng_trainer_save for the same model and
- * data: afterwards the trainer continues exactly where the saved one was. */
+ * data: afterwards the trainer continues exactly where the saved one was,
+ * with the kernels the saved run chose. */
 int eng_trainer_load(eng_trainer *t, const char *path);
 
 /* How the training steps run. On a backend that can capture (the CUDA

@@ -147,7 +147,7 @@ void v_train(vctx *c, const ynode *node, spec *s, bool *precision_gpu, const yno
     static const char *const precs[] = {[ENG_PREC_FP32] = "fp32", [ENG_PREC_TF32] = "tf32", [ENG_PREC_BF16] = "bf16"};
     if (v_enum(c, node, path, "precision", precs, V_NELEM(precs), &e) == V_OK) {
         t->precision = (eng_precision)e;
-        *precision_gpu = e != ENG_PREC_FP32;
+        *precision_gpu = e == ENG_PREC_TF32; /* bf16 also runs on the CPU */
         *precision_node = yn_map_get(node, "precision");
     }
     v_int(c, node, path, "checkpoint_every", 1, INT64_MAX, &t->checkpoint_every);

@@ -1,6 +1,7 @@
 """(Copy of ../shared/tools/torch_seed_models.py kept in the repository so that
 scripts/gpu-check can run it on a GPU machine, where ../shared is absent.
-Added here: TORCH_COMPILE=1 wraps each model in torch.compile.)
+Added here: TORCH_COMPILE=1 wraps each model in torch.compile. Taken from there:
+TORCH_AUTOCAST=bf16, and `unsupported` where PyTorch cannot run a model that way.)
 
 Reference builds of the seed's six CIFAR-10 models in PyTorch (written here from
 the seed README's description and parameter table), used as the peer for
@@ -84,7 +85,11 @@ if __name__ == '__main__':
         torch.backends.cuda.matmul.allow_tf32 = os.environ.get('TORCH_TF32') == '1'
     sync = (lambda: torch.cuda.synchronize()) if dev.type == 'cuda' else (lambda: None)
     torch.manual_seed(0)
-    env = {k: os.environ[k] for k in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'OPENBLAS_NUM_THREADS', 'TORCH_TF32', 'TORCH_COMPILE') if k in os.environ}
+    # TORCH_AUTOCAST=bf16 runs forward and loss under torch.autocast(bfloat16): PyTorch's own mixed precision
+    # (on a CPU with AMX or AVX512-BF16 its oneDNN convolutions and matmuls then run in bf16).
+    amp = os.environ.get('TORCH_AUTOCAST') == 'bf16'
+    env = {k: os.environ[k] for k in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'OPENBLAS_NUM_THREADS', 'TORCH_TF32',
+                                      'TORCH_COMPILE', 'TORCH_AUTOCAST') if k in os.environ}
     where = torch.cuda.get_device_name(0) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'
     print(f'# torch {torch.__version__}, {where}, batch {batch}, env {env}', flush=True)
     for name, m in seed_models().items():
@@ -96,9 +101,15 @@ if __name__ == '__main__':
         opt = torch.optim.Adam(m.parameters(), 1e-3, weight_decay=1e-4)
         x = torch.randn(batch, 3, 32, 32, device=dev); y = torch.randint(0, 10, (batch,), device=dev)
         def step():
-            loss = F.cross_entropy(m(x), y); opt.zero_grad(); loss.backward()
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(m(x), y)
+            opt.zero_grad(); loss.backward()
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
-        for _ in range(3 if dev.type == 'cuda' else 1): step()
+        try:
+            for _ in range(3 if dev.type == 'cuda' else 1): step()
+        except RuntimeError as e:  # e.g. PyTorch 1.13's CPU autocast fails on the mixers' LayerNorm
+            print(f'{name:14s} params={nparams:>9,d} unsupported: {str(e).splitlines()[0][:100]}', flush=True)
+            continue
         sync(); t = time.perf_counter()
         for _ in range(steps): step()
         sync(); dt = (time.perf_counter() - t) / steps

@@ -79,10 +79,8 @@ int svc_backend_open(const char *device, eng_precision prec, int threads, eng_ba
         return svc_error(SVC_EINVAL, "device %s: this epochd was built without CUDA", device);
 #endif
     }
-    if (prec != ENG_PREC_FP32) {
-        return svc_error(SVC_EINVAL, "precision tf32/bf16 needs a GPU; the CPU computes in fp32");
-    }
-    int rc = eng_cpu_backend_new(threads > 0 ? threads : default_threads(), out);
+    /* fp32 or bf16; tf32 is refused with its reason */
+    int rc = eng_cpu_backend_open(threads > 0 ? threads : default_threads(), prec, out);
     if (rc < 0)
         return svc_error(svc_from_engine(rc), "cannot open the CPU backend: %s", eng_last_error());
     return 0;

@@ -11,7 +11,7 @@
 
 #define ACT_CHUNK ((int64_t)1 << 14)
 
-CPU_KERNEL static void act_fwd_kernel(eng_act kind, float slope, int64_t n, const float *x, float *y)
+CPU_KERNEL_BODY void act_fwd_kernel_body(eng_act kind, float slope, int64_t n, const float *x, float *y)
 {
     switch (kind) {
     case ENG_ACT_RELU:
@@ -46,11 +46,13 @@ CPU_KERNEL static void act_fwd_kernel(eng_act kind, float slope, int64_t n, cons
         break;
     }
 }
+CPU_DISPATCH_VOID(static, act_fwd_kernel, (eng_act kind, float slope, int64_t n, const float *x, float *y),
+                  (kind, slope, n, x, y))
 
 /* dx may alias dy (in place), so no restrict; each iteration touches only
  * index i, which keeps `omp simd` valid. `s` is x for relu, leaky relu and
  * GELU and y for sigmoid and tanh. */
-CPU_KERNEL static void act_bwd_kernel(eng_act kind, float slope, int64_t n, const float *s, const float *dy,
+CPU_KERNEL_BODY void act_bwd_kernel_body(eng_act kind, float slope, int64_t n, const float *s, const float *dy,
                                       float *dx)
 {
     switch (kind) {
@@ -89,6 +91,9 @@ CPU_KERNEL static void act_bwd_kernel(eng_act kind, float slope, int64_t n, cons
         break;
     }
 }
+CPU_DISPATCH_VOID(static, act_bwd_kernel,
+                  (eng_act kind, float slope, int64_t n, const float *s, const float *dy, float *dx),
+                  (kind, slope, n, s, dy, dx))
 
 static bool act_known(eng_act kind) { return kind >= ENG_ACT_NONE && kind <= ENG_ACT_TANH; }
 

@@ -1,8 +1,17 @@
-/* The CPU backend: its operation table, construction, and memory operations. */
+/* The CPU backend: its operation table, construction, and memory operations.
+ *
+ * One thread pool: our loops, OpenBLAS (its OpenMP build) and oneDNN
+ * (Debian builds it on OpenMP) all run on libgomp's team, sized by
+ * omp_set_num_threads to the backend's thread count before every call that
+ * enters a library, so the three never run - or spin - beside each other. */
+#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "engine/cpu/cpu_dnnl.h"
 #include "engine/cpu/cpu_internal.h"
 
 #define CPU_ALIGN 64
@@ -15,7 +24,35 @@ void cpu_blas_threads(const eng_backend *b)
         omp_set_num_threads(cpu_threads(b));
 }
 
-static void cpu_destroy(eng_backend *b) { free(b); }
+static void cpu_destroy(eng_backend *b)
+{
+    cpu_state *st = b->impl;
+    if (st) {
+        cpu_dnnl_free(st->dnnl);
+        cpu_choices_free(st->choices);
+        for (size_t i = 0; i < sizeof st->scratch / sizeof st->scratch[0]; i++)
+            free(st->scratch[i]);
+        free(st);
+    }
+    free(b);
+}
+
+void *cpu_scratch(eng_backend *b, int slot, size_t bytes)
+{
+    cpu_state *st = b->impl;
+    if (bytes <= st->scratch_n[slot])
+        return st->scratch[slot];
+    free(st->scratch[slot]);
+    st->scratch_n[slot] = 0;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    st->scratch[slot] = aligned_alloc(64, rounded ? rounded : 64);
+    if (!st->scratch[slot]) {
+        eng_error(ENG_ENOMEM, "cpu: cannot allocate %zu bytes of scratch", bytes);
+        return NULL;
+    }
+    st->scratch_n[slot] = rounded;
+    return st->scratch[slot];
+}
 
 static int cpu_alloc(eng_backend *b, size_t bytes, void **out)
 {
@@ -76,12 +113,13 @@ static int cpu_copy(eng_backend *b, void *dst, const void *src, size_t bytes)
     return 0;
 }
 
-CPU_KERNEL static void fill_kernel(int64_t n, float *restrict x, float value)
+CPU_KERNEL_BODY void fill_kernel_body(int64_t n, float *restrict x, float value)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++)
         x[i] = value;
 }
+CPU_DISPATCH_VOID(static, fill_kernel, (int64_t n, float *restrict x, float value), (n, x, value))
 
 static int cpu_fill(eng_backend *b, float *x, int64_t n, float value)
 {
@@ -145,28 +183,83 @@ static const eng_backend_ops cpu_ops = {
     .sgd_step = cpu_sgd_step,
     .sumsq = cpu_sumsq,
     .clip_by_norm = cpu_clip_by_norm,
+    .kernels_record = cpu_choices_record,
+    .kernels_restore = cpu_choices_restore,
 };
 
-int eng_cpu_backend_new(int threads, eng_backend **out)
+int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)
 {
     if (!out)
-        return eng_error(ENG_EINVAL, "eng_cpu_backend_new: out is NULL");
+        return eng_error(ENG_EINVAL, "eng_cpu_backend_open: out is NULL");
     *out = NULL;
+    if (prec == ENG_PREC_TF32)
+        return eng_error(ENG_ENOTSUP, "precision tf32 needs a GPU; the CPU computes in fp32 or bf16");
+    if (prec != ENG_PREC_FP32 && prec != ENG_PREC_BF16)
+        return eng_error(ENG_EINVAL, "eng_cpu_backend_open: unknown precision %d", (int)prec);
     if (threads <= 0)
         threads = omp_get_num_procs();
     if (threads < 1)
         threads = 1;
+    cpu_isa_init();
     eng_backend *b = calloc(1, sizeof *b);
-    if (!b)
-        return eng_error(ENG_ENOMEM, "eng_cpu_backend_new: out of memory");
+    cpu_state *st = calloc(1, sizeof *st);
+    if (!b || !st) {
+        free(b);
+        free(st);
+        return eng_error(ENG_ENOMEM, "eng_cpu_backend_open: out of memory");
+    }
     b->ops = &cpu_ops;
     b->kind = ENG_DEVICE_CPU;
-    b->precision = ENG_PREC_FP32;
+    b->precision = prec;
     b->threads = threads;
     b->device = -1;
     strcpy(b->name, "cpu");
-    b->impl = NULL;
+    b->impl = st;
+    /* without oneDNN (its engine failed to start) the own kernels do everything */
+    st->dnnl = cpu_dnnl_new();
+    if (!st->dnnl)
+        eng_clear_error();
+    st->choices = cpu_choices_new(b);
+    if (!st->choices) {
+        cpu_destroy(b);
+        return ENG_ENOMEM;
+    }
     cpu_blas_threads(b);
     *out = b;
+    return 0;
+}
+
+int eng_cpu_backend_new(int threads, eng_backend **out) { return eng_cpu_backend_open(threads, ENG_PREC_FP32, out); }
+
+int eng_cpu_info_get(eng_cpu_info *out)
+{
+    if (!out)
+        return eng_error(ENG_EINVAL, "eng_cpu_info_get: out is NULL");
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            const char *v = strchr(line, ':');
+            if (strncmp(line, "model name", 10) || !v)
+                continue;
+            for (v++; *v == ' ' || *v == '\t'; v++)
+                ;
+            snprintf(out->model, sizeof out->model, "%s", v);
+            out->model[strcspn(out->model, "\n")] = '\0';
+            break;
+        }
+        fclose(f);
+    }
+    snprintf(out->isa, sizeof out->isa, "%s", cpu_isa_name());
+    snprintf(out->isa_max, sizeof out->isa_max, "x86-64-v%d", cpu_isa_detected());
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(out->onednn_version, sizeof out->onednn_version, "%d.%d.%d", v->major, v->minor, v->patch);
+    snprintf(out->onednn_isa, sizeof out->onednn_isa, "%s", cpu_dnnl_isa_name());
+    out->bf16_native = cpu_dnnl_bf16_native();
+    out->amx = cpu_dnnl_amx();
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    out->cores = n > 0 ? (int)n : 1;
     return 0;
 }

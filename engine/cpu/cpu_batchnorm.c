@@ -35,7 +35,7 @@ static int64_t bn_chunk(const eng_norm_desc *d)
 
 /* part[0..n) += sum of (x - shift), part[n..2n) += sum of (x - shift)^2 over
  * outer rows [o0, o1). */
-CPU_KERNEL static void bn_stats_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict shift,
+CPU_KERNEL_BODY void bn_stats_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict shift,
                                       int64_t o0, int64_t o1, double *restrict part)
 {
     const int64_t n = d->n, inner = d->inner;
@@ -66,9 +66,13 @@ CPU_KERNEL static void bn_stats_chunk(const eng_norm_desc *d, const float *restr
         }
     }
 }
+CPU_DISPATCH_VOID(static, bn_stats_chunk,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict shift, int64_t o0, int64_t o1,
+                   double *restrict part),
+                  (d, x, shift, o0, o1, part))
 
 /* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1). */
-CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
+CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
                                       const float *restrict ml, const float *restrict a, const float *restrict c,
                                       int64_t o0, int64_t o1, float *restrict y)
 {
@@ -92,6 +96,10 @@ CPU_KERNEL static void bn_apply_chunk(const eng_norm_desc *d, const float *restr
         }
     }
 }
+CPU_DISPATCH_VOID(static, bn_apply_chunk,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict m, const float *restrict ml,
+                   const float *restrict a, const float *restrict c, int64_t o0, int64_t o1, float *restrict y),
+                  (d, x, m, ml, a, c, o0, o1, y))
 
 /* Runs bn_apply_chunk over all of outer. */
 static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *x, const float *m, const float *ml,
@@ -208,7 +216,7 @@ int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const flo
 }
 
 /* part[0..n) += sum dy, part[n..2n) += sum dy * (x - mean) over [o0, o1). */
-CPU_KERNEL static void bn_grad_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+CPU_KERNEL_BODY void bn_grad_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                                      const float *restrict mean, int64_t o0, int64_t o1, double *restrict part)
 {
     const int64_t n = d->n, inner = d->inner;
@@ -239,9 +247,13 @@ CPU_KERNEL static void bn_grad_chunk(const eng_norm_desc *d, const float *restri
         }
     }
 }
+CPU_DISPATCH_VOID(static, bn_grad_chunk,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                   const float *restrict mean, int64_t o0, int64_t o1, double *restrict part),
+                  (d, x, dy, mean, o0, o1, part))
 
 /* dx = (dy - (x - mean) * k - mdy) * s, per channel constants k, mdy, s. */
-CPU_KERNEL static void bn_dx_chunk(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+CPU_KERNEL_BODY void bn_dx_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                                    const float *restrict mean, const float *restrict kk, const float *restrict mdy,
                                    const float *restrict sc, int64_t o0, int64_t o1, float *restrict dx)
 {
@@ -264,6 +276,11 @@ CPU_KERNEL static void bn_dx_chunk(const eng_norm_desc *d, const float *restrict
         }
     }
 }
+CPU_DISPATCH_VOID(static, bn_dx_chunk,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                   const float *restrict mean, const float *restrict kk, const float *restrict mdy,
+                   const float *restrict sc, int64_t o0, int64_t o1, float *restrict dx),
+                  (d, x, dy, mean, kk, mdy, sc, o0, o1, dx))
 
 int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_invstd, float *dx,

@@ -1,5 +1,6 @@
 /* Private to the CPU convolution files: the three ways cpu_conv2d.c can
- * compute a convolution, and what they share.
+ * compute a convolution with our own kernels, and what they share (the
+ * fourth way, oneDNN, is cpu_dnnl.c; cpu_choice.c picks per shape).
  *
  *   cpu_conv2d.c       entry points, validation, choice of path; im2col +
  *                      sgemm over groups of images (any shape), 1x1 kernels

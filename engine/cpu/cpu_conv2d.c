@@ -1,6 +1,8 @@
 /* 2-d convolution on the CPU: the entry points, and im2col + sgemm.
  *
- * conv2d picks one of three paths (see cpu_conv.h): stride 1 goes to the
+ * Each shape runs on oneDNN or on our own kernels, whichever measured
+ * faster (cpu_choice.c); in bf16, on oneDNN's bf16 kernels or on ours with
+ * the inputs rounded to bf16. Our own conv2d picks one of three paths (see cpu_conv.h): stride 1 goes to the
  * direct kernels (cpu_conv_pix.c, or cpu_conv_direct.c for a CNN's first
  * layer); everything else is computed here:
  *
@@ -26,9 +28,11 @@
  * serves any smaller batch with the same other dimensions. */
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/cpu/cpu_conv.h"
+#include "engine/cpu/cpu_dnnl.h"
 
 /* Target column count of one group's GEMM, and a cap on a column buffer. */
 #ifndef CPU_CONV_COLS
@@ -188,18 +192,6 @@ size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
     return conv_ws_layout(b, d, NULL, NULL);
 }
 
-static int conv_prepare(const eng_backend *b, const char *op, const eng_conv_desc *d, void *ws, conv_plan *p,
-                        conv_ws *w)
-{
-    int rc = conv_check(op, d);
-    if (rc < 0)
-        return rc;
-    CPU_CHECK(ws != NULL, "cpu %s: workspace is NULL", op);
-    conv_plan_make(b, d, p);
-    conv_ws_layout(b, d, ws, w);
-    return 0;
-}
-
 /* ---- the 1x1-image case ---- */
 
 /* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the kernel). */
@@ -257,7 +249,7 @@ void conv_fill_padded(const float *src, int64_t nc, int64_t h, int64_t w, int64_
             memcpy(dst + (c * hp + y + top) * wp + left, src + (c * h + y) * w, (size_t)w * sizeof(float));
 }
 
-CPU_KERNEL void conv_db_image(int64_t k, int64_t ohw, const float *dy, double *db_img)
+CPU_KERNEL_BODY void conv_db_image_body(int64_t k, int64_t ohw, const float *dy, double *db_img)
 {
     for (int64_t kk = 0; kk < k; kk++) {
         const float *restrict s = dy + kk * ohw;
@@ -268,8 +260,9 @@ CPU_KERNEL void conv_db_image(int64_t k, int64_t ohw, const float *dy, double *d
         db_img[kk] = acc;
     }
 }
+CPU_DISPATCH_VOID(, conv_db_image, (int64_t k, int64_t ohw, const float *dy, double *db_img), (k, ohw, dy, db_img))
 
-CPU_KERNEL static void sum_partials(int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts)
+CPU_KERNEL_BODY void sum_partials_body(int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts)
 {
     for (int t = 1; t < nparts; t++) {
         const float *restrict s = parts[t];
@@ -278,6 +271,8 @@ CPU_KERNEL static void sum_partials(int64_t lo, int64_t hi, int nparts, float *r
             dw[i] += s[i];
     }
 }
+CPU_DISPATCH_VOID(static, sum_partials, (int64_t lo, int64_t hi, int nparts, float *restrict dw, float *const *parts),
+                  (lo, hi, nparts, dw, parts))
 
 void conv_finish_backward(eng_backend *b, const eng_conv_desc *d, int nparts, float *dw, float *const *parts,
                           const double *db_img, float *db)
@@ -305,7 +300,7 @@ void conv_finish_backward(eng_backend *b, const eng_conv_desc *d, int nparts, fl
 /* ---- groups of images ---- */
 
 /* y of images n0.. = tmp (k, gn, ohw) + bias. */
-CPU_KERNEL static void scatter_bias(int64_t k, int64_t gn, int64_t ohw, const float *restrict tmp,
+CPU_KERNEL_BODY void scatter_bias_body(int64_t k, int64_t gn, int64_t ohw, const float *restrict tmp,
                                     const float *restrict bias, float *restrict y)
 {
     for (int64_t gi = 0; gi < gn; gi++) {
@@ -319,8 +314,12 @@ CPU_KERNEL static void scatter_bias(int64_t k, int64_t gn, int64_t ohw, const fl
         }
     }
 }
+CPU_DISPATCH_VOID(static, scatter_bias,
+                  (int64_t k, int64_t gn, int64_t ohw, const float *restrict tmp, const float *restrict bias,
+                   float *restrict y),
+                  (k, gn, ohw, tmp, bias, y))
 
-CPU_KERNEL static void add_bias_rows(int64_t k, int64_t ohw, const float *restrict bias, float *restrict y)
+CPU_KERNEL_BODY void add_bias_rows_body(int64_t k, int64_t ohw, const float *restrict bias, float *restrict y)
 {
     for (int64_t kk = 0; kk < k; kk++) {
         const float bv = bias[kk];
@@ -330,10 +329,12 @@ CPU_KERNEL static void add_bias_rows(int64_t k, int64_t ohw, const float *restri
             o[i] += bv;
     }
 }
+CPU_DISPATCH_VOID(static, add_bias_rows, (int64_t k, int64_t ohw, const float *restrict bias, float *restrict y),
+                  (k, ohw, bias, y))
 
 /* tmp (k, gn, ohw) = dy of images n0.. (gn, k, ohw) when tmp is set; and the
  * per-image bias gradient sums db_img[i, kk] in double when db_img is set. */
-CPU_KERNEL static void gather_dy(int64_t k, int64_t gn, int64_t ohw, const float *restrict dy, float *restrict tmp,
+CPU_KERNEL_BODY void gather_dy_body(int64_t k, int64_t gn, int64_t ohw, const float *restrict dy, float *restrict tmp,
                                  double *restrict db_img)
 {
     for (int64_t gi = 0; gi < gn; gi++) {
@@ -355,6 +356,10 @@ CPU_KERNEL static void gather_dy(int64_t k, int64_t gn, int64_t ohw, const float
         }
     }
 }
+CPU_DISPATCH_VOID(static, gather_dy,
+                  (int64_t k, int64_t gn, int64_t ohw, const float *restrict dy, float *restrict tmp,
+                   double *restrict db_img),
+                  (k, gn, ohw, dy, tmp, db_img))
 
 static void conv_forward_group(const eng_conv_desc *d, const conv_plan *p, int64_t grp, const float *x,
                                const float *w, const float *bias, float *y, float *col, float *tmp, float *pad)
@@ -377,17 +382,14 @@ static void conv_forward_group(const eng_conv_desc *d, const conv_plan *p, int64
     }
 }
 
-int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
-                       float *y, void *ws)
+/* Our own forward, after validation. */
+static int conv_forward_own(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                            const float *bias, float *y, void *ws)
 {
     conv_plan p;
     conv_ws cw;
-    int rc = conv_prepare(b, "conv2d_forward", d, ws, &p, &cw);
-    if (rc < 0)
-        return rc;
-    CPU_NONNULL("conv2d_forward", x);
-    CPU_NONNULL("conv2d_forward", w);
-    CPU_NONNULL("conv2d_forward", y);
+    conv_plan_make(b, d, &p);
+    conv_ws_layout(b, d, ws, &cw);
     if (p.kind == CONV_POINT) {
         point_forward(b, d, x, w, bias, y, &cw);
         return 0;
@@ -419,6 +421,63 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
     return 0;
 }
 
+/* "fp32 conv_fwd n500 c16 32x32 k16 3x3 s1 p1" (+ " nobias", " nodx"...). */
+static void conv_key(const eng_backend *b, const char *op, const eng_conv_desc *d, const char *extra, char *key,
+                     size_t len)
+{
+    snprintf(key, len, "%s %s n%lld c%lld %lldx%lld k%lld %lldx%lld s%lld p%lld%s", cpu_bf16(b) ? "bf16" : "fp32", op,
+             (long long)d->n, (long long)d->c, (long long)d->h, (long long)d->w, (long long)d->k, (long long)d->kh,
+             (long long)d->kw, (long long)d->stride, (long long)d->pad, extra);
+}
+
+typedef struct conv_args {
+    const eng_conv_desc *d;
+    const float *x, *w, *bias, *dy;
+    float *y, *dx, *dw, *db;
+    void *ws;
+} conv_args;
+
+/* The forward on oneDNN or on our kernels; in bf16 ours read copies of x
+ * and w rounded to bf16. */
+static int conv_forward_run(eng_backend *b, void *p, cpu_impl impl)
+{
+    const conv_args *a = p;
+    const eng_conv_desc *d = a->d;
+    if (impl == CPU_IMPL_DNNL) {
+        int rc = cpu_dnnl_conv_forward(b, d, cpu_bf16(b), a->x, a->w, a->bias, a->y);
+        if (rc != ENG_ENOTSUP)
+            return rc;
+        eng_clear_error(); /* a recorded choice oneDNN cannot serve here: our own kernels */
+    }
+    const float *x = a->x, *w = a->w;
+    if (cpu_bf16(b)) {
+        x = cpu_bf16_copy(b, 0, d->n * d->c * d->h * d->w, a->x);
+        w = cpu_bf16_copy(b, 1, d->k * d->c * d->kh * d->kw, a->w);
+        if (!x || !w)
+            return ENG_ENOMEM;
+    }
+    return conv_forward_own(b, d, x, w, a->bias, a->y, a->ws);
+}
+
+int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
+                       float *y, void *ws)
+{
+    int rc = conv_check("conv2d_forward", d);
+    if (rc < 0)
+        return rc;
+    CPU_CHECK(ws != NULL, "cpu conv2d_forward: workspace is NULL");
+    CPU_NONNULL("conv2d_forward", x);
+    CPU_NONNULL("conv2d_forward", w);
+    CPU_NONNULL("conv2d_forward", y);
+    conv_args a = {.d = d, .x = x, .w = w, .bias = bias, .y = y, .ws = ws};
+    char key[120];
+    conv_key(b, "conv_fwd", d, bias ? "" : " nobias", key, sizeof key);
+    cpu_impl impl;
+    if ((rc = cpu_choose(b, key, conv_forward_run, &a, &impl)) < 0)
+        return rc;
+    return conv_forward_run(b, &a, impl);
+}
+
 static void conv_backward_group(const eng_conv_desc *d, const conv_plan *p, int64_t grp, bool first, const float *x,
                                 const float *w, const float *dy, float *dx, float *dwp, double *db_img, float *col,
                                 float *tmp, float *pad)
@@ -447,18 +506,14 @@ static void conv_backward_group(const eng_conv_desc *d, const conv_plan *p, int6
         cpu_col2im(d, col, n0, gn, dx, pad);
 }
 
-int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
-                        float *dx, float *dw, float *db, void *ws)
+/* Our own backward, after validation. */
+static int conv_backward_own(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
+                             float *dx, float *dw, float *db, void *ws)
 {
     conv_plan p;
     conv_ws cw;
-    int rc = conv_prepare(b, "conv2d_backward", d, ws, &p, &cw);
-    if (rc < 0)
-        return rc;
-    CPU_NONNULL("conv2d_backward", x);
-    CPU_NONNULL("conv2d_backward", w);
-    CPU_NONNULL("conv2d_backward", dy);
-    CPU_NONNULL("conv2d_backward", dw);
+    conv_plan_make(b, d, &p);
+    conv_ws_layout(b, d, ws, &cw);
     if (p.kind == CONV_POINT)
         return point_backward(b, d, x, w, dy, dx, dw, db, &cw);
     if (p.kind == CONV_STRIDE1) {
@@ -489,4 +544,48 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
     }
     conv_finish_backward(b, d, p.nthr, dw, cw.dw, db_img, db);
     return 0;
+}
+
+/* The backward on oneDNN or on our kernels; in bf16 ours read copies of x,
+ * w and dy rounded to bf16 (the gradients stay float32). */
+static int conv_backward_run(eng_backend *b, void *p, cpu_impl impl)
+{
+    const conv_args *a = p;
+    const eng_conv_desc *d = a->d;
+    if (impl == CPU_IMPL_DNNL) {
+        int rc = cpu_dnnl_conv_backward(b, d, cpu_bf16(b), a->x, a->w, a->dy, a->dx, a->dw, a->db);
+        if (rc != ENG_ENOTSUP)
+            return rc;
+        eng_clear_error();
+    }
+    const float *x = a->x, *w = a->w, *dy = a->dy;
+    if (cpu_bf16(b)) {
+        x = cpu_bf16_copy(b, 0, d->n * d->c * d->h * d->w, a->x);
+        w = cpu_bf16_copy(b, 1, d->k * d->c * d->kh * d->kw, a->w);
+        dy = cpu_bf16_copy(b, 2, d->n * d->k * d->oh * d->ow, a->dy);
+        if (!x || !w || !dy)
+            return ENG_ENOMEM;
+    }
+    return conv_backward_own(b, d, x, w, dy, a->dx, a->dw, a->db, a->ws);
+}
+
+int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, void *ws)
+{
+    int rc = conv_check("conv2d_backward", d);
+    if (rc < 0)
+        return rc;
+    CPU_CHECK(ws != NULL, "cpu conv2d_backward: workspace is NULL");
+    CPU_NONNULL("conv2d_backward", x);
+    CPU_NONNULL("conv2d_backward", w);
+    CPU_NONNULL("conv2d_backward", dy);
+    CPU_NONNULL("conv2d_backward", dw);
+    conv_args a = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .dw = dw, .db = db, .ws = ws};
+    char key[120];
+    /* one choice whether dx is wanted or not, so that dw has the same bits either way */
+    conv_key(b, "conv_bwd", d, db ? "" : " nobias", key, sizeof key);
+    cpu_impl impl;
+    if ((rc = cpu_choose(b, key, conv_backward_run, &a, &impl)) < 0)
+        return rc;
+    return conv_backward_run(b, &a, impl);
 }

@@ -85,7 +85,7 @@ AI void correlate_impl(const float *in, int64_t nin, int64_t hp, int64_t wp, int
     }
 }
 
-CPU_KERNEL static void direct_correlate(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW,
+CPU_KERNEL_BODY void direct_correlate_body(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW,
                                      const float *wblk, int64_t nout, int64_t OH, int64_t OW, const float *bias,
                                      float *out)
 {
@@ -97,6 +97,10 @@ CPU_KERNEL static void direct_correlate(const float *in, int64_t nin, int64_t hp
     else
         correlate_impl(in, nin, hp, wp, KH, KW, wblk, nout, OH, OW, bias, out);
 }
+CPU_DISPATCH_VOID(static, direct_correlate,
+                  (const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW, const float *wblk,
+                   int64_t nout, int64_t OH, int64_t OW, const float *bias, float *out),
+                  (in, nin, hp, wp, KH, KW, wblk, nout, OH, OW, bias, out))
 
 /* dw[o0+j, i, ky, kx0+t] += sum over (y, x) of g_j[y, x] * in[i, y+ky, x+kx0+t]
  * for j < 4, t < 3: g rows of `ldg` floats (zero beyond OW, 8-aligned
@@ -134,7 +138,7 @@ AI void wgrad_impl(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t
     }
 }
 
-CPU_KERNEL static void direct_wgrad(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW,
+CPU_KERNEL_BODY void direct_wgrad_body(const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW,
                                  const float *g, int64_t nout, int64_t OH, int64_t owv, float *dw)
 {
     if (KH == 3 && KW == 3)
@@ -142,6 +146,10 @@ CPU_KERNEL static void direct_wgrad(const float *in, int64_t nin, int64_t hp, in
     else
         wgrad_impl(in, nin, hp, wp, KH, KW, g, nout, OH, owv, dw);
 }
+CPU_DISPATCH_VOID(static, direct_wgrad,
+                  (const float *in, int64_t nin, int64_t hp, int64_t wp, int64_t KH, int64_t KW, const float *g,
+                   int64_t nout, int64_t OH, int64_t owv, float *dw),
+                  (in, nin, hp, wp, KH, KW, g, nout, OH, owv, dw))
 
 /* ---- the driver ---- */
 

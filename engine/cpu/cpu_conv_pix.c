@@ -79,7 +79,7 @@ AI void pix_tile6(const float *const base[6], const int32_t *restrict off, int64
  * often 4 KiB apart and share one L1 set, so writing each tile straight out
  * would thrash it. */
 #define PIX_CHUNK 48
-CPU_KERNEL static void pix_correlate(const float *const *base, const int64_t *obase, int64_t npix,
+CPU_KERNEL_BODY void pix_correlate_body(const float *const *base, const int64_t *obase, int64_t npix,
                                      const int32_t *off, int64_t ntap, const float *w, int64_t nout,
                                      const float *bias, float *out, int64_t oplane)
 {
@@ -109,11 +109,15 @@ CPU_KERNEL static void pix_correlate(const float *const *base, const int64_t *ob
         }
     }
 }
+CPU_DISPATCH_VOID(static, pix_correlate,
+                  (const float *const *base, const int64_t *obase, int64_t npix, const int32_t *off, int64_t ntap,
+                   const float *w, int64_t nout, const float *bias, float *out, int64_t oplane),
+                  (base, obase, npix, off, ntap, w, nout, bias, out, oplane))
 
 /* dw[o, q] += sum over pixels p of g[p * ldg + o] * base[p][off[q]] for
  * o < nout (g holds roundup(nout, 16) channels per pixel, zero beyond nout)
  * and q < ntap; dw rows of ntap floats. */
-CPU_KERNEL static void pix_wgrad(const float *const *base, int64_t npix, const float *g, int64_t ldg,
+CPU_KERNEL_BODY void pix_wgrad_body(const float *const *base, int64_t npix, const float *g, int64_t ldg,
                               const int32_t *off, int64_t ntap, int64_t nout, float *dw)
 {
     for (int64_t o0 = 0; o0 < nout; o0 += 16) {
@@ -168,6 +172,10 @@ CPU_KERNEL static void pix_wgrad(const float *const *base, int64_t npix, const f
         }
     }
 }
+CPU_DISPATCH_VOID(static, pix_wgrad,
+                  (const float *const *base, int64_t npix, const float *g, int64_t ldg, const int32_t *off,
+                   int64_t ntap, int64_t nout, float *dw),
+                  (base, npix, g, ldg, off, ntap, nout, dw))
 
 /* ---- the driver ---- */
 

@@ -7,7 +7,7 @@
 
 #define ELEM_CHUNK ((int64_t)1 << 16)
 
-CPU_KERNEL static void bias_rows_kernel(int64_t n, int64_t inner, float *restrict y, const float *restrict bias)
+CPU_KERNEL_BODY void bias_rows_kernel_body(int64_t n, int64_t inner, float *restrict y, const float *restrict bias)
 {
     if (inner == 1) {
 #pragma omp simd
@@ -23,6 +23,8 @@ CPU_KERNEL static void bias_rows_kernel(int64_t n, int64_t inner, float *restric
             r[i] += bj;
     }
 }
+CPU_DISPATCH_VOID(static, bias_rows_kernel, (int64_t n, int64_t inner, float *restrict y, const float *restrict bias),
+                  (n, inner, y, bias))
 
 int cpu_bias_add(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias)
 {
@@ -38,7 +40,7 @@ int cpu_bias_add(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float 
 }
 
 /* Adds the (n, inner) block at dy to part[0..n) in double. */
-CPU_KERNEL static void bias_grad_block(int64_t n, int64_t inner, const float *restrict dy, double *restrict part)
+CPU_KERNEL_BODY void bias_grad_block_body(int64_t n, int64_t inner, const float *restrict dy, double *restrict part)
 {
     if (inner == 1) {
 #pragma omp simd
@@ -55,6 +57,8 @@ CPU_KERNEL static void bias_grad_block(int64_t n, int64_t inner, const float *re
         part[j] += s;
     }
 }
+CPU_DISPATCH_VOID(static, bias_grad_block, (int64_t n, int64_t inner, const float *restrict dy, double *restrict part),
+                  (n, inner, dy, part))
 
 int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db)
 {
@@ -100,12 +104,13 @@ int cpu_bias_grad(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const
 
 /* y may alias a or c: no restrict, and `omp simd` is still valid because
  * every iteration reads and writes only index i. */
-CPU_KERNEL static void add_kernel(int64_t n, const float *a, const float *c, float *y)
+CPU_KERNEL_BODY void add_kernel_body(int64_t n, const float *a, const float *c, float *y)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++)
         y[i] = a[i] + c[i];
 }
+CPU_DISPATCH_VOID(static, add_kernel, (int64_t n, const float *a, const float *c, float *y), (n, a, c, y))
 
 int cpu_add(eng_backend *b, int64_t n, const float *a, const float *c, float *y)
 {
@@ -181,7 +186,7 @@ int cpu_transpose(eng_backend *b, int64_t batch, int64_t rows, int64_t cols, con
     return 0;
 }
 
-CPU_KERNEL static void mean_rows_kernel(int64_t rows, int64_t n, const float *restrict x, float *restrict y)
+CPU_KERNEL_BODY void mean_rows_kernel_body(int64_t rows, int64_t n, const float *restrict x, float *restrict y)
 {
     const double inv = 1.0 / (double)n;
     for (int64_t r = 0; r < rows; r++) {
@@ -193,6 +198,8 @@ CPU_KERNEL static void mean_rows_kernel(int64_t rows, int64_t n, const float *re
         y[r] = (float)(s * inv);
     }
 }
+CPU_DISPATCH_VOID(static, mean_rows_kernel, (int64_t rows, int64_t n, const float *restrict x, float *restrict y),
+                  (rows, n, x, y))
 
 int cpu_mean_lastdim_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y)
 {
@@ -212,7 +219,7 @@ int cpu_mean_lastdim_forward(eng_backend *b, int64_t rows, int64_t n, const floa
     return 0;
 }
 
-CPU_KERNEL static void mean_back_kernel(int64_t rows, int64_t n, const float *restrict dy, float *restrict dx)
+CPU_KERNEL_BODY void mean_back_kernel_body(int64_t rows, int64_t n, const float *restrict dy, float *restrict dx)
 {
     const float fn = (float)n;
     for (int64_t r = 0; r < rows; r++) {
@@ -223,6 +230,8 @@ CPU_KERNEL static void mean_back_kernel(int64_t rows, int64_t n, const float *re
             d[j] = g;
     }
 }
+CPU_DISPATCH_VOID(static, mean_back_kernel, (int64_t rows, int64_t n, const float *restrict dy, float *restrict dx),
+                  (rows, n, dy, dx))
 
 int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const float *dy, float *dx)
 {

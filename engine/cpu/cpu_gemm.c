@@ -1,10 +1,14 @@
-/* Batched row-major GEMM on OpenBLAS, including the batch-reducing form
- * (one C = sum of the products, for weight gradients of per-sample left
- * multiplies). */
+/* Batched row-major GEMM on OpenBLAS or oneDNN (whichever measures faster
+ * for the shape, cpu_choice.c), including the batch-reducing form (one C =
+ * sum of the products, for weight gradients of per-sample left
+ * multiplies). In bf16 the operands are rounded to bf16 first (oneDNN:
+ * its bf16 kernels). */
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "engine/cpu/cpu_dnnl.h"
 #include "engine/cpu/cpu_internal.h"
 
 /* C = beta * C for an m x n block (k = 0 or alpha = 0); beta = 0 writes
@@ -90,6 +94,76 @@ static int gemm_reduce(eng_backend *b, const eng_gemm_desc *d, const float *A, c
     return 0;
 }
 
+/* The float32 products on OpenBLAS: many products spread over the threads,
+ * each with single-threaded BLAS; few in turn, each with OpenBLAS's own
+ * threads. Either way every element of C is computed by one thread in a
+ * fixed order. */
+static int gemm_blas(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C)
+{
+    if (d->reduce_batch)
+        return gemm_reduce(b, d, A, B, C);
+    const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k;
+    const int nthr = cpu_threads(b);
+    if (nthr > 1 && (d->batch >= 4 * nthr || (d->batch >= 2 * nthr && flops < 4e6))) {
+#pragma omp parallel for num_threads(nthr) schedule(static)
+        for (int64_t i = 0; i < d->batch; i++)
+            gemm_one(d, i, A, B, C);
+    } else {
+        cpu_blas_threads(b);
+        for (int64_t i = 0; i < d->batch; i++)
+            gemm_one(d, i, A, B, C);
+    }
+    return 0;
+}
+
+/* Floats an operand spans: `batch` matrices of rows x cols, leading
+ * dimension ld, `stride` apart (0: one shared matrix). */
+static int64_t operand_span(int64_t batch, int64_t stride, int64_t rows, int64_t cols, int64_t ld)
+{
+    return (batch > 1 ? (batch - 1) * stride : 0) + (rows - 1) * ld + cols;
+}
+
+typedef struct gemm_args {
+    const eng_gemm_desc *d;
+    const float *A, *B;
+    float *C;
+} gemm_args;
+
+static int gemm_run(eng_backend *b, void *p, cpu_impl impl)
+{
+    const gemm_args *a = p;
+    const eng_gemm_desc *d = a->d;
+    if (impl == CPU_IMPL_DNNL) {
+        int rc = cpu_dnnl_gemm(b, d, cpu_bf16(b), a->A, a->B, a->C);
+        if (rc != ENG_ENOTSUP)
+            return rc;
+        eng_clear_error(); /* a recorded choice oneDNN cannot serve here: our own kernels */
+    }
+    if (!cpu_bf16(b) || d->k == 0)
+        return gemm_blas(b, d, a->A, a->B, a->C);
+    /* bf16 on our side: OpenBLAS on copies rounded to bf16, same layout */
+    const float *A = cpu_bf16_copy(b, 0, operand_span(d->batch, d->stride_a, d->ta ? d->k : d->m,
+                                                       d->ta ? d->m : d->k, d->lda), a->A);
+    const float *B = cpu_bf16_copy(b, 1, operand_span(d->batch, d->stride_b, d->tb ? d->n : d->k,
+                                                       d->tb ? d->k : d->n, d->ldb), a->B);
+    if (!A || !B)
+        return ENG_ENOMEM;
+    return gemm_blas(b, d, A, B, a->C);
+}
+
+/* "fp32 gemm nt 32000x128x128 ld 128,128,128", with the batch, its strides
+ * and the reduction when there are several products. */
+static void gemm_key(const eng_backend *b, const eng_gemm_desc *d, char *key, size_t len)
+{
+    int n = snprintf(key, len, "%s gemm %c%c %lldx%lldx%lld ld %lld,%lld,%lld", cpu_bf16(b) ? "bf16" : "fp32",
+                     d->ta ? 't' : 'n', d->tb ? 't' : 'n', (long long)d->m, (long long)d->n, (long long)d->k,
+                     (long long)d->lda, (long long)d->ldb, (long long)d->ldc);
+    if (d->batch > 1 && n > 0 && (size_t)n < len)
+        snprintf(key + n, len - (size_t)n, " b%lld s %lld,%lld,%lld%s", (long long)d->batch, (long long)d->stride_a,
+                 (long long)d->stride_b, (long long)(d->reduce_batch ? 0 : d->stride_c),
+                 d->reduce_batch ? " sum" : "");
+}
+
 int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C)
 {
     CPU_NONNULL("gemm", d);
@@ -118,22 +192,15 @@ int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float
         CPU_NONNULL("gemm", B);
     }
 
-    if (d->reduce_batch)
-        return gemm_reduce(b, d, A, B, C);
-
-    /* Many products: spread over the threads, each with single-threaded
-     * BLAS. Few: in turn, each with OpenBLAS's own threads. Either way every
-     * element of C is computed by one thread in a fixed order. */
-    const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k;
-    const int nthr = cpu_threads(b);
-    if (nthr > 1 && (d->batch >= 4 * nthr || (d->batch >= 2 * nthr && flops < 4e6))) {
-#pragma omp parallel for num_threads(nthr) schedule(static)
-        for (int64_t i = 0; i < d->batch; i++)
-            gemm_one(d, i, A, B, C);
-    } else {
-        cpu_blas_threads(b);
-        for (int64_t i = 0; i < d->batch; i++)
-            gemm_one(d, i, A, B, C);
+    gemm_args a = {d, A, B, C};
+    cpu_impl impl = CPU_IMPL_OWN;
+    if (d->alpha == 1.0f && d->beta == 0.0f && d->k > 0) {
+        /* beta != 0 accumulates into C, which a measurement must not do twice */
+        char key[120];
+        gemm_key(b, d, key, sizeof key);
+        int rc = cpu_choose(b, key, gemm_run, &a, &impl);
+        if (rc < 0)
+            return rc;
     }
-    return 0;
+    return gemm_run(b, &a, impl);
 }

@@ -3,16 +3,14 @@
  * into) a plain strided row, with no bounds tests and no calls in the inner
  * loops. That matters for small images, where a row is only 3 or 7 floats
  * and a memcpy/memset per row would cost more than the copy. The row
- * helpers are inlined into the two cloned kernels, and GCC is told not to
+ * helpers are inlined into the kernels (all their ISA versions), and GCC is told not to
  * turn their short loops back into library calls. */
 #include <string.h>
 
 #include "engine/cpu/cpu_internal.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
-#define NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define NO_LIBCALLS
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
 /* dst[0..n) = src[0..n*stride) by `stride`. */
@@ -47,7 +45,7 @@ ROW_INLINE void add_row(float *restrict acc, const float *restrict src, int64_t 
     }
 }
 
-CPU_KERNEL NO_LIBCALLS void cpu_im2col(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col,
+CPU_KERNEL_BODY void cpu_im2col_body(const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col,
                                        float *padbuf)
 {
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
@@ -74,8 +72,11 @@ CPU_KERNEL NO_LIBCALLS void cpu_im2col(const eng_conv_desc *d, const float *x, i
         }
     }
 }
+CPU_DISPATCH_VOID(, cpu_im2col,
+                  (const eng_conv_desc *d, const float *x, int64_t n0, int64_t gn, float *col, float *padbuf),
+                  (d, x, n0, gn, col, padbuf))
 
-CPU_KERNEL NO_LIBCALLS void cpu_col2im(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx,
+CPU_KERNEL_BODY void cpu_col2im_body(const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx,
                                        float *padbuf)
 {
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad, OH = d->oh, OW = d->ow;
@@ -98,3 +99,6 @@ CPU_KERNEL NO_LIBCALLS void cpu_col2im(const eng_conv_desc *d, const float *dcol
         }
     }
 }
+CPU_DISPATCH_VOID(, cpu_col2im,
+                  (const eng_conv_desc *d, const float *dcol, int64_t n0, int64_t gn, float *dx, float *padbuf),
+                  (d, dcol, n0, gn, dx, padbuf))

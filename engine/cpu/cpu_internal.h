@@ -6,8 +6,11 @@
  * order, so the same inputs and thread count give the same bits. Wherever it
  * is cheap the chunks have a fixed size, so that results do not even depend
  * on the number of threads; the exceptions are the GEMMs (OpenBLAS's own
- * threading, and gemm's reduce_batch partials) and conv2d's weight gradient
- * (a partial per thread; see cpu_conv.h). */
+ * threading, and gemm's reduce_batch partials), conv2d's weight gradient
+ * (a partial per thread; see cpu_conv.h) and oneDNN (deterministic for a
+ * given thread count and instruction set). Which of our kernels or oneDNN's
+ * runs a shape is chosen once per machine and recorded (cpu_choice.c), so
+ * that choice does not vary between runs either. */
 #ifndef ENG_CPU_INTERNAL_H
 #define ENG_CPU_INTERNAL_H
 
@@ -19,21 +22,67 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "engine/backend.h"
 #include "engine/error.h"
 
-/* Hot loops are compiled twice, for AVX2 machines and for the x86-64-v2
- * baseline the project builds for, and picked at load time. No FMA
- * contraction happens in C11 mode, so elementwise results are identical in
- * both versions. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
-#define CPU_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+/* Hot loops are compiled three times - for x86-64-v4 (AVX-512), v3 (AVX2,
+ * FMA) and the v2 baseline the project is built for - and each call runs
+ * the version for the level chosen at start (cpu_isa.c). A kernel is
+ * written once as `CPU_KERNEL_BODY ret name_body(params)` and instantiated
+ * by CPU_DISPATCH / CPU_DISPATCH_VOID(storage, [ret,] name, (params),
+ * (args)), which defines `name` itself. No FMA contraction happens in C11
+ * mode, so elementwise results are identical at every level - except in
+ * the files that ask for contraction (activations, direct convolutions) -
+ * and reductions vectorised at another width sum in another order. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_MULTIVERSION 1
+#define CPU_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define CPU_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #else
-#define CPU_KERNEL
+#define CPU_MULTIVERSION 0
 #endif
+#define CPU_KERNEL_BODY static inline __attribute__((always_inline))
+
+extern int cpu_isa_level_current; /* 2, 3 or 4 */
+
+#if CPU_MULTIVERSION
+#define CPU_DISPATCH(storage, ret, name, params, args)                                                            \
+    CPU_TARGET_V4 static ret name##_v4 params { return name##_body args; }                                        \
+    CPU_TARGET_V3 static ret name##_v3 params { return name##_body args; }                                        \
+    static ret name##_v2 params { return name##_body args; }                                                      \
+    storage ret name params                                                                                        \
+    {                                                                                                              \
+        return cpu_isa_level_current >= 4 ? name##_v4 args : cpu_isa_level_current == 3 ? name##_v3 args         \
+                                                                                       : name##_v2 args;           \
+    }
+#define CPU_DISPATCH_VOID(storage, name, params, args)                                                            \
+    CPU_TARGET_V4 static void name##_v4 params { name##_body args; }                                              \
+    CPU_TARGET_V3 static void name##_v3 params { name##_body args; }                                              \
+    static void name##_v2 params { name##_body args; }                                                            \
+    storage void name params                                                                                       \
+    {                                                                                                              \
+        if (cpu_isa_level_current >= 4)                                                                            \
+            name##_v4 args;                                                                                        \
+        else if (cpu_isa_level_current == 3)                                                                       \
+            name##_v3 args;                                                                                        \
+        else                                                                                                       \
+            name##_v2 args;                                                                                        \
+    }
+#else
+#define CPU_DISPATCH(storage, ret, name, params, args)                                                            \
+    storage ret name params { return name##_body args; }
+#define CPU_DISPATCH_VOID(storage, name, params, args)                                                            \
+    storage void name params { name##_body args; }
+#endif
+
+/* cpu_isa.c: the level's detection (once; EPOCHD_CPU_ISA may lower it). */
+void cpu_isa_init(void);
+int cpu_isa_detected(void);
+const char *cpu_isa_name(void); /* "x86-64-v4" */
 
 /* Below this many elements a loop runs on the calling thread: waking the
  * OpenMP team costs more than it saves. */
@@ -47,7 +96,68 @@
     } while (0)
 #define CPU_NONNULL(op, p) CPU_CHECK((p) != NULL, "cpu %s: %s is NULL", op, #p)
 
+/* The backend's own state (eng_backend.impl). */
+typedef struct cpu_state {
+    struct cpu_dnnl *dnnl;       /* NULL when oneDNN could not start: own kernels only */
+    struct cpu_choices *choices; /* which implementation runs each shape (cpu_choice.c) */
+    void *scratch[4];            /* grow-only buffers for bf16 copies of operands */
+    size_t scratch_n[4];
+} cpu_state;
+
+/* A grow-only scratch buffer of the backend (slot < 4), 64-byte aligned;
+ * NULL with the error set when it cannot grow. Valid until the next call
+ * for the same slot. */
+void *cpu_scratch(eng_backend *b, int slot, size_t bytes);
+
 static inline int cpu_threads(const eng_backend *b) { return b->threads > 0 ? b->threads : 1; }
+
+/* ---- bf16 ---- */
+
+static inline bool cpu_bf16(const eng_backend *b) { return b->precision == ENG_PREC_BF16; }
+
+/* Round to the nearest bf16 (ties to even), kept in a float: what a bf16
+ * conversion (vcvtneps2bf16, oneDNN's reorders) keeps of x. NaN stays NaN. */
+static inline float cpu_round_bf16(float x)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {.f = x};
+    if ((v.u & 0x7F800000u) == 0x7F800000u && (v.u & 0x007FFFFFu))
+        v.u |= 0x00400000u; /* quiet NaN; its payload's top bits survive */
+    else
+        v.u += 0x7FFFu + ((v.u >> 16) & 1u);
+    v.u &= 0xFFFF0000u;
+    return v.f;
+}
+
+/* dst[i] = cpu_round_bf16(src[i]) for i < n, in parallel (cpu_bf16.c). */
+void cpu_round_bf16_array(eng_backend *b, int64_t n, const float *src, float *dst);
+
+/* A copy of the n floats at src rounded to bf16 in scratch `slot`; NULL
+ * with the error set when out of memory. */
+const float *cpu_bf16_copy(eng_backend *b, int slot, int64_t n, const float *src);
+
+/* ---- which implementation runs a shape (cpu_choice.c) ---- */
+
+typedef enum cpu_impl { CPU_IMPL_OWN = 1, CPU_IMPL_DNNL = 2 } cpu_impl;
+
+/* Runs the operation once with implementation `impl`; ENG_ENOTSUP from
+ * the oneDNN side means oneDNN cannot serve the shape. */
+typedef int (*cpu_trial_fn)(eng_backend *b, void *args, cpu_impl impl);
+
+/* The implementation for `key` (an operation and its shape, e.g.
+ * "fp32 conv_fwd n500 c16 32x32 k16 3x3 s1 p1"): the recorded choice when
+ * there is one (a restored checkpoint record, this machine's kernel file,
+ * an earlier call), else measured now by running both through `run` on the
+ * caller's arguments - which must tolerate being run again (every output
+ * overwritten, never accumulated) - and kept. */
+int cpu_choose(eng_backend *b, const char *key, cpu_trial_fn run, void *args, cpu_impl *out);
+
+struct cpu_choices *cpu_choices_new(const eng_backend *b);
+void cpu_choices_free(struct cpu_choices *c);
+int cpu_choices_record(eng_backend *b, char **text);
+int cpu_choices_restore(eng_backend *b, const char *text);
 
 /* The number of threads a loop over `work` elements should use. */
 static inline int cpu_team(const eng_backend *b, int64_t work) { return work < CPU_PAR_MIN ? 1 : cpu_threads(b); }

@@ -32,7 +32,7 @@ static int64_t ln_chunk(const eng_norm_desc *d)
 }
 
 /* One row: x (n), contiguous. */
-CPU_KERNEL static void ln_row_forward(int64_t n, float eps, const float *restrict x, const float *restrict gamma,
+CPU_KERNEL_BODY void ln_row_forward_body(int64_t n, float eps, const float *restrict x, const float *restrict gamma,
                                       const float *restrict beta, float *restrict y, float *mean_out,
                                       float *rstd_out)
 {
@@ -63,9 +63,13 @@ CPU_KERNEL static void ln_row_forward(int64_t n, float eps, const float *restric
     if (rstd_out)
         *rstd_out = r;
 }
+CPU_DISPATCH_VOID(static, ln_row_forward,
+                  (int64_t n, float eps, const float *restrict x, const float *restrict gamma,
+                   const float *restrict beta, float *restrict y, float *mean_out, float *rstd_out),
+                  (n, eps, x, gamma, beta, y, mean_out, rstd_out))
 
 /* One outer slice x (n, inner); acc is 4*inner doubles of scratch. */
-CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, const float *restrict x,
+CPU_KERNEL_BODY void ln_slice_forward_body(int64_t n, int64_t inner, float eps, const float *restrict x,
                                         const float *restrict gamma, const float *restrict beta, float *restrict y,
                                         float *restrict mean_out, float *restrict rstd_out, double *restrict acc)
 {
@@ -115,6 +119,11 @@ CPU_KERNEL static void ln_slice_forward(int64_t n, int64_t inner, float eps, con
             w[i] = ((r[i] - mf[i]) - ml[i]) * rf[i] * gj + bj;
     }
 }
+CPU_DISPATCH_VOID(static, ln_slice_forward,
+                  (int64_t n, int64_t inner, float eps, const float *restrict x, const float *restrict gamma,
+                   const float *restrict beta, float *restrict y, float *restrict mean_out, float *restrict rstd_out,
+                   double *restrict acc),
+                  (n, inner, eps, x, gamma, beta, y, mean_out, rstd_out, acc))
 
 int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                           const float *beta, float *y, float *save_mean, float *save_rstd)
@@ -155,7 +164,7 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 
 /* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
  * pg, pb (double, n entries) when gamma is set; dx may be NULL. */
-CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const float *restrict dy,
+CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, const float *restrict dy,
                                        const float *restrict gamma, float mean, float rstd, float *restrict dx,
                                        double *restrict pg, double *restrict pb)
 {
@@ -198,10 +207,14 @@ CPU_KERNEL static void ln_row_backward(int64_t n, const float *restrict x, const
         }
     }
 }
+CPU_DISPATCH_VOID(static, ln_row_backward,
+                  (int64_t n, const float *restrict x, const float *restrict dy, const float *restrict gamma,
+                   float mean, float rstd, float *restrict dx, double *restrict pg, double *restrict pb),
+                  (n, x, dy, gamma, mean, rstd, dx, pg, pb))
 
 /* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch;
  * dx may be NULL. */
-CPU_KERNEL static void ln_slice_backward(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
+CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
                                          const float *restrict gamma, const float *restrict mean,
                                          const float *restrict rstd, float *restrict dx, double *restrict pg,
                                          double *restrict pb, double *restrict acc)
@@ -247,6 +260,11 @@ CPU_KERNEL static void ln_slice_backward(int64_t n, int64_t inner, const float *
         }
     }
 }
+CPU_DISPATCH_VOID(static, ln_slice_backward,
+                  (int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
+                   const float *restrict gamma, const float *restrict mean, const float *restrict rstd,
+                   float *restrict dx, double *restrict pg, double *restrict pb, double *restrict acc),
+                  (n, inner, x, dy, gamma, mean, rstd, dx, pg, pb, acc))
 
 int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,

@@ -14,7 +14,7 @@ typedef struct adam_consts {
     bool l2, decoupled;
 } adam_consts;
 
-CPU_KERNEL static void adam_kernel(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
+CPU_KERNEL_BODY void adam_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
                                    float *restrict v, const adam_consts *k)
 {
     const float b1 = k->b1, b2 = k->b2, one_b1 = k->one_b1, one_b2 = k->one_b2, eps = k->eps, wd = k->wd;
@@ -35,6 +35,10 @@ CPU_KERNEL static void adam_kernel(int64_t n, float *restrict p, const float *re
         p[i] = pi + neg_step * (mi / denom);
     }
 }
+CPU_DISPATCH_VOID(static, adam_kernel,
+                  (int64_t n, float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                   const adam_consts *k),
+                  (n, p, g, m, v, k))
 
 int cpu_adam_step(eng_backend *b, int64_t n, float *p, const float *g, float *m, float *v, const eng_adam_args *a)
 {
@@ -76,7 +80,7 @@ int cpu_adam_step(eng_backend *b, int64_t n, float *p, const float *g, float *m,
 
 /* Three loops rather than one with branches, so that buf is never touched
  * (not even by a speculative vector load) when momentum is 0. */
-CPU_KERNEL static void sgd_kernel(int64_t n, float *restrict p, const float *restrict g, float *restrict buf,
+CPU_KERNEL_BODY void sgd_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict buf,
                                   const eng_sgd_args *a)
 {
     const float mom = a->momentum, wd = a->weight_decay, neg_lr = -a->lr;
@@ -104,6 +108,9 @@ CPU_KERNEL static void sgd_kernel(int64_t n, float *restrict p, const float *res
         }
     }
 }
+CPU_DISPATCH_VOID(static, sgd_kernel,
+                  (int64_t n, float *restrict p, const float *restrict g, float *restrict buf, const eng_sgd_args *a),
+                  (n, p, g, buf, a))
 
 int cpu_sgd_step(eng_backend *b, int64_t n, float *p, const float *g, float *buf, const eng_sgd_args *a)
 {
@@ -124,7 +131,7 @@ int cpu_sgd_step(eng_backend *b, int64_t n, float *p, const float *g, float *buf
     return 0;
 }
 
-CPU_KERNEL static double sumsq_kernel(int64_t n, const float *restrict x)
+CPU_KERNEL_BODY double sumsq_kernel_body(int64_t n, const float *restrict x)
 {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
@@ -132,6 +139,7 @@ CPU_KERNEL static double sumsq_kernel(int64_t n, const float *restrict x)
         s += (double)x[i] * (double)x[i];
     return s;
 }
+CPU_DISPATCH(static, double, sumsq_kernel, (int64_t n, const float *restrict x), (n, x))
 
 int cpu_sumsq(eng_backend *b, int64_t n, const float *x, double *sumsq)
 {
@@ -160,12 +168,13 @@ int cpu_sumsq(eng_backend *b, int64_t n, const float *x, double *sumsq)
     return 0;
 }
 
-CPU_KERNEL static void scale_kernel(int64_t n, float *restrict g, float coef)
+CPU_KERNEL_BODY void scale_kernel_body(int64_t n, float *restrict g, float coef)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++)
         g[i] *= coef;
 }
+CPU_DISPATCH_VOID(static, scale_kernel, (int64_t n, float *restrict g, float coef), (n, g, coef))
 
 int cpu_clip_by_norm(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm)
 {

@@ -4,7 +4,7 @@
 #include "engine/cpu/cpu_math.h"
 
 /* y may alias x (in place). */
-CPU_KERNEL static void softmax_row(int64_t n, const float *x, float *y)
+CPU_KERNEL_BODY void softmax_row_body(int64_t n, const float *x, float *y)
 {
     float m = x[0];
     for (int64_t j = 1; j < n; j++)
@@ -21,6 +21,7 @@ CPU_KERNEL static void softmax_row(int64_t n, const float *x, float *y)
     for (int64_t j = 0; j < n; j++)
         y[j] *= inv;
 }
+CPU_DISPATCH_VOID(static, softmax_row, (int64_t n, const float *x, float *y), (n, x, y))
 
 int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y)
 {
@@ -37,7 +38,7 @@ int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x,
 }
 
 /* dx = y * (dy - sum(dy * y)); dx may alias dy. */
-CPU_KERNEL static void softmax_back_row(int64_t n, const float *restrict y, const float *dy, float *dx)
+CPU_KERNEL_BODY void softmax_back_row_body(int64_t n, const float *restrict y, const float *dy, float *dx)
 {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
@@ -48,6 +49,8 @@ CPU_KERNEL static void softmax_back_row(int64_t n, const float *restrict y, cons
     for (int64_t j = 0; j < n; j++)
         dx[j] = y[j] * (dy[j] - dot);
 }
+CPU_DISPATCH_VOID(static, softmax_back_row, (int64_t n, const float *restrict y, const float *dy, float *dx),
+                  (n, y, dy, dx))
 
 int cpu_softmax_backward(eng_backend *b, int64_t rows, int64_t n, const float *y, const float *dy, float *dx)
 {

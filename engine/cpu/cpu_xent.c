@@ -18,7 +18,7 @@
 #define XENT_ROWS_PER_CHUNK 64
 
 /* One row; returns its loss, adds its hit to *hits. dx may alias x. */
-CPU_KERNEL static double xent_row(int64_t n, int64_t k, float scale, const float *x, int32_t label, float *dx,
+CPU_KERNEL_BODY double xent_row_body(int64_t n, int64_t k, float scale, const float *x, int32_t label, float *dx,
                                   double *hits)
 {
     float m = x[0];
@@ -46,6 +46,9 @@ CPU_KERNEL static double xent_row(int64_t n, int64_t k, float scale, const float
     }
     return nonfinite ? (double)NAN : lse - (double)xl;
 }
+CPU_DISPATCH(static, double, xent_row,
+             (int64_t n, int64_t k, float scale, const float *x, int32_t label, float *dx, double *hits),
+             (n, k, scale, x, label, dx, hits))
 
 int cpu_xent(eng_backend *b, const eng_xent_desc *d, const float *logits, const int32_t *labels, float *dlogits,
              double *acc)

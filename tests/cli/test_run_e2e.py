@@ -140,6 +140,25 @@ with tempfile.TemporaryDirectory() as tmp:
     st = con.execute("SELECT status, error FROM runs WHERE name = 'bad'").fetchone()
     check(st and st[0] == 'invalid' and 'model.units[1]' in st[1], f'invalid run recorded: {st}')
 
+    # 5b. precision bf16 on the CPU: the same model trains to nearly run 1's losses (not the same bits),
+    # the checkpoint records the kernels it chose; `devices` describes the CPU
+    b16 = os.path.join(tmp, 'mlp_bf16.yaml')
+    open(b16, 'w').write(TINY.format(name='tiny_mlp_bf16', template='mlp', model=MLP, epochs=4) + '  precision: bf16\n')
+    r = epochd('run', b16, '--db', db, '--state-dir', state, env=env)
+    check(r.returncode == 0, f'a bf16 run on the CPU exits 0 (got {r.returncode}): {r.stderr}')
+    fp = [e[1] for e in rows]
+    bf = [e[0] for e in con.execute("SELECT train_loss FROM epochs JOIN runs ON runs.id = run_id "
+                                    "WHERE name = 'tiny_mlp_bf16' ORDER BY epoch")]
+    check(len(bf) == 4 and all(abs(a - b) <= 2e-2 * a for a, b in zip(fp, bf)) and fp != bf,
+          f'bf16 losses within 2% of fp32 and not the same bits: {fp} {bf}')
+    ck16 = con.execute("SELECT checkpoint FROM runs WHERE name = 'tiny_mlp_bf16'").fetchone()[0]
+    meta = read_safetensors_header(ck16).get('__metadata__', {}) if ck16 and os.path.exists(ck16) else {}
+    check('bf16 gemm' in meta.get('kernels', ''), f'the checkpoint records the bf16 kernels: {meta.get("kernels")}')
+    r = epochd('devices', '--json')
+    cpu = json.loads(r.stdout).get('cpu', {}) if r.returncode == 0 else {}
+    check(cpu.get('isa', '').startswith('x86-64-v') and isinstance(cpu.get('bf16_native'), bool) and cpu.get('cores', 0) > 0,
+          f'devices --json describes the CPU: {cpu}')
+
     # 5. Ctrl-C after epoch 1 (the run held there by the test-only EPOCHD_TEST_HOLD, so
     # that it is still running however fast the machine is): interrupted, exit 130
     slow = os.path.join(tmp, 'slow.yaml')

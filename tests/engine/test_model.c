@@ -305,46 +305,88 @@ static void params_of(eng_trainer *t, float **out, int64_t *n)
     memcpy(*out, eng_model_param_data(m), (size_t)*n * sizeof(float)); /* CPU backend: host memory */
 }
 
+/* A private kernel file for this process's backends: the second backend of
+ * a test takes the kernels the first one measured, as a second run on the
+ * same machine does. */
+static char kernel_file[64];
+
+static void use_private_kernel_file(void)
+{
+    if (!kernel_file[0]) {
+        snprintf(kernel_file, sizeof kernel_file, "/tmp/epochd-test-kernels-XXXXXX");
+        int fd = mkstemp(kernel_file);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    setenv("EPOCHD_KERNEL_FILE", kernel_file, 1);
+}
+
+static const eng_precision precisions[] = {ENG_PREC_FP32, ENG_PREC_BF16};
+static const char *const precision_names[] = {"fp32", "", "bf16"};
+
 static void test_training_learns_and_is_deterministic(void **state)
 {
     (void)state;
-    eng_data_desc data;
-    eng_model_desc model;
-    eng_train_desc train;
-    int64_t units[2];
-    tiny_setting(&data, &model, &train, units);
-    train.epochs = 6;
-    eng_backend *b = NULL;
-    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+    use_private_kernel_file();
+    for (size_t pi = 0; pi < sizeof precisions / sizeof precisions[0]; pi++) {
+        const eng_precision prec = precisions[pi];
+        eng_data_desc data;
+        eng_model_desc model;
+        eng_train_desc train;
+        int64_t units[2];
+        tiny_setting(&data, &model, &train, units);
+        train.epochs = 6;
+        train.precision = prec;
+        /* two backends: two runs of the same spec on this machine */
+        eng_backend *b1 = NULL, *b2 = NULL;
+        assert_int_equal(eng_cpu_backend_open(2, prec, &b1), 0);
+        assert_int_equal(eng_cpu_backend_open(2, prec, &b2), 0);
 
-    eng_trainer *t1 = NULL, *t2 = NULL;
-    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t1), 0);
-    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &t2), 0);
-    eng_epoch_stats s1[6], s2[6];
-    for (int e = 0; e < 6; e++) {
-        assert_int_equal(eng_trainer_run_epoch(t1, NULL, &s1[e]), 0);
-        assert_int_equal(eng_trainer_run_epoch(t2, NULL, &s2[e]), 0);
-        assert_int_equal(s1[e].epoch, e + 1);
-        /* same seed, same threads: the same numbers, bit for bit */
-        assert_memory_equal(&s1[e].train_loss, &s2[e].train_loss, sizeof(double));
-        assert_memory_equal(&s1[e].test_acc, &s2[e].test_acc, sizeof(double));
+        eng_trainer *t1 = NULL, *t2 = NULL;
+        assert_int_equal(eng_trainer_new(&data, &model, &train, b1, &t1), 0);
+        assert_int_equal(eng_trainer_new(&data, &model, &train, b2, &t2), 0);
+        eng_epoch_stats s1[6], s2[6];
+        for (int e = 0; e < 6; e++) {
+            assert_int_equal(eng_trainer_run_epoch(t1, NULL, &s1[e]), 0);
+            assert_int_equal(eng_trainer_run_epoch(t2, NULL, &s2[e]), 0);
+            assert_int_equal(s1[e].epoch, e + 1);
+            /* same seed, same threads: the same numbers, bit for bit */
+            assert_memory_equal(&s1[e].train_loss, &s2[e].train_loss, sizeof(double));
+            assert_memory_equal(&s1[e].test_acc, &s2[e].test_acc, sizeof(double));
+        }
+        for (int e = 0; e < 6; e++)
+            print_message("%s epoch %d: train loss %.4f acc %.4f, test loss %.4f acc %.4f\n",
+                          precision_names[prec], e + 1, s1[e].train_loss, s1[e].train_acc, s1[e].test_loss,
+                          s1[e].test_acc);
+        /* it learns: loss falls, accuracy well above chance (0.25) */
+        assert_true(s1[5].train_loss < s1[0].train_loss);
+        assert_true(s1[5].test_acc > 0.6);
+        float *p1, *p2;
+        int64_t n;
+        params_of(t1, &p1, &n);
+        params_of(t2, &p2, &n);
+        assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
+        free(p1);
+        free(p2);
+        eng_trainer_free(t1);
+        eng_trainer_free(t2);
+        eng_backend_free(b1);
+        eng_backend_free(b2);
     }
-    for (int e = 0; e < 6; e++)
-        print_message("epoch %d: train loss %.4f acc %.4f, test loss %.4f acc %.4f\n", e + 1, s1[e].train_loss,
-                      s1[e].train_acc, s1[e].test_loss, s1[e].test_acc);
-    /* it learns: loss falls, accuracy well above chance (0.25) */
-    assert_true(s1[5].train_loss < s1[0].train_loss);
-    assert_true(s1[5].test_acc > 0.6);
-    float *p1, *p2;
-    int64_t n;
-    params_of(t1, &p1, &n);
-    params_of(t2, &p2, &n);
-    assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
-    free(p1);
-    free(p2);
-    eng_trainer_free(t1);
-    eng_trainer_free(t2);
-    eng_backend_free(b);
+}
+
+/* The resume test's model: a small CNN with augmentation. */
+static void resume_setting(eng_data_desc *data, eng_model_desc *model, eng_train_desc *train, int64_t *units,
+                           int64_t *ch)
+{
+    tiny_setting(data, model, train, units);
+    data->synth_shape = eng_shape3(2, 8, 8);
+    data->crop_padding = 1;
+    data->hflip = true;
+    ch[0] = 4, ch[1] = ENG_POOL_ENTRY, ch[2] = 4;
+    model->template_kind = ENG_TEMPLATE_CNN;
+    model->channels = ch;
+    model->n_channels = 3;
 }
 
 /* ---- a diverged run (issue 10, defect 4) ---- */
@@ -521,69 +563,161 @@ static void test_checkpoint_untrusted(void **state)
 
 /* A run resumed from the checkpoint of epoch 1 continues exactly as one that
  * never stopped (parameters, optimizer state, BatchNorm statistics, data
- * order, augmentation). */
+ * order, augmentation), in fp32 and in bf16. */
 static void test_checkpoint_resume_is_exact(void **state)
 {
     (void)state;
-    eng_data_desc data;
-    eng_model_desc model;
-    eng_train_desc train;
-    int64_t units[2];
-    tiny_setting(&data, &model, &train, units);
-    data.synth_shape = eng_shape3(2, 8, 8);
-    data.crop_padding = 1;
-    data.hflip = true;
-    int64_t ch[] = {4, ENG_POOL_ENTRY, 4};
-    model.template_kind = ENG_TEMPLATE_CNN;
-    model.channels = ch;
-    model.n_channels = 3;
-    eng_backend *b = NULL;
-    assert_int_equal(eng_cpu_backend_new(2, &b), 0);
+    use_private_kernel_file();
+    for (size_t pi = 0; pi < sizeof precisions / sizeof precisions[0]; pi++) {
+        const eng_precision prec = precisions[pi];
+        eng_data_desc data;
+        eng_model_desc model;
+        eng_train_desc train;
+        int64_t units[2], ch[3];
+        resume_setting(&data, &model, &train, units, ch);
+        train.precision = prec;
+        eng_backend *b = NULL;
+        assert_int_equal(eng_cpu_backend_open(2, prec, &b), 0);
 
-    char path[] = "/tmp/epochd-test-ckpt-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+        char path[] = "/tmp/epochd-test-ckpt-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
 
-    eng_trainer *straight = NULL, *first = NULL, *resumed = NULL;
-    eng_epoch_stats a[3], r;
-    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &straight), 0);
-    for (int e = 0; e < 3; e++)
-        assert_int_equal(eng_trainer_run_epoch(straight, NULL, &a[e]), 0);
+        eng_trainer *straight = NULL, *first = NULL, *resumed = NULL;
+        eng_epoch_stats a[3], r;
+        assert_int_equal(eng_trainer_new(&data, &model, &train, b, &straight), 0);
+        for (int e = 0; e < 3; e++)
+            assert_int_equal(eng_trainer_run_epoch(straight, NULL, &a[e]), 0);
 
-    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &first), 0);
-    assert_int_equal(eng_trainer_run_epoch(first, NULL, &r), 0);
-    assert_int_equal(eng_trainer_save(first, path, NULL, 0), 0);
-    eng_trainer_free(first);
+        assert_int_equal(eng_trainer_new(&data, &model, &train, b, &first), 0);
+        assert_int_equal(eng_trainer_run_epoch(first, NULL, &r), 0);
+        assert_int_equal(eng_trainer_save(first, path, NULL, 0), 0);
+        eng_trainer_free(first);
 
-    /* a trainer that has moved on (other weights, optimizer moments, BatchNorm
-     * statistics, position): loading must replace everything that matters */
-    assert_int_equal(eng_trainer_new(&data, &model, &train, b, &resumed), 0);
-    assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
-    assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
-    assert_int_equal(eng_trainer_load(resumed, path), 0);
-    assert_int_equal(eng_trainer_epochs_done(resumed), 1);
-    for (int e = 1; e < 3; e++) {
+        /* a trainer that has moved on (other weights, optimizer moments, BatchNorm
+         * statistics, position): loading must replace everything that matters */
+        assert_int_equal(eng_trainer_new(&data, &model, &train, b, &resumed), 0);
         assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
-        assert_int_equal(r.epoch, e + 1);
-        assert_memory_equal(&r.train_loss, &a[e].train_loss, sizeof(double));
-        assert_memory_equal(&r.train_acc, &a[e].train_acc, sizeof(double));
-        assert_memory_equal(&r.test_loss, &a[e].test_loss, sizeof(double));
-        assert_memory_equal(&r.test_acc, &a[e].test_acc, sizeof(double));
+        assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+        assert_int_equal(eng_trainer_load(resumed, path), 0);
+        assert_int_equal(eng_trainer_epochs_done(resumed), 1);
+        for (int e = 1; e < 3; e++) {
+            assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+            assert_int_equal(r.epoch, e + 1);
+            assert_memory_equal(&r.train_loss, &a[e].train_loss, sizeof(double));
+            assert_memory_equal(&r.train_acc, &a[e].train_acc, sizeof(double));
+            assert_memory_equal(&r.test_loss, &a[e].test_loss, sizeof(double));
+            assert_memory_equal(&r.test_acc, &a[e].test_acc, sizeof(double));
+        }
+        print_message("%s: epochs 2-3 resumed from epoch 1 equal the straight run (loss %.6f, %.6f)\n",
+                      precision_names[prec], a[1].train_loss, a[2].train_loss);
+        float *p1, *p2;
+        int64_t n;
+        params_of(straight, &p1, &n);
+        params_of(resumed, &p2, &n);
+        assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
+        assert_int_equal(eng_model_batches_tracked(eng_trainer_model(resumed)),
+                         eng_model_batches_tracked(eng_trainer_model(straight)));
+        free(p1);
+        free(p2);
+        eng_trainer_free(straight);
+        eng_trainer_free(resumed);
+        eng_backend_free(b);
+        unlink(path);
     }
-    float *p1, *p2;
-    int64_t n;
-    params_of(straight, &p1, &n);
-    params_of(resumed, &p2, &n);
-    assert_memory_equal(p1, p2, (size_t)n * sizeof(float));
-    assert_int_equal(eng_model_batches_tracked(eng_trainer_model(resumed)),
-                     eng_model_batches_tracked(eng_trainer_model(straight)));
-    free(p1);
-    free(p2);
-    eng_trainer_free(straight);
-    eng_trainer_free(resumed);
-    eng_backend_free(b);
-    unlink(path);
+}
+
+/* The kernels a run chose are part of its checkpoint, and a resumed run
+ * takes them even where this process would choose others: a run on oneDNN
+ * wherever it serves, resumed in a backend told to use our own kernels,
+ * continues bit for bit - while a straight run on our own kernels gives
+ * other bits, so the record is what made the difference. */
+static void kernel_run(eng_precision prec, const char *kernels, eng_backend **b)
+{
+    setenv("EPOCHD_KERNELS", kernels, 1);
+    assert_int_equal(eng_cpu_backend_open(2, prec, b), 0);
+    unsetenv("EPOCHD_KERNELS");
+}
+
+static void test_kernel_record_survives_resume(void **state)
+{
+    (void)state;
+    setenv("EPOCHD_KERNEL_FILE", "off", 1); /* only the record may carry the choice */
+    for (size_t pi = 0; pi < sizeof precisions / sizeof precisions[0]; pi++) {
+        const eng_precision prec = precisions[pi];
+        eng_data_desc data;
+        eng_model_desc model;
+        eng_train_desc train;
+        int64_t units[2], ch[3];
+        resume_setting(&data, &model, &train, units, ch);
+        train.precision = prec;
+        eng_backend *dn = NULL, *own = NULL, *own2 = NULL;
+        kernel_run(prec, "onednn", &dn);
+        kernel_run(prec, "own", &own);
+        kernel_run(prec, "own", &own2);
+        char path[] = "/tmp/epochd-test-kernels-ckpt-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+
+        eng_trainer *straight = NULL, *first = NULL, *resumed = NULL, *other = NULL;
+        eng_epoch_stats a[2], r, o[2];
+        assert_int_equal(eng_trainer_new(&data, &model, &train, dn, &straight), 0);
+        for (int e = 0; e < 2; e++)
+            assert_int_equal(eng_trainer_run_epoch(straight, NULL, &a[e]), 0);
+        assert_int_equal(eng_trainer_new(&data, &model, &train, dn, &first), 0);
+        assert_int_equal(eng_trainer_run_epoch(first, NULL, &r), 0);
+        assert_int_equal(eng_trainer_save(first, path, NULL, 0), 0);
+        eng_trainer_free(first);
+
+        /* the record names the shapes and oneDNN */
+        eng_st_file *f = NULL;
+        assert_int_equal(eng_st_open(path, &f), 0);
+        const char *rec = eng_st_metadata(f, "kernels");
+        assert_non_null(rec);
+        print_message("%s record: %.200s%s\n", precision_names[prec], rec, strlen(rec) > 200 ? "..." : "");
+        assert_non_null(strstr(rec, prec == ENG_PREC_BF16 ? "bf16 conv_fwd" : "fp32 conv_fwd"));
+        assert_non_null(strstr(rec, "=onednn"));
+        char *saved = strdup(rec);
+        assert_non_null(saved);
+        eng_st_close(f);
+
+        assert_int_equal(eng_trainer_new(&data, &model, &train, own, &resumed), 0);
+        assert_int_equal(eng_trainer_load(resumed, path), 0);
+        assert_int_equal(eng_trainer_run_epoch(resumed, NULL, &r), 0);
+        assert_memory_equal(&r.train_loss, &a[1].train_loss, sizeof(double));
+        assert_memory_equal(&r.test_loss, &a[1].test_loss, sizeof(double));
+        /* and the resumed backend's record holds every saved choice */
+        char *now = NULL;
+        assert_int_equal(own->ops->kernels_record(own, &now), 0);
+        for (char *tok = strtok(saved, ";"); tok; tok = strtok(NULL, ";"))
+            assert_non_null(strstr(now, tok));
+        free(now);
+        free(saved);
+
+        /* our own kernels give other bits: without the record the resume would differ */
+        assert_int_equal(eng_trainer_new(&data, &model, &train, own2, &other), 0);
+        for (int e = 0; e < 2; e++)
+            assert_int_equal(eng_trainer_run_epoch(other, NULL, &o[e]), 0);
+        assert_true(memcmp(&o[1].train_loss, &a[1].train_loss, sizeof(double)) != 0);
+        print_message("%s: resumed on a backend told 'own': epoch 2 loss %.9f = oneDNN run's %.9f "
+                      "(own kernels: %.9f)\n",
+                      precision_names[prec], r.train_loss, a[1].train_loss, o[1].train_loss);
+
+        /* a broken record is refused with its place */
+        assert_int_equal(own->ops->kernels_restore(own, "fp32 gemm nn 1x2x3=fast"), ENG_EFORMAT);
+        assert_non_null(strstr(eng_last_error(), "fp32 gemm nn 1x2x3=fast"));
+
+        eng_trainer_free(straight);
+        eng_trainer_free(resumed);
+        eng_trainer_free(other);
+        eng_backend_free(dn);
+        eng_backend_free(own);
+        eng_backend_free(own2);
+        unlink(path);
+    }
+    unsetenv("EPOCHD_KERNEL_FILE");
 }
 
 /* init_from is strict: a file missing a parameter or with a wrong shape is
@@ -639,7 +773,11 @@ int main(void)
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_checkpoint_resume_is_exact),
         cmocka_unit_test(test_checkpoint_untrusted),
+        cmocka_unit_test(test_kernel_record_survives_resume),
         cmocka_unit_test(test_weights_strict),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (kernel_file[0])
+        unlink(kernel_file);
+    return rc;
 }

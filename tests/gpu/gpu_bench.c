@@ -1,21 +1,35 @@
-/* gpu_bench: throughput of the CUDA backend.
+/* gpu_bench: throughput of the CUDA backend, and of the CPU backend.
  *
  *   gpu_bench ops    [--device cuda|cpu] [--precision LIST] [--reps N]
  *       time the heavy operations at the seed's shapes (batch 500):
  *       the mixers' linear layers and the CNN's convolutions, forward and
  *       backward, as GFLOP/s;
  *   gpu_bench models [--device cuda|cpu] [--precision LIST] [--batch B]
- *                    [--steps N] [--epochs E] [--models a,b,...]
+ *                    [--steps N] [--epochs E] [--warmup-steps W]
+ *                    [--models a,b,...] [--profile]
  *       train the six seed models (as scripts/torch_seed_models.py
  *       builds them: logits heads, the mixers' plain reshape) on synthetic
  *       3x32x32 data through the engine's trainer: N steps per epoch, E
  *       epochs, the last one reported (the first includes planning and
- *       warm-up); train images/s and evaluation images/s.
+ *       warm-up); train images/s, evaluation images/s and the training
+ *       GFLOP/s (3x the forward FLOPs per image). --warmup-steps W > 0
+ *       replaces the E - 1 warm-up epochs by W steps (then one timed
+ *       epoch); --profile adds the timed epoch's time per layer
+ *       (--profile-cpu-time: the process's CPU time, steadier on a busy
+ *       machine);
+ *   gpu_bench ceilings [--reps N]
+ *       the CPU's matrix-product rates at the seed's shapes and a square
+ *       one: OpenBLAS sgemm, oneDNN matmul in f32 and in bf16 (float32
+ *       out); the fp32 ceiling is the best f32 rate, the bf16 ceiling the
+ *       best bf16 rate.
  *
  * Prints a markdown table on stdout and one `BENCH key=value ...` line per
  * row for scripts. Needs none of libyaml, libuv or SQLite. With
  * --device cuda (the default) and no CUDA device (or no driver) it exits 77;
  * a driver that fails, or a backend that cannot be opened, exits 1. */
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +52,9 @@ typedef struct opts {
     bool cpu;
     bool prec[3];
     int reps;
-    int64_t batch, steps, epochs;
+    int64_t batch, steps, epochs, warmup_steps;
     const char *models;
+    bool profile, profile_cpu;
 } opts;
 
 static double now(void)
@@ -49,11 +64,18 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int open_backend(const opts *o, int p, eng_backend **b)
 {
     if (o->cpu) {
         const char *env = getenv("EPOCHD_THREADS"); /* as epochd run: default all cores */
-        return p == ENG_PREC_FP32 ? eng_cpu_backend_new(env ? atoi(env) : 0, b) : ENG_ENOTSUP;
+        return eng_cpu_backend_open(env ? atoi(env) : 0, (eng_precision)p, b);
     }
 #if EPOCHD_HAVE_CUDA
     return gpu_backend_new(0, (eng_precision)p, b);
@@ -175,9 +197,59 @@ static int bench_ops(const opts *o)
 
 /* ---- the six seed models through the trainer ---- */
 
+/* Warm-up of a few steps: the epoch is stopped after `left` steps. */
+typedef struct warmup {
+    int64_t left;
+    volatile sig_atomic_t stop;
+} warmup;
+
+static void warmup_progress(void *ctx, const eng_progress *p)
+{
+    warmup *w = ctx;
+    if (p->step >= w->left)
+        w->stop = 1;
+}
+
+static void print_profile(eng_trainer *t, int64_t steps, int64_t batch)
+{
+    eng_model *m = eng_trainer_model(t);
+    const eng_layer_info *layers;
+    const int n = eng_model_layers(m, &layers);
+    double *f = calloc((size_t)n + 1, sizeof *f), *bw = calloc((size_t)n + 1, sizeof *bw);
+    if (!f || !bw) {
+        free(f);
+        free(bw);
+        return;
+    }
+    eng_model_layer_times(m, f, bw);
+    double total = 0.0;
+    for (int i = 0; i < n; i++)
+        if (layers[i].depth == 1)
+            total += f[i] + bw[i];
+    printf("\n| layer | type | forward ms/step | backward ms/step | share | forward GFLOP/s |\n"
+           "|---|---|---:|---:|---:|---:|\n");
+    for (int i = 0; i < n; i++) {
+        if (f[i] + bw[i] <= 0.0)
+            continue;
+        const double fms = f[i] * 1e3 / (double)steps, bms = bw[i] * 1e3 / (double)steps;
+        const double gf = f[i] > 0 ? (double)layers[i].flops * (double)batch * (double)steps / f[i] * 1e-9 : 0.0;
+        char share[16] = "";
+        if (layers[i].depth == 1)
+            snprintf(share, sizeof share, "%.1f%%", 100.0 * (f[i] + bw[i]) / total);
+        printf("| %*s%s | %s | %.2f | %.2f | %s | %.1f |\n", 2 * (layers[i].depth - 1), "", layers[i].name,
+               layers[i].type, fms, bms, share, gf);
+        printf("BENCH kind=layer layer=%s type=%s depth=%d fwd_ms=%.4f bwd_ms=%.4f\n", layers[i].name,
+               layers[i].type, layers[i].depth, fms, bms);
+    }
+    printf("\n");
+    free(f);
+    free(bw);
+}
+
 static int bench_models(const opts *o)
 {
-    printf("| model | params | precision | train img/s | eval img/s | epoch s |\n|---|---:|---|---:|---:|---:|\n");
+    printf("| model | params | precision | train img/s | eval img/s | train GFLOP/s | epoch s |\n"
+           "|---|---:|---|---:|---:|---:|---:|\n");
     for (int i = 0; i < SEED_MODEL_COUNT; i++) {
         const seed_model *s = &seed_models[i];
         if (!seed_model_wanted(o->models, s->name))
@@ -213,8 +285,27 @@ static int bench_models(const opts *o)
             }
             eng_epoch_stats st = {0};
             int rc = 0;
-            for (int64_t e = 0; e < o->epochs && rc == 0; e++)
+            int64_t timed_epochs = o->epochs;
+            if (o->warmup_steps > 0) {
+                /* a few steps, stopped through the trainer's stop flag, then one timed epoch */
+                warmup w = {.left = o->warmup_steps};
+                eng_train_hooks h = {.ctx = &w, .progress = warmup_progress, .progress_interval = 0.0,
+                                     .stop = &w.stop};
+                rc = eng_trainer_run_epoch(t, &h, &st);
+                if (rc == ENG_EINTR || (rc == 0 && o->warmup_steps >= o->steps))
+                    rc = 0;
+                timed_epochs = 1;
+            }
+            double cpu0 = 0.0;
+            for (int64_t e = 0; e < timed_epochs && rc == 0; e++) {
+                if (o->profile && e + 1 == timed_epochs)
+                    eng_model_profile(eng_trainer_model(t), o->profile_cpu ? ENG_PROFILE_CPU_TIME : ENG_PROFILE_WALL);
+                cpu0 = cpu_seconds();
                 rc = eng_trainer_run_epoch(t, NULL, &st);
+            }
+            /* the timed epoch's CPU time per training step, evaluation included: steadier than the wall clock
+             * on a busy machine (with one thread, what an idle machine's wall clock would show) */
+            const double cpu_ms_step = (cpu_seconds() - cpu0) * 1e3 / (double)o->steps;
             if (rc < 0) {
                 fprintf(stderr, "gpu_bench: %s %s: %s\n", s->name, prec_names[p], eng_last_error());
                 eng_trainer_free(t);
@@ -224,12 +315,15 @@ static int bench_models(const opts *o)
             const double eval_s = st.seconds - st.train_seconds;
             const double eval_ips = eval_s > 0 ? (double)st.test_samples / eval_s : 0.0;
             const int64_t params = eng_model_param_count(eng_trainer_model(t));
-            printf("| %s | %lld | %s | %.0f | %.0f | %.2f |\n", s->name, (long long)params, prec_names[p],
-                   st.samples_per_sec, eval_ips, st.seconds);
+            const double gflops = 3.0 * (double)eng_model_flops(eng_trainer_model(t)) * st.samples_per_sec * 1e-9;
+            printf("| %s | %lld | %s | %.0f | %.0f | %.1f | %.2f |\n", s->name, (long long)params, prec_names[p],
+                   st.samples_per_sec, eval_ips, gflops, st.seconds);
             printf("BENCH kind=model model=%s precision=%s params=%lld train_img_s=%.1f eval_img_s=%.1f "
-                   "epoch_s=%.3f loss=%.4f\n",
+                   "epoch_s=%.3f loss=%.4f gflops=%.2f flops_per_img=%lld cpu_ms_step=%.2f\n",
                    s->name, prec_names[p], (long long)params, st.samples_per_sec, eval_ips, st.seconds,
-                   st.train_loss);
+                   st.train_loss, gflops, (long long)(3 * eng_model_flops(eng_trainer_model(t))), cpu_ms_step);
+            if (o->profile)
+                print_profile(t, st.train_samples / o->batch, o->batch);
             fflush(stdout);
             eng_trainer_free(t);
             eng_backend_free(b);
@@ -238,10 +332,158 @@ static int bench_models(const opts *o)
     return 0;
 }
 
+/* ---- the CPU's matrix-product ceilings ---- */
+
+#define DNNL_CHECK(call)                                                                                           \
+    do {                                                                                                           \
+        if ((call) != dnnl_success) {                                                                              \
+            fprintf(stderr, "gpu_bench: %s failed\n", #call);                                                      \
+            return -1.0;                                                                                           \
+        }                                                                                                          \
+    } while (0)
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of reps timed calls of run(ctx), after one untimed call. */
+static double median_time(void (*run)(void *), void *ctx, int reps)
+{
+    double t[64];
+    if (reps > 64)
+        reps = 64;
+    run(ctx);
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        run(ctx);
+        t[r] = now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    return t[reps / 2];
+}
+
+typedef struct sgemm_ctx {
+    int m, k, n;
+    float *a, *b, *c;
+} sgemm_ctx;
+
+static void run_sgemm(void *p)
+{
+    sgemm_ctx *s = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->m, s->n, s->k, 1.0f, s->a, s->k, s->b, s->n, 0.0f, s->c,
+                s->n);
+}
+
+typedef struct dnnl_ctx {
+    dnnl_primitive_t p;
+    dnnl_stream_t st;
+    dnnl_exec_arg_t args[3];
+} dnnl_ctx;
+
+static void run_dnnl(void *p)
+{
+    dnnl_ctx *d = p;
+    dnnl_primitive_execute(d->p, d->st, 3, d->args);
+    dnnl_stream_wait(d->st);
+}
+
+/* GFLOP/s of oneDNN's matmul (bf16 or f32 in, f32 out); -1 when it fails. */
+static double dnnl_rate(dnnl_engine_t eng, dnnl_stream_t st, int m, int k, int n, bool bf16, int reps,
+                        const char **impl)
+{
+    const dnnl_data_type_t t = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t da = {m, k}, db = {k, n}, dc = {m, n};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&a, 2, da, t, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b, 2, db, t, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&c, 2, dc, dnnl_f32, dnnl_ab));
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd;
+    DNNL_CHECK(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c));
+    DNNL_CHECK(dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL));
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl);
+    dnnl_ctx d = {.st = st};
+    dnnl_memory_t ma, mb, mc;
+    DNNL_CHECK(dnnl_primitive_create(&d.p, pd));
+    DNNL_CHECK(dnnl_memory_create(&ma, &a, eng, DNNL_MEMORY_ALLOCATE));
+    DNNL_CHECK(dnnl_memory_create(&mb, &b, eng, DNNL_MEMORY_ALLOCATE));
+    DNNL_CHECK(dnnl_memory_create(&mc, &c, eng, DNNL_MEMORY_ALLOCATE));
+    d.args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, ma};
+    d.args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mb};
+    d.args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mc};
+    const double sec = median_time(run_dnnl, &d, reps);
+    *impl = strdup(*impl ? *impl : "?"); /* the primitive descriptor owns the string */
+    dnnl_primitive_destroy(d.p);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(ma);
+    dnnl_memory_destroy(mb);
+    dnnl_memory_destroy(mc);
+    return 2.0 * m * k * n / sec * 1e-9;
+}
+
+static int bench_ceilings(const opts *o)
+{
+    const char *env = getenv("EPOCHD_THREADS");
+    eng_backend *b = NULL; /* only to size the OpenMP team as the backend does */
+    if (eng_cpu_backend_new(env ? atoi(env) : 0, &b) < 0) {
+        fprintf(stderr, "gpu_bench: %s\n", eng_last_error());
+        return 1;
+    }
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&st, eng, dnnl_stream_default_flags) != dnnl_success) {
+        fprintf(stderr, "gpu_bench: oneDNN cannot start\n");
+        eng_backend_free(b);
+        return 1;
+    }
+    static const int shapes[][3] = {{32000, 128, 128}, {64000, 64, 64}, {128000, 192, 192}, {2048, 2048, 2048}};
+    double best[3] = {0, 0, 0};
+    printf("| M x K x N (%d threads) | OpenBLAS sgemm | oneDNN f32 | oneDNN bf16 |\n|---|---:|---:|---:|\n",
+           b->threads);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        sgemm_ctx s = {m, k, n, calloc((size_t)m * k, 4), calloc((size_t)k * n, 4), calloc((size_t)m * n, 4)};
+        if (!s.a || !s.b || !s.c) {
+            fprintf(stderr, "gpu_bench: out of memory\n");
+            return 1;
+        }
+        const double blas = 2.0 * m * k * n / median_time(run_sgemm, &s, o->reps) * 1e-9;
+        free(s.a);
+        free(s.b);
+        free(s.c);
+        const char *impl_f = NULL, *impl_b = NULL;
+        const double f32 = dnnl_rate(eng, st, m, k, n, false, o->reps, &impl_f);
+        const double bf16 = dnnl_rate(eng, st, m, k, n, true, o->reps, &impl_b);
+        printf("| %dx%dx%d | %.1f | %.1f (%s) | %.1f (%s) |\n", m, k, n, blas, f32, impl_f ? impl_f : "-", bf16,
+               impl_b ? impl_b : "-");
+        printf("BENCH kind=ceiling shape=%dx%dx%d sgemm=%.1f onednn_f32=%.1f onednn_bf16=%.1f impl_f32=%s "
+               "impl_bf16=%s\n",
+               m, k, n, blas, f32, bf16, impl_f ? impl_f : "-", impl_b ? impl_b : "-");
+        best[0] = blas > best[0] ? blas : best[0];
+        best[1] = f32 > best[1] ? f32 : best[1];
+        best[2] = bf16 > best[2] ? bf16 : best[2];
+        free((void *)impl_f);
+        free((void *)impl_b);
+    }
+    const double fp32 = best[0] > best[1] ? best[0] : best[1];
+    printf("\nceilings: fp32 %.1f GFLOP/s (best of OpenBLAS and oneDNN f32), bf16 %.1f GFLOP/s (oneDNN)\n", fp32,
+           best[2]);
+    printf("BENCH kind=ceilings fp32=%.1f bf16=%.1f sgemm=%.1f onednn_f32=%.1f threads=%d\n", fp32, best[2], best[0],
+           best[1], b->threads);
+    dnnl_stream_destroy(st);
+    dnnl_engine_destroy(eng);
+    eng_backend_free(b);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gpu_bench ops|models [--device cuda|cpu] [--precision fp32,tf32,bf16] [--reps N]\n"
-               "                 [--batch B] [--steps N] [--epochs E] [--models name,...]\n");
+    fprintf(f, "usage: gpu_bench ops|models|ceilings [--device cuda|cpu] [--precision fp32,tf32,bf16] [--reps N]\n"
+               "                 [--batch B] [--steps N] [--epochs E] [--warmup-steps W] [--models name,...]\n"
+               "                 [--profile | --profile-cpu-time]\n");
 }
 
 int main(int argc, char **argv)
@@ -275,20 +517,29 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--epochs") && v) {
             o.epochs = atoll(v);
             i++;
+        } else if (!strcmp(a, "--warmup-steps") && v) {
+            o.warmup_steps = atoll(v);
+            i++;
         } else if (!strcmp(a, "--models") && v) {
             o.models = v;
             i++;
+        } else if (!strcmp(a, "--profile")) {
+            o.profile = true;
+        } else if (!strcmp(a, "--profile-cpu-time")) {
+            o.profile = o.profile_cpu = true;
         } else {
             usage(stderr);
             return 64;
         }
     }
-    if (o.reps < 1 || o.batch < 1 || o.steps < 1 || o.epochs < 1) {
+    if (o.reps < 1 || o.batch < 1 || o.steps < 1 || o.epochs < 1 || o.warmup_steps < 0) {
         usage(stderr);
         return 64;
     }
+    if (!strcmp(argv[1], "ceilings"))
+        return bench_ceilings(&o) ? 1 : 0; /* the CPU's */
     if (o.cpu) {
-        o.prec[1] = o.prec[2] = false; /* the CPU computes in fp32 only */
+        o.prec[1] = false; /* tf32 is a GPU format; the CPU computes in fp32 or bf16 */
     } else {
 #if EPOCHD_HAVE_CUDA
         gpu_device_info info;

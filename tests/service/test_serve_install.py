@@ -32,7 +32,8 @@ with tempdir() as tmp:
     unit = open(os.path.join(stage, 'etc/systemd/system/epochd.service')).read()
     for line in ['Type=notify', 'WatchdogSec=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes',
                  'PrivateTmp=yes', 'StateDirectory=epochd', 'User=epochd', 'RestrictAddressFamilies=AF_UNIX',
-                 'MemoryDenyWriteExecute=yes', 'Restart=on-failure', 'KillMode=mixed',
+                 'MemoryDenyWriteExecute=no', 'EPOCHD_KERNEL_FILE=/var/lib/epochd/', 'Restart=on-failure',
+                 'KillMode=mixed',
                  'ExecStart=/usr/local/bin/epochd serve --config /etc/epochd/epochd.yaml']:
         check(line in unit, f'the unit has {line}')
     stop = [int(l.split('=')[1]) for l in unit.splitlines() if l.startswith('TimeoutStopSec=')]

@@ -1,0 +1,50 @@
+/* Private to the CPU backend: convolutions and matrix products through
+ * oneDNN, in float32 or with bf16 inputs (float32 accumulation and outputs).
+ *
+ * The operation table's tensors are plain float32 (NCHW, row-major); oneDNN
+ * is fastest on its own blocked layouts and, for bf16, on bf16 inputs. Each
+ * call therefore reorders what it reads into the layout and type the
+ * primitive wants, runs it, and reorders what it wrote back. Primitives and
+ * reorders are created once per shape (a plan) and kept. A plan whose best
+ * implementation is one of oneDNN's reference kernels (what it offers where
+ * the CPU lacks an instruction set, e.g. bf16 on AVX2) is refused with
+ * ENG_ENOTSUP: the caller then uses its own kernels.
+ *
+ * Determinism: oneDNN's CPU primitives give the same bits for the same
+ * shapes, thread count and instruction set (its documented run-to-run
+ * reproducibility); nothing here adds an order that depends on timing. */
+#ifndef ENG_CPU_DNNL_H
+#define ENG_CPU_DNNL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/backend.h"
+
+typedef struct cpu_dnnl cpu_dnnl;
+
+/* NULL (with the reason in eng_last_error) when oneDNN cannot make an
+ * engine; the backend then runs its own kernels only. */
+cpu_dnnl *cpu_dnnl_new(void);
+void cpu_dnnl_free(cpu_dnnl *c);
+
+/* What oneDNN runs on this CPU (after ONEDNN_MAX_CPU_ISA): its instruction
+ * set ("avx512_core_bf16"), whether its bf16 kernels use bf16 instructions
+ * (AVX512-BF16 or AMX) rather than an emulation, and whether it has AMX. */
+const char *cpu_dnnl_isa_name(void);
+bool cpu_dnnl_bf16_native(void);
+bool cpu_dnnl_amx(void);
+
+/* The operations, with the contracts of backend.h; bf16 rounds the inputs
+ * (x, w, dy, A, B) to bf16. ENG_ENOTSUP: oneDNN has no usable kernel for
+ * this shape (nothing was written). gemm supports alpha = 1, beta = 0. */
+int cpu_dnnl_conv_forward(eng_backend *b, const eng_conv_desc *d, bool bf16, const float *x, const float *w,
+                          const float *bias, float *y);
+int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *db);
+int cpu_dnnl_gemm(eng_backend *b, const eng_gemm_desc *d, bool bf16, const float *A, const float *B, float *C);
+
+/* The implementation oneDNN chose for the last plan used ("brg:avx512_core"). */
+const char *cpu_dnnl_last_impl(const cpu_dnnl *c);
+
+#endif
