@@ -63,13 +63,20 @@ const db_board_row *cli_status_board_row(const db_board *b, int64_t id)
     return b ? row_of(b, id) : NULL;
 }
 
-const db_plan *cli_status_plan(const cli_status *s, int64_t id)
+int cli_plans_load(db *d, db_plan_list **out)
 {
-    for (size_t i = 0; s->plans && i < s->plans->n; i++)
-        if (s->plans->plans[i].run_id == id)
-            return &s->plans->plans[i];
+    return db_plans_list(d, DB_STATUS_BIT(DB_QUEUED) | DB_STATUS_BIT(DB_RUNNING), out);
+}
+
+const db_plan *cli_plan_find(const db_plan_list *l, int64_t id)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        if (l->plans[i].run_id == id)
+            return &l->plans[i];
     return NULL;
 }
+
+const db_plan *cli_status_plan(const cli_status *s, int64_t id) { return cli_plan_find(s->plans, id); }
 
 time_t cli_status_time(const char *iso)
 {
@@ -342,7 +349,7 @@ int cli_status_load(db *d, bool all, long recent, cli_status *s)
         !(all || recent > 0 ? (rc = db_runs_list(d, &ff, DB_ORDER_RECENT, &s->finished)) : 0))
         rc = db_leaderboard(d, NULL, &s->board);
     if (!rc)
-        rc = db_plans_list(d, DB_STATUS_BIT(DB_QUEUED) | DB_STATUS_BIT(DB_RUNNING), &s->plans);
+        rc = cli_plans_load(d, &s->plans);
     if (rc) {
         db_rollback(d);
     } else {

@@ -54,6 +54,10 @@ int cli_status_print_json(const cli_status *s, const char *db_file, FILE *f);
 /* ---- shared by the two renderings ---- */
 
 const db_plan *cli_status_plan(const cli_status *s, int64_t id); /* NULL: none */
+/* The plans of the runs a plan speaks of (queued and running), inside the
+ * caller's read transaction, so that every view shows the same ETA. */
+int cli_plans_load(db *d, db_plan_list **out);
+const db_plan *cli_plan_find(const db_plan_list *l, int64_t id); /* NULL: none */
 /* Seconds a running run still needs (its measured epochs), or NAN. */
 double cli_status_eta(const db_run *r, const db_board_row *b);
 /* An ISO-8601 UTC timestamp as time_t; -1 if it does not parse. */

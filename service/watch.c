@@ -126,6 +126,8 @@ bool svc_watch_has(const svc_watch *w, const char *path)
 
 size_t svc_watch_pending(const svc_watch *w) { return w->n_pending; }
 
+static void file_free(wfile *f);
+
 static void handle_closed(uv_handle_t *h)
 {
     svc_watch *w = h->data;
@@ -138,6 +140,8 @@ static void handle_closed(uv_handle_t *h)
     if (--w->open_handles == 0 && w->closing) {
         void (*done)(void *) = w->done;
         void *ctx = w->done_ctx;
+        for (svc_map_iter it = svc_map_begin(&w->files); svc_map_next(&it);)
+            file_free(it.value);
         svc_map_free(&w->files);
         svc_map_free(&w->dirs);
         free(w->root);
@@ -346,6 +350,8 @@ static void on_settle(uv_timer_t *t)
     uint64_t now = uv_now(w->loop), t0 = uv_hrtime();
     for (svc_map_iter it = svc_map_begin(&w->files); svc_map_next(&it);) {
         wfile *f = it.value;
+        if (w->closing)
+            return;
         if (!f->pending || now < f->retry_at)
             continue;
         /* hundreds of files at once: keep the loop responsive, go on at the next tick */
@@ -466,6 +472,8 @@ static void dir_remove_tree(svc_watch *w, const char *top_in)
         return;
     for (svc_map_iter it = svc_map_begin(&w->files); svc_map_next(&it);) {
         wfile *f = it.value;
+        if (w->closing)
+            break;
         if (under(f->dir, top))
             file_remove(w, f);
     }
@@ -526,6 +534,8 @@ static void scan_entry(svc_watch *w, wdir *d, int dfd, const char *name, unsigne
 
 static void scan_dir(svc_watch *w, wdir *d, unsigned gen, bool recurse, int depth)
 {
+    if (w->closing) /* a callback during this scan closed the watcher */
+        return;
     d->gen = gen;
     if (depth > MAX_DEPTH) {
         svc_log(SVC_LOG_WARNING, "%s/%s: folders nested deeper than %d levels are not watched", w->root, d->rel,
@@ -581,6 +591,8 @@ static void sweep(svc_watch *w, const char *top, unsigned gen, bool full)
 {
     for (svc_map_iter it = svc_map_begin(&w->files); svc_map_next(&it);) {
         wfile *f = it.value;
+        if (w->closing)
+            return;
         if (f->gen != gen && (full || !strcmp(f->dir, top)))
             file_remove(w, f);
     }
@@ -758,9 +770,10 @@ void svc_watch_close(svc_watch *w, void (*done)(void *ctx), void *ctx)
     w->closing = true;
     w->done = done;
     w->done_ctx = ctx;
-    for (svc_map_iter it = svc_map_begin(&w->files); svc_map_next(&it);)
-        file_free(it.value);
-    svc_map_free(&w->files);
+    /* Files are freed with the watcher, once the last handle has closed: a
+     * callback (a fatal error in file_ready, say) may close the watcher while
+     * on_settle or sweep walks the files, and they must find them intact.
+     * Those walks stop at `closing`; nothing is handed on after it. */
     for (svc_map_iter it = svc_map_begin(&w->dirs); svc_map_next(&it);)
         uv_close((uv_handle_t *)&((wdir *)it.value)->h, handle_closed);
     svc_map_free(&w->dirs);

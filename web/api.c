@@ -75,10 +75,10 @@ int web_json_error(web_request *rq, int status, const char *msg)
     return send_json(rq, o, status);
 }
 
-static json_t *progress_json(const db_run *r, const db_board_row *b)
+static json_t *progress_json(const db_run *r, const db_board_row *b, const db_plan *plan)
 {
     cli_progress p;
-    cli_status_progress(r, b, NULL, time(NULL), &p);
+    cli_status_progress(r, b, plan, time(NULL), &p);
     json_t *o = json_object();
     if (o && (jset(o, "live", json_boolean(p.live)) || jset(o, "epoch", json_integer(p.epoch)) ||
               jset(o, "epoch_fraction", jnum(p.epoch_fraction)) || jset(o, "fraction", jnum(p.total_fraction)) ||
@@ -92,12 +92,12 @@ static json_t *progress_json(const db_run *r, const db_board_row *b)
 }
 
 /* What the dashboard adds to compare's object of run r. */
-static int add_run_fields(json_t *o, const db_run *r, const db_board_row *b)
+static int add_run_fields(json_t *o, const db_run *r, const db_board_row *b, const db_plan *plan)
 {
     return jset(o, "device", jstr(r->device)) || jset(o, "requested_device", jstr(r->requested_device)) ||
            jset(o, "spec_path", jstr(r->spec_path)) || jset(o, "note", jstr(r->note)) ||
            jset(o, "error", jstr(r->error)) || jset(o, "attempts", json_integer(r->attempts)) ||
-           jset(o, "started_at", jstr(r->started_at)) || jset(o, "progress", progress_json(r, b));
+           jset(o, "started_at", jstr(r->started_at)) || jset(o, "progress", progress_json(r, b, plan));
 }
 
 static int by_id(const void *x, const void *y)
@@ -114,10 +114,11 @@ static int runs_json(web_request *rq, const db_filter *f, json_t **out)
     cli_comparison *c = NULL;
     db_run_list *runs = NULL;
     db_board *board = NULL;
+    db_plan_list *plans = NULL;
     int rc = db_begin_read(rq->db);
     if (rc == 0 && (rc = cli_comparison_load_filter(rq->db, f, CLI_SORT_BEST, false, &c)) == 0 &&
-        (rc = db_runs_list(rq->db, f, DB_ORDER_ID, &runs)) == 0)
-        rc = db_leaderboard(rq->db, f, &board);
+        (rc = db_runs_list(rq->db, f, DB_ORDER_ID, &runs)) == 0 && (rc = db_leaderboard(rq->db, f, &board)) == 0)
+        rc = cli_plans_load(rq->db, &plans);
     if (rc == 0)
         rc = db_commit(rq->db);
     else
@@ -143,7 +144,7 @@ static int runs_json(web_request *rq, const db_filter *f, json_t **out)
                 for (size_t k = 0; k < runs->n && !r; k++) /* both by id: this is a merge */
                     if (runs->runs[k].id == id)
                         r = &runs->runs[k];
-                if (r && add_run_fields(items[i], r, cli_status_board_row(board, id)))
+                if (r && add_run_fields(items[i], r, cli_status_board_row(board, id), cli_plan_find(plans, id)))
                     rc = svc_error(SVC_ENOMEM, "out of memory");
                 if (json_array_append(sorted, items[i]))
                     rc = svc_error(SVC_ENOMEM, "out of memory");
@@ -160,6 +161,7 @@ static int runs_json(web_request *rq, const db_filter *f, json_t **out)
     json_decref(arr);
     db_run_list_free(runs);
     db_board_free(board);
+    db_plan_list_free(plans);
     return rc;
 }
 

@@ -82,6 +82,8 @@ static void run_labels(FILE *f, const db_run *r)
     fputs("\"}", f);
 }
 
+/* Running runs only: their progress comes from their epochs, the plan (NULL
+ * here) speaks only of queued ones. */
 static void running_runs(FILE *f, const db_run_list *l, const db_board *b)
 {
     family(f, "epochd_run_images_per_second", "gauge", "Training rate of each running run, as epochd status shows it.");

@@ -22,6 +22,7 @@ typedef struct run_view {
     db_epoch *epochs;
     size_t n_epochs;
     cli_curves *curves;
+    db_plan_list *plans; /* the planner's word, for a queued run's ETA and note */
     cli_progress p;
 } run_view;
 
@@ -31,6 +32,7 @@ static void free_view(run_view *v)
     db_board_free(v->board);
     free(v->epochs);
     cli_curves_free(v->curves);
+    db_plan_list_free(v->plans);
 }
 
 /* Everything from one read transaction; DB_ENOTFOUND when there is no such run. */
@@ -40,8 +42,9 @@ static int load(web_request *rq, int64_t id, run_view *v)
     db_filter f = {.run_id = id};
     int rc = db_begin_read(rq->db);
     if (rc == 0 && (rc = db_run_get(rq->db, id, &v->r)) == 0 && (rc = db_leaderboard(rq->db, &f, &v->board)) == 0 &&
-        (rc = db_epochs_get(rq->db, id, &v->epochs, &v->n_epochs)) == 0)
-        rc = cli_curves_load_filter(rq->db, &f, -1, false, NULL, &v->curves);
+        (rc = db_epochs_get(rq->db, id, &v->epochs, &v->n_epochs)) == 0 &&
+        (rc = cli_curves_load_filter(rq->db, &f, -1, false, NULL, &v->curves)) == 0)
+        rc = cli_plans_load(rq->db, &v->plans);
     if (rc == 0)
         rc = db_commit(rq->db);
     else
@@ -50,7 +53,8 @@ static int load(web_request *rq, int64_t id, run_view *v)
         free_view(v);
         return rc;
     }
-    cli_status_progress(v->r, v->board->n ? &v->board->rows[0] : NULL, NULL, time(NULL), &v->p);
+    cli_status_progress(v->r, v->board->n ? &v->board->rows[0] : NULL, cli_plan_find(v->plans, id), time(NULL),
+                        &v->p);
     return 0;
 }
 

@@ -53,9 +53,13 @@ def fill(tmp):
     for e in (1, 2):
         con.execute('INSERT INTO epochs (run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds,'
                     ' samples_per_sec) VALUES (?, ?, 1.0, 0.5, 1.1, ?, 0.001, 20.0, 1200.0)', (live, e, 0.4 + e / 10))
-    con.execute("INSERT INTO runs (name, spec_path, spec, status, requested_device, epochs_planned, created_at)"
-                " VALUES ('waiting', 'exp/w.yaml', 'name: waiting', 'queued', 'cuda:3', 5,"
-                " '2020-01-01T00:00:00.000Z')")
+    cur = con.execute("INSERT INTO runs (name, spec_path, spec, status, requested_device, epochs_planned,"
+                      " created_at) VALUES ('waiting', 'exp/w.yaml', 'name: waiting', 'queued', 'cuda:3', 5,"
+                      " '2020-01-01T00:00:00.000Z')")
+    # the planner's word on it (as service/placement.c writes it): every view's ETA and note come from it
+    con.execute("INSERT INTO plans (run_id, device, start_at, finish_at, seconds, cpu_seconds, planned_at)"
+                " VALUES (?, 'cuda:3', '2099-01-01T00:00:00.000Z', '2099-01-01T02:00:00.000Z', 7200, 36000,"
+                f" {now})", (cur.lastrowid,))
     # hostile text everywhere a user's text goes
     con.execute(f"INSERT INTO runs (name, spec_path, spec, status, error, created_at, finished_at)"
                 f" VALUES (?, ?, ?, 'invalid', ?, {now}, {now})", (HOSTILE_NAME, HOSTILE_PATH, HOSTILE_SPEC,

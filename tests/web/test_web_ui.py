@@ -5,10 +5,12 @@ prometheus_client's, escaping of names/errors/specs that are HTML and
 JavaScript, the guard (methods, limits, Host, traversal, token), and that
 nothing is ever written."""
 import hashlib
+import html
 import html.parser
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -174,6 +176,21 @@ def test_escaping(ui, db):
     check(any(o['name'] == fill_db.HOSTILE_NAME for o in r.json()), 'the JSON API keeps the name as it is')
 
 
+def test_plan_everywhere(ui, db):
+    # a queued run with a plan: the API, the run page and `status --json` say the same ETA and note
+    rid = fill_db.q(db, "SELECT id FROM runs WHERE name = 'waiting'")[0][0]
+    st = subprocess.run([w.EPOCHD, 'status', '--db', db, '--json'], stdout=subprocess.PIPE, text=True)
+    want = [o for o in json.loads(st.stdout)['queued'] if o['id'] == rid][0]
+    got = w.request(ui.host, ui.port, f'/api/runs/{rid}').json()['progress']
+    check(want['note'] and 'cuda:3' in want['note'] and want['plan']['device'] == 'cuda:3',
+          f'status --json shows the plan: {want}')
+    check(abs(got['eta_seconds'] - want['eta_seconds']) < 5, f'ETA: API {got["eta_seconds"]}, status {want}')
+    digits = lambda s: re.sub(r'[0-9]+', 'N', s or '')
+    check(digits(got['note']) == digits(want['note']), f'note: API {got["note"]!r}, status {want["note"]!r}')
+    page = w.request(ui.host, ui.port, f'/runs/{rid}').text
+    check(html.escape(want['note'].split(',')[0]) in page, f'the run page shows the plan\'s note {want["note"]!r}')
+
+
 def test_pages_numbers(ui, db):
     page = w.request(ui.host, ui.port, '/').text
     for rid, best, final, params in fill_db.q(db, 'SELECT id, best_test_acc, final_test_acc, params FROM leaderboard'):
@@ -326,8 +343,8 @@ def main():
         ui = w.Ui(db, tmp)
         try:
             if ui.url:
-                for t in (test_compare_api, test_runs_api, test_metrics, test_escaping, test_pages_numbers,
-                          test_guard):
+                for t in (test_compare_api, test_runs_api, test_plan_everywhere, test_metrics, test_escaping,
+                          test_pages_numbers, test_guard):
                     t(ui, db)
                 test_plot_same_code(ui, db, tmp)
         finally:  # also when a test raised: no server is left behind
