@@ -251,7 +251,8 @@ def memory():
             sv.start()
             # m1 and m2 are alike: whichever the queue has first starts, the other waits for memory
             def waiting_one(r):
-                if not r['huge_cuda']['note'] or r['huge']['status'] == 'queued':
+                # the first service's note ("no cuda device is enabled") stays until this one's pass reaches it
+                if 'GPU memory' not in (r['huge_cuda']['note'] or '') or r['huge']['status'] == 'queued':
                     return None
                 w = [x for x in (r['m1'], r['m2']) if x['note'] and 'memory' in x['note']]
                 return (r, w[0]) if w else None
