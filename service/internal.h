@@ -67,6 +67,7 @@ struct svc_service {
     char last_status[512];
     int exit_code;           /* SVC_E* of a fatal condition; 0 */
     struct svc_observe *obs; /* what other threads may see (observe.h) */
+    struct svc_datafetch *datafetch; /* datasets fetched for data.download (datafetch.h) */
 };
 
 /* service.c */
