@@ -84,8 +84,8 @@ int svc_config_defaults(svc_config *c)
     c->max_nodes = o.max_nodes;
     c->max_combinations = o.max_combinations;
     c->executor = SVC_EXECUTOR_LOCAL;
-    if (svc_slurm_config_defaults(&c->slurm) < 0 || svc_data_config_defaults(&c->data) < 0 || !c->experiments || !c->db_path || !c->state_dir ||
-        !c->devices) {
+    if (svc_slurm_config_defaults(&c->slurm) < 0 || svc_data_config_defaults(&c->data) < 0 || !c->experiments ||
+        !c->db_path || !c->state_dir || !c->devices) {
         svc_config_free(c);
         return SVC_ENOMEM;
     }

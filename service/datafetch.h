@@ -25,8 +25,7 @@ struct svc_service;
  * queue forgotten. */
 void svc_datafetch_scan(struct svc_service *sv, const db_run_list *q);
 /* True, with the note, when the run waits for its dataset. */
-bool svc_datafetch_waits(struct svc_service *sv, int64_t run_id, char *note,
-                         size_t len);
+bool svc_datafetch_waits(struct svc_service *sv, int64_t run_id, char *note, size_t len);
 /* The service stops: SIGTERM to every fetch (SIGKILL after stop_timeout_s),
  * no more retries. The loop ends once they have exited. */
 void svc_datafetch_stop(struct svc_service *sv);

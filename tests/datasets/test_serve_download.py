@@ -236,6 +236,18 @@ data_fetch_attempts: 2
     check(len(requests(state, "mnist")) - n_before == 4, "D: four files downloaded")
     r = subprocess.run([EPOCHD, "check", sp], capture_output=True, text=True, env=env)
     check(r.returncode == 0 and "will be fetched" not in r.stdout, "D: check once it is there: no fetch mentioned")
+
+    # ---- E. the data_* config keys: bad values are located errors (exit 64) ----
+    cfg = os.path.join(d, "bad-config.yaml")
+    with open(cfg, "w") as f:
+        f.write("experiments: exp\ndb: x.db\nstate_dir: st\ndata_mirror: nourl\ndata_manifest: nothere.yaml\n"
+                "data_fetch_attempts: 0\ndata_retry: 3\n")
+    r = subprocess.run([EPOCHD, "serve", "--config", cfg], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 64, f"E: a bad data_* setting: exit 64 ({r.returncode})")
+    for want in ("bad-config.yaml:4:14: data_mirror: expected a URL", "bad-config.yaml:5:16: data_manifest:",
+                 "bad-config.yaml:6:22: data_fetch_attempts: expected an integer from 1",
+                 "data_retry: unknown key (did you mean 'data_retry_s'?)"):
+        check(want in r.stderr, f"E: located: {want} ({r.stderr.strip()})")
     state.release.set()
     server.shutdown()
 
