@@ -47,6 +47,8 @@ static int check_one(const char *path, const spec_options *opt)
             printf("  %-24s %s: ", e->name, e->sweep_json ? e->sweep_json : "{}");
             if (e->spec) {
                 print_params(stdout, e->spec->params);
+                if (e->spec->download_missing)
+                    printf("; %s will be fetched", eng_dataset_names[e->spec->data.dataset]);
                 ok++;
             } else {
                 printf("invalid (%d problem%s)", e->diags.n, e->diags.n == 1 ? "" : "s");
@@ -57,6 +59,10 @@ static int check_one(const char *path, const spec_options *opt)
     } else if (spec_file_valid(f)) {
         printf("%s: ", path);
         print_params(stdout, f->entries[0].spec->params);
+        const spec *sp = f->entries[0].spec;
+        if (sp->download_missing) /* valid: the dataset is fetched before the run trains */
+            printf("; %s is not in %s yet: it will be fetched (data.download)", eng_dataset_names[sp->data.dataset],
+                   sp->data.root);
         printf("\n");
     }
     int rc = spec_file_valid(f) ? EX_OK : EX_DATAERR;

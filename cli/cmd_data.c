@@ -396,6 +396,18 @@ static int cmd_list(int argc, char **argv)
     return code;
 }
 
+int cli_data_fetch_for_run(const char *name, const char *root)
+{
+    const char *manifest = getenv("EPOCHD_DATA_MANIFEST");
+    char *av[] = {"fetch", (char *)name, "--root", (char *)root, "--manifest", (char *)manifest, NULL};
+    if (!manifest || !*manifest)
+        av[4] = NULL;
+    int ac = 0;
+    while (av[ac])
+        ac++;
+    return cmd_fetch(ac, av);
+}
+
 int cli_cmd_data(int argc, char **argv)
 {
     const char *sub = argc >= 2 ? argv[1] : "";

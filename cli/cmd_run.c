@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db/db.h"
@@ -236,6 +237,23 @@ int cli_cmd_run(int argc, char **argv)
         record_invalid(d, sf, path);
         code = EX_DATAERR;
     } else {
+        /* data.download: the missing dataset first, with its progress bar */
+        for (int i = 0; i < sf->n_entries && code == EX_OK; i++) {
+            const spec *s = sf->entries[i].spec;
+            struct stat st;
+            if (!s->download_missing || stat(s->data.root, &st) == 0)
+                continue;
+            char root[sizeof s->data.root];
+            snprintf(root, sizeof root, "%s", s->data.root);
+            char *slash = strrchr(root, '/');
+            if (slash && slash != root)
+                *slash = '\0';
+            fprintf(stderr, "epochd run: %s is not in %s: fetching it (data.download)\n",
+                    eng_dataset_names[s->data.dataset], root);
+            code = cli_data_fetch_for_run(eng_dataset_names[s->data.dataset], root);
+        }
+    }
+    if (code == EX_OK && spec_file_valid(sf)) {
         struct sigaction sa = {.sa_handler = on_signal};
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);

@@ -23,6 +23,7 @@ static void on_signal(int sig)
 static const char usage_text[] =
     "usage: epochd worker --spec-file FILE [--spec-path PATH] --key KEY --state-dir DIR\n"
     "                     [--device D] [--epochs N] [--threads N] [--resume] [--data-root DIR]...\n"
+    "                     [--download-root DIR]\n"
     "Internal: runs one run and reports JSON lines on stdout (used by `epochd serve`).\n";
 
 int cli_cmd_worker(int argc, char **argv)
@@ -34,7 +35,8 @@ int cli_cmd_worker(int argc, char **argv)
         {"key", required_argument, NULL, 'k'},       {"state-dir", required_argument, NULL, 's'},
         {"device", required_argument, NULL, 'D'},    {"epochs", required_argument, NULL, 'e'},
         {"threads", required_argument, NULL, 't'},   {"resume", no_argument, NULL, 'r'},
-        {"data-root", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+        {"data-root", required_argument, NULL, 'R'}, {"download-root", required_argument, NULL, 'W'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     cli_parser p = cli_parser_start("worker", usage_text, argc, argv, "", opts);
@@ -49,6 +51,7 @@ int cli_cmd_worker(int argc, char **argv)
         case 'e': cli_positive_i64(&p, &a.epochs); break;
         case 't': cli_positive_int(&p, &a.threads); break;
         case 'r': a.resume = true; break;
+        case 'W': a.download_root = optarg; break;
         case 'R':
             if (a.n_data_roots == MAX_DATA_ROOTS)
                 cli_bad(&p, "at most %d --data-root", MAX_DATA_ROOTS);

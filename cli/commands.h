@@ -17,6 +17,10 @@ int cli_exit_status_db(int db_code);
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_summary(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
+/* `epochd data fetch NAME --root ROOT` in the foreground, for `epochd run` on a
+ * spec with data.download whose dataset is missing ($EPOCHD_DATA_MIRROR and
+ * $EPOCHD_DATA_MANIFEST apply); an exit status. */
+int cli_data_fetch_for_run(const char *name, const char *root);
 int cli_cmd_worker(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_ui(int argc, char **argv);

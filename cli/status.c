@@ -165,6 +165,13 @@ void cli_status_device(const db_run *r, char *buf, size_t len)
         snprintf(buf, len, "%s", r->device ? r->device : "-");
 }
 
+const db_plan *cli_status_queued_plan(const db_run *r, const db_plan *plan)
+{
+    if (r->status != DB_QUEUED || !plan || !plan->device)
+        return NULL;
+    return r->note && !strncmp(r->note, "waiting for data", 16) ? NULL : plan;
+}
+
 /* The progress columns of one run, computed once for `epochd status` and
  * the web dashboard so that both show the same numbers. */
 void cli_status_progress(const db_run *r, const db_board_row *br, const db_plan *plan, time_t now,
@@ -183,7 +190,7 @@ void cli_status_progress(const db_run *r, const db_board_row *br, const db_plan 
                                                                                       : NAN;
     p->eta_seconds = r->status == DB_RUNNING && br ? cli_status_eta(r, br) : NAN;
     /* a queued run's expected end is the plan's */
-    const db_plan *queued = r->status == DB_QUEUED && plan && plan->device ? plan : NULL;
+    const db_plan *queued = cli_status_queued_plan(r, plan);
     time_t planned_end = queued ? cli_status_time(queued->finish_at) : -1;
     if (planned_end >= 0)
         p->eta_seconds = fmax(0.0, difftime(planned_end, now));

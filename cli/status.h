@@ -38,6 +38,10 @@ typedef struct cli_progress {
  * of it (NULL: none) - a queued run's ETA and note come from it. */
 void cli_status_progress(const db_run *r, const db_board_row *br, const db_plan *plan, time_t now,
                          cli_progress *p);
+/* The plan of a queued run that the views show with it, or NULL: none, or
+ * the run waits for its dataset to be fetched (note "waiting for data: ...",
+ * service/datafetch.c), which no plan includes. */
+const db_plan *cli_status_queued_plan(const db_run *r, const db_plan *plan);
 /* Where it runs, or "(requested)" while queued. */
 void cli_status_device(const db_run *r, char *buf, size_t len);
 /* The board's row of run id, or NULL. */

@@ -58,7 +58,7 @@ static json_t *active_json(const cli_status *s, const db_run *r, time_t now)
     if (isfinite(eta))
         iso(now + (time_t)llround(eta), fin);
     char note[400] = "";
-    if (r->status == DB_QUEUED && p && p->device)
+    if (cli_status_queued_plan(r, p))
         cli_status_plan_note(note, sizeof note, r->note, p, now);
     else if (r->note)
         snprintf(note, sizeof note, "%s", r->note);

@@ -417,8 +417,10 @@ int ds_fetch(const ds_entry *e, const ds_manifest *m, const ds_fetch_opts *o, ds
         goto done;
     }
     clean_stale_stages(o->root, e->dir);
-    for (int i = 0; i < e->n_files && !rc; i++)
+    for (int i = 0; i < e->n_files && !rc; i++) {
         rc = fetch_file(&c, e, i, dl, r);
+        c.p.url = NULL; /* it may point into fetch_file's frame (the mirror's URL) */
+    }
     if (!rc)
         rc = install(&c, e, m, o->root, dl, r->dir);
     if (!rc && !o->keep_downloads)

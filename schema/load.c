@@ -28,6 +28,8 @@ void spec_options_default(spec_options *o)
     o->max_memory_bytes = (size_t)(ram / 4 * 3);
     o->max_combinations = 1024;
     o->max_diags = 100;
+    const char *root = getenv("EPOCHD_DATA_ROOT");
+    o->download_root = root && *root ? root : "data";
 }
 
 const char *spec_device_name(spec_device_kind k)

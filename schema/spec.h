@@ -78,6 +78,10 @@ typedef struct spec {
     char **class_names;   /* dataset: folder, when its files were looked at: the class folders in label order */
     int64_t n_class_names;
     spec_slurm slurm;
+    /* data.download: true - the standard dataset is fetched when data.root is
+     * missing (the service before queueing, `epochd run` in the foreground) */
+    bool download;
+    bool download_missing; /* download, and data.root does not exist yet (when the files were looked at) */
 } spec;
 
 void spec_free(spec *s);
@@ -103,6 +107,14 @@ typedef struct spec_options {
      * NULL: any but those epochd sets itself */
     const char *const *slurm_allowed;
     int n_slurm_allowed;
+    /* data.download: where a standard dataset goes when data.root is not
+     * given: DOWNLOAD_ROOT/<its folder> (cifar10: cifar-10-batches-bin).
+     * Default $EPOCHD_DATA_ROOT, else "data" (the current directory's, as
+     * `epochd data fetch`). Relative: to the current directory. */
+    const char *download_root;
+    /* The manifest whose entries name those folders before the built-in ones
+     * (datasets/manifest.h; the service's data_manifest); NULL: built-in only. */
+    const struct ds_manifest *download_manifest;
 } spec_options;
 
 void spec_options_default(spec_options *o);

@@ -449,8 +449,14 @@ static void check_across(vctx *c, spec *s, const v_data_ok *dok, bool model_ok, 
             error_at(c, "data.synthetic", "the synthetic data takes %s, more than the limit of %s", a, b);
         }
     } else if (dok->root && !from_files) {
-        if (confine_path(c, "data.root", s->data.root, sizeof s->data.root) && c->opt->check_files)
-            check_data_files(c, &s->data);
+        struct stat st;
+        if (confine_path(c, "data.root", s->data.root, sizeof s->data.root) && c->opt->check_files) {
+            /* download: true - a missing folder is fetched before the run trains */
+            if (s->download && stat(s->data.root, &st) != 0 && errno == ENOENT)
+                s->download_missing = true;
+            else
+                check_data_files(c, &s->data);
+        }
     }
     bool init_ok = check_init_from(c, s, model_ok);
     /* the model needs only the input shape and class count; the memory

@@ -2,13 +2,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "datasets/manifest.h"
 #include "engine/checked.h"
 #include "schema/paths.h"
 #include "schema/validate.h"
 
 const char *const spec_data_keys[] = {"dataset",   "root",      "batch_size", "eval_batch_size", "shuffle",
                                       "drop_last", "normalize", "augment",    "limit",           "synthetic",
-                                      "size",      "channels",  "split",      "layout",          "classes"};
+                                      "size",      "channels",  "split",      "layout",          "classes",
+                                      "download"};
 const int spec_n_data_keys = V_NELEM(spec_data_keys);
 
 #define MAX_BATCH (1 << 20)
@@ -169,6 +171,93 @@ static void v_user_files(vctx *c, const ynode *node, int kind, eng_data_desc *d)
     }
 }
 
+/* The folder `epochd data fetch` puts a standard dataset in under a data
+ * root: the manifest's entry of that name (the service's data_manifest
+ * first, then the built-in one). 0, 1 when no manifest names it, -1 on OOM. */
+static int download_dir(const spec_options *o, const char *name, char *out, size_t len)
+{
+    const ds_entry *e = NULL;
+    for (int i = 0; o->download_manifest && i < o->download_manifest->n && !e; i++)
+        if (!strcmp(o->download_manifest->entries[i].name, name))
+            e = &o->download_manifest->entries[i];
+    if (e) {
+        snprintf(out, len, "%s", e->dir);
+        return 0;
+    }
+    ds_manifest *m = NULL;
+    if (ds_manifest_builtin(&m))
+        return -1;
+    for (int i = 0; i < m->n && !e; i++)
+        if (!strcmp(m->entries[i].name, name))
+            e = &m->entries[i];
+    if (e)
+        snprintf(out, len, "%s", e->dir);
+    ds_manifest_free(m);
+    return e ? 0 : 1;
+}
+
+static bool standard_kind(int kind)
+{
+    return kind == ENG_DATASET_CIFAR10 || kind == ENG_DATASET_CIFAR100 || kind == ENG_DATASET_MNIST ||
+           kind == ENG_DATASET_FASHION_MNIST;
+}
+
+/* data.download itself: a boolean, for the standard datasets only. */
+static void v_download_key(vctx *c, const ynode *node, int kind, spec *s)
+{
+    if (v_bool(c, node, "data", "download", &s->download) != V_OK)
+        return;
+    if (kind >= 0 && !standard_kind(kind)) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "only for the standard datasets (cifar10, cifar100, mnist, fashion_mnist), not %s",
+                 eng_dataset_names[kind]);
+        v_not_here(c, node, "data", "download", why);
+    }
+    if (kind < 0 || !standard_kind(kind))
+        s->download = false;
+}
+
+/* download: true - the standard dataset is fetched when its folder is
+ * missing. Without root the folder is DOWNLOAD_ROOT/<its folder>; a root
+ * given must end in that folder, since that is where the fetch puts it. */
+static void v_download_root(vctx *c, const ynode *node, int kind, const ynode *root, spec *s)
+{
+    if (!s->download)
+        return;
+    char p[SPEC_PATH_LEN];
+    const ynode *n = vget(c, node, "data", "download", p);
+    char dir[256];
+    int rc = download_dir(c->opt, eng_dataset_names[kind], dir, sizeof dir);
+    if (rc < 0) {
+        c->oom = true;
+        return;
+    }
+    if (rc > 0) {
+        vctx_error(c, n->line, n->col, p, "no dataset manifest names %s", eng_dataset_names[kind]);
+        return;
+    }
+    eng_data_desc *d = &s->data;
+    if (!root) {
+        char rel[ENG_PATH_MAX + 300];
+        snprintf(rel, sizeof rel, "%s/%s", c->opt->download_root ? c->opt->download_root : "data", dir);
+        if (spec_resolve_path("", rel, d->root, sizeof d->root))
+            vctx_error(c, n->line, n->col, p, "the data root's path is longer than %d bytes", ENG_PATH_MAX - 1);
+        vctx_record(c, "data.root", n); /* a problem with that folder is shown at download */
+        return;
+    }
+    size_t len = strlen(d->root);
+    while (len > 1 && d->root[len - 1] == '/')
+        d->root[--len] = '\0';
+    const char *base = strrchr(d->root, '/');
+    base = base ? base + 1 : d->root;
+    if (d->root[0] && strcmp(base, dir))
+        vctx_error(c, root->line, root->col, "data.root",
+                   "with download: true the folder must be named %s (where epochd data fetch puts %s), found %s "
+                   "(or leave root out: the data root's %s)",
+                   dir, eng_dataset_names[kind], base, dir);
+}
+
 void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
 {
     int e0 = c->diags->n + c->ndropped;
@@ -188,6 +277,7 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
     ok->geometry = kind >= 0;
     int e2 = c->diags->n + c->ndropped;
 
+    v_download_key(c, node, kind, s);
     const ynode *root = vget(c, node, path, "root", p);
     if (root && kind == ENG_DATASET_SYNTHETIC) {
         v_not_here(c, node, path, "root", "not used by dataset synthetic (it has no files)");
@@ -199,6 +289,8 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
             else if (spec_resolve_path(c->dir, r, d->root, sizeof d->root))
                 vctx_error(c, root->line, root->col, p, "the path is longer than %d bytes", ENG_PATH_MAX - 1);
         }
+    } else if (s->download) {
+        /* without root: the data root's folder (v_download_root) */
     } else if (kind == ENG_DATASET_MNIST || kind == ENG_DATASET_FASHION_MNIST) {
         snprintf(d->root, sizeof d->root, "%s",
                  kind == ENG_DATASET_MNIST ? SPEC_MNIST_ROOT : SPEC_FASHION_MNIST_ROOT);
@@ -214,6 +306,7 @@ void v_data(vctx *c, const ynode *node, spec *s, v_data_ok *ok)
         v_missing(c, node, path, "root", "for npy (the directory with train.npz and test.npz, or train_x.npy ...)");
     }
 
+    v_download_root(c, node, kind, root, s);
     int e3 = c->diags->n + c->ndropped;
     v_user_files(c, node, kind, d);
     /* folder, npy: the input shape comes from the files, and needs these keys */

@@ -17,6 +17,7 @@
 
 #include "service/error.h"
 #include "service/internal.h"
+#include "schema/paths.h"
 #include "service/log.h"
 #include "service/observe_hooks.h"
 #include "service/paths.h"
@@ -519,8 +520,9 @@ static void visible_device(int ordinal, char *out, size_t len)
 /* The worker's command line and environment for one attempt. The strings
  * live in the caller's buffers. */
 typedef struct worker_command {
-    const char *argv[24 + 2 * SVC_MAX_DATA_ROOTS];
+    const char *argv[26 + 2 * SVC_MAX_DATA_ROOTS];
     const char *env[5];
+    char download_root[4096]; /* data_root, absolute: where a spec's data.download went */
     char threads[16], env_cuda[160], env_threads[48], env_pid[48], env_ns[160];
 } worker_command;
 
@@ -552,6 +554,10 @@ static void build_command(const svc_service *sv, const db_run *r, const svc_plac
     for (int i = 0; i < sv->cfg.n_data_roots && i < SVC_MAX_DATA_ROOTS; i++) {
         a[na++] = "--data-root";
         a[na++] = sv->cfg.data_roots[i];
+    }
+    if (sv->cfg.data.root && spec_resolve_path("", sv->cfg.data.root, c->download_root, sizeof c->download_root) == 0) {
+        a[na++] = "--download-root";
+        a[na++] = c->download_root;
     }
     a[na] = NULL;
 

@@ -52,6 +52,7 @@ void svc_config_free(svc_config *c)
     free_roots(c->data_roots, c->n_data_roots);
     free_roots(c->worker_prefix, c->n_worker_prefix);
     svc_slurm_config_free(&c->slurm);
+    svc_data_config_free(&c->data);
     memset(c, 0, sizeof *c);
 }
 
@@ -83,8 +84,8 @@ int svc_config_defaults(svc_config *c)
     c->max_nodes = o.max_nodes;
     c->max_combinations = o.max_combinations;
     c->executor = SVC_EXECUTOR_LOCAL;
-    if (svc_slurm_config_defaults(&c->slurm) < 0 || !c->experiments || !c->db_path || !c->state_dir ||
-        !c->devices) {
+    if (svc_slurm_config_defaults(&c->slurm) < 0 || svc_data_config_defaults(&c->data) < 0 || !c->experiments ||
+        !c->db_path || !c->state_dir || !c->devices) {
         svc_config_free(c);
         return SVC_ENOMEM;
     }
@@ -411,7 +412,8 @@ static void load_http(cfg_ctx *x, const ynode *m, svc_config *c)
 static const char *const top_keys[] = {
     "experiments", "db", "state_dir", "devices", "data_roots", "cpu_slots", "gpu_slots", "max_attempts",
     "worker_threads", "settle_ms", "stop_timeout_s", "cancel_poll_ms", "rescan_interval_s", "log_level", "limits",
-    "worker_prefix", "executor", "slurm", "http", "placement",
+    "worker_prefix", "executor", "slurm", "http", "placement", "data_root", "data_mirror", "data_manifest",
+    "data_fetch_attempts", "data_retry_s",
 };
 
 static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
@@ -487,6 +489,8 @@ static void load_top(cfg_ctx *x, const ynode *root, svc_config *c)
             svc_config_load_slurm(x, v, &c->slurm);
         else if (!strcmp(name, "http"))
             load_http(x, v, c);
+        else if (svc_config_load_data_key(x, name, v, &c->data))
+            ; /* config_data.c */
         else
             unknown_key(x, k, "", top_keys, (int)(sizeof top_keys / sizeof *top_keys));
     }
@@ -508,6 +512,8 @@ static int copy_config(svc_config *dst, const svc_config *src)
     dst->worker_prefix = NULL;
     dst->n_worker_prefix = 0;
     bool slurm_ok = svc_slurm_config_copy(&dst->slurm, &src->slurm) == 0;
+    if (svc_data_config_copy(&dst->data, &src->data) < 0)
+        slurm_ok = false;
     bool ok = slurm_ok && (!src->config_path || dst->config_path) && (!src->experiments || dst->experiments) &&
               (!src->db_path || dst->db_path) && (!src->state_dir || dst->state_dir) &&
               (!src->devices || dst->devices) && (!src->http_listen || dst->http_listen) &&
@@ -677,6 +683,8 @@ void svc_config_spec_options(const svc_config *c, spec_options *o)
     static const char *const none[] = {NULL};
     o->slurm_allowed = c->slurm.allowed_extra ? (const char *const *)c->slurm.allowed_extra : none;
     o->n_slurm_allowed = c->slurm.n_allowed_extra;
+    o->download_root = c->data.root;
+    o->download_manifest = c->data.manifest;
 }
 
 int svc_config_threads(const svc_config *c)

@@ -39,6 +39,17 @@ typedef struct svc_slurm_config {
     int64_t poll_ms;                        /* how often squeue is asked */
 } svc_slurm_config;
 
+/* Datasets that specs ask to download (config_data.c, `data: {download: true}`). */
+struct ds_manifest;
+typedef struct svc_data_config {
+    char *root;                   /* data_root: where they go (default $EPOCHD_DATA_ROOT, else ./data) */
+    char *mirror;                 /* data_mirror: a URL tried first (MIRROR/NAME/FILE); NULL: none */
+    char *manifest_path;          /* data_manifest: entries that replace the built-in ones; NULL: none */
+    struct ds_manifest *manifest; /* that file, read */
+    int fetch_attempts;           /* failed fetches of a dataset before its runs fail */
+    int retry_s;                  /* the wait after the first failure, doubled after each (at most 1 h) */
+} svc_data_config;
+
 typedef struct svc_config {
     char *config_path;   /* the file the settings came from; NULL: none */
     char *experiments;   /* the folder watched for specs */
@@ -72,6 +83,7 @@ typedef struct svc_config {
     /* the read-only dashboard (web/): off unless listen is set */
     char *http_listen;     /* "127.0.0.1:8080" (service/listen.h); NULL: off */
     char *http_token_file; /* a bearer token every request must carry; NULL: none */
+    svc_data_config data;  /* data_root, data_mirror, data_manifest, data_fetch_attempts, data_retry_s */
 } svc_config;
 
 /* Settings given on the command line (NULL / negative: not given). */
@@ -104,6 +116,11 @@ void svc_config_free(svc_config *c);
 void svc_config_spec_options(const svc_config *c, spec_options *o);
 /* Threads for one CPU run. */
 int svc_config_threads(const svc_config *c);
+
+/* The data_* settings (config_data.c): defaults, a deep copy, freeing. */
+int svc_data_config_defaults(svc_data_config *d);
+int svc_data_config_copy(svc_data_config *dst, const svc_data_config *src);
+void svc_data_config_free(svc_data_config *d);
 
 /* The slurm: settings (config_slurm.c): defaults, a deep copy, freeing. */
 int svc_slurm_config_defaults(svc_slurm_config *s);

@@ -32,5 +32,7 @@ void svc_cfg_unknown_key(svc_cfg_ctx *x, const ynode *k, const char *prefix, con
 
 /* config_slurm.c: the slurm: mapping. */
 void svc_config_load_slurm(svc_cfg_ctx *x, const ynode *m, svc_slurm_config *s);
+/* config_data.c: a top-level data_* key; false when name is not one. */
+bool svc_config_load_data_key(svc_cfg_ctx *x, const char *name, const ynode *v, svc_data_config *d);
 
 #endif

@@ -10,6 +10,8 @@
  *   plan.c      the placement planner: a pure function (plan.h)
  *   estimate.c  run costs and learned device speeds
  *   placement.c the planner's inputs from the service, its plan recorded
+ *   datafetch.c datasets fetched for data.download before their runs start
+ *   config_data.c  the data_* settings
  *   sched.c     the queue: placement, notes, cancel requests, STATUS=
  *   attempt.c   one attempt of a run: its worker's events and its end
  *   exec_local.c the local executor: child processes
@@ -67,6 +69,7 @@ struct svc_service {
     char last_status[512];
     int exit_code;           /* SVC_E* of a fatal condition; 0 */
     struct svc_observe *obs; /* what other threads may see (observe.h) */
+    struct svc_datafetch *datafetch; /* datasets fetched for data.download (datafetch.h) */
 };
 
 /* service.c */

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "db/plans.h"
+#include "service/datafetch.h"
 #include "service/estimate.h"
 #include "service/log.h"
 #include "service/map.h"
@@ -572,7 +573,9 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
         const db_run *r = &q->runs[i];
         out[i].action = SVC_PLAN_WAIT;
         out[i].device = -1;
-        if (r->cancel_requested || svc_attempt_find(sv, r->id))
+        char fetching[8];
+        if (r->cancel_requested || svc_attempt_find(sv, r->id) ||
+            svc_datafetch_waits(sv, r->id, fetching, sizeof fetching)) /* its data first (datafetch.c) */
             continue;
         char key[24];
         key_of(r->id, key);

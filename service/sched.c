@@ -9,6 +9,7 @@
 #include "db/service.h"
 #include "service/log.h"
 #include "service/notify.h"
+#include "service/datafetch.h"
 #include "service/error.h"
 #include "service/internal.h"
 #include "service/observe_hooks.h"
@@ -23,6 +24,8 @@ static void sched_pass(svc_service *sv)
         svc_log(SVC_LOG_ERR, "cannot read the queue: %s", db_last_error());
         return;
     }
+    /* runs whose dataset is being fetched wait outside the plan (datafetch.c) */
+    svc_datafetch_scan(sv, l);
     /* the placement policy's plan for the whole queue (placement.c); NULL: the
      * first free slot. A cluster's runs are placed by the cluster. */
     svc_plan_out *plan = sv->exec->ops->queues ? NULL : svc_placement_plan(sv, l);
@@ -44,7 +47,9 @@ static void sched_pass(svc_service *sv)
         char note[256];
         bool cluster = sv->exec->ops->queues; /* the cluster places its jobs (attempt_cluster.c) */
         svc_place_result pr = SVC_PLACE_BUSY;
-        if (hold[0])
+        if (svc_datafetch_waits(sv, r->id, note, sizeof note))
+            ; /* waiting for data: its fetch is under way */
+        else if (hold[0])
             snprintf(note, sizeof note, "%s", hold);
         else if (cluster)
             pr = svc_cluster_place(sv, r, &p, note, sizeof note);

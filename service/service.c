@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "epochd_config.h"
+#include "service/datafetch.h"
 #include "service/log.h"
 #include "service/notify.h"
 #include "service/observe_hooks.h"
@@ -100,6 +101,7 @@ void svc_service_stop(svc_service *sv, const char *why)
     for (svc_attempt *w = sv->attempts; w; w = w->next)
         if (!svc_cluster_leave(w)) /* slurm.on_stop: leave keeps the jobs running */
             svc_attempt_stop(w, false, NULL);
+    svc_datafetch_stop(sv); /* the loop ends once the fetches have stopped too */
     /* each worker has its own SIGKILL timer; this one is the overall bound */
     uv_timer_start(&sv->stop_timer, on_stop_timeout, (uint64_t)sv->cfg.stop_timeout_ms + 1000, 0);
     svc_sched_status(sv);
@@ -405,6 +407,7 @@ void svc_service_free(svc_service *sv)
     if (sv->lock_fd >= 0)
         close(sv->lock_fd);
     svc_placement_free(sv);
+    svc_datafetch_free(sv);
     svc_config_free(&sv->cfg);
     free(sv->exe);
     free(sv->state_dir);

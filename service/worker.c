@@ -161,6 +161,8 @@ static spec_file *load_spec(const svc_worker_args *a, svc_outcome *out)
     spec_options_default(&opt);
     opt.data_roots = a->data_roots;
     opt.n_data_roots = a->n_data_roots;
+    if (a->download_root)
+        opt.download_root = a->download_root;
     spec_file *sf = NULL;
     int rc = spec_file_load_buffer(a->spec_path ? a->spec_path : a->spec_file, buf, len, &opt, &sf);
     free(buf);

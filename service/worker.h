@@ -21,6 +21,7 @@ typedef struct svc_worker_args {
     const char *device;      /* NULL: the spec's */
     const char *const *data_roots;
     int n_data_roots;
+    const char *download_root; /* data.download without root: its folder there; NULL: the default */
     int64_t epochs;          /* <= 0: the spec's */
     int threads;             /* <= 0: default */
     bool resume;

@@ -10,6 +10,10 @@ with the ways real servers fail, chosen by the first path component:
   /wrong/PATH     the right length of the wrong bytes
   /404/PATH, /500/PATH   that status
   /slowok/PATH    the file in 64 KiB pieces, 100 ms apart (the lock and Ctrl-C tests)
+  /hold/PATH      while state.release is not set: half of the file, then
+                  nothing until it is set (then the connection is closed);
+                  once set, served as /ok/ (the service's download tests)
+  /fail/PATH      500 while state.failing is set, else as /ok/
 
 Every request is logged as (mode, path, range header, status, bytes sent).
 """
@@ -25,6 +29,8 @@ class State:
         self.log = []
         self.cut_done = set()
         self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.failing = threading.Event()
 
 
 def make_handler(state):
@@ -42,6 +48,8 @@ def make_handler(state):
             parts = self.path.lstrip("/").split("/", 1)
             mode, rel = parts[0], parts[1] if len(parts) > 1 else ""
             rng = self.headers.get("Range")
+            if mode == "fail" and state.failing.is_set():
+                mode = "500"
             if mode in ("404", "500"):
                 body = b"no\n"
                 self.send_response(int(mode))
@@ -92,6 +100,15 @@ def make_handler(state):
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+            if mode == "hold" and not state.release.is_set():
+                half = len(body) // 2
+                self.wfile.write(body[:half])
+                self.wfile.flush()
+                self.record(mode, rel, rng, status, half)
+                state.release.wait()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             if mode == "stall":
                 half = len(body) // 2
                 self.wfile.write(body[:half])
