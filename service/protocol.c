@@ -178,6 +178,11 @@ static int check(svc_event *e)
 int svc_event_parse(const char *line, size_t len, svc_event *out)
 {
     svc_event_init(out, SVC_EV_STARTED);
+    /* jansson may stop at a NUL byte and accept what came before it, while
+     * the history keeps lines as C strings: a line with one is not a line */
+    const char *nul = memchr(line, '\0', len);
+    if (nul)
+        return svc_error(SVC_EPROTO, "a NUL byte at column %zu", (size_t)(nul - line) + 1);
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!o)

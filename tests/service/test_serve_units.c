@@ -118,6 +118,11 @@ static void test_proto_errors(void **state)
             fail();
         }
     }
+    /* a NUL byte inside a line (jansson would take what comes before it, and
+     * the history keeps lines as C strings): found by scripts/fuzz history */
+    static const char with_nul[] = "{\"event\":\"epoch\",\"epoch\":1}\0{\"x\":1}";
+    assert_int_equal(svc_event_parse(with_nul, sizeof with_nul - 1, &e), SVC_EPROTO);
+    assert_non_null(strstr(svc_last_error(), "a NUL byte at column 28"));
 }
 
 /* What the worker writes is what the service reads: every event kind with
