@@ -135,6 +135,19 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out);
  * base of relative paths (NULL: "<buffer>", relative to the working directory). */
 int spec_file_load_buffer(const char *path, const char *buf, size_t len, const spec_options *opt, spec_file **out);
 
+/* The effective YAML of one combination of a sweep file: the text a full
+ * load gives the entry whose sweep_json equals sweep_json (the same
+ * expansion, so the same bytes and SHA-256), without validating anything
+ * or building the other combinations. The service stores a sweep file once
+ * and derives each combination's spec from it with this. path names the
+ * file as it was loaded (the default run names use its stem); opt gives the
+ * YAML limits (NULL: the defaults; the file-size limit is not applied).
+ * 0 with *out malloc'd (NUL-terminated, *out_len bytes); 1 when the file
+ * gives no such combination (err says why: not YAML, not a sweep, no
+ * combination with these values); SPEC_ENOMEM. */
+int spec_sweep_combination(const char *path, const char *buf, size_t len, const char *sweep_json,
+                           const spec_options *opt, char **out, size_t *out_len, char *err, size_t errlen);
+
 /* True when the file has no file-level problem and every entry is valid. */
 bool spec_file_valid(const spec_file *f);
 /* Every diagnostic of the file, file-level ones first. */
