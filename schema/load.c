@@ -97,6 +97,13 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
     e->text_len = text_len;
     e->sweep_json = sweep_json;
     spec_sha256_hex(text, text_len, e->sha256);
+    /* an anchored sweep file expands up to the node limit per combination:
+     * 1,024 of them need not all be held when the caller derives them again */
+    bool drop_text = sweep_json && L->opt->drop_combination_texts;
+    if (drop_text) {
+        free(text);
+        e->text = NULL;
+    }
     if (copy_diags(&e->diags, &L->pre) || copy_diags(&e->diags, extra))
         return SPEC_ENOMEM;
     spec *s = spec_calloc(1, sizeof *s);
@@ -121,11 +128,11 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
         return 0;
     }
     s->path = spec_strdup(L->file);
-    s->text = spec_strndup(text, text_len);
+    s->text = drop_text ? NULL : spec_strndup(text, text_len);
     s->text_len = text_len;
     memcpy(s->sha256, e->sha256, sizeof s->sha256);
     s->sweep_json = sweep_json ? spec_strdup(sweep_json) : NULL;
-    if (!s->path || !s->text || (sweep_json && !s->sweep_json)) {
+    if (!s->path || (!s->text && !drop_text) || (sweep_json && !s->sweep_json)) {
         spec_free(s);
         return SPEC_ENOMEM;
     }

@@ -64,7 +64,8 @@ typedef struct spec_slurm {
 typedef struct spec {
     char *name;       /* `name:`, or the file name without .yaml/.yml; for sweeps the filled-in template */
     char *path;       /* the spec file as given */
-    char *text;       /* the file's bytes; for a sweep combination its effective YAML (NUL-terminated) */
+    char *text;       /* the file's bytes; for a sweep combination its effective YAML (NUL-terminated;
+                       * NULL with spec_options.drop_combination_texts) */
     size_t text_len;
     char sha256[65];  /* identity: of `text` */
     char *sweep_json; /* NULL, or {"model.patch_size":4,...} for a sweep combination */
@@ -99,6 +100,12 @@ typedef struct spec_options {
     size_t max_memory_bytes;  /* the engine's estimate at the batch size; default 3/4 of physical memory */
     int64_t max_combinations; /* sweep size, default 1024 */
     int max_diags;            /* per entry, default 100 */
+    /* A sweep combination keeps the SHA-256 of its effective text but not the
+     * text (spec_entry.text and spec.text NULL, text_len still its size):
+     * for a caller that stores the file once and derives a combination's
+     * text when it needs it (spec_sweep_combination), as the service does.
+     * Default false. */
+    bool drop_combination_texts;
     /* sbatch options a spec's slurm.extra may use ("--constraint", ...);
      * NULL: any but those epochd sets itself */
     const char *const *slurm_allowed;
@@ -114,7 +121,7 @@ typedef struct spec_entry {
     spec_diags diags;   /* empty when valid */
     char *name;         /* always set (the file stem when name: itself is broken) */
     char *sweep_json;   /* NULL, or the combination's values as compact JSON, keys in matrix order */
-    char *text;         /* as spec->text, also for an invalid entry (what the runs table stores) */
+    char *text;         /* as spec->text, also for an invalid entry */
     size_t text_len;
     char sha256[65];    /* as spec->sha256, also for an invalid entry */
 } spec_entry;

@@ -172,6 +172,7 @@ int svc_ingest_file(void *ctx, const char *path, const char *buf, size_t len)
     svc_service *sv = ctx;
     spec_options opt;
     svc_config_spec_options(&sv->cfg, &opt);
+    opt.drop_combination_texts = true; /* the file is stored; a combination's text is derived when needed */
     spec_file *sf = NULL;
     if (spec_file_load_buffer(path, buf, len, &opt, &sf) < 0) {
         svc_log(SVC_LOG_ERR, "%s: out of memory loading the spec; trying again later", path);

@@ -432,6 +432,24 @@ static void check_derived(const char *path, const char *yaml, size_t len, int n_
         assert_string_equal(sha, e->sha256);
         free(text);
     }
+    /* a loader told to drop the combinations' texts (the service) keeps the same identities */
+    o.drop_combination_texts = true;
+    spec_file *g = NULL;
+    assert_int_equal(spec_file_load_buffer(path, yaml, len, &o, &g), 0);
+    assert_int_equal(g->n_entries, f->n_entries);
+    for (int i = 0; i < g->n_entries; i++) {
+        assert_null(g->entries[i].text);
+        assert_int_equal(g->entries[i].text_len, f->entries[i].text_len);
+        assert_string_equal(g->entries[i].sha256, f->entries[i].sha256);
+        assert_string_equal(g->entries[i].name, f->entries[i].name);
+        assert_int_equal(g->entries[i].diags.n, f->entries[i].diags.n);
+        assert_int_equal(!g->entries[i].spec, !f->entries[i].spec);
+        if (g->entries[i].spec) {
+            assert_null(g->entries[i].spec->text);
+            assert_int_equal(g->entries[i].spec->params, f->entries[i].spec->params);
+        }
+    }
+    spec_file_free(g);
     spec_file_free(f);
 }
 
