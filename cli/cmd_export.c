@@ -13,13 +13,14 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "service/error.h"
+#include "service/run_spec.h"
 
 static const char usage_text[] =
     "usage: epochd export RUN_ID [--db FILE] [--best] -o FILE.safetensors\n"
     "Writes the run's last (or, with --best, best) checkpoint without the optimizer\n"
     "state, under PyTorch's names: torch's load_state_dict(strict=True) takes it.\n";
 
-static int export_file(const char *src, const db_run *r, const char *dst)
+static int export_file(const char *src, const db_run *r, const char *spec_text, const char *dst)
 {
     eng_st_file *f = NULL;
     eng_st_writer *w = NULL;
@@ -46,8 +47,8 @@ static int export_file(const char *src, const db_run *r, const char *dst)
         if (v)
             rc = eng_st_add_metadata(w, keys[i], v);
     }
-    if (rc == 0 && r->spec)
-        rc = eng_st_add_metadata(w, "spec", r->spec);
+    if (rc == 0 && spec_text)
+        rc = eng_st_add_metadata(w, "spec", spec_text);
     if (rc == 0)
         rc = eng_st_write_file(w, dst);
     eng_st_writer_free(w);
@@ -86,15 +87,25 @@ int cli_cmd_export(int argc, char **argv)
     }
     db_run *r = NULL;
     rc = db_run_get(d, id, &r);
-    db_close(d);
     if (rc < 0) {
+        db_close(d);
         fprintf(stderr, "epochd export: run %lld: %s\n", id, db_last_error());
         return rc == DB_ENOTFOUND ? EX_NOINPUT : cli_exit_status_db(rc);
+    }
+    /* the spec as it ran (a sweep combination's derived from its file) */
+    char *spec_text = NULL;
+    rc = svc_run_spec_text(d, r, NULL, &spec_text, NULL);
+    db_close(d);
+    if (rc < 0) {
+        fprintf(stderr, "epochd export: %s\n", svc_last_error());
+        db_run_free(r);
+        return cli_exit_status(rc);
     }
     if (!r->checkpoint) {
         fprintf(stderr, "epochd export: run %lld (%s, %s) has no checkpoint yet\n", id, r->name,
                 db_status_name(r->status));
         db_run_free(r);
+        free(spec_text);
         return EX_NOINPUT;
     }
     char src[4096];
@@ -106,10 +117,12 @@ int cli_cmd_export(int argc, char **argv)
         if (access(src, R_OK) < 0) {
             fprintf(stderr, "epochd export: run %lld kept no best checkpoint (%s)\n", id, src);
             db_run_free(r);
+            free(spec_text);
             return EX_NOINPUT;
         }
     }
-    rc = export_file(src, r, out);
+    rc = export_file(src, r, spec_text, out);
+    free(spec_text);
     if (rc < 0)
         fprintf(stderr, "epochd export: %s\n", eng_last_error());
     else

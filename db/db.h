@@ -34,7 +34,7 @@ enum {
 };
 
 /* The schema version this program writes (PRAGMA user_version). */
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 
 /* Timestamps: ISO-8601 UTC with milliseconds, "2026-11-28T03:04:05.123Z". */
 #define DB_TIME_LEN 25 /* including the terminating NUL */
@@ -118,7 +118,9 @@ typedef struct db_run_new {
     const char *name;
     const char *spec_path;   /* the spec file as the service found it */
     const char *spec_sha256; /* identity of the spec (hex); see db_run_find_spec */
-    const char *spec;        /* the spec's text */
+    const char *spec;        /* the spec's text; NULL for a sweep combination (below) */
+    const char *spec_file_sha256; /* a sweep combination: its file's text, stored once with
+                                     db_spec_text_put; NULL otherwise */
     const char *template_name; /* model template: mlp, cnn, resnet, mlp_mixer, sequential */
     const char *requested_device; /* the spec's device: auto, cpu, cuda, cuda:N */
     const char *sweep;       /* JSON object of this combination's swept keys, or NULL */
@@ -185,7 +187,9 @@ typedef struct db_run {
     char *name;
     char *spec_path;
     char *spec_sha256;
-    char *spec;
+    char *spec;             /* NULL for a sweep combination recorded since version 7: */
+    char *spec_file_sha256; /* its sweep file's text in spec_texts (db_spec_text_get); the
+                               combination's spec is that file with `sweep` applied */
     db_status status;
     char *device;           /* where it runs or ran */
     int64_t params;         /* -1: unknown */
@@ -255,6 +259,14 @@ int db_runs_list(db *d, const db_filter *f, db_order order, db_run_list **out);
 int db_runs_queued(db *d, db_run_list **out);
 /* Runs to resume after a restart: running (orphaned) and interrupted, in queue order. */
 int db_runs_to_resume(db *d, db_run_list **out);
+
+/* ---- spec texts (a sweep file's text, stored once for its combinations) ---- */
+
+/* Stores text (len bytes) under sha256, its SHA-256 as the caller computed
+ * it (64 hex digits); a text already stored is left as it is. */
+int db_spec_text_put(db *d, const char *sha256, const char *text, size_t len);
+/* The text stored under sha256 (malloc'd, NUL-terminated); DB_ENOTFOUND if none. */
+int db_spec_text_get(db *d, const char *sha256, char **text, size_t *len);
 
 /* ---- epochs ---- */
 

@@ -194,6 +194,26 @@ static const char migration_6[] =
     ");\n"
     "PRAGMA user_version = 6;\n";
 
+/* Version 7: a sweep file's text stored once (issue 10), not one effective
+ * spec per combination (a file with anchors expands up to the node limit:
+ * 1,024 combinations of 4.95 MB each were 5 GB). A combination's row names
+ * its file's text by SHA-256 and leaves `spec` NULL; its effective spec is
+ * derived from (file text, sweep values). run_specs shows every run's text
+ * in one place. Rows written before keep their `spec`. */
+static const char migration_7[] =
+    "CREATE TABLE spec_texts (\n"
+    "  sha256 TEXT PRIMARY KEY,\n"
+    "  text TEXT NOT NULL\n"
+    ");\n"
+    "ALTER TABLE runs ADD COLUMN spec_file_sha256 TEXT REFERENCES spec_texts(sha256);\n"
+    "CREATE VIEW run_specs AS\n"
+    "SELECT r.id AS run_id, r.name AS name, r.spec_path AS spec_path, r.sweep AS sweep,\n"
+    "  r.spec_sha256 AS spec_sha256, coalesce(r.spec, t.text) AS text,\n"
+    "  CASE WHEN r.spec IS NULL AND t.text IS NOT NULL THEN 'sweep_file' WHEN r.spec IS NOT NULL\n"
+    "    THEN 'spec' END AS text_is\n"
+    "FROM runs r LEFT JOIN spec_texts t ON t.sha256 = r.spec_file_sha256;\n"
+    "PRAGMA user_version = 7;\n";
+
 static const struct {
     int version;
     const char *sql;
@@ -204,6 +224,7 @@ static const struct {
     {4, migration_4},
     {5, migration_5},
     {6, migration_6},
+    {7, migration_7},
 };
 _Static_assert(sizeof migrations / sizeof *migrations == DB_SCHEMA_VERSION,
                "one migration step per schema version");

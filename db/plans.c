@@ -228,7 +228,7 @@ out:
 int db_runs_without_cost(db *d, size_t max, int64_t **ids, size_t *n)
 {
     static const char sql[] =
-        "SELECT r.id FROM runs r WHERE r.spec IS NOT NULL"
+        "SELECT r.id FROM runs r WHERE (r.spec IS NOT NULL OR r.spec_file_sha256 IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM plans p WHERE p.run_id = r.id)"
         " AND (r.status = 'queued' OR EXISTS (SELECT 1 FROM epochs e WHERE e.run_id = r.id))"
         " ORDER BY r.id LIMIT ?1";

@@ -11,8 +11,8 @@
 static const char sql_insert[] =
     "INSERT INTO runs (name, spec_path, spec_sha256, spec, status, device, params, error,"
     " attempts, created_at, started_at, finished_at, priority, template, requested_device,"
-    " epochs_planned, sweep, worker_pid)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    " epochs_planned, sweep, worker_pid, spec_file_sha256)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 static int create(db *d, const db_run_new *r, db_status status, const char *device, int64_t pid,
                   const char *error, int64_t *id)
@@ -41,7 +41,8 @@ static int create(db *d, const db_run_new *r, db_status status, const char *devi
         (rc = db__bind_text(d, s, 15, r->requested_device)) ||
         (rc = db__bind_int_or_null(d, s, 16, r->epochs_planned, 1)) ||
         (rc = db__bind_text(d, s, 17, r->sweep)) ||
-        (rc = db__bind_int_or_null(d, s, 18, pid, 1)))
+        (rc = db__bind_int_or_null(d, s, 18, pid, 1)) ||
+        (rc = db__bind_text(d, s, 19, r->spec_file_sha256)))
         goto out;
     int st = sqlite3_step(s);
     if (st != SQLITE_DONE) {
@@ -300,14 +301,15 @@ int db_run_request_cancel(db *d, int64_t id)
     " epochs_planned, sweep, worker_pid, checkpoint, best_checkpoint_epoch,"             \
     " cancel_requested, note, progress_epoch, progress_fraction, progress_images_per_sec," \
     " samples_per_epoch, progress_updated_at, failures, slurm_job_id, slurm_state, slurm_reason, preemptions," \
-    " resume_pending"
+    " resume_pending, spec_file_sha256"
 
 static void run_fini(db_run *r)
 {
     char **strs[] = {&r->name, &r->spec_path, &r->spec_sha256, &r->spec, &r->device,
                      &r->error, &r->created_at, &r->started_at, &r->finished_at,
                      &r->template_name, &r->requested_device, &r->sweep, &r->checkpoint,
-                     &r->note, &r->progress_updated_at, &r->slurm_state, &r->slurm_reason};
+                     &r->note, &r->progress_updated_at, &r->slurm_state, &r->slurm_reason,
+                     &r->spec_file_sha256};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -331,7 +333,8 @@ static int read_run(sqlite3_stmt *s, db_run *r)
         (rc = db__col_text(s, 17, &r->sweep)) || (rc = db__col_text(s, 19, &r->checkpoint)) ||
         (rc = db__col_text(s, 22, &r->note)) ||
         (rc = db__col_text(s, 27, &r->progress_updated_at)) ||
-        (rc = db__col_text(s, 30, &r->slurm_state)) || (rc = db__col_text(s, 31, &r->slurm_reason)))
+        (rc = db__col_text(s, 30, &r->slurm_state)) || (rc = db__col_text(s, 31, &r->slurm_reason)) ||
+        (rc = db__col_text(s, 34, &r->spec_file_sha256)))
         goto fail;
     if ((rc = db_status_parse(status, &r->status)))
         goto fail;

@@ -72,6 +72,7 @@ typedef struct load_ctx {
     int pre_dropped; /* beyond opt->max_diags */
     bool oom;
     spec_init_cache *init_files; /* read once for every combination of a sweep */
+    const char *only_sweep; /* spec_sweep_combination: render only this combination, validate nothing */
 } load_ctx;
 
 /* Validates tree as one entry: diagnostics = pre + extra + the validator's.

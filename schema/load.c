@@ -99,6 +99,13 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
     e->text_len = text_len;
     e->sweep_json = sweep_json;
     spec_sha256_hex(text, text_len, e->sha256);
+    /* an anchored sweep file expands up to the node limit per combination:
+     * 1,024 of them need not all be held when the caller derives them again */
+    bool drop_text = sweep_json && L->opt->drop_combination_texts;
+    if (drop_text) {
+        free(text);
+        e->text = NULL;
+    }
     if (copy_diags(&e->diags, &L->pre) || copy_diags(&e->diags, extra))
         return SPEC_ENOMEM;
     spec *s = spec_calloc(1, sizeof *s);
@@ -123,11 +130,11 @@ int spec_entry_build(load_ctx *L, spec_entry *e, const ynode *tree, char *text, 
         return 0;
     }
     s->path = spec_strdup(L->file);
-    s->text = spec_strndup(text, text_len);
+    s->text = drop_text ? NULL : spec_strndup(text, text_len);
     s->text_len = text_len;
     memcpy(s->sha256, e->sha256, sizeof s->sha256);
     s->sweep_json = sweep_json ? spec_strdup(sweep_json) : NULL;
-    if (!s->path || !s->text || (sweep_json && !s->sweep_json)) {
+    if (!s->path || (!s->text && !drop_text) || (sweep_json && !s->sweep_json)) {
         spec_free(s);
         return SPEC_ENOMEM;
     }
@@ -194,6 +201,8 @@ static int load(load_ctx *L, const char *buf, size_t len)
     } else if (root->kind == YN_MAP && (yn_map_get(root, "matrix") || yn_map_get(root, "include"))) {
         f->is_sweep = true;
         rc = spec_sweep_load(L, root);
+    } else if (L->only_sweep) {
+        spec_file_error(L, 0, 0, "", "the file is not a sweep (it has no matrix: or include:)");
     } else {
         f->entries = spec_calloc(1, sizeof *f->entries);
         if (!f->entries) {
@@ -258,6 +267,42 @@ int spec_file_load_buffer(const char *path, const char *buf, size_t len, const s
     if (rc)
         return rc;
     return finish(&L, load(&L, buf, len), out);
+}
+
+int spec_sweep_combination(const char *path, const char *buf, size_t len, const char *sweep_json,
+                           const spec_options *opt, char **out, size_t *out_len, char *err, size_t errlen)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (err && errlen)
+        err[0] = '\0';
+    spec_options o;
+    if (opt)
+        o = *opt;
+    else
+        spec_options_default(&o);
+    if (o.max_file_bytes < len)
+        o.max_file_bytes = len; /* the file was taken once: its size is not in question */
+    spec_file *f = NULL;
+    load_ctx L;
+    int rc = start(path, &o, &o, &L, &f);
+    if (rc)
+        return rc;
+    L.only_sweep = sweep_json ? sweep_json : "";
+    if ((rc = finish(&L, load(&L, buf, len), &f)))
+        return rc;
+    if (f->n_entries == 1 && f->entries[0].text) {
+        *out = f->entries[0].text;
+        *out_len = f->entries[0].text_len;
+        f->entries[0].text = NULL;
+    } else if (err && errlen) {
+        if (f->file_diags.n)
+            spec_diag_format(&f->file_diags.v[0], err, errlen);
+        else
+            snprintf(err, errlen, "%s: no combination of the sweep has the values %s", f->path, L.only_sweep);
+    }
+    spec_file_free(f);
+    return *out ? 0 : 1;
 }
 
 /* Reads at most limit + 1 bytes (the file may grow while it is read): 0 with

@@ -64,7 +64,8 @@ typedef struct spec_slurm {
 typedef struct spec {
     char *name;       /* `name:`, or the file name without .yaml/.yml; for sweeps the filled-in template */
     char *path;       /* the spec file as given */
-    char *text;       /* the file's bytes; for a sweep combination its effective YAML (NUL-terminated) */
+    char *text;       /* the file's bytes; for a sweep combination its effective YAML (NUL-terminated;
+                       * NULL with spec_options.drop_combination_texts) */
     size_t text_len;
     char sha256[65];  /* identity: of `text` */
     char *sweep_json; /* NULL, or {"model.patch_size":4,...} for a sweep combination */
@@ -103,6 +104,12 @@ typedef struct spec_options {
     size_t max_memory_bytes;  /* the engine's estimate at the batch size; default 3/4 of physical memory */
     int64_t max_combinations; /* sweep size, default 1024 */
     int max_diags;            /* per entry, default 100 */
+    /* A sweep combination keeps the SHA-256 of its effective text but not the
+     * text (spec_entry.text and spec.text NULL, text_len still its size):
+     * for a caller that stores the file once and derives a combination's
+     * text when it needs it (spec_sweep_combination), as the service does.
+     * Default false. */
+    bool drop_combination_texts;
     /* sbatch options a spec's slurm.extra may use ("--constraint", ...);
      * NULL: any but those epochd sets itself */
     const char *const *slurm_allowed;
@@ -126,7 +133,7 @@ typedef struct spec_entry {
     spec_diags diags;   /* empty when valid */
     char *name;         /* always set (the file stem when name: itself is broken) */
     char *sweep_json;   /* NULL, or the combination's values as compact JSON, keys in matrix order */
-    char *text;         /* as spec->text, also for an invalid entry (what the runs table stores) */
+    char *text;         /* as spec->text, also for an invalid entry */
     size_t text_len;
     char sha256[65];    /* as spec->sha256, also for an invalid entry */
 } spec_entry;
@@ -146,6 +153,19 @@ int spec_file_load(const char *path, const spec_options *opt, spec_file **out);
 /* The same from bytes in memory; path names the file in messages and is the
  * base of relative paths (NULL: "<buffer>", relative to the working directory). */
 int spec_file_load_buffer(const char *path, const char *buf, size_t len, const spec_options *opt, spec_file **out);
+
+/* The effective YAML of one combination of a sweep file: the text a full
+ * load gives the entry whose sweep_json equals sweep_json (the same
+ * expansion, so the same bytes and SHA-256), without validating anything
+ * or building the other combinations. The service stores a sweep file once
+ * and derives each combination's spec from it with this. path names the
+ * file as it was loaded (the default run names use its stem); opt gives the
+ * YAML limits (NULL: the defaults; the file-size limit is not applied).
+ * 0 with *out malloc'd (NUL-terminated, *out_len bytes); 1 when the file
+ * gives no such combination (err says why: not YAML, not a sweep, no
+ * combination with these values); SPEC_ENOMEM. */
+int spec_sweep_combination(const char *path, const char *buf, size_t len, const char *sweep_json,
+                           const spec_options *opt, char **out, size_t *out_len, char *err, size_t errlen);
 
 /* True when the file has no file-level problem and every entry is valid. */
 bool spec_file_valid(const spec_file *f);

@@ -5,7 +5,10 @@
  * own source marks, so a problem is located at the matrix value (or the base
  * key) that causes it. A combination's stored text is its effective YAML
  * (spec_node_yaml) and its identity the SHA-256 of that text: it changes
- * only when the base or this combination's values change. */
+ * only when the base or this combination's values change. The service
+ * stores the file once and derives a combination's text again from the file
+ * and its values (spec_sweep_combination: the same expansion, one
+ * combination, no validation). */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -328,7 +331,16 @@ static int build_combo(load_ctx *L, const ynode *base, const assign *as, int nas
     char *text = rc ? NULL : spec_node_yaml(tree, &len);
     if (!rc && !text)
         rc = SPEC_ENOMEM;
-    if (!rc) {
+    if (!rc && L->only_sweep) {
+        /* spec_sweep_combination: the text is all it wants */
+        e->text = text;
+        e->text_len = len;
+        e->sweep_json = json.p;
+        e->name = spec_strdup(name.p ? name.p : L->stem);
+        spec_sha256_hex(text, len, e->sha256);
+        json.p = NULL;
+        rc = e->name ? 0 : SPEC_ENOMEM;
+    } else if (!rc) {
         rc = spec_entry_build(L, e, tree, text, len, json.p, suffix.p, &extra);
         json.p = NULL;
     }
@@ -550,6 +562,21 @@ static int expand(load_ctx *L, const sweep *s, const ynode *base)
     int rc = as && L->f->entries ? 0 : SPEC_ENOMEM;
     for (int64_t c = 0; c < total && !rc; c++) {
         int nas = combination(s, c, as);
+        if (L->only_sweep) {
+            /* one combination, found by its values: only it is built */
+            sbuf json = {0}, suffix = {0};
+            describe(as, nas, &json, &suffix);
+            bool found = json.p && !strcmp(json.p, L->only_sweep);
+            rc = json.oom || suffix.oom ? SPEC_ENOMEM : 0;
+            free(json.p);
+            free(suffix.p);
+            if (!rc && found) {
+                rc = build_combo(L, base, as, nas, &L->f->entries[0]);
+                L->f->n_entries = 1;
+                break;
+            }
+            continue;
+        }
         rc = build_combo(L, base, as, nas, &L->f->entries[c]);
         L->f->n_entries = (int)(c + 1);
     }
@@ -607,7 +634,7 @@ int spec_sweep_load(load_ctx *L, const ynode *root)
     yn_arena *a = yn_arena_new();
     ynode *base = a ? base_tree(a, root) : NULL;
     int rc = base ? expand(L, &s, base) : SPEC_ENOMEM;
-    if (!rc)
+    if (!rc && !L->only_sweep)
         rc = check_unique(L, &s);
     free(s.axes);
     yn_arena_free(a);

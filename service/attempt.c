@@ -22,6 +22,7 @@
 #include "service/observe_hooks.h"
 #include "service/paths.h"
 #include "service/process_ns.h"
+#include "service/run_spec.h"
 
 #define PROGRESS_DB_MS 1000 /* progress rows at most this often */
 
@@ -619,25 +620,38 @@ static void attempt_link(svc_service *sv, svc_attempt *w)
 
 int svc_attempt_start(svc_service *sv, const db_run *r, const svc_placement *p)
 {
-    if (!r->spec)
+    /* a sweep combination's spec is derived from its file (run_spec.h) */
+    spec_options opt;
+    svc_config_spec_options(&sv->cfg, &opt);
+    char *text = NULL;
+    int rc = svc_run_spec_text(sv->db, r, &opt, &text, NULL);
+    if (rc < 0)
+        return rc;
+    if (!text)
         return svc_error(SVC_EINVAL, "the run has no spec text");
     char key[32], dir[4096], spec_path[4200];
     snprintf(key, sizeof key, "%lld", (long long)r->id);
-    int rc = svc_run_dir_make(sv->state_dir, key, dir, sizeof dir);
+    rc = svc_run_dir_make(sv->state_dir, key, dir, sizeof dir);
     if (rc == 0)
-        rc = write_spec(dir, r->spec, spec_path, sizeof spec_path);
-    if (rc < 0)
+        rc = write_spec(dir, text, spec_path, sizeof spec_path);
+    if (rc < 0) {
+        free(text);
         return rc;
+    }
     worker_command cmd;
     build_command(sv, r, p, key, spec_path, &cmd);
 
     svc_attempt *w = attempt_new(sv, r, p);
-    if (!w)
+    if (!w) {
+        free(text);
         return SVC_ENOMEM;
-    svc_launch l = {.run_id = r->id, .name = w->name, .spec = r->spec, .run_dir = dir, .argv = cmd.argv,
+    }
+    svc_launch l = {.run_id = r->id, .name = w->name, .spec = text, .run_dir = dir, .argv = cmd.argv,
                     .env = cmd.env, .place = p, .threads = svc_config_threads(&sv->cfg)};
     svc_job_events ev = attempt_events(w);
-    if ((rc = sv->exec->ops->start(sv->exec, &l, &ev, &w->job)) < 0) {
+    rc = sv->exec->ops->start(sv->exec, &l, &ev, &w->job);
+    free(text);
+    if (rc < 0) {
         free(w->name);
         free(w);
         return rc;

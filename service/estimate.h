@@ -32,7 +32,7 @@
 #define SVC_GPU_OVERHEAD_BYTES (768ll << 20)
 
 /* The cost of one run from its spec text (one entry: a plain spec or a
- * sweep combination as stored in runs.spec), without reading its data:
+ * sweep combination's effective spec, svc_run_spec_text), without reading its data:
  * FLOPs from the model the engine builds, sample counts from the dataset's
  * standard sizes (synthetic: as described; a limit applies), and the
  * memory on a GPU (the engine's estimate at the batch size, the dataset

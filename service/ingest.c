@@ -1,7 +1,8 @@
 /* From a settled spec file to run rows: one queued run per valid entry (a
  * sweep gives one per combination) and an `invalid` row with the located
  * messages per invalid entry, each exactly once (identity: path, SHA-256 of
- * the entry's text, sweep values); an entry that was invalid and now
+ * the entry's text, sweep values; a sweep's file text is stored once, in
+ * the same transaction, and its combinations' rows refer to it); an entry that was invalid and now
  * validates (its dataset appeared, the limits changed) is queued when it is
  * read again (at start, on SIGHUP). Queued runs that never started are
  * cancelled when their file changes (superseded) or disappears; runs that
@@ -71,11 +72,33 @@ static int cancel_queued(svc_service *sv, const char *path, const ident *keep, i
     return rc;
 }
 
+/* A sweep's file text, stored once for all its combinations (spec_texts):
+ * each combination's row names it instead of holding its effective spec,
+ * which an anchored file can make ~10x the file (service/run_spec.h derives
+ * it again). */
+typedef struct file_text {
+    const char *buf;
+    size_t len;
+    bool stored;
+} file_text;
+
+static int store_file_text(svc_service *sv, const spec_file *sf, file_text *ft)
+{
+    if (ft->stored)
+        return 0;
+    int rc = db_spec_text_put(sv->db, sf->sha256, ft->buf, ft->len);
+    ft->stored = rc == 0;
+    return rc;
+}
+
 /* Records one entry (or the whole file when e is NULL) unless its identity
  * is known already. */
-static int record(svc_service *sv, const char *path, const spec_file *sf, const spec_entry *e, const char *buf,
+static int record(svc_service *sv, const char *path, const spec_file *sf, const spec_entry *e, file_text *ft,
                   int *n_new)
 {
+    const char *buf = ft->buf;
+    /* a combination names its sweep file's text; a plain spec keeps its own */
+    bool combo = e && e->sweep_json;
     const char *sha = e ? e->sha256 : sf->sha256;
     const char *sweep = e ? e->sweep_json : NULL;
     int64_t id;
@@ -101,7 +124,10 @@ static int record(svc_service *sv, const char *path, const spec_file *sf, const 
         const spec *s = e->spec;
         char dev[32];
         requested_device(s, dev, sizeof dev);
-        db_run_new row = {.name = s->name, .spec_path = path, .spec_sha256 = s->sha256, .spec = s->text,
+        if (combo && (rc = store_file_text(sv, sf, ft)) < 0)
+            return rc;
+        db_run_new row = {.name = s->name, .spec_path = path, .spec_sha256 = s->sha256,
+                          .spec = combo ? NULL : s->text, .spec_file_sha256 = combo ? sf->sha256 : NULL,
                           .template_name = eng_template_name(s->model.template_kind), .requested_device = dev,
                           .sweep = s->sweep_json, .params = s->params, .epochs_planned = s->train.epochs,
                           .priority = s->priority};
@@ -123,8 +149,14 @@ static int record(svc_service *sv, const char *path, const spec_file *sf, const 
         return DB_ENOMEM;
     }
     chomp(msg);
+    if (combo && (rc = store_file_text(sv, sf, ft)) < 0) {
+        free(msg);
+        free(name);
+        return rc;
+    }
     db_run_new row = {.name = e ? e->name : name, .spec_path = path, .spec_sha256 = sha,
-                      .spec = e ? e->text : buf, .sweep = sweep, .params = -1, .epochs_planned = -1};
+                      .spec = combo ? NULL : e ? e->text : buf, .spec_file_sha256 = combo ? sf->sha256 : NULL,
+                      .sweep = sweep, .params = -1, .epochs_planned = -1};
     rc = db_run_create_invalid(sv->db, &row, *msg ? msg : "invalid spec", &id);
     if (rc == 0) {
         (*n_new)++;
@@ -140,6 +172,7 @@ int svc_ingest_file(void *ctx, const char *path, const char *buf, size_t len)
     svc_service *sv = ctx;
     spec_options opt;
     svc_config_spec_options(&sv->cfg, &opt);
+    opt.drop_combination_texts = true; /* the file is stored; a combination's text is derived when needed */
     spec_file *sf = NULL;
     if (spec_file_load_buffer(path, buf, len, &opt, &sf) < 0) {
         svc_log(SVC_LOG_ERR, "%s: out of memory loading the spec; trying again later", path);
@@ -154,16 +187,17 @@ int svc_ingest_file(void *ctx, const char *path, const char *buf, size_t len)
         return -1;
     }
     int n_keep = whole ? 1 : sf->n_entries, n_new = 0;
+    file_text ft = {.buf = buf, .len = len};
     ident *keep = calloc((size_t)n_keep, sizeof *keep);
     int rc = keep ? db_begin(sv->db) : DB_ENOMEM;
     if (rc == 0) {
         if (whole) {
             keep[0] = (ident){sf->sha256, NULL};
-            rc = record(sv, path, sf, NULL, buf, &n_new);
+            rc = record(sv, path, sf, NULL, &ft, &n_new);
         } else {
             for (int i = 0; i < sf->n_entries && rc == 0; i++) {
                 keep[i] = (ident){sf->entries[i].sha256, sf->entries[i].sweep_json};
-                rc = record(sv, path, sf, &sf->entries[i], buf, &n_new);
+                rc = record(sv, path, sf, &sf->entries[i], &ft, &n_new);
             }
         }
         if (rc == 0)

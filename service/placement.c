@@ -25,6 +25,7 @@
 #include "service/estimate.h"
 #include "service/log.h"
 #include "service/map.h"
+#include "service/run_spec.h"
 
 #define SPEEDS_MAX_AGE_MS 60000
 #define MEMORY_MAX_AGE_MS 60000
@@ -251,6 +252,8 @@ static bool memory_fresh(svc_service *sv, const svc_placer *pl, int g)
 
 /* Costs of the queued and running runs, from `plans` or worked out now
  * (and stored); the list keeps the memory that `costs` points into. */
+static int cost_of_run(svc_service *sv, const db_run *r, db_cost *c);
+
 static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep, svc_map *costs, db_cost **extra)
 {
     int rc = db_plans_list(sv->db, DB_STATUS_BIT(DB_QUEUED) | DB_STATUS_BIT(DB_RUNNING), keep);
@@ -273,7 +276,7 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
         if (svc_map_get(costs, key))
             continue;
         db_cost *c = &(*extra)[i];
-        if (svc_cost_of_spec(r->spec, r->spec_path, c) < 0)
+        if (cost_of_run(sv, r, c) < 0)
             svc_log_run(SVC_LOG_WARNING, r->id, "no estimate: %s", svc_last_error());
         if (!open)
             open = db_begin(sv->db) == 0;
@@ -286,6 +289,21 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
         svc_log(SVC_LOG_WARNING, "cannot record the runs' costs: %s", db_last_error());
         db_rollback(sv->db);
     }
+    return rc;
+}
+
+/* A run's cost from its spec (a sweep combination's derived from its file). */
+static int cost_of_run(svc_service *sv, const db_run *r, db_cost *c)
+{
+    spec_options opt;
+    svc_config_spec_options(&sv->cfg, &opt);
+    char *text = NULL;
+    int rc = svc_run_spec_text(sv->db, r, &opt, &text, NULL);
+    if (rc == 0)
+        rc = svc_cost_of_spec(text, r->spec_path, c);
+    else
+        *c = (db_cost){-1, -1, -1, -1}; /* unknown */
+    free(text);
     return rc;
 }
 
@@ -303,7 +321,7 @@ static void backfill(svc_service *sv)
         if (db_run_get(sv->db, ids[i], &r) < 0)
             continue;
         db_cost c;
-        svc_cost_of_spec(r->spec, r->spec_path, &c); /* unknowns are recorded too: tried once */
+        cost_of_run(sv, r, &c); /* unknowns are recorded too: tried once */
         if (db_plan_set_cost(sv->db, r->id, &c) < 0)
             svc_log_run(SVC_LOG_DEBUG, r->id, "cannot record its cost: %s", db_last_error());
         db_run_free(r);

@@ -13,6 +13,7 @@
 #include "cli/status.h"
 #include "service/error.h"
 #include "service/observe.h"
+#include "service/run_spec.h"
 #include "web/internal.h"
 
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -217,11 +218,20 @@ int web_api_run(web_request *rq, int64_t id)
             }
         free(lines);
     }
-    rc = jset(o, "spec", jstr(r->spec)) || jset(o, "spec_sha256", jstr(r->spec_sha256)) ||
+    /* the spec as it ran: a sweep combination's derived from its file */
+    char *spec = NULL;
+    if ((rc = svc_run_spec_text(rq->db, r, NULL, &spec, NULL)) < 0) {
+        json_decref(msgs);
+        json_decref(o);
+        db_run_free(r);
+        return rc == SVC_ENOMEM ? rc : web_json_error(rq, 500, svc_last_error());
+    }
+    rc = jset(o, "spec", jstr(spec)) || jset(o, "spec_sha256", jstr(r->spec_sha256)) ||
          jset(o, "priority", json_integer(r->priority)) || jset(o, "checkpoint", jstr(r->checkpoint)) ||
          jset(o, "best_checkpoint_epoch",
               r->best_checkpoint_epoch > 0 ? json_integer(r->best_checkpoint_epoch) : json_null()) ||
          jset(o, "cancel_requested", json_boolean(r->cancel_requested)) || jset(o, "messages", msgs);
+    free(spec);
     db_run_free(r);
     if (rc) {
         json_decref(o);

@@ -1,6 +1,6 @@
 /* One run's page: its facts and progress (as `epochd status` computes them),
  * its four curves (the plot of `epochd plot`, by the same code), its epochs,
- * checkpoints, the worker's last messages, the spec as stored, and the CLI
+ * checkpoints, the worker's last messages, the spec as it ran, and the CLI
  * commands that act on it - as links and text, never as actions. The part
  * that changes while it runs is `?part=live`, polled by the page's script;
  * `/runs/ID/curves.svg` is the plot alone. */
@@ -14,6 +14,7 @@
 #include "cli/text_table.h"
 #include "service/error.h"
 #include "service/observe.h"
+#include "service/run_spec.h"
 #include "web/internal.h"
 
 typedef struct run_view {
@@ -24,6 +25,8 @@ typedef struct run_view {
     cli_curves *curves;
     db_plan_list *plans; /* the planner's word, for a queued run's ETA and note */
     cli_progress p;
+    char *spec;       /* the spec as it ran (a sweep combination's derived from its file); NULL: none */
+    char *spec_error; /* why it could not be derived */
 } run_view;
 
 static void free_view(run_view *v)
@@ -33,6 +36,8 @@ static void free_view(run_view *v)
     free(v->epochs);
     cli_curves_free(v->curves);
     db_plan_list_free(v->plans);
+    free(v->spec);
+    free(v->spec_error);
 }
 
 /* Everything from one read transaction; DB_ENOTFOUND when there is no such run. */
@@ -45,6 +50,11 @@ static int load(web_request *rq, int64_t id, run_view *v)
         (rc = db_epochs_get(rq->db, id, &v->epochs, &v->n_epochs)) == 0 &&
         (rc = cli_curves_load_filter(rq->db, &f, -1, false, NULL, &v->curves)) == 0)
         rc = cli_plans_load(rq->db, &v->plans);
+    if (rc == 0 && svc_run_spec_text(rq->db, v->r, NULL, &v->spec, NULL) < 0) {
+        v->spec_error = strdup(svc_last_error());
+        if (!v->spec_error)
+            rc = DB_ENOMEM;
+    }
     if (rc == 0)
         rc = db_commit(rq->db);
     else
@@ -318,8 +328,9 @@ static void commands(web_request *rq, const run_view *v)
     fputs("</ul>\n", rq->out);
 }
 
-static void spec_text(FILE *f, const db_run *r)
+static void spec_text(FILE *f, const run_view *v)
 {
+    const db_run *r = v->r;
     fputs("<h2>Spec</h2>\n<p class=\"muted\">", f);
     web_esc(f, r->spec_path ? r->spec_path : "(no file)");
     if (r->sweep) {
@@ -333,7 +344,13 @@ static void spec_text(FILE *f, const db_run *r)
         fputs("</code>", f);
     }
     fputs("</p>\n<pre id=\"spec\">", f);
-    web_esc_lines(f, r->spec ? r->spec : "(the spec's text was not recorded)");
+    if (v->spec_error) {
+        fputs("(the spec cannot be shown: ", f);
+        web_esc(f, v->spec_error);
+        fputs(")", f);
+    } else {
+        web_esc_lines(f, v->spec ? v->spec : "(the spec's text was not recorded)");
+    }
     fputs("</pre>\n", f);
 }
 
@@ -363,7 +380,7 @@ int web_page_run(web_request *rq, int64_t id)
     fprintf(f, "</span> <span class=\"muted\">run %lld</span></h1>\n", (long long)id);
     live_part(rq, &v);
     commands(rq, &v);
-    spec_text(f, v.r);
+    spec_text(f, &v);
     web_page_end(rq);
     free_view(&v);
     return 0;

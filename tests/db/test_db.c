@@ -302,6 +302,88 @@ static void test_migrate_v1_from_sqlite3_cli(void **state)
     assert_int_equal(q_int(h, "SELECT count(*) FROM epochs"), 3);
     assert_close(q_double(h, "SELECT elapsed_seconds FROM results WHERE run_id = 1 AND epoch = 3"),
                  33.0);
+    /* version 7: the old rows keep their own text, which run_specs shows */
+    assert_int_equal(q_int(h, "SELECT count(*) FROM run_specs WHERE text_is = 'spec' AND text IS NOT NULL"),
+                     q_int(h, "SELECT count(*) FROM runs WHERE spec IS NOT NULL"));
+    assert_int_equal(q_int(h, "SELECT count(*) FROM runs WHERE spec_file_sha256 IS NOT NULL"), 0);
+    sqlite3_close(h);
+}
+
+/* A sweep file's text is stored once (issue 10, defect 9): two combinations
+ * of one file name the same spec_texts row and hold no text of their own;
+ * run_specs shows each run's text (its own, or its sweep file's); a run
+ * cannot name a text that is not stored. */
+static void test_spec_texts_once(void **state)
+{
+    (void)state;
+    char path[512];
+    db *d = open_new(path, sizeof path);
+    static const char sha[] = "5555555555555555555555555555555555555555555555555555555555555555";
+    static const char file[] = "name: s{seed}\nmatrix: {seed: [1, 2]}\n";
+    assert_int_equal(db_begin(d), DB_OK);
+    int64_t ids[3];
+    for (int i = 0; i < 2; i++) {
+        /* the service stores the text before each new combination's row: the second put is a no-op */
+        assert_int_equal(db_spec_text_put(d, sha, file, strlen(file)), DB_OK);
+        db_run_new c = spec(i ? "s2" : "s1");
+        c.spec = NULL;
+        c.spec_file_sha256 = sha;
+        c.sweep = i ? "{\"seed\":2}" : "{\"seed\":1}";
+        c.spec_sha256 = i ? "b2" : "b1";
+        assert_int_equal(db_run_create(d, &c, &ids[i]), DB_OK);
+    }
+    assert_int_equal(db_commit(d), DB_OK);
+    db_run_new plain = spec("plain");
+    assert_int_equal(db_run_create(d, &plain, &ids[2]), DB_OK);
+    /* a text stored under a SHA-256 stays as first stored */
+    assert_int_equal(db_spec_text_put(d, sha, "other", 5), DB_OK);
+    assert_int_equal(db_spec_text_put(d, "abc", "x", 1), DB_EINVAL);
+    /* a row naming a text that is not there is refused */
+    db_run_new orphan = spec("orphan");
+    orphan.spec = NULL;
+    orphan.spec_file_sha256 = "6666666666666666666666666666666666666666666666666666666666666666";
+    orphan.sweep = "{}";
+    int64_t oid = 0;
+    assert_int_not_equal(db_run_create(d, &orphan, &oid), DB_OK);
+
+    /* through db/ */
+    db_run *r = NULL;
+    assert_int_equal(db_run_get(d, ids[1], &r), DB_OK);
+    assert_null(r->spec);
+    assert_string_equal(r->spec_file_sha256, sha);
+    assert_string_equal(r->sweep, "{\"seed\":2}");
+    db_run_free(r);
+    assert_int_equal(db_run_get(d, ids[2], &r), DB_OK);
+    assert_string_equal(r->spec, "name: x\n");
+    assert_null(r->spec_file_sha256);
+    db_run_free(r);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(db_spec_text_get(d, sha, &text, &len), DB_OK);
+    assert_int_equal(len, strlen(file));
+    assert_string_equal(text, file);
+    free(text);
+    assert_int_equal(db_spec_text_get(d, orphan.spec_file_sha256, &text, &len), DB_ENOTFOUND);
+    assert_null(text);
+    db_close(d);
+
+    /* through an independent connection */
+    sqlite3 *h = raw(path);
+    assert_int_equal(q_int(h, "SELECT count(*) FROM spec_texts"), 1);
+    assert_int_equal(q_int(h, "SELECT length(text) FROM spec_texts"), (int64_t)strlen(file));
+    assert_int_equal(q_int(h, "SELECT count(*) FROM runs WHERE spec IS NULL AND spec_file_sha256 IS NOT NULL"), 2);
+    assert_int_equal(q_int(h, "SELECT count(DISTINCT spec_file_sha256) FROM runs"), 1);
+    char *t = q_text(h, "SELECT text || '|' || text_is FROM run_specs WHERE name = 's1'");
+    char expect[256];
+    snprintf(expect, sizeof expect, "%s|sweep_file", file);
+    assert_string_equal(t, expect);
+    free(t);
+    t = q_text(h, "SELECT text || '|' || text_is FROM run_specs WHERE name = 'plain'");
+    assert_string_equal(t, "name: x\n|spec");
+    free(t);
+    assert_int_equal(q_int(h, "SELECT count(*) FROM run_specs"), 3);
+    /* the text a row names cannot be deleted under it */
+    assert_int_not_equal(raw_exec(h, "PRAGMA foreign_keys = ON; DELETE FROM spec_texts"), SQLITE_OK);
     sqlite3_close(h);
 }
 
@@ -953,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_reader_and_busy_writer),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_default_path_and_names),
+        cmocka_unit_test(test_spec_texts_once),
     };
     return cmocka_run_group_tests_name("db", tests, setup, teardown);
 }

@@ -408,6 +408,113 @@ static void test_init_from_read_once(void **state)
     rmdir(dir);
 }
 
+/* Every combination derived alone from (file bytes, sweep values) - how the
+ * service reads a combination's spec once it stores the file only (issue 10,
+ * defect 9) - is byte for byte the text the full expansion gave it, valid
+ * or not, named by a template or by the file's stem, with anchors expanded. */
+static void check_derived(const char *path, const char *yaml, size_t len, int n_expected)
+{
+    spec_options o = test_opts();
+    spec_file *f = NULL;
+    assert_int_equal(spec_file_load_buffer(path, yaml, len, &o, &f), 0);
+    assert_int_equal(f->file_diags.n, 0);
+    assert_int_equal(f->n_entries, n_expected);
+    for (int i = 0; i < f->n_entries; i++) {
+        const spec_entry *e = &f->entries[i];
+        char *text = NULL, err[512];
+        size_t n = 0;
+        assert_int_equal(spec_sweep_combination(path, yaml, len, e->sweep_json, NULL, &text, &n, err, sizeof err), 0);
+        assert_int_equal(n, e->text_len);
+        assert_memory_equal(text, e->text, n);
+        assert_int_equal(text[n], '\0');
+        char sha[65];
+        spec_sha256_hex(text, n, sha);
+        assert_string_equal(sha, e->sha256);
+        free(text);
+    }
+    /* a loader told to drop the combinations' texts (the service) keeps the same identities */
+    o.drop_combination_texts = true;
+    spec_file *g = NULL;
+    assert_int_equal(spec_file_load_buffer(path, yaml, len, &o, &g), 0);
+    assert_int_equal(g->n_entries, f->n_entries);
+    for (int i = 0; i < g->n_entries; i++) {
+        assert_null(g->entries[i].text);
+        assert_int_equal(g->entries[i].text_len, f->entries[i].text_len);
+        assert_string_equal(g->entries[i].sha256, f->entries[i].sha256);
+        assert_string_equal(g->entries[i].name, f->entries[i].name);
+        assert_int_equal(g->entries[i].diags.n, f->entries[i].diags.n);
+        assert_int_equal(!g->entries[i].spec, !f->entries[i].spec);
+        if (g->entries[i].spec) {
+            assert_null(g->entries[i].spec->text);
+            assert_int_equal(g->entries[i].spec->params, f->entries[i].spec->params);
+        }
+    }
+    spec_file_free(g);
+    spec_file_free(f);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, 1 << 20, fp);
+    fclose(fp);
+    return buf;
+}
+
+static void test_combination_derived(void **state)
+{
+    (void)state;
+    const char *files[] = {"sweep.yaml", "seed_compare.yaml"};
+    const int counts[] = {5, 6};
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        char *buf = read_all(fixture(files[k]), &len);
+        check_derived(fixture(files[k]), buf, len, counts[k]);
+        free(buf);
+    }
+    /* no name: (the file's stem names the runs), an anchored block, include: */
+    static const char anchored[] =
+        "data: {dataset: synthetic, synthetic: {shape: [8], classes: 4, train: 64, test: 32}}\n"
+        "model:\n  template: sequential\n  layers:\n"
+        "    - residual: &b\n        layers: [{tanh: {}}, {tanh: {}}, {tanh: {}}]\n"
+        "    - residual: *b\n    - residual: *b\n    - linear: {out: 4}\n"
+        "train: {epochs: 1}\n"
+        "matrix: {train.optimizer.lr: [0.1, 0.01], seed: [1, 2]}\n"
+        "include: [{train.epochs: 3, name: extra}]\n";
+    check_derived("/t/anchored_sweep.yaml", anchored, strlen(anchored), 5);
+    /* the stem matters: the same bytes under another name give other names */
+    char *a = NULL, *b = NULL, err[512];
+    size_t na = 0, nb = 0;
+    const char *j = "{\"train.optimizer.lr\":0.1,\"seed\":2}";
+    assert_int_equal(spec_sweep_combination("/t/one.yaml", anchored, strlen(anchored), j, NULL, &a, &na, err, 512), 0);
+    assert_int_equal(spec_sweep_combination("/t/two.yaml", anchored, strlen(anchored), j, NULL, &b, &nb, err, 512), 0);
+    assert_true(!strncmp(a, "name: ", 6) && strstr(a, "one_lr0.1_seed2") && !strstr(a, "two_"));
+    assert_true(!strncmp(b, "name: ", 6) && strstr(b, "two_lr0.1_seed2") && !strstr(b, "one_"));
+    assert_null(strstr(a, "*b")); /* aliases expanded */
+    free(a);
+    free(b);
+
+    /* what cannot be derived is said, never guessed */
+    char *t = (char *)1;
+    size_t nt = 7;
+    assert_int_equal(spec_sweep_combination("/t/s.yaml", anchored, strlen(anchored), "{\"seed\":3}", NULL, &t, &nt,
+                                            err, sizeof err), 1);
+    assert_null(t);
+    assert_int_equal(nt, 0);
+    assert_string_equal(err, "/t/s.yaml: no combination of the sweep has the values {\"seed\":3}");
+    static const char plain[] = "data: {dataset: synthetic}\nmodel: {template: mlp, units: [4]}\n";
+    assert_int_equal(spec_sweep_combination("/t/p.yaml", plain, strlen(plain), "{}", NULL, &t, &nt, err, sizeof err), 1);
+    assert_string_equal(err, "/t/p.yaml: the file is not a sweep (it has no matrix: or include:)");
+    static const char broken[] = "matrix: {seed: [1, 2]\n";
+    assert_int_equal(spec_sweep_combination("/t/b.yaml", broken, strlen(broken), "{\"seed\":1}", NULL, &t, &nt, err,
+                                            sizeof err), 1);
+    assert_non_null(strstr(err, "/t/b.yaml:"));
+    assert_null(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_many_combinations),
         cmocka_unit_test(test_init_from_read_once),
+        cmocka_unit_test(test_combination_derived),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

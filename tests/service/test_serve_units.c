@@ -26,6 +26,7 @@
 #include "service/map.h"
 #include "service/plan.h"
 #include "service/protocol.h"
+#include "service/run_spec.h"
 #include "service/watch.h"
 
 /* ---- protocol ---- */
@@ -700,6 +701,78 @@ static void test_watch_close_in_callback(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- a run's spec: stored, or derived from its sweep file (run_spec.h) ---- */
+
+/* The derivation gives the full expansion's bytes, checked against the
+ * identity; a stored text that no longer gives the combination, or one
+ * whose expansion differs from the identity, is an error that says so -
+ * never a different spec given to a worker. */
+static void test_run_spec_text(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/run_spec.db", tmpdir);
+    db *d = NULL;
+    assert_int_equal(db_open(path, DB_OPEN_CREATE, &d), 0);
+    static const char file[] = "name: \"s{seed}\"\ndata: {dataset: synthetic}\n"
+                               "model: {template: mlp, units: [4]}\nmatrix: {seed: [1, 2]}\n";
+    spec_options o;
+    spec_options_default(&o);
+    o.check_files = false;
+    spec_file *sf = NULL;
+    assert_int_equal(spec_file_load_buffer("/e/s.yaml", file, strlen(file), &o, &sf), 0);
+    assert_int_equal(sf->n_entries, 2);
+    assert_int_equal(db_spec_text_put(d, sf->sha256, file, strlen(file)), 0);
+    int64_t ids[4];
+    for (int i = 0; i < 2; i++) {
+        db_run_new n = {.name = sf->entries[i].name, .spec_path = "/e/s.yaml", .spec_sha256 = sf->entries[i].sha256,
+                        .spec_file_sha256 = sf->sha256, .sweep = sf->entries[i].sweep_json};
+        assert_int_equal(db_run_create(d, &n, &ids[i]), 0);
+    }
+    /* a combination whose identity its file does not give (edited in the database), and one with no values */
+    db_run_new bad = {.name = "bad", .spec_path = "/e/s.yaml", .spec_sha256 = "00", .spec_file_sha256 = sf->sha256,
+                      .sweep = "{\"seed\":2}"};
+    assert_int_equal(db_run_create(d, &bad, &ids[2]), 0);
+    db_run_new gone = {.name = "gone", .spec_path = "/e/s.yaml", .spec_sha256 = "00", .spec_file_sha256 = sf->sha256,
+                       .sweep = "{\"seed\":3}"};
+    assert_int_equal(db_run_create(d, &gone, &ids[3]), 0);
+    for (int i = 0; i < 2; i++) {
+        db_run *r = NULL;
+        assert_int_equal(db_run_get(d, ids[i], &r), 0);
+        assert_null(r->spec);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(svc_run_spec_text(d, r, NULL, &text, &len), 0);
+        assert_non_null(text);
+        assert_int_equal(len, sf->entries[i].text_len);
+        assert_memory_equal(text, sf->entries[i].text, len);
+        assert_non_null(strstr(text, i ? "seed: 2" : "seed: 1"));
+        free(text);
+        db_run_free(r);
+    }
+    db_run *r = NULL;
+    char *text = NULL;
+    assert_int_equal(db_run_get(d, ids[2], &r), 0);
+    assert_int_equal(svc_run_spec_text(d, r, NULL, &text, NULL), SVC_EINVAL);
+    assert_null(text);
+    assert_non_null(strstr(svc_last_error(), "not its identity"));
+    db_run_free(r);
+    assert_int_equal(db_run_get(d, ids[3], &r), 0);
+    assert_int_equal(svc_run_spec_text(d, r, NULL, &text, NULL), SVC_EINVAL);
+    assert_null(text);
+    assert_non_null(strstr(svc_last_error(), "no combination of the sweep has the values {\"seed\":3}"));
+    db_run_free(r);
+    /* a plain spec's own text; none at all */
+    db_run plain = {.id = 9, .spec = "name: p\n"}, none = {.id = 10};
+    assert_int_equal(svc_run_spec_text(d, &plain, NULL, &text, NULL), 0);
+    assert_string_equal(text, "name: p\n");
+    free(text);
+    assert_int_equal(svc_run_spec_text(d, &none, NULL, &text, NULL), 0);
+    assert_null(text);
+    spec_file_free(sf);
+    db_close(d);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/epochd-serve-units-XXXXXX");
@@ -712,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_names),
         cmocka_unit_test(test_map),          cmocka_unit_test(test_notify),
         cmocka_unit_test(test_log),          cmocka_unit_test(test_watch_close_in_callback),
+        cmocka_unit_test(test_run_spec_text),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
