@@ -445,7 +445,9 @@ static int on_close(pstate *p)
     if (n->kind == YN_MAP) {
         assert(m % 2 == 0); /* a key and a value each */
         size_t pairs = m / 2;
-        int rc = check_map_keys(p, p->kids + f.start, &pairs);
+        /* an empty map before any child was seen: kids is still NULL, and
+         * NULL + 0 is undefined in C (UBSan, through scripts/fuzz config) */
+        int rc = m ? check_map_keys(p, p->kids + f.start, &pairs) : 0;
         if (rc)
             return rc;
         m = 2 * pairs;
