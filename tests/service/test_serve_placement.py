@@ -158,7 +158,9 @@ def learning_and_promises():
                 rows = {r['name']: r for r in s['running'] + s['queued']}
                 if set(batch) - set(rows):
                     return None
-                if any(r['status'] == 'queued' and (not r['plan'] or 'reading' in (r['note'] or ''))
+                # the plan and the runs' notes are written by one pass but not in one transaction:
+                # a queued run with a plan and no note yet is a snapshot between the two
+                if any(r['status'] == 'queued' and (not r['plan'] or not r['note'] or 'reading' in r['note'])
                        for r in rows.values()):
                     return None
                 return s, rows
