@@ -228,10 +228,11 @@ def capacity(tmp, c1, ref_short):
         if running and pending:
             run_job = row(sv, running[0], 'slurm_job_id')[0]
             pend_job = row(sv, pending[0], 'slurm_job_id')[0]
-            p = subprocess.run([EPOCHD, 'cancel', str(running[0]), str(pending[0]), '--db', sv.db],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            check(p.returncode == 0, f'epochd cancel: {p.returncode} {p.stdout}')
-            for rid, job, what in ((running[0], run_job, 'running'), (pending[0], pend_job, 'pending')):
+            # the pending one first: cancelling the running one frees room in which Slurm may start it
+            for rid, job, what in ((pending[0], pend_job, 'pending'), (running[0], run_job, 'running')):
+                p = subprocess.run([EPOCHD, 'cancel', str(rid), '--db', sv.db],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                check(p.returncode == 0, f'epochd cancel {what}: {p.returncode} {p.stdout}')
                 wait_until(lambda: sv.status_of(rid) == 'cancelled', 60, f'the {what} run to be cancelled')
                 r = row(sv, rid, 'status, error, slurm_job_id')
                 check(r == ('cancelled', 'cancelled by request', job), f'{what} run cancelled: {r}')
