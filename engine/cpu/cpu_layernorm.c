@@ -5,8 +5,15 @@
  * normalises over a middle dimension, with the inner index vectorised. Mean
  * and variance are computed in double by two passes over the (cache-resident)
  * row; the mean is subtracted as two floats (high and low part) so that a
- * mean large against the spread costs no digits. The gamma/beta gradients are reduced over fixed chunks of `outer` and
- * combined in chunk order, independent of the thread count. */
+ * mean large against the spread costs no digits.
+ *
+ * The gamma/beta gradients are sums over every (o, i), in an order that does
+ * not depend on the thread count. With a short gamma they are reduced over
+ * fixed chunks of `outer` and combined in chunk order. A long gamma (a norm
+ * over a whole (S, C) plane, as the mixer's final norm) would need chunks x n
+ * partial sums - 196 MB and a serial combine for mlp_mixer_B2 at batch 500,
+ * 50x the forward's time - so from LN_COLUMN_MIN_N entries they are summed
+ * per block of columns instead, each block walking `outer` in order. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -15,6 +22,8 @@
 
 #define LN_CHUNK_ELEMS ((int64_t)1 << 15)
 #define LN_MAX_CHUNKS 256
+#define LN_COLUMN_MIN_N 1024 /* from here dgamma/dbeta are summed per column block */
+#define LN_COLUMN_BLOCK 256
 
 static int ln_check(const char *op, const eng_norm_desc *d)
 {
@@ -163,7 +172,7 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 }
 
 /* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
- * pg, pb (double, n entries) when gamma is set; dx may be NULL. */
+ * pg, pb (double, n entries) when they are set; dx may be NULL. */
 CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, const float *restrict dy,
                                        const float *restrict gamma, float mean, float rstd, float *restrict dx,
                                        double *restrict pg, double *restrict pb)
@@ -171,7 +180,7 @@ CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, co
     /* g = dy * gamma, xhat = (x - mean) * rstd;
      * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
     double sg = 0.0, sgx = 0.0;
-    if (gamma) {
+    if (gamma && pg) {
 #pragma omp simd reduction(+ : sg, sgx)
         for (int64_t j = 0; j < n; j++) {
             const float xh = (x[j] - mean) * rstd;
@@ -180,6 +189,14 @@ CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, co
             sgx += g * (double)xh;
             pg[j] += (double)(dy[j] * xh);
             pb[j] += (double)dy[j];
+        }
+    } else if (gamma) {
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            const double g = (double)(dy[j] * gamma[j]);
+            sg += g;
+            sgx += g * (double)xh;
         }
     } else {
 #pragma omp simd reduction(+ : sg, sgx)
@@ -213,7 +230,7 @@ CPU_DISPATCH_VOID(static, ln_row_backward,
                   (n, x, dy, gamma, mean, rstd, dx, pg, pb))
 
 /* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch;
- * dx may be NULL. */
+ * adds to pg, pb when they are set; dx may be NULL. */
 CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
                                          const float *restrict gamma, const float *restrict mean,
                                          const float *restrict rstd, float *restrict dx, double *restrict pg,
@@ -235,7 +252,7 @@ CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const floa
             gsum += (double)gr[i];
             gxsum += (double)(gr[i] * xh);
         }
-        if (gamma) {
+        if (pg) {
             pg[j] += gxsum;
             pb[j] += gsum;
         }
@@ -266,6 +283,54 @@ CPU_DISPATCH_VOID(static, ln_slice_backward,
                    float *restrict dx, double *restrict pg, double *restrict pb, double *restrict acc),
                   (n, inner, x, dy, gamma, mean, rstd, dx, pg, pb, acc))
 
+/* dgamma, dbeta for the columns [j0, j0 + w) (w <= LN_COLUMN_BLOCK): each
+ * a double sum over o, then i, the same terms the chunked path adds. */
+CPU_KERNEL_BODY void ln_param_grad_columns_body(const eng_norm_desc *d, const float *restrict x,
+                                             const float *restrict dy, const float *restrict mean,
+                                             const float *restrict rstd, int64_t j0, int64_t w,
+                                             float *restrict dgamma, float *restrict dbeta)
+{
+    const int64_t n = d->n, inner = d->inner;
+    double sg[LN_COLUMN_BLOCK], sb[LN_COLUMN_BLOCK];
+    for (int64_t k = 0; k < w; k++)
+        sg[k] = sb[k] = 0.0;
+    for (int64_t o = 0; o < d->outer; o++) {
+        if (inner == 1) {
+            const float m = mean[o], r = rstd[o];
+            const float *restrict xr = x + o * n + j0, *restrict gr = dy + o * n + j0;
+#pragma omp simd
+            for (int64_t k = 0; k < w; k++) {
+                const float xh = (xr[k] - m) * r;
+                sg[k] += (double)(gr[k] * xh);
+                sb[k] += (double)gr[k];
+            }
+            continue;
+        }
+        const float *restrict mo = mean + o * inner, *restrict ro = rstd + o * inner;
+        for (int64_t k = 0; k < w; k++) {
+            const float *restrict xr = x + (o * n + j0 + k) * inner, *restrict gr = dy + (o * n + j0 + k) * inner;
+            double a = 0.0, c = 0.0;
+#pragma omp simd reduction(+ : a, c)
+            for (int64_t i = 0; i < inner; i++) {
+                const float xh = (xr[i] - mo[i]) * ro[i];
+                a += (double)(gr[i] * xh);
+                c += (double)gr[i];
+            }
+            sg[k] += a;
+            sb[k] += c;
+        }
+    }
+    for (int64_t k = 0; k < w; k++) {
+        dgamma[j0 + k] = (float)sg[k];
+        dbeta[j0 + k] = (float)sb[k];
+    }
+}
+CPU_DISPATCH_VOID(static, ln_param_grad_columns,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                   const float *restrict mean, const float *restrict rstd, int64_t j0, int64_t w,
+                   float *restrict dgamma, float *restrict dbeta),
+                  (d, x, dy, mean, rstd, j0, w, dgamma, dbeta))
+
 int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta)
@@ -291,10 +356,11 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
         return 0; /* nothing wanted */
 
     const int64_t chunk = ln_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
-    double *part = gamma ? calloc((size_t)(nchunks * 2 * n), sizeof *part) : NULL;
+    const bool by_columns = gamma && n >= LN_COLUMN_MIN_N;
+    double *part = gamma && !by_columns ? calloc((size_t)(nchunks * 2 * n), sizeof *part) : NULL;
     const int team = nchunks > 1 ? cpu_team(b, total) : 1;
     double *acc = inner > 1 ? malloc((size_t)(team * 3 * inner) * sizeof *acc) : NULL;
-    if ((gamma && !part) || (inner > 1 && !acc)) {
+    if ((gamma && !by_columns && !part) || (inner > 1 && !acc)) {
         free(part);
         free(acc);
         return eng_error(ENG_ENOMEM, "cpu layernorm_backward: out of memory");
@@ -317,7 +383,14 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
             }
         }
     }
-    if (gamma) {
+    if (by_columns) {
+        const int64_t nblocks = (n + LN_COLUMN_BLOCK - 1) / LN_COLUMN_BLOCK;
+#pragma omp parallel for num_threads(nblocks > 1 ? cpu_team(b, total) : 1) schedule(static)
+        for (int64_t k = 0; k < nblocks; k++) {
+            const int64_t j0 = k * LN_COLUMN_BLOCK, w = n - j0 < LN_COLUMN_BLOCK ? n - j0 : LN_COLUMN_BLOCK;
+            ln_param_grad_columns(d, x, dy, save_mean, save_rstd, j0, w, dgamma, dbeta);
+        }
+    } else if (gamma) {
         for (int64_t j = 0; j < n; j++) {
             double sg = 0.0, sb = 0.0;
             for (int64_t k = 0; k < nchunks; k++) {

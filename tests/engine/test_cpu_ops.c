@@ -967,6 +967,8 @@ static void test_layernorm(void **state)
     ln_run(300, 16, 1, true, 60);  /* many chunks for dgamma/dbeta */
     ln_run(40, 6, 33, true, 60);
     ln_run(2, 4096, 1, true, 0);   /* long rows */
+    ln_run(7, 2500, 1, true, 60);  /* a long gamma: dgamma/dbeta summed per column block */
+    ln_run(3, 1300, 3, true, 60);  /* the same with inner > 1 */
     /* rows and slices whose mean is large against their spread */
     for (int inner = 1; inner <= 7; inner += 6) {
         const int64_t outer = 3, n = 40, tot = outer * n * inner;
@@ -1613,6 +1615,16 @@ static void test_determinism(void **state)
     assert_int_equal(B1->ops->layernorm_backward(B1, &ld, bx, bdy, g, ms, rs_, dxb, dgb, dbb), 0);
     assert_memory_equal(dga, dgb, (size_t)n * sizeof(float));
     assert_memory_equal(dba, dbb, (size_t)n * sizeof(float));
+    /* a long gamma (summed per column block, not per chunk): the same too */
+    eng_norm_desc lw = {.outer = 40, .n = tot / 40, .inner = 1, .eps = 1e-5f};
+    float *gw = to_f(drand_buf(lw.n, 0.5, 1.5), lw.n), *bw = to_f(drand_buf(lw.n, -1, 1), lw.n);
+    float *dgw[2] = {fbuf(lw.n), fbuf(lw.n)}, *dbw[2] = {fbuf(lw.n), fbuf(lw.n)};
+    assert_int_equal(B->ops->layernorm_forward(B, &lw, bx, gw, bw, y[1], ms, rs_), 0);
+    assert_int_equal(B->ops->layernorm_backward(B, &lw, bx, bdy, gw, ms, rs_, dxa, dgw[0], dbw[0]), 0);
+    assert_int_equal(B1->ops->layernorm_backward(B1, &lw, bx, bdy, gw, ms, rs_, dxb, dgw[1], dbw[1]), 0);
+    assert_memory_equal(dxa, dxb, (size_t)tot * sizeof(float));
+    assert_memory_equal(dgw[0], dgw[1], (size_t)lw.n * sizeof(float));
+    assert_memory_equal(dbw[0], dbw[1], (size_t)lw.n * sizeof(float));
     assert_int_equal(B->ops->bias_grad(B, outer, n, inner, bdy, dga), 0);
     assert_int_equal(B1->ops->bias_grad(B1, outer, n, inner, bdy, dgb), 0);
     assert_memory_equal(dga, dgb, (size_t)n * sizeof(float));
