@@ -263,6 +263,16 @@ typedef struct eng_backend_ops {
      * for the shapes it names instead of choosing again. */
     int (*kernels_record)(eng_backend *b, char **text);
     int (*kernels_restore)(eng_backend *b, const char *text);
+
+    /* Optional fused epilogues (NULL: callers run the separate operations).
+     * Each gives exactly the bits of the operations it replaces, in one pass
+     * over memory instead of two:
+     *   bias_act:      bias_add(y, bias), then out = act(y)  (y keeps y + bias)
+     *   bias_residual: bias_add(y, bias), then y = y + res */
+    int (*bias_act)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                    eng_act kind, float slope, float *out);
+    int (*bias_residual)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                         const float *res);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

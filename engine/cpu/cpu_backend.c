@@ -185,6 +185,8 @@ static const eng_backend_ops cpu_ops = {
     .clip_by_norm = cpu_clip_by_norm,
     .kernels_record = cpu_choices_record,
     .kernels_restore = cpu_choices_restore,
+    .bias_act = cpu_bias_act,
+    .bias_residual = cpu_bias_residual,
 };
 
 int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)

@@ -129,6 +129,56 @@ int cpu_add(eng_backend *b, int64_t n, const float *a, const float *c, float *y)
     return 0;
 }
 
+/* y = (y + bias) + res on items [i0, i1), as cpu_bias_act's items; res may
+ * not alias y. */
+CPU_KERNEL_BODY void bias_residual_items_body(int64_t i0, int64_t i1, int64_t n, int64_t inner, float *restrict y,
+                                           const float *restrict bias, const float *restrict res)
+{
+    if (inner == 1) {
+        for (int64_t it = i0; it < i1; it++) {
+            float *restrict r = y + it * n;
+            const float *restrict q = res + it * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++)
+                r[j] = (r[j] + bias[j]) + q[j];
+        }
+        return;
+    }
+    for (int64_t it = i0; it < i1; it++) {
+        const float bj = bias[it % n];
+        float *restrict r = y + it * inner;
+        const float *restrict q = res + it * inner;
+#pragma omp simd
+        for (int64_t i = 0; i < inner; i++)
+            r[i] = (r[i] + bj) + q[i];
+    }
+}
+CPU_DISPATCH_VOID(static, bias_residual_items,
+                  (int64_t i0, int64_t i1, int64_t n, int64_t inner, float *restrict y, const float *restrict bias,
+                   const float *restrict res),
+                  (i0, i1, n, inner, y, bias, res))
+
+/* bias_add then add in one pass: the residual branch of a block. */
+int cpu_bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                      const float *res)
+{
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_residual: negative size");
+    if (outer == 0 || n == 0 || inner == 0)
+        return 0;
+    CPU_NONNULL("bias_residual", y);
+    CPU_NONNULL("bias_residual", bias);
+    CPU_NONNULL("bias_residual", res);
+    CPU_CHECK(res + outer * n * inner <= y || y + outer * n * inner <= res, "cpu bias_residual: res overlaps y");
+    const int64_t items = inner == 1 ? outer : outer * n, len = inner == 1 ? n : inner;
+    const int64_t per = len < ELEM_CHUNK ? ELEM_CHUNK / len : 1, nchunks = (items + per - 1) / per;
+#pragma omp parallel for num_threads(cpu_team(b, outer * n * inner)) schedule(static)
+    for (int64_t k = 0; k < nchunks; k++) {
+        const int64_t i0 = k * per, i1 = i0 + per < items ? i0 + per : items;
+        bias_residual_items(i0, i1, n, inner, y, bias, res);
+    }
+    return 0;
+}
+
 int cpu_copy_2d(eng_backend *b, int64_t rows, int64_t cols, const float *src, int64_t ld_src, float *dst,
                 int64_t ld_dst)
 {

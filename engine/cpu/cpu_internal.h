@@ -248,6 +248,10 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
 
 /* cpu_act.c */
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
+int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias, eng_act kind,
+                 float slope, float *out);
+int cpu_bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                      const float *res);
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                      const float *dy, float *dx);
 

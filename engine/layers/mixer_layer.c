@@ -71,31 +71,46 @@ static int channel_matmul(eng_backend *b, int64_t rows, int64_t C, const float *
     return b->ops->gemm(b, &g, in, W, out);
 }
 
+/* h += bias, g = gelu(h): fused where the backend can (same bits) */
+static int bias_gelu(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *h, const float *bias, float *g)
+{
+    if (b->ops->bias_act)
+        return b->ops->bias_act(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g);
+    ENG_TRY(b->ops->bias_add(b, outer, n, inner, h, bias));
+    return b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, outer * n * inner, h, g);
+}
+
+/* y = (y + bias) + res, fused where the backend can (same bits) */
+static int bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                         const float *res)
+{
+    if (b->ops->bias_residual)
+        return b->ops->bias_residual(b, outer, n, inner, y, bias, res);
+    ENG_TRY(b->ops->bias_add(b, outer, n, inner, y, bias));
+    return b->ops->add(b, outer * n * inner, y, res, y);
+}
+
 static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     mixer_module *mx = (mixer_module *)m;
     eng_backend *b = c->b;
-    int64_t B = c->batch, S = mx->S, C = mx->C, N = B * S * C;
+    int64_t B = c->batch, S = mx->S, C = mx->C;
     mixer_saved s = saved_views(mx, m->saved, B);
     m->y = m->y_store;
 
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     ENG_TRY(b->ops->layernorm_forward(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.mean1, s.rstd1));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, s.t1, s.h));
-    ENG_TRY(b->ops->bias_add(b, B, S, C, s.h, m->w[P_B1]));
-    ENG_TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g));
+    ENG_TRY(bias_gelu(b, B, S, C, s.h, m->w[P_B1], s.g));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, s.g, s.x1));
-    ENG_TRY(b->ops->bias_add(b, B, S, C, s.x1, m->w[P_B2]));
-    ENG_TRY(b->ops->add(b, N, s.x1, x, s.x1));
+    ENG_TRY(bias_residual(b, B, S, C, s.x1, m->w[P_B2], x));
 
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
     ENG_TRY(b->ops->layernorm_forward(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.mean2, s.rstd2));
     ENG_TRY(channel_matmul(b, B * S, C, s.t2, m->w[P_W3], s.h2));
-    ENG_TRY(b->ops->bias_add(b, B * S, C, 1, s.h2, m->w[P_B3]));
-    ENG_TRY(b->ops->act_forward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2));
+    ENG_TRY(bias_gelu(b, B * S, C, 1, s.h2, m->w[P_B3], s.g2));
     ENG_TRY(channel_matmul(b, B * S, C, s.g2, m->w[P_W4], m->y));
-    ENG_TRY(b->ops->bias_add(b, B * S, C, 1, m->y, m->w[P_B4]));
-    return b->ops->add(b, N, m->y, s.x1, m->y);
+    return bias_residual(b, B * S, C, 1, m->y, m->w[P_B4], s.x1);
 }
 
 static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)

@@ -237,7 +237,7 @@ static void test_backend_basics(void **state)
         (void *)o->act_backward, (void *)o->softmax_forward, (void *)o->softmax_backward, (void *)o->xent,
         (void *)o->dropout, (void *)o->patchify_forward, (void *)o->patchify_backward, (void *)o->batch_gather,
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
-        (void *)o->kernels_record, (void *)o->kernels_restore,
+        (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
                    "every operation is listed");
@@ -983,6 +983,41 @@ static void test_layernorm(void **state)
 
 /* ============================== activations ============================== */
 
+/* The fused epilogues promise the separate operations' bits exactly. */
+static void test_fused_epilogues(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][3] = {{7, 192, 1}, {3, 40, 96}, {2, 5, 70001}, {1, 70001, 1}, {0, 3, 4}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t outer = shapes[s][0], n = shapes[s][1], inner = shapes[s][2], tot = outer * n * inner;
+        float *x = to_f(drand_buf(tot ? tot : 1, -4, 4), tot ? tot : 1), *bias = to_f(drand_buf(n, -1, 1), n);
+        float *res = to_f(drand_buf(tot ? tot : 1, -2, 2), tot ? tot : 1);
+        float *y1 = fbuf(tot + 1), *y2 = fbuf(tot + 1), *o1 = fbuf(tot + 1), *o2 = fbuf(tot + 1);
+        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
+            memcpy(y1, x, (size_t)tot * sizeof(float));
+            memcpy(y2, x, (size_t)tot * sizeof(float));
+            assert_int_equal(B->ops->bias_add(B, outer, n, inner, y1, bias), 0);
+            assert_int_equal(B->ops->act_forward(B, (eng_act)kind, 0.1f, tot, y1, o1), 0);
+            assert_int_equal(B->ops->bias_act(B, outer, n, inner, y2, bias, (eng_act)kind, 0.1f, o2), 0);
+            assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
+            assert_memory_equal(o1, o2, (size_t)tot * sizeof(float));
+        }
+        memcpy(y1, x, (size_t)tot * sizeof(float));
+        memcpy(y2, x, (size_t)tot * sizeof(float));
+        assert_int_equal(B->ops->bias_add(B, outer, n, inner, y1, bias), 0);
+        assert_int_equal(B->ops->add(B, tot, y1, res, y1), 0);
+        assert_int_equal(B1->ops->bias_residual(B1, outer, n, inner, y2, bias, res), 0);
+        assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
+        /* against the arithmetic itself */
+        for (int64_t i = 0; i < tot; i += 997) {
+            const float want = (x[i] + bias[inner == 1 ? i % n : (i / inner) % n]) + res[i];
+            assert_memory_equal(&y2[i], &want, sizeof want);
+        }
+    }
+    float y = 0, bias = 0;
+    assert_int_equal(B->ops->bias_residual(B, 1, 1, 1, &y, &bias, &y), ENG_EINVAL);
+}
+
 static const char *act_name(int k)
 {
     static const char *names[] = {"none", "relu", "leaky_relu", "gelu", "sigmoid", "tanh"};
@@ -1665,7 +1700,7 @@ int main(int argc, char **argv)
         T(test_gemm_batch_forms), T(test_bias),           T(test_add_copy2d),
         T(test_transpose),       T(test_mean_lastdim),    T(test_conv2d),
         T(test_pool),            T(test_pool_ties),       T(test_pool_special_values),
-        T(test_batchnorm),       T(test_layernorm),       T(test_activations),
+        T(test_batchnorm),       T(test_layernorm),       T(test_activations), T(test_fused_epilogues),
         T(test_activation_accuracy), T(test_softmax),     T(test_xent),
         T(test_dropout),         T(test_patchify),        T(test_batch_gather),
         T(test_adam),            T(test_sgd),             T(test_sumsq_clip),
