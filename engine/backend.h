@@ -273,6 +273,14 @@ typedef struct eng_backend_ops {
                     eng_act kind, float slope, float *out);
     int (*bias_residual)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                          const float *res);
+    /*   batchnorm_relu_forward_*: the batchnorm_forward_* of the same
+     *   arguments, then act_forward(relu) in place on y */
+    int (*batchnorm_relu_forward_train)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                        const float *beta, float *y, float *running_mean, float *running_var,
+                                        float *save_mean, float *save_invstd);
+    int (*batchnorm_relu_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                       const float *beta, const float *running_mean, const float *running_var,
+                                       float *y);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

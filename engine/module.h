@@ -90,6 +90,12 @@ struct eng_module {
     float *buf[ENG_MODULE_MAX_BUFFERS];
 
     bool y_alias;                  /* no output storage of its own */
+    /* Fusion (eng_model_build pairs a batchnorm with the relu after it in a
+     * chain): out_relu, the batchnorm applies the relu to its own output in
+     * the same pass; relu_done, that relu's forward passes its input on as
+     * its output (its backward is unchanged: the mask of a relu'd value is
+     * the mask of the value). */
+    bool out_relu, relu_done;
     int64_t saved_fixed, saved_per_sample;
     float *y;                      /* the output of the last forward pass */
     float *y_store;                /* planned output storage (NULL when y_alias) */

@@ -187,6 +187,8 @@ static const eng_backend_ops cpu_ops = {
     .kernels_restore = cpu_choices_restore,
     .bias_act = cpu_bias_act,
     .bias_residual = cpu_bias_residual,
+    .batchnorm_relu_forward_train = cpu_batchnorm_relu_forward_train,
+    .batchnorm_relu_forward_eval = cpu_batchnorm_relu_forward_eval,
 };
 
 int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)

@@ -71,53 +71,70 @@ CPU_DISPATCH_VOID(static, bn_stats_chunk,
                    double *restrict part),
                   (d, x, shift, o0, o1, part))
 
-/* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1). */
+/* relu(v) as cpu_act_forward computes it, so that the fused pass gives its bits */
+static inline float bn_relu(float v) { return v < 0.0f ? 0.0f : v; }
+
+/* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1), then
+ * relu(y) when asked: a following ReLU in the same trip through memory. */
 CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
                                       const float *restrict ml, const float *restrict a, const float *restrict c,
-                                      int64_t o0, int64_t o1, float *restrict y)
+                                      int64_t o0, int64_t o1, bool relu, float *restrict y)
 {
     const int64_t n = d->n, inner = d->inner;
     for (int64_t o = o0; o < o1; o++) {
         const float *restrict xo = x + o * n * inner;
         float *restrict yo = y + o * n * inner;
         if (inner == 1) {
+            if (relu) {
 #pragma omp simd
-            for (int64_t j = 0; j < n; j++)
-                yo[j] = ((xo[j] - m[j]) - ml[j]) * a[j] + c[j];
+                for (int64_t j = 0; j < n; j++)
+                    yo[j] = bn_relu(((xo[j] - m[j]) - ml[j]) * a[j] + c[j]);
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++)
+                    yo[j] = ((xo[j] - m[j]) - ml[j]) * a[j] + c[j];
+            }
             continue;
         }
         for (int64_t j = 0; j < n; j++) {
             const float mj = m[j], mlj = ml[j], aj = a[j], cj = c[j];
             const float *restrict r = xo + j * inner;
             float *restrict w = yo + j * inner;
+            if (relu) {
 #pragma omp simd
-            for (int64_t i = 0; i < inner; i++)
-                w[i] = ((r[i] - mj) - mlj) * aj + cj;
+                for (int64_t i = 0; i < inner; i++)
+                    w[i] = bn_relu(((r[i] - mj) - mlj) * aj + cj);
+            } else {
+#pragma omp simd
+                for (int64_t i = 0; i < inner; i++)
+                    w[i] = ((r[i] - mj) - mlj) * aj + cj;
+            }
         }
     }
 }
 CPU_DISPATCH_VOID(static, bn_apply_chunk,
                   (const eng_norm_desc *d, const float *restrict x, const float *restrict m, const float *restrict ml,
-                   const float *restrict a, const float *restrict c, int64_t o0, int64_t o1, float *restrict y),
-                  (d, x, m, ml, a, c, o0, o1, y))
+                   const float *restrict a, const float *restrict c, int64_t o0, int64_t o1, bool relu,
+                   float *restrict y),
+                  (d, x, m, ml, a, c, o0, o1, relu, y))
 
 /* Runs bn_apply_chunk over all of outer. */
 static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *x, const float *m, const float *ml,
-                     const float *a, const float *c, float *y)
+                     const float *a, const float *c, bool relu, float *y)
 {
     const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(cpu_team(b, d->outer * d->n * d->inner)) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_apply_chunk(d, x, m, ml, a, c, o0, o1, y);
+        bn_apply_chunk(d, x, m, ml, a, c, o0, o1, relu, y);
     }
 }
 
-int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                                const float *beta, float *y, float *running_mean, float *running_var,
-                                float *save_mean, float *save_invstd)
+static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                            const float *beta, float *y, float *running_mean, float *running_var, float *save_mean,
+                            float *save_invstd, bool relu)
 {
-    int rc = bn_check("batchnorm_forward_train", d);
+    int rc = bn_check(relu ? "batchnorm_relu_forward_train" : "batchnorm_forward_train", d);
     if (rc < 0)
         return rc;
     const int64_t n = d->n, count = d->outer * d->inner;
@@ -179,13 +196,28 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
         }
     }
     free(part);
-    bn_apply(b, d, x, mf, ml, a, c, y);
+    bn_apply(b, d, x, mf, ml, a, c, relu, y);
     free(fbuf);
     return 0;
 }
 
-int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                               const float *beta, const float *running_mean, const float *running_var, float *y)
+int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                const float *beta, float *y, float *running_mean, float *running_var,
+                                float *save_mean, float *save_invstd)
+{
+    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, false);
+}
+
+int cpu_batchnorm_relu_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                     const float *beta, float *y, float *running_mean, float *running_var,
+                                     float *save_mean, float *save_invstd)
+{
+    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, true);
+}
+
+static int bn_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                           const float *beta, const float *running_mean, const float *running_var, float *y,
+                           bool relu)
 {
     int rc = bn_check("batchnorm_forward_eval", d);
     if (rc < 0)
@@ -210,9 +242,21 @@ int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const flo
         c[j] = beta ? beta[j] : 0.0f;
         zero[j] = 0.0f;
     }
-    bn_apply(b, d, x, running_mean, zero, a, c, y);
+    bn_apply(b, d, x, running_mean, zero, a, c, relu, y);
     free(a);
     return 0;
+}
+
+int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean, const float *running_var, float *y)
+{
+    return bn_forward_eval(b, d, x, gamma, beta, running_mean, running_var, y, false);
+}
+
+int cpu_batchnorm_relu_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean, const float *running_var, float *y)
+{
+    return bn_forward_eval(b, d, x, gamma, beta, running_mean, running_var, y, true);
 }
 
 /* part[0..n) += sum dy, part[n..2n) += sum dy * (x - mean) over [o0, o1). */

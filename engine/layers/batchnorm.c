@@ -24,11 +24,21 @@ static int batchnorm_forward(eng_module *m, const eng_step_ctx *c, const float *
     batchnorm_module *bn = (batchnorm_module *)m;
     eng_norm_desc d = bn_desc(bn, c->batch);
     const float *gamma = bn->affine ? m->w[0] : NULL, *beta = bn->affine ? m->w[1] : NULL;
+    const eng_backend_ops *o = c->b->ops;
     m->y = m->y_store;
+    if (m->out_relu && c->training && o->batchnorm_relu_forward_train)
+        return o->batchnorm_relu_forward_train(c->b, &d, x, gamma, beta, m->y, m->buf[0], m->buf[1], m->saved,
+                                               m->saved + bn->n);
+    if (m->out_relu && !c->training && o->batchnorm_relu_forward_eval)
+        return o->batchnorm_relu_forward_eval(c->b, &d, x, gamma, beta, m->buf[0], m->buf[1], m->y);
     if (c->training)
-        return c->b->ops->batchnorm_forward_train(c->b, &d, x, gamma, beta, m->y, m->buf[0], m->buf[1], m->saved,
-                                                  m->saved + bn->n);
-    return c->b->ops->batchnorm_forward_eval(c->b, &d, x, gamma, beta, m->buf[0], m->buf[1], m->y);
+        ENG_TRY(o->batchnorm_forward_train(c->b, &d, x, gamma, beta, m->y, m->buf[0], m->buf[1], m->saved,
+                                           m->saved + bn->n));
+    else
+        ENG_TRY(o->batchnorm_forward_eval(c->b, &d, x, gamma, beta, m->buf[0], m->buf[1], m->y));
+    if (m->out_relu) /* a backend without the fused pass: the relu here, in place */
+        return o->act_forward(c->b, ENG_ACT_RELU, 0.0f, eng_shape_numel(&m->out) * c->batch, m->y, m->y);
+    return 0;
 }
 
 static int batchnorm_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)

@@ -238,6 +238,7 @@ static void test_backend_basics(void **state)
         (void *)o->dropout, (void *)o->patchify_forward, (void *)o->patchify_backward, (void *)o->batch_gather,
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
         (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
+        (void *)o->batchnorm_relu_forward_train, (void *)o->batchnorm_relu_forward_eval,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
                    "every operation is listed");
@@ -1016,6 +1017,39 @@ static void test_fused_epilogues(void **state)
     }
     float y = 0, bias = 0;
     assert_int_equal(B->ops->bias_residual(B, 1, 1, 1, &y, &bias, &y), ENG_EINVAL);
+
+    /* batchnorm then relu, in training (with the running statistics) and in eval */
+    static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}};
+    for (size_t s = 0; s < sizeof bn_shapes / sizeof bn_shapes[0]; s++) {
+        eng_norm_desc d = {.outer = bn_shapes[s][0], .n = bn_shapes[s][1], .inner = bn_shapes[s][2], .eps = 1e-5f,
+                           .momentum = 0.1f};
+        const int64_t n = d.n, tot = d.outer * n * d.inner;
+        float *x = to_f(drand_buf(tot, -2, 3), tot), *g = to_f(drand_buf(n, 0.5, 1.5), n);
+        float *bt = to_f(drand_buf(n, -1, 1), n);
+        float *y1 = fbuf(tot), *y2 = fbuf(tot), *st[2][4];
+        for (int k = 0; k < 2; k++)
+            for (int q = 0; q < 4; q++) {
+                st[k][q] = fbuf(n);
+                for (int64_t j = 0; j < n; j++)
+                    st[k][q][j] = q == 1 ? 1.0f : 0.0f; /* running var 1, the rest 0 */
+            }
+        assert_int_equal(B->ops->batchnorm_forward_train(B, &d, x, g, bt, y1, st[0][0], st[0][1], st[0][2], st[0][3]),
+                         0);
+        assert_int_equal(B->ops->act_forward(B, ENG_ACT_RELU, 0.0f, tot, y1, y1), 0);
+        assert_int_equal(
+            B->ops->batchnorm_relu_forward_train(B, &d, x, g, bt, y2, st[1][0], st[1][1], st[1][2], st[1][3]), 0);
+        assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
+        for (int q = 0; q < 4; q++)
+            assert_memory_equal(st[0][q], st[1][q], (size_t)n * sizeof(float));
+        int64_t zeros = 0;
+        for (int64_t i = 0; i < tot; i++)
+            zeros += y2[i] == 0.0f;
+        assert_true(zeros > tot / 5 && zeros < tot - tot / 5); /* the relu did cut, and not everything */
+        assert_int_equal(B->ops->batchnorm_forward_eval(B, &d, x, g, bt, st[0][0], st[0][1], y1), 0);
+        assert_int_equal(B->ops->act_forward(B, ENG_ACT_RELU, 0.0f, tot, y1, y1), 0);
+        assert_int_equal(B1->ops->batchnorm_relu_forward_eval(B1, &d, x, g, bt, st[0][0], st[0][1], y2), 0);
+        assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
+    }
 }
 
 static const char *act_name(int k)

@@ -53,6 +53,61 @@ static void test_seed_param_counts(void **state)
 }
 
 /* Names and layouts follow the PyTorch reference (torch_seed_models.py). */
+/* Fusion (a batchnorm applies the relu after it) changes no bit: the seed
+ * CNNs on the CPU backend against the same models on a copy of it that
+ * lacks the fused operations, so that their layers take the separate path. */
+static void test_fusion_changes_no_bit(void **state)
+{
+    (void)state;
+    eng_backend *cpu = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
+    assert_non_null(cpu->ops->batchnorm_relu_forward_train); /* else this compares the fallback with itself */
+    eng_backend_ops plain_ops = *cpu->ops;
+    plain_ops.batchnorm_relu_forward_train = NULL;
+    plain_ops.batchnorm_relu_forward_eval = NULL;
+    plain_ops.bias_act = NULL;
+    plain_ops.bias_residual = NULL;
+    eng_backend plain = *cpu; /* shares the implementation; never destroyed itself */
+    plain.ops = &plain_ops;
+    const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
+    const int64_t batch = 6;
+    eng_shape in = eng_shape3(3, 32, 32);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        eng_model_desc d = seed(names[k]);
+        eng_model *m[2] = {NULL, NULL};
+        const float *out[2];
+        float *x = NULL, *dout = NULL;
+        const int64_t nx = batch * 3 * 32 * 32;
+        assert_int_equal(cpu->ops->alloc(cpu, (size_t)nx * sizeof(float), (void **)&x), 0);
+        assert_int_equal(cpu->ops->alloc(cpu, (size_t)(batch * 10) * sizeof(float), (void **)&dout), 0);
+        for (int64_t i = 0; i < nx; i++)
+            x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+        for (int64_t i = 0; i < batch * 10; i++)
+            dout[i] = (float)(i % 7) / 7.0f - 0.4f;
+        for (int t = 0; t < 2; t++) {
+            assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m[t]), 0);
+            assert_int_equal(eng_model_bind(m[t], t ? &plain : cpu, batch), 0);
+            assert_int_equal(eng_model_init_params(m[t], 5), 0);
+            assert_int_equal(eng_model_forward(m[t], x, batch, true, 1, &out[t]), 0);
+            assert_int_equal(eng_model_backward(m[t], dout), 0);
+        }
+        print_message("  %s: training forward, backward and eval forward, fused against separate\n", names[k]);
+        assert_memory_equal(out[0], out[1], (size_t)(batch * 10) * sizeof(float));
+        const size_t np = (size_t)eng_model_param_count(m[0]) * sizeof(float);
+        assert_memory_equal(eng_model_grad_data(m[0]), eng_model_grad_data(m[1]), np);
+        assert_memory_equal(eng_model_buffer_data(m[0]), eng_model_buffer_data(m[1]),
+                            (size_t)eng_model_buffer_count(m[0]) * sizeof(float));
+        for (int t = 0; t < 2; t++)
+            assert_int_equal(eng_model_forward(m[t], x, batch, false, 0, &out[t]), 0);
+        assert_memory_equal(out[0], out[1], (size_t)(batch * 10) * sizeof(float));
+        for (int t = 0; t < 2; t++)
+            eng_model_free(m[t]);
+        cpu->ops->free(cpu, x);
+        cpu->ops->free(cpu, dout);
+    }
+    eng_backend_free(cpu);
+}
+
 static void test_names_and_layouts(void **state)
 {
     (void)state;
@@ -766,6 +821,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_param_counts),
         cmocka_unit_test(test_names_and_layouts),
+        cmocka_unit_test(test_fusion_changes_no_bit),
         cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
