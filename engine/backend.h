@@ -255,7 +255,10 @@ typedef struct eng_backend_ops {
      * if max_norm / (norm + 1e-6) < 1, g *= max_norm / (norm + 1e-6) */
     int (*clip_by_norm)(eng_backend *b, int64_t n, float *g, const double *sumsq, float max_norm);
 
-    /* Optional (NULL: the backend has one implementation per operation).
+    /* Every entry from here on is optional (tests/gpu/test_gpu_host.c holds
+     * the CUDA table to all of those above).
+     *
+     * Optional (NULL: the backend has one implementation per operation).
      * Where a backend picks among implementations per shape by measuring
      * (the CPU: its own kernels or oneDNN), the choice changes the bits, so
      * a checkpoint keeps it: record gives the choices made so far as text
