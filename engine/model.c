@@ -284,7 +284,7 @@ static int64_t saved_bytes(const eng_module *m, int64_t batch)
 static int64_t activation_bytes(const eng_module *m, int64_t batch)
 {
     int64_t n = 0;
-    if (!m->y_alias)
+    if (!m->y_alias && !m->relu_done) /* a fused relu's output is the batchnorm's */
         n = eng_size_add(n, output_bytes(m, batch));
     if (m->saved_fixed || m->saved_per_sample)
         n = eng_size_add(n, saved_bytes(m, batch));
@@ -296,7 +296,7 @@ static int64_t activation_bytes(const eng_module *m, int64_t batch)
 /* Only after activation_bytes of the root did not saturate. */
 static void assign_activations(eng_module *m, char **cursor, int64_t batch)
 {
-    if (!m->y_alias) {
+    if (!m->y_alias && !m->relu_done) {
         m->y_store = (float *)*cursor;
         m->y = m->y_store;
         *cursor += output_bytes(m, batch);
