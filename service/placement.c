@@ -250,10 +250,23 @@ static bool memory_fresh(svc_service *sv, const svc_placer *pl, int g)
 
 /* ---- costs and speeds ---- */
 
+/* A run's cost from its spec (a sweep combination's derived from its file). */
+static int cost_of_run(svc_service *sv, const db_run *r, db_cost *c)
+{
+    spec_options opt;
+    svc_config_spec_options(&sv->cfg, &opt);
+    char *text = NULL;
+    int rc = svc_run_spec_text(sv->db, r, &opt, &text, NULL);
+    if (rc == 0)
+        rc = svc_cost_of_spec(text, r->spec_path, c);
+    else
+        *c = (db_cost){-1, -1, -1, -1}; /* unknown */
+    free(text);
+    return rc;
+}
+
 /* Costs of the queued and running runs, from `plans` or worked out now
  * (and stored); the list keeps the memory that `costs` points into. */
-static int cost_of_run(svc_service *sv, const db_run *r, db_cost *c);
-
 static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep, svc_map *costs, db_cost **extra)
 {
     int rc = db_plans_list(sv->db, DB_STATUS_BIT(DB_QUEUED) | DB_STATUS_BIT(DB_RUNNING), keep);
@@ -289,21 +302,6 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
         svc_log(SVC_LOG_WARNING, "cannot record the runs' costs: %s", db_last_error());
         db_rollback(sv->db);
     }
-    return rc;
-}
-
-/* A run's cost from its spec (a sweep combination's derived from its file). */
-static int cost_of_run(svc_service *sv, const db_run *r, db_cost *c)
-{
-    spec_options opt;
-    svc_config_spec_options(&sv->cfg, &opt);
-    char *text = NULL;
-    int rc = svc_run_spec_text(sv->db, r, &opt, &text, NULL);
-    if (rc == 0)
-        rc = svc_cost_of_spec(text, r->spec_path, c);
-    else
-        *c = (db_cost){-1, -1, -1, -1}; /* unknown */
-    free(text);
     return rc;
 }
 
