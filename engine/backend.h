@@ -215,7 +215,9 @@ typedef struct eng_backend_ops {
 
     /* elementwise activations; forward may run in place (y == x), backward
      * too (dx == dy). Backward reads x for relu, leaky_relu and gelu and y for
-     * sigmoid and tanh (relu also works from y, as y > 0 exactly where x > 0) */
+     * sigmoid and tanh (relu also works from y, as y > 0 exactly where x > 0).
+     * y, where given, must be act_forward's output for x: a backend may take
+     * GELU's Phi(x) from it (the CPU does) */
     int (*act_forward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
     int (*act_backward)(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                         const float *dy, float *dx);
@@ -284,6 +286,16 @@ typedef struct eng_backend_ops {
     int (*batchnorm_relu_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                        const float *beta, const float *running_mean, const float *running_var,
                                        float *y);
+    /*   layernorm_backward_add: layernorm_backward of the same arguments,
+     *   then dx = dx + res (res the gradient that bypassed the norm; it
+     *   must not overlap dx, and dx is required) */
+    int (*layernorm_backward_add)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                                  const float *gamma, const float *save_mean, const float *save_rstd,
+                                  const float *res, float *dx, float *dgamma, float *dbeta);
+    /*   act_bias_backward: act_backward over the (outer, n, inner) tensor,
+     *   then bias_grad(outer, n, inner, dx, db) */
+    int (*act_bias_backward)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
+                             const float *x, const float *y, const float *dy, float *dx, float *db);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

@@ -95,6 +95,26 @@ CPU_DISPATCH_VOID(static, act_bwd_kernel,
                   (eng_act kind, float slope, int64_t n, const float *s, const float *dy, float *dx),
                   (kind, slope, n, s, dy, dx))
 
+/* GELU's derivative Phi(x) + x phi(x) with Phi(x) = y / x taken from the
+ * forward's output y = x Phi(x): one exp instead of the erfc's two, and y/x
+ * carries Phi's relative accuracy (one more rounding). Near 0, where y/x
+ * would meet denormals, Phi(x) = 1/2 + x phi(0) + O(x^3) (error < 1e-10 for
+ * |x| < 1e-3). Where y has underflowed (x < -13) Phi and x phi are both
+ * below 1e-36. */
+CPU_KERNEL_BODY void gelu_bwd_from_y_body(int64_t n, const float *x, const float *y, const float *dy, float *dx)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        const float a = v < 0.0f ? -v : v;
+        const float phi = cpu_normpdf(v);
+        const float cdf = a < 1e-3f ? 0.5f + 0.3989422804014327f * v : y[i] / v;
+        dx[i] = dy[i] * (cdf + v * phi);
+    }
+}
+CPU_DISPATCH_VOID(static, gelu_bwd_from_y, (int64_t n, const float *x, const float *y, const float *dy, float *dx),
+                  (n, x, y, dy, dx))
+
 static bool act_known(eng_act kind) { return kind >= ENG_ACT_NONE && kind <= ENG_ACT_TANH; }
 
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y)
@@ -115,6 +135,53 @@ int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const 
     return 0;
 }
 
+/* The tensor act_bwd_kernel reads for `kind` (x or y, whichever the
+ * derivative is taken from), or NULL with the error recorded. */
+static const float *act_bwd_source(eng_act kind, float slope, const float *x, const float *y, const float *dy)
+{
+    const float *s = NULL;
+    switch (kind) {
+    case ENG_ACT_RELU:
+        s = x ? x : y; /* y > 0 exactly where x > 0 */
+        if (!s)
+            eng_error(ENG_EINVAL, "cpu act_backward: relu needs x or y");
+        break;
+    case ENG_ACT_LEAKY_RELU:
+        s = x;
+        if (!s && slope > 0.0f)
+            s = y; /* sign(y) = sign(x) for a positive slope */
+        if (!s)
+            eng_error(ENG_EINVAL, "cpu act_backward: leaky_relu needs x");
+        break;
+    case ENG_ACT_GELU:
+        s = x;
+        if (!s)
+            eng_error(ENG_EINVAL, "cpu act_backward: gelu needs x");
+        break;
+    case ENG_ACT_SIGMOID:
+    case ENG_ACT_TANH:
+        s = y;
+        if (!s)
+            eng_error(ENG_EINVAL, "cpu act_backward: %s needs y", kind == ENG_ACT_TANH ? "tanh" : "sigmoid");
+        break;
+    case ENG_ACT_NONE:
+    default:
+        s = dy;
+        break;
+    }
+    return s;
+}
+
+/* act backward on [lo, lo + len): GELU from its output where it is given */
+static void act_bwd_range(eng_act kind, float slope, int64_t lo, int64_t len, const float *s, const float *x,
+                          const float *y, const float *dy, float *dx)
+{
+    if (kind == ENG_ACT_GELU && y)
+        gelu_bwd_from_y(len, x + lo, y + lo, dy + lo, dx + lo);
+    else
+        act_bwd_kernel(kind, slope, len, s + lo, dy + lo, dx + lo);
+}
+
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                      const float *dy, float *dx)
 {
@@ -124,39 +191,53 @@ int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const
         return 0;
     CPU_NONNULL("act_backward", dy);
     CPU_NONNULL("act_backward", dx);
-    const float *s = NULL;
-    switch (kind) {
-    case ENG_ACT_RELU:
-        s = x ? x : y; /* y > 0 exactly where x > 0 */
-        CPU_CHECK(s != NULL, "cpu act_backward: relu needs x or y");
-        break;
-    case ENG_ACT_LEAKY_RELU:
-        s = x;
-        if (!s && slope > 0.0f)
-            s = y; /* sign(y) = sign(x) for a positive slope */
-        CPU_CHECK(s != NULL, "cpu act_backward: leaky_relu needs x");
-        break;
-    case ENG_ACT_GELU:
-        s = x;
-        CPU_CHECK(s != NULL, "cpu act_backward: gelu needs x");
-        break;
-    case ENG_ACT_SIGMOID:
-    case ENG_ACT_TANH:
-        s = y;
-        CPU_CHECK(s != NULL, "cpu act_backward: %s needs y", kind == ENG_ACT_TANH ? "tanh" : "sigmoid");
-        break;
-    case ENG_ACT_NONE:
-    default:
-        s = dy;
-        break;
-    }
+    const float *s = act_bwd_source(kind, slope, x, y, dy);
+    if (!s)
+        return ENG_EINVAL;
     const int64_t nchunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
-#pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU ? 16 * n : n)) schedule(static)
+#pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU ? (y ? 8 : 16) * n : n)) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t lo = k * ACT_CHUNK, len = lo + ACT_CHUNK < n ? ACT_CHUNK : n - lo;
-        act_bwd_kernel(kind, slope, len, s + lo, dy + lo, dx + lo);
+        act_bwd_range(kind, slope, lo, len, s, x, y, dy, dx);
     }
     return 0;
+}
+
+typedef struct act_bias_args {
+    eng_act kind;
+    float slope;
+    int64_t per_row;
+    const float *s, *x, *y, *dy;
+    float *dx;
+} act_bias_args;
+
+static void act_bias_produce(void *p, int64_t o0, int64_t o1)
+{
+    const act_bias_args *a = p;
+    act_bwd_range(a->kind, a->slope, o0 * a->per_row, (o1 - o0) * a->per_row, a->s, a->x, a->y, a->dy, a->dx);
+}
+
+/* Each chunk of rows gets its activation gradient and is summed into the
+ * bias gradient while it is still in cache: bias_grad's chunks and order,
+ * so the same bits as the two operations. */
+int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
+                          const float *x, const float *y, const float *dy, float *dx, float *db)
+{
+    CPU_CHECK(act_known(kind), "cpu act_bias_backward: unknown activation %d", (int)kind);
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu act_bias_backward: negative size");
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("act_bias_backward", db);
+    const int64_t total = outer * n * inner;
+    if (total > 0) {
+        CPU_NONNULL("act_bias_backward", dy);
+        CPU_NONNULL("act_bias_backward", dx);
+    }
+    const float *s = total > 0 ? act_bwd_source(kind, slope, x, y, dy) : dy;
+    if (total > 0 && !s)
+        return ENG_EINVAL;
+    act_bias_args a = {kind, slope, n * inner, s, x, y, dy, dx};
+    return cpu_bias_grad_after(b, outer, n, inner, dx, db, act_bias_produce, &a);
 }
 
 /* bias_add's arithmetic on items [i0, i1) of the (outer, n, inner) view: an

@@ -189,6 +189,8 @@ static const eng_backend_ops cpu_ops = {
     .bias_residual = cpu_bias_residual,
     .batchnorm_relu_forward_train = cpu_batchnorm_relu_forward_train,
     .batchnorm_relu_forward_eval = cpu_batchnorm_relu_forward_eval,
+    .layernorm_backward_add = cpu_layernorm_backward_add,
+    .act_bias_backward = cpu_act_bias_backward,
 };
 
 int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)

@@ -62,6 +62,12 @@ CPU_DISPATCH_VOID(static, bias_grad_block, (int64_t n, int64_t inner, const floa
 
 int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db)
 {
+    return cpu_bias_grad_after(b, outer, n, inner, dy, db, NULL, NULL);
+}
+
+int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
+                        void (*produce)(void *arg, int64_t o0, int64_t o1), void *arg)
+{
     if (n == 0)
         return 0;
     if (outer == 0 || inner == 0) {
@@ -78,6 +84,8 @@ int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t i
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, outer * per_row) : 1) schedule(static)
     for (int64_t c = 0; c < nchunks; c++) {
         const int64_t lo = c * chunk, hi = lo + chunk < outer ? lo + chunk : outer;
+        if (produce)
+            produce(arg, lo, hi);
         for (int64_t o = lo; o < hi; o++)
             bias_grad_block(n, inner, dy + o * per_row, part + c * n);
     }

@@ -195,6 +195,12 @@ void cpu_blas_threads(const eng_backend *b);
 /* Shared reduction: db[j] = sum over (o, i) of dy[o, j, i], summed in double
  * in a thread-count independent order. */
 int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db);
+/* bias_grad with `produce(arg, o0, o1)` called on each chunk of rows
+ * [o0, o1) of `outer` just before the chunk is summed (by the same thread):
+ * a fused pass writes dy there while the sum reads it from cache. The sum's
+ * order is bias_grad's, so the bits are too. */
+int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
+                        void (*produce)(void *arg, int64_t o0, int64_t o1), void *arg);
 
 /* cpu_im2col.c: columns (c*kh*kw, gn*oh*ow) of images n0 .. n0+gn-1, and
  * the reverse, which overwrites those images of dx. padbuf holds
@@ -250,6 +256,9 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta);
+int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                               const float *gamma, const float *save_mean, const float *save_rstd,
+                               const float *res, float *dx, float *dgamma, float *dbeta);
 
 /* cpu_act.c */
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
@@ -259,6 +268,8 @@ int cpu_bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, f
                       const float *res);
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                      const float *dy, float *dx);
+int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
+                          const float *x, const float *y, const float *dy, float *dx, float *db);
 
 /* cpu_softmax.c */
 int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);

@@ -172,10 +172,11 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 }
 
 /* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
- * pg, pb (double, n entries) when they are set; dx may be NULL. */
+ * pg, pb (double, n entries) when they are set; dx may be NULL; res, when
+ * set, is added to dx (after the rounding of dx, as a separate add would). */
 CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, const float *restrict dy,
                                        const float *restrict gamma, float mean, float rstd, float *restrict dx,
-                                       double *restrict pg, double *restrict pb)
+                                       const float *restrict res, double *restrict pg, double *restrict pb)
 {
     /* g = dy * gamma, xhat = (x - mean) * rstd;
      * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
@@ -210,11 +211,25 @@ CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, co
     if (!dx)
         return;
     const float mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n);
-    if (gamma) {
+    if (gamma && res) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            const float v = rstd * (dy[j] * gamma[j] - mg - xh * mgx);
+            dx[j] = v + res[j];
+        }
+    } else if (gamma) {
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) {
             const float xh = (x[j] - mean) * rstd;
             dx[j] = rstd * (dy[j] * gamma[j] - mg - xh * mgx);
+        }
+    } else if (res) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            const float xh = (x[j] - mean) * rstd;
+            const float v = rstd * (dy[j] - mg - xh * mgx);
+            dx[j] = v + res[j];
         }
     } else {
 #pragma omp simd
@@ -226,15 +241,16 @@ CPU_KERNEL_BODY void ln_row_backward_body(int64_t n, const float *restrict x, co
 }
 CPU_DISPATCH_VOID(static, ln_row_backward,
                   (int64_t n, const float *restrict x, const float *restrict dy, const float *restrict gamma,
-                   float mean, float rstd, float *restrict dx, double *restrict pg, double *restrict pb),
-                  (n, x, dy, gamma, mean, rstd, dx, pg, pb))
+                   float mean, float rstd, float *restrict dx, const float *restrict res, double *restrict pg,
+                   double *restrict pb),
+                  (n, x, dy, gamma, mean, rstd, dx, res, pg, pb))
 
 /* Backward of one outer slice (n, inner); acc: 3*inner doubles of scratch;
- * adds to pg, pb when they are set; dx may be NULL. */
+ * adds to pg, pb when they are set; dx may be NULL; res as in the row's. */
 CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
                                          const float *restrict gamma, const float *restrict mean,
-                                         const float *restrict rstd, float *restrict dx, double *restrict pg,
-                                         double *restrict pb, double *restrict acc)
+                                         const float *restrict rstd, float *restrict dx, const float *restrict res,
+                                         double *restrict pg, double *restrict pb, double *restrict acc)
 {
     double *restrict sg = acc, *restrict sgx = acc + inner;
     for (int64_t i = 0; i < inner; i++)
@@ -270,6 +286,16 @@ CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const floa
         const float *restrict xr = x + j * inner, *restrict gr = dy + j * inner;
         float *restrict dr = dx + j * inner;
         const float gj = gamma ? gamma[j] : 1.0f;
+        if (res) {
+            const float *restrict rr = res + j * inner;
+#pragma omp simd
+            for (int64_t i = 0; i < inner; i++) {
+                const float xh = (xr[i] - mean[i]) * rstd[i];
+                const float v = rstd[i] * (gr[i] * gj - mg[i] - xh * mgx[i]);
+                dr[i] = v + rr[i];
+            }
+            continue;
+        }
 #pragma omp simd
         for (int64_t i = 0; i < inner; i++) {
             const float xh = (xr[i] - mean[i]) * rstd[i];
@@ -280,8 +306,9 @@ CPU_KERNEL_BODY void ln_slice_backward_body(int64_t n, int64_t inner, const floa
 CPU_DISPATCH_VOID(static, ln_slice_backward,
                   (int64_t n, int64_t inner, const float *restrict x, const float *restrict dy,
                    const float *restrict gamma, const float *restrict mean, const float *restrict rstd,
-                   float *restrict dx, double *restrict pg, double *restrict pb, double *restrict acc),
-                  (n, inner, x, dy, gamma, mean, rstd, dx, pg, pb, acc))
+                   float *restrict dx, const float *restrict res, double *restrict pg, double *restrict pb,
+                   double *restrict acc),
+                  (n, inner, x, dy, gamma, mean, rstd, dx, res, pg, pb, acc))
 
 /* dgamma, dbeta for the columns [j0, j0 + w) (w <= LN_COLUMN_BLOCK): each
  * a double sum over o, then i, the same terms the chunked path adds. */
@@ -331,9 +358,10 @@ CPU_DISPATCH_VOID(static, ln_param_grad_columns,
                    float *restrict dgamma, float *restrict dbeta),
                   (d, x, dy, mean, rstd, j0, w, dgamma, dbeta))
 
-int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
-                           const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
-                           float *dgamma, float *dbeta)
+/* dx = the norm's input gradient (+ res when res is set) */
+static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy, const float *gamma,
+                       const float *save_mean, const float *save_rstd, const float *res, float *dx, float *dgamma,
+                       float *dbeta)
 {
     int rc = ln_check("layernorm_backward", d);
     if (rc < 0)
@@ -375,11 +403,12 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
             for (int64_t o = o0; o < o1; o++) {
                 const int64_t off = o * n * inner;
                 float *dxo = dx ? dx + off : NULL;
+                const float *reso = res ? res + off : NULL;
                 if (inner == 1)
-                    ln_row_backward(n, x + off, dy + off, gamma, save_mean[o], save_rstd[o], dxo, pg, pb);
+                    ln_row_backward(n, x + off, dy + off, gamma, save_mean[o], save_rstd[o], dxo, reso, pg, pb);
                 else
                     ln_slice_backward(n, inner, x + off, dy + off, gamma, save_mean + o * inner,
-                                      save_rstd + o * inner, dxo, pg, pb, mine);
+                                      save_rstd + o * inner, dxo, reso, pg, pb, mine);
             }
         }
     }
@@ -404,4 +433,24 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
     free(part);
     free(acc);
     return 0;
+}
+
+int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
+                           float *dgamma, float *dbeta)
+{
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, NULL, dx, dgamma, dbeta);
+}
+
+/* The residual's gradient joins in the pass that writes dx: the mixer's
+ * dx = LN'(dy) + dy_skip without a separate trip through memory. */
+int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                               const float *gamma, const float *save_mean, const float *save_rstd,
+                               const float *res, float *dx, float *dgamma, float *dbeta)
+{
+    CPU_NONNULL("layernorm_backward_add", res);
+    CPU_NONNULL("layernorm_backward_add", dx);
+    const int64_t total = d ? d->outer * d->n * d->inner : 0;
+    CPU_CHECK(res + total <= dx || dx + total <= res, "cpu layernorm_backward_add: res overlaps dx");
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, res, dx, dgamma, dbeta);
 }

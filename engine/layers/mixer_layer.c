@@ -90,6 +90,28 @@ static int bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner
     return b->ops->add(b, outer * n * inner, y, res, y);
 }
 
+/* dx = LN'(dy) + res, fused where the backend can (same bits) */
+static int layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                                  const float *gamma, const float *mean, const float *rstd, const float *res,
+                                  float *dx, float *dgamma, float *dbeta)
+{
+    if (b->ops->layernorm_backward_add)
+        return b->ops->layernorm_backward_add(b, d, x, dy, gamma, mean, rstd, res, dx, dgamma, dbeta);
+    ENG_TRY(b->ops->layernorm_backward(b, d, x, dy, gamma, mean, rstd, dx, dgamma, dbeta));
+    return b->ops->add(b, d->outer * d->n * d->inner, dx, res, dx);
+}
+
+/* wa = gelu'(h) * wa, then db = its bias gradient; fused where the backend
+ * can (same bits) */
+static int gelu_bias_backward(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *h,
+                              const float *g, float *wa, float *db)
+{
+    if (b->ops->act_bias_backward)
+        return b->ops->act_bias_backward(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa, db);
+    ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, outer * n * inner, h, g, wa, wa));
+    return b->ops->bias_grad(b, outer, n, inner, wa, db);
+}
+
 static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     mixer_module *mx = (mixer_module *)m;
@@ -130,30 +152,27 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
     ENG_TRY(b->ops->gemm(b, &gw, dy, s.g2, m->dw[P_W4]));
     ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
     ENG_TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
-    ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h2, s.g2, wa, wa));
+    ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, m->dw[P_B3]));
     ENG_TRY(b->ops->gemm(b, &gw, wa, s.t2, m->dw[P_W3]));
-    ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, wa, m->dw[P_B3]));
     ENG_TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    ENG_TRY(b->ops->layernorm_backward(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dx1, m->dw[P_LN2_W],
+    ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, m->dw[P_LN2_W],
                                    m->dw[P_LN2_B]));
-    ENG_TRY(b->ops->add(b, N, dx1, dy, dx1));
 
     /* token mixing */
     ENG_TRY(token_weight_grad(b, B, S, C, dx1, s.g, m->dw[P_W2]));
     ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, dx1, wa));
-    ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, N, s.h, s.g, wa, wa));
+    ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, m->dw[P_B1]));
     ENG_TRY(token_weight_grad(b, B, S, C, wa, s.t1, m->dw[P_W1]));
-    ENG_TRY(b->ops->bias_grad(b, B, S, C, wa, m->dw[P_B1]));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, wa, wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
-    float *target = dx ? dx : wa; /* LN_S's parameter gradients are needed either way */
-    ENG_TRY(b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, target, m->dw[P_LN1_W],
-                                   m->dw[P_LN1_B]));
     if (dx)
-        ENG_TRY(b->ops->add(b, N, dx, dx1, dx));
-    return 0;
+        return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, m->dw[P_LN1_W],
+                                      m->dw[P_LN1_B]);
+    /* the first layer: no input gradient, but LN_S's parameter gradients */
+    return b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, NULL, m->dw[P_LN1_W],
+                                      m->dw[P_LN1_B]);
 }
 
 static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch)

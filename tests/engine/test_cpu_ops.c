@@ -239,6 +239,7 @@ static void test_backend_basics(void **state)
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
         (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
         (void *)o->batchnorm_relu_forward_train, (void *)o->batchnorm_relu_forward_eval,
+        (void *)o->layernorm_backward_add, (void *)o->act_bias_backward,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
                    "every operation is listed");
@@ -1003,6 +1004,24 @@ static void test_fused_epilogues(void **state)
             assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
             assert_memory_equal(o1, o2, (size_t)tot * sizeof(float));
         }
+        /* activation backward, then the bias gradient of its result (GELU
+         * both from its output and without it) */
+        float *db1 = fbuf(n + 1), *db2 = fbuf(n + 1);
+        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++)
+            for (int with_y = 0; with_y < 2; with_y++) {
+                if (!with_y && (kind == ENG_ACT_SIGMOID || kind == ENG_ACT_TANH))
+                    continue; /* these need y */
+                assert_int_equal(B->ops->act_forward(B, (eng_act)kind, 0.1f, tot, x, o1), 0);
+                const float *yy = with_y ? o1 : NULL;
+                assert_int_equal(B->ops->act_backward(B, (eng_act)kind, 0.1f, tot, x, yy, res, y1), 0);
+                assert_int_equal(B->ops->bias_grad(B, outer, n, inner, y1, db1), 0);
+                memcpy(y2, res, (size_t)tot * sizeof(float)); /* in place, as the mixer runs it */
+                assert_int_equal(B->ops->act_bias_backward(B, (eng_act)kind, 0.1f, outer, n, inner, x, yy, y2, y2,
+                                                           db2),
+                                 0);
+                assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
+                assert_memory_equal(db1, db2, (size_t)n * sizeof(float));
+            }
         memcpy(y1, x, (size_t)tot * sizeof(float));
         memcpy(y2, x, (size_t)tot * sizeof(float));
         assert_int_equal(B->ops->bias_add(B, outer, n, inner, y1, bias), 0);
@@ -1017,6 +1036,37 @@ static void test_fused_epilogues(void **state)
     }
     float y = 0, bias = 0;
     assert_int_equal(B->ops->bias_residual(B, 1, 1, 1, &y, &bias, &y), ENG_EINVAL);
+
+    /* layer norm backward, then the bypassing gradient added: rows, slices
+     * (inner > 1), a long gamma (summed by columns), and without gamma */
+    static const int64_t ln_shapes[][3] = {{37, 192, 1}, {5, 64, 96}, {3, 1300, 3}, {9, 33, 1}};
+    for (size_t s = 0; s < sizeof ln_shapes / sizeof ln_shapes[0]; s++) {
+        eng_norm_desc d = {.outer = ln_shapes[s][0], .n = ln_shapes[s][1], .inner = ln_shapes[s][2], .eps = 1e-5f};
+        const int64_t n = d.n, tot = d.outer * n * d.inner, nst = d.outer * d.inner;
+        const bool affine = s != 3;
+        float *x = to_f(drand_buf(tot, -2, 3), tot), *dy = to_f(drand_buf(tot, -1, 1), tot);
+        float *res = to_f(drand_buf(tot, -1, 1), tot), *g = affine ? to_f(drand_buf(n, 0.5, 1.5), n) : NULL;
+        float *bt = to_f(drand_buf(n, -1, 1), n), *y1 = fbuf(tot), *mean = fbuf(nst), *rstd = fbuf(nst);
+        float *dx1 = fbuf(tot), *dx2 = fbuf(tot), *dg[2] = {fbuf(n), fbuf(n)}, *db[2] = {fbuf(n), fbuf(n)};
+        assert_int_equal(B->ops->layernorm_forward(B, &d, x, g, affine ? bt : NULL, y1, mean, rstd), 0);
+        assert_int_equal(B->ops->layernorm_backward(B, &d, x, dy, g, mean, rstd, dx1, dg[0], db[0]), 0);
+        assert_int_equal(B->ops->add(B, tot, dx1, res, dx1), 0);
+        assert_int_equal(B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, res, dx2, dg[1], db[1]), 0);
+        assert_memory_equal(dx1, dx2, (size_t)tot * sizeof(float));
+        if (affine) {
+            assert_memory_equal(dg[0], dg[1], (size_t)n * sizeof(float));
+            assert_memory_equal(db[0], db[1], (size_t)n * sizeof(float));
+        }
+        /* the residual did arrive: dx2 - res is the plain backward's dx */
+        assert_int_equal(B->ops->layernorm_backward(B, &d, x, dy, g, mean, rstd, dx1, dg[0], db[0]), 0);
+        for (int64_t i = 0; i < tot; i += 101) {
+            const float want = dx1[i] + res[i];
+            assert_memory_equal(&dx2[i], &want, sizeof want);
+        }
+        /* res may not overlap dx */
+        assert_int_equal(B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, dx2 + 1, dx2, dg[1], db[1]),
+                         ENG_EINVAL);
+    }
 
     /* batchnorm then relu, in training (with the running statistics) and in eval */
     static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}};
@@ -1131,6 +1181,19 @@ static void test_activation_accuracy(void **state)
         print_message("  %-10s on [-10, 10]: forward rel err %.2e, derivative rel err %.2e\n", act_name(kind), e, eg);
         assert_true(e <= 1e-6);
         assert_true(eg <= 1e-5);
+        if (kind == ENG_ACT_GELU) {
+            /* with y the backend takes Phi(x) = y / x; without, it computes Phi(x) again */
+            float *dx2 = fbuf(n);
+            assert_int_equal(B->ops->act_backward(B, (eng_act)kind, 0.0f, n, fx, NULL, dy, dx2), 0);
+            double eg2 = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                const double xv = x[i];
+                const double r = 0.5 * erfc(-xv / sqrt(2.0)) + xv * exp(-0.5 * xv * xv) / sqrt(2.0 * M_PI);
+                eg2 = fmax(eg2, fabs(dx2[i] - r) / fmax(fabs(r), 1e-2));
+            }
+            print_message("  %-10s without y: derivative rel err %.2e\n", act_name(kind), eg2);
+            assert_true(eg2 <= 1e-5);
+        }
     }
     /* exp's edges: GELU and sigmoid of huge inputs stay finite */
     float ex[6] = {-200.0f, -88.0f, -87.0f, 88.0f, 89.0f, 200.0f}, ey[6];

@@ -67,6 +67,8 @@ static void test_fusion_changes_no_bit(void **state)
     plain_ops.batchnorm_relu_forward_eval = NULL;
     plain_ops.bias_act = NULL;
     plain_ops.bias_residual = NULL;
+    plain_ops.layernorm_backward_add = NULL;
+    plain_ops.act_bias_backward = NULL;
     eng_backend plain = *cpu; /* shares the implementation; never destroyed itself */
     plain.ops = &plain_ops;
     const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
