@@ -53,6 +53,13 @@ typedef struct eng_gemm_desc {
     int64_t stride_a, stride_b, stride_c;
     float alpha, beta;
     bool reduce_batch;
+    /* A (B) holds bf16 values - uint16_t, a float's top half - at the same
+     * strides, counted in elements; the pointer is passed as float * all
+     * the same. Only a backend computing in bf16 takes them (the CPU);
+     * the others refuse with ENG_ENOTSUP. A tensor stored once in bf16
+     * by its producer (layernorm_forward_bf16, bias_act_bf16) is then not
+     * rounded again by every product that reads it. */
+    bool a_bf16, b_bf16;
 } eng_gemm_desc;
 
 /* 2-d convolution, NCHW input (n, c, h, w), weights (k, c, kh, kw),
@@ -296,6 +303,18 @@ typedef struct eng_backend_ops {
      *   then bias_grad(outer, n, inner, dx, db) */
     int (*act_bias_backward)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
                              const float *x, const float *y, const float *dy, float *dx, float *db);
+
+    /* Optional bf16 outputs, for backends computing in bf16 (NULL or
+     * ENG_ENOTSUP elsewhere): y16 gets the bf16 rounding (to nearest even)
+     * of what the float32 operation writes, for products to read through
+     * eng_gemm_desc.a_bf16 / b_bf16.
+     *   layernorm_forward_bf16: layernorm_forward with its output in bf16
+     *   only (the statistics stay float32);
+     *   bias_act_bf16: bias_act, and out's bf16 copy into out16 too */
+    int (*layernorm_forward_bf16)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                                  const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
+    int (*bias_act_bf16)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                         eng_act kind, float slope, float *out, uint16_t *out16);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

@@ -75,6 +75,8 @@ int gpu_gemm(gpu_ctx *g, const eng_gemm_desc *d, const float *A, const float *B,
 {
     if (!d)
         return eng_error(ENG_EINVAL, "gemm: NULL description");
+    if (d->a_bf16 || d->b_bf16)
+        return eng_error(ENG_ENOTSUP, "gemm: bf16-stored operands are a CPU format (the GPU rounds its own inputs)");
     if (d->m < 0 || d->n < 0 || d->k < 0 || d->batch < 0)
         return eng_error(ENG_EINVAL, "gemm: negative size (m %lld, n %lld, k %lld, batch %lld)", (long long)d->m,
                          (long long)d->n, (long long)d->k, (long long)d->batch);

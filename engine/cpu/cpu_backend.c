@@ -191,6 +191,8 @@ static const eng_backend_ops cpu_ops = {
     .batchnorm_relu_forward_eval = cpu_batchnorm_relu_forward_eval,
     .layernorm_backward_add = cpu_layernorm_backward_add,
     .act_bias_backward = cpu_act_bias_backward,
+    .layernorm_forward_bf16 = cpu_layernorm_forward_bf16,
+    .bias_act_bf16 = cpu_bias_act_bf16,
 };
 
 int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)

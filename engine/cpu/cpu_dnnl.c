@@ -381,9 +381,9 @@ static int matmul_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc *d, bo
         bd[0] = 1, bs[0] = d->k * d->n;
     const int nd = d->batch > 1 ? 3 : 2, o = 3 - nd; /* 2-d: drop the batch dimension */
     dnnl_memory_desc_t ua, ub, uc, pa, pb;
-    int rc = md_plain(&ua, nd, ad + o, as + o, dnnl_f32);
+    int rc = md_plain(&ua, nd, ad + o, as + o, d->a_bf16 ? dnnl_bf16 : dnnl_f32);
     if (!rc)
-        rc = md_plain(&ub, nd, bd + o, bs + o, dnnl_f32);
+        rc = md_plain(&ub, nd, bd + o, bs + o, d->b_bf16 ? dnnl_bf16 : dnnl_f32);
     if (!rc)
         rc = md_plain(&uc, nd, cd + o, cs + o, dnnl_f32);
     if (!rc && bf16) {
@@ -425,9 +425,9 @@ static int matmul_reduce_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc
     const int64_t cd[2] = {d->m, d->n}, cs[2] = {d->ldc, 1};
     (void)B;
     dnnl_memory_desc_t ua, ub, uc, sa, sb, pa, pb;
-    int rc = md_plain(&ua, 3, ad, as, dnnl_f32);
+    int rc = md_plain(&ua, 3, ad, as, d->a_bf16 ? dnnl_bf16 : dnnl_f32);
     if (!rc)
-        rc = md_plain(&ub, 3, bd, bs, dnnl_f32);
+        rc = md_plain(&ub, 3, bd, bs, d->b_bf16 ? dnnl_bf16 : dnnl_f32);
     if (!rc)
         rc = md_plain(&sa, 3, ad, a_stage_s, t);
     if (!rc)
@@ -468,7 +468,7 @@ static void conv_key(int64_t key[DN_KEY_N], dn_kind kind, const eng_conv_desc *d
 static void gemm_key(int64_t key[DN_KEY_N], dn_kind kind, const eng_gemm_desc *d, bool bf16)
 {
     memset(key, 0, DN_KEY_N * sizeof *key);
-    int64_t v[] = {kind,   bf16,   0,      d->ta,  d->tb,       d->m,        d->n,        d->k,
+    int64_t v[] = {kind,   bf16,   d->a_bf16 + 2 * d->b_bf16, d->ta,  d->tb,       d->m,        d->n,        d->k,
                    d->lda, d->ldb, d->ldc, d->batch, d->stride_a, d->stride_b, d->stride_c, d->reduce_batch};
     memcpy(key, v, sizeof v);
 }

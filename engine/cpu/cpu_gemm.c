@@ -141,11 +141,12 @@ static int gemm_run(eng_backend *b, void *p, cpu_impl impl)
     }
     if (!cpu_bf16(b) || d->k == 0)
         return gemm_blas(b, d, a->A, a->B, a->C);
-    /* bf16 on our side: OpenBLAS on copies rounded to bf16, same layout */
-    const float *A = cpu_bf16_copy(b, 0, operand_span(d->batch, d->stride_a, d->ta ? d->k : d->m,
-                                                       d->ta ? d->m : d->k, d->lda), a->A);
-    const float *B = cpu_bf16_copy(b, 1, operand_span(d->batch, d->stride_b, d->tb ? d->n : d->k,
-                                                       d->tb ? d->k : d->n, d->ldb), a->B);
+    /* bf16 on our side: OpenBLAS on copies rounded to bf16 (or widened from
+     * bf16 storage: the same values), same layout */
+    const int64_t na = operand_span(d->batch, d->stride_a, d->ta ? d->k : d->m, d->ta ? d->m : d->k, d->lda);
+    const int64_t nb = operand_span(d->batch, d->stride_b, d->tb ? d->n : d->k, d->tb ? d->k : d->n, d->ldb);
+    const float *A = d->a_bf16 ? cpu_bf16_expand(b, 0, na, (const uint16_t *)a->A) : cpu_bf16_copy(b, 0, na, a->A);
+    const float *B = d->b_bf16 ? cpu_bf16_expand(b, 1, nb, (const uint16_t *)a->B) : cpu_bf16_copy(b, 1, nb, a->B);
     if (!A || !B)
         return ENG_ENOMEM;
     return gemm_blas(b, d, A, B, a->C);
@@ -159,9 +160,11 @@ static void gemm_key(const eng_backend *b, const eng_gemm_desc *d, char *key, si
                      d->ta ? 't' : 'n', d->tb ? 't' : 'n', (long long)d->m, (long long)d->n, (long long)d->k,
                      (long long)d->lda, (long long)d->ldb, (long long)d->ldc);
     if (d->batch > 1 && n > 0 && (size_t)n < len)
-        snprintf(key + n, len - (size_t)n, " b%lld s %lld,%lld,%lld%s", (long long)d->batch, (long long)d->stride_a,
-                 (long long)d->stride_b, (long long)(d->reduce_batch ? 0 : d->stride_c),
-                 d->reduce_batch ? " sum" : "");
+        n += snprintf(key + n, len - (size_t)n, " b%lld s %lld,%lld,%lld%s", (long long)d->batch,
+                      (long long)d->stride_a, (long long)d->stride_b, (long long)(d->reduce_batch ? 0 : d->stride_c),
+                      d->reduce_batch ? " sum" : "");
+    if ((d->a_bf16 || d->b_bf16) && n > 0 && (size_t)n < len)
+        snprintf(key + n, len - (size_t)n, " in %s,%s", d->a_bf16 ? "bf16" : "f32", d->b_bf16 ? "bf16" : "f32");
 }
 
 int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C)
@@ -186,6 +189,7 @@ int cpu_gemm(eng_backend *b, const eng_gemm_desc *d, const float *A, const float
     CPU_CHECK(d->batch == 1 || d->reduce_batch || d->stride_c >= (d->m - 1) * d->ldc + d->n,
               "cpu gemm: stride_c %lld lets the %lld products overlap (use reduce_batch to sum them)",
               (long long)d->stride_c, (long long)d->batch);
+    CPU_CHECK(!(d->a_bf16 || d->b_bf16) || cpu_bf16(b), "cpu gemm: bf16 operands need precision bf16");
     CPU_NONNULL("gemm", C);
     if (d->k > 0) {
         CPU_NONNULL("gemm", A);

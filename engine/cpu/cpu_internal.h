@@ -134,6 +134,29 @@ static inline float cpu_round_bf16(float x)
 /* dst[i] = cpu_round_bf16(src[i]) for i < n, in parallel (cpu_bf16.c). */
 void cpu_round_bf16_array(eng_backend *b, int64_t n, const float *src, float *dst);
 
+/* bf16 storage: a float's top half after cpu_round_bf16, and back (exact). */
+static inline uint16_t cpu_bf16_bits(float x)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {.f = cpu_round_bf16(x)};
+    return (uint16_t)(v.u >> 16);
+}
+static inline float cpu_bf16_float(uint16_t h)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v = {.u = (uint32_t)h << 16};
+    return v.f;
+}
+/* dst[i] = cpu_bf16_bits(src[i]) for i < n, on the calling thread (cpu_bf16.c) */
+void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst);
+/* A scratch slot holding the float32 values of n bf16 values (exact), in
+ * parallel; NULL when out of memory (cpu_bf16.c). */
+const float *cpu_bf16_expand(eng_backend *b, int slot, int64_t n, const uint16_t *src);
+
 /* A copy of the n floats at src rounded to bf16 in scratch `slot`; NULL
  * with the error set when out of memory. */
 const float *cpu_bf16_copy(eng_backend *b, int slot, int64_t n, const float *src);
@@ -256,6 +279,8 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
 int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta);
+int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                               const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
 int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean, const float *save_rstd,
                                const float *res, float *dx, float *dgamma, float *dbeta);
@@ -266,6 +291,8 @@ int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float 
                  float slope, float *out);
 int cpu_bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                       const float *res);
+int cpu_bias_act_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
+                      eng_act kind, float slope, float *out, uint16_t *out16);
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                      const float *dy, float *dx);
 int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,

@@ -171,6 +171,55 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
     return 0;
 }
 
+/* The float32 forward, a slice (or a block of rows) at a time into the
+ * thread's scratch while it is in cache, then packed to bf16: the bits of
+ * layernorm_forward rounded, with no float32 copy in memory. */
+int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                               const float *beta, uint16_t *y16, float *save_mean, float *save_rstd)
+{
+    int rc = ln_check("layernorm_forward_bf16", d);
+    if (rc < 0)
+        return rc;
+    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu layernorm_forward_bf16: gamma and beta must both be set or both NULL");
+    if (d->outer == 0)
+        return 0;
+    CPU_NONNULL("layernorm_forward_bf16", x);
+    CPU_NONNULL("layernorm_forward_bf16", y16);
+    const int64_t n = d->n, inner = d->inner, per_o = n * inner, total = d->outer * per_o;
+    /* a block of whole slices, about LN_CHUNK_ELEMS floats */
+    const int64_t per_blk = per_o >= LN_CHUNK_ELEMS ? 1 : LN_CHUNK_ELEMS / per_o;
+    const int64_t nblk = (d->outer + per_blk - 1) / per_blk;
+    const int team = cpu_team(b, total);
+    /* the floats, then the slice kernel's 4 * inner doubles; multiples of 16
+     * floats keep every thread's doubles aligned */
+    const int64_t yn = (per_blk * per_o + 15) / 16 * 16, scratch_n = yn + (8 * inner + 15) / 16 * 16;
+    float *scratch = malloc((size_t)(team * scratch_n) * sizeof *scratch);
+    if (!scratch)
+        return eng_error(ENG_ENOMEM, "cpu layernorm_forward_bf16: out of memory");
+#pragma omp parallel num_threads(team)
+    {
+        float *yf = scratch + (int64_t)omp_get_thread_num() * scratch_n;
+        double *acc = (double *)(void *)(yf + yn);
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nblk; k++) {
+            const int64_t o0 = k * per_blk, o1 = o0 + per_blk < d->outer ? o0 + per_blk : d->outer;
+            for (int64_t o = o0; o < o1; o++) {
+                float *yo = yf + (o - o0) * per_o;
+                if (inner == 1)
+                    ln_row_forward(n, d->eps, x + o * n, gamma, beta, yo, save_mean ? save_mean + o : NULL,
+                                   save_rstd ? save_rstd + o : NULL);
+                else
+                    ln_slice_forward(n, inner, d->eps, x + o * per_o, gamma, beta, yo,
+                                     save_mean ? save_mean + o * inner : NULL,
+                                     save_rstd ? save_rstd + o * inner : NULL, acc);
+            }
+            cpu_bf16_pack((o1 - o0) * per_o, yf, y16 + o0 * per_o);
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
 /* Backward of one row (inner == 1); adds to the chunk's dgamma/dbeta sums
  * pg, pb (double, n entries) when they are set; dx may be NULL; res, when
  * set, is added to dx (after the rounding of dx, as a separate add would). */

@@ -6,7 +6,14 @@
  *   channel mixing: y = x1 + gelu(LN_C(x1) W3^T + b3) W4^T + b4.
  * This is the seed's transpose -> LayerNorm(S) -> Linear(S, S) -> GELU ->
  * Linear(S, S) -> transpose back, computed in place. Parameter names follow
- * the reference's ModuleList: 0 = LN_S, 1 = W1, 2 = W2, 3 = LN_C, 4 = W3, 5 = W4. */
+ * the reference's ModuleList: 0 = LN_S, 1 = W1, 2 = W2, 3 = LN_C, 4 = W3, 5 = W4.
+ *
+ * In bf16 the products' inputs are rounded to bf16 anyway, so where the
+ * backend can store them so (layernorm_forward_bf16, bias_act_bf16), the
+ * norms' outputs t1, t2 are kept in bf16 only and the GELU outputs g, g2 in
+ * float32 (GELU's backward reads them) and bf16: each is rounded once, by
+ * the pass that writes it, instead of by each of the two products that read
+ * it (forward and weight gradient). The same bits, in the same memory. */
 #include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
@@ -20,60 +27,115 @@ typedef struct mixer_module {
     int64_t S, C;
 } mixer_module;
 
-/* Saved tensors, each B*S*C floats, then the two LayerNorms' statistics. */
+/* Saved tensors, the room of 7 * B*S*C floats, then the two LayerNorms'
+ * statistics. float32: t1, h, g, x1, t2, h2, g2. bf16 storage: h, g, x1,
+ * h2, g2 in float32, then t1, t2, g, g2 in bf16 (t1 and t2 NULL). */
 typedef struct mixer_saved {
+    bool bf16;
     float *t1, *h, *g, *x1, *t2, *h2, *g2;
+    uint16_t *t1_16, *t2_16, *g_16, *g2_16;
     float *mean1, *rstd1; /* B*C */
     float *mean2, *rstd2; /* B*S */
 } mixer_saved;
 
-static mixer_saved saved_views(const mixer_module *mx, float *base, int64_t batch)
+static bool bf16_storage(const eng_backend *b)
+{
+    return b->precision == ENG_PREC_BF16 && b->ops->layernorm_forward_bf16 && b->ops->bias_act_bf16;
+}
+
+static mixer_saved saved_views(const mixer_module *mx, const eng_backend *b, float *base, int64_t batch)
 {
     int64_t N = batch * mx->S * mx->C;
-    mixer_saved s;
-    s.t1 = base;
-    s.h = s.t1 + N;
-    s.g = s.h + N;
-    s.x1 = s.g + N;
-    s.t2 = s.x1 + N;
-    s.h2 = s.t2 + N;
-    s.g2 = s.h2 + N;
-    s.mean1 = s.g2 + N;
+    mixer_saved s = {.bf16 = bf16_storage(b)};
+    if (s.bf16) {
+        s.h = base;
+        s.g = s.h + N;
+        s.x1 = s.g + N;
+        s.h2 = s.x1 + N;
+        s.g2 = s.h2 + N;
+        s.t1_16 = (uint16_t *)(s.g2 + N);
+        s.t2_16 = s.t1_16 + N;
+        s.g_16 = s.t2_16 + N;
+        s.g2_16 = s.g_16 + N;
+    } else {
+        s.t1 = base;
+        s.h = s.t1 + N;
+        s.g = s.h + N;
+        s.x1 = s.g + N;
+        s.t2 = s.x1 + N;
+        s.h2 = s.t2 + N;
+        s.g2 = s.h2 + N;
+    }
+    s.mean1 = base + 7 * N;
     s.rstd1 = s.mean1 + batch * mx->C;
     s.mean2 = s.rstd1 + batch * mx->C;
     s.rstd2 = s.mean2 + batch * mx->S;
     return s;
 }
 
+/* A tensor a product reads: float32, or bf16 storage. */
+typedef struct operand {
+    const void *p;
+    bool bf16;
+} operand;
+
+static operand f32(const float *p) { return (operand){p, false}; }
+
+/* float32, or bf16 where the layer stores this tensor so */
+static operand stored(const float *p32, const uint16_t *p16) { return p16 ? (operand){p16, true} : f32(p32); }
+
 /* out[b] = W (S x S) @ in[b] (S x C) for every sample b */
 static int token_matmul(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *W, bool transpose_w,
-                        const float *in, float *out)
+                        operand in, float *out)
 {
     eng_gemm_desc g = {.ta = transpose_w, .tb = false, .m = S, .n = C, .k = S, .lda = S, .ldb = C, .ldc = C,
-                       .batch = batch, .stride_a = 0, .stride_b = S * C, .stride_c = S * C, .alpha = 1.0f};
-    return b->ops->gemm(b, &g, W, in, out);
+                       .batch = batch, .stride_a = 0, .stride_b = S * C, .stride_c = S * C, .alpha = 1.0f,
+                       .b_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, W, in.p, out);
 }
 
 /* dW (S x S) = sum_b d[b] (S x C) @ in[b]^T */
-static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *d, const float *in,
+static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *d, operand in,
                              float *dW)
 {
     eng_gemm_desc g = {.ta = false, .tb = true, .m = S, .n = S, .k = C, .lda = C, .ldb = C, .ldc = S,
-                       .batch = batch, .stride_a = S * C, .stride_b = S * C, .alpha = 1.0f, .reduce_batch = true};
-    return b->ops->gemm(b, &g, d, in, dW);
+                       .batch = batch, .stride_a = S * C, .stride_b = S * C, .alpha = 1.0f, .reduce_batch = true,
+                       .b_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, d, in.p, dW);
 }
 
 /* out (rows x C) = in (rows x C) @ W^T, W is [C_out, C_in] = C x C */
-static int channel_matmul(eng_backend *b, int64_t rows, int64_t C, const float *in, const float *W, float *out)
+static int channel_matmul(eng_backend *b, int64_t rows, int64_t C, operand in, const float *W, float *out)
 {
     eng_gemm_desc g = {.ta = false, .tb = true, .m = rows, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
-                       .batch = 1, .alpha = 1.0f};
-    return b->ops->gemm(b, &g, in, W, out);
+                       .batch = 1, .alpha = 1.0f, .a_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, in.p, W, out);
 }
 
-/* h += bias, g = gelu(h): fused where the backend can (same bits) */
-static int bias_gelu(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *h, const float *bias, float *g)
+/* dW (C x C) = d^T in over the rows x C tensors */
+static int channel_weight_grad(eng_backend *b, int64_t rows, int64_t C, const float *d, operand in, float *dW)
 {
+    eng_gemm_desc g = {.ta = true, .tb = false, .m = C, .n = C, .k = rows, .lda = C, .ldb = C, .ldc = C,
+                       .batch = 1, .alpha = 1.0f, .b_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, d, in.p, dW);
+}
+
+/* y = layernorm(x), into y or, in bf16 storage, y16 */
+static int layernorm_to(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
+                        const float *beta, float *y, uint16_t *y16, float *mean, float *rstd)
+{
+    if (y16)
+        return b->ops->layernorm_forward_bf16(b, d, x, gamma, beta, y16, mean, rstd);
+    return b->ops->layernorm_forward(b, d, x, gamma, beta, y, mean, rstd);
+}
+
+/* h += bias, g = gelu(h) (and its bf16 copy g16 when set): fused where the
+ * backend can (same bits) */
+static int bias_gelu(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *h, const float *bias, float *g,
+                     uint16_t *g16)
+{
+    if (g16)
+        return b->ops->bias_act_bf16(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g, g16);
     if (b->ops->bias_act)
         return b->ops->bias_act(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g);
     ENG_TRY(b->ops->bias_add(b, outer, n, inner, h, bias));
@@ -117,21 +179,21 @@ static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
     mixer_module *mx = (mixer_module *)m;
     eng_backend *b = c->b;
     int64_t B = c->batch, S = mx->S, C = mx->C;
-    mixer_saved s = saved_views(mx, m->saved, B);
+    mixer_saved s = saved_views(mx, b, m->saved, B);
     m->y = m->y_store;
 
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
-    ENG_TRY(b->ops->layernorm_forward(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.mean1, s.rstd1));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, s.t1, s.h));
-    ENG_TRY(bias_gelu(b, B, S, C, s.h, m->w[P_B1], s.g));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, s.g, s.x1));
+    ENG_TRY(layernorm_to(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.t1_16, s.mean1, s.rstd1));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, stored(s.t1, s.t1_16), s.h));
+    ENG_TRY(bias_gelu(b, B, S, C, s.h, m->w[P_B1], s.g, s.g_16));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, stored(s.g, s.g_16), s.x1));
     ENG_TRY(bias_residual(b, B, S, C, s.x1, m->w[P_B2], x));
 
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    ENG_TRY(b->ops->layernorm_forward(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.mean2, s.rstd2));
-    ENG_TRY(channel_matmul(b, B * S, C, s.t2, m->w[P_W3], s.h2));
-    ENG_TRY(bias_gelu(b, B * S, C, 1, s.h2, m->w[P_B3], s.g2));
-    ENG_TRY(channel_matmul(b, B * S, C, s.g2, m->w[P_W4], m->y));
+    ENG_TRY(layernorm_to(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.t2_16, s.mean2, s.rstd2));
+    ENG_TRY(channel_matmul(b, B * S, C, stored(s.t2, s.t2_16), m->w[P_W3], s.h2));
+    ENG_TRY(bias_gelu(b, B * S, C, 1, s.h2, m->w[P_B3], s.g2, s.g2_16));
+    ENG_TRY(channel_matmul(b, B * S, C, stored(s.g2, s.g2_16), m->w[P_W4], m->y));
     return bias_residual(b, B * S, C, 1, m->y, m->w[P_B4], s.x1);
 }
 
@@ -140,32 +202,30 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
     mixer_module *mx = (mixer_module *)m;
     eng_backend *b = c->b;
     int64_t B = c->batch, S = mx->S, C = mx->C, N = B * S * C;
-    mixer_saved s = saved_views(mx, m->saved, B);
+    mixer_saved s = saved_views(mx, b, m->saved, B);
     size_t one = ((size_t)N * sizeof(float) + 63) & ~(size_t)63;
     float *wa = (float *)m->ws, *wb = (float *)((char *)m->ws + one), *dx1 = (float *)((char *)m->ws + 2 * one);
 
     /* channel mixing */
-    eng_gemm_desc gw = {.ta = true, .tb = false, .m = C, .n = C, .k = B * S, .lda = C, .ldb = C, .ldc = C,
-                        .batch = 1, .alpha = 1.0f};
     eng_gemm_desc gx = {.ta = false, .tb = false, .m = B * S, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
                         .batch = 1, .alpha = 1.0f};
-    ENG_TRY(b->ops->gemm(b, &gw, dy, s.g2, m->dw[P_W4]));
+    ENG_TRY(channel_weight_grad(b, B * S, C, dy, stored(s.g2, s.g2_16), m->dw[P_W4]));
     ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
     ENG_TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
     ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, m->dw[P_B3]));
-    ENG_TRY(b->ops->gemm(b, &gw, wa, s.t2, m->dw[P_W3]));
+    ENG_TRY(channel_weight_grad(b, B * S, C, wa, stored(s.t2, s.t2_16), m->dw[P_W3]));
     ENG_TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
     ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, m->dw[P_LN2_W],
                                    m->dw[P_LN2_B]));
 
     /* token mixing */
-    ENG_TRY(token_weight_grad(b, B, S, C, dx1, s.g, m->dw[P_W2]));
+    ENG_TRY(token_weight_grad(b, B, S, C, dx1, stored(s.g, s.g_16), m->dw[P_W2]));
     ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, dx1, wa));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, f32(dx1), wa));
     ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, m->dw[P_B1]));
-    ENG_TRY(token_weight_grad(b, B, S, C, wa, s.t1, m->dw[P_W1]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, wa, wb));
+    ENG_TRY(token_weight_grad(b, B, S, C, wa, stored(s.t1, s.t1_16), m->dw[P_W1]));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, f32(wa), wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     if (dx)
         return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, m->dw[P_LN1_W],

@@ -82,6 +82,17 @@ static double round_bf16(double x)
     return ldexp(rint(m * 256.0) / 256.0, e);
 }
 
+/* x's bf16 storage: the top half of round_bf16(x) as a float (exact: it has
+ * 8 significant bits), for finite x in float's normal range */
+static uint16_t bf16_bits_ref(float x)
+{
+    const float r = (float)round_bf16(x);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    assert_true((u & 0xFFFFu) == 0);
+    return (uint16_t)(u >> 16);
+}
+
 static double *to_d(const float *f, int64_t n, bool rounded)
 {
     double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
@@ -213,6 +224,32 @@ static void gemm_one(eng_backend *b, const char *side, const gemm_case *g)
              g->reduce ? " sum" : "");
     check_bf16(what, C, Rr, Rx, nc);
     assert_true(rel_l2(C32, Rx, nc) <= 1e-6); /* the exact reference itself is right */
+
+    /* operands stored in bf16 (packed here with the rounding written in
+     * this file): the same bits as from the float32 operands, A, B or both */
+    uint16_t *A16 = malloc((size_t)na * sizeof *A16), *B16 = malloc((size_t)nb * sizeof *B16);
+    float *C16 = fzero(nc);
+    assert_true(A16 && B16);
+    for (int64_t i = 0; i < na; i++)
+        A16[i] = bf16_bits_ref(A[i]);
+    for (int64_t i = 0; i < nb; i++)
+        B16[i] = bf16_bits_ref(Bm[i]);
+    for (int which = 1; which <= 3; which++) {
+        eng_gemm_desc d16 = d;
+        d16.a_bf16 = which & 1;
+        d16.b_bf16 = (which & 2) != 0;
+        memset(C16, 0xff, (size_t)nc * sizeof *C16);
+        assert_int_equal(b->ops->gemm(b, &d16, d16.a_bf16 ? (const float *)(const void *)A16 : A,
+                                      d16.b_bf16 ? (const float *)(const void *)B16 : Bm, C16),
+                         0);
+        print_message("    %-44s bit for bit\n", which == 1 ? "A stored in bf16" : which == 2 ? "B stored in bf16"
+                                                                                          : "A and B stored in bf16");
+        assert_memory_equal(C16, C, (size_t)nc * sizeof *C);
+    }
+    /* a float32 backend has no use for them */
+    d.a_bf16 = true;
+    assert_int_equal(B32->ops->gemm(B32, &d, (const float *)(const void *)A16, Bm, C32), ENG_EINVAL);
+    free(A16), free(B16), free(C16);
     free(A), free(Bm), free(C), free(C32), free(Ar), free(Br), free(Ax), free(Bx), free(Rr), free(Rx);
 }
 
@@ -332,6 +369,50 @@ static void same_bits(const char *what, const float *a, const float *b, int64_t 
 {
     print_message("    %s: the same bits in fp32 and bf16\n", what);
     assert_memory_equal(a, b, (size_t)n * sizeof *a);
+}
+
+/* The passes that write a tensor's bf16 storage: the float32 operation's
+ * bits, rounded (layer norm: rows and slices; bias + activation: per row
+ * and per slice, every activation) - and the float32 outputs unchanged. */
+static void test_bf16_outputs(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][3] = {{37, 192, 1}, {5, 64, 96}, {2, 3, 70001}, {3, 40000, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        eng_norm_desc d = {.outer = shapes[s][0], .n = shapes[s][1], .inner = shapes[s][2], .eps = 1e-5f};
+        const int64_t n = d.n, tot = d.outer * n * d.inner, nst = d.outer * d.inner;
+        float *x = frand(tot), *g = frand(n), *bt = frand(n), *y = fzero(tot);
+        float *m32 = fzero(nst), *r32 = fzero(nst), *m16 = fzero(nst), *r16 = fzero(nst);
+        uint16_t *y16 = malloc((size_t)tot * sizeof *y16);
+        assert_non_null(y16);
+        assert_int_equal(Bauto->ops->layernorm_forward(Bauto, &d, x, g, bt, y, m32, r32), 0);
+        assert_int_equal(Bauto->ops->layernorm_forward_bf16(Bauto, &d, x, g, bt, y16, m16, r16), 0);
+        for (int64_t i = 0; i < tot; i++)
+            if (y16[i] != bf16_bits_ref(y[i]))
+                fail_msg("layernorm_forward_bf16 %lldx%lldx%lld: element %lld is %#x, not %#x", (long long)d.outer,
+                         (long long)n, (long long)d.inner, (long long)i, y16[i], bf16_bits_ref(y[i]));
+        assert_memory_equal(m16, m32, (size_t)nst * sizeof *m16);
+        assert_memory_equal(r16, r32, (size_t)nst * sizeof *r16);
+        print_message("    layernorm_forward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
+                      (long long)n, (long long)d.inner);
+
+        float *h1 = fzero(tot), *h2 = fzero(tot), *o1 = fzero(tot), *o2 = fzero(tot);
+        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
+            memcpy(h1, x, (size_t)tot * sizeof *x);
+            memcpy(h2, x, (size_t)tot * sizeof *x);
+            assert_int_equal(Bauto->ops->bias_act(Bauto, d.outer, n, d.inner, h1, bt, (eng_act)kind, 0.1f, o1), 0);
+            assert_int_equal(
+                Bauto->ops->bias_act_bf16(Bauto, d.outer, n, d.inner, h2, bt, (eng_act)kind, 0.1f, o2, y16), 0);
+            assert_memory_equal(h1, h2, (size_t)tot * sizeof *h1);
+            assert_memory_equal(o1, o2, (size_t)tot * sizeof *o1);
+            for (int64_t i = 0; i < tot; i++)
+                if (y16[i] != bf16_bits_ref(o1[i]))
+                    fail_msg("bias_act_bf16 (activation %d): element %lld is %#x, not %#x", kind, (long long)i,
+                             y16[i], bf16_bits_ref(o1[i]));
+        }
+        free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
+        free(h1), free(h2), free(o1), free(o2);
+    }
 }
 
 static void test_other_ops_unchanged(void **state)
@@ -491,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_bf16_outputs),
         cmocka_unit_test(test_other_ops_unchanged),
         cmocka_unit_test(test_mixers_against_fp32),
     };

@@ -56,25 +56,14 @@ static void test_seed_param_counts(void **state)
 /* Fusion (a batchnorm applies the relu after it) changes no bit: the seed
  * CNNs on the CPU backend against the same models on a copy of it that
  * lacks the fused operations, so that their layers take the separate path. */
-static void test_fusion_changes_no_bit(void **state)
+static void compare_with_plain(eng_backend *cpu, const eng_backend_ops *plain_ops, const char *const *names,
+                               size_t nnames)
 {
-    (void)state;
-    eng_backend *cpu = NULL;
-    assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
-    assert_non_null(cpu->ops->batchnorm_relu_forward_train); /* else this compares the fallback with itself */
-    eng_backend_ops plain_ops = *cpu->ops;
-    plain_ops.batchnorm_relu_forward_train = NULL;
-    plain_ops.batchnorm_relu_forward_eval = NULL;
-    plain_ops.bias_act = NULL;
-    plain_ops.bias_residual = NULL;
-    plain_ops.layernorm_backward_add = NULL;
-    plain_ops.act_bias_backward = NULL;
     eng_backend plain = *cpu; /* shares the implementation; never destroyed itself */
-    plain.ops = &plain_ops;
-    const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
+    plain.ops = plain_ops;
     const int64_t batch = 6;
     eng_shape in = eng_shape3(3, 32, 32);
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    for (size_t k = 0; k < nnames; k++) {
         eng_model_desc d = seed(names[k]);
         eng_model *m[2] = {NULL, NULL};
         const float *out[2];
@@ -107,7 +96,48 @@ static void test_fusion_changes_no_bit(void **state)
         cpu->ops->free(cpu, x);
         cpu->ops->free(cpu, dout);
     }
+}
+
+static void test_fusion_changes_no_bit(void **state)
+{
+    (void)state;
+    eng_backend *cpu = NULL;
+    assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
+    assert_non_null(cpu->ops->batchnorm_relu_forward_train); /* else this compares the fallback with itself */
+    eng_backend_ops plain_ops = *cpu->ops;
+    plain_ops.batchnorm_relu_forward_train = NULL;
+    plain_ops.batchnorm_relu_forward_eval = NULL;
+    plain_ops.bias_act = NULL;
+    plain_ops.bias_residual = NULL;
+    plain_ops.layernorm_backward_add = NULL;
+    plain_ops.act_bias_backward = NULL;
+    const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
+    compare_with_plain(cpu, &plain_ops, names, 3);
     eng_backend_free(cpu);
+}
+
+/* bf16 storage (the mixer's norm and GELU outputs kept in bf16, read so by
+ * the products) changes no bit either: against the same backend without
+ * the bf16-output operations, on our own kernels and on oneDNN's (forced,
+ * so that both sides run the same kernels). */
+static void test_bf16_storage_changes_no_bit(void **state)
+{
+    (void)state;
+    const char *sides[] = {"own", "onednn"};
+    for (int s = 0; s < 2; s++) {
+        setenv("EPOCHD_KERNELS", sides[s], 1);
+        eng_backend *cpu = NULL;
+        assert_int_equal(eng_cpu_backend_open(2, ENG_PREC_BF16, &cpu), 0);
+        unsetenv("EPOCHD_KERNELS");
+        assert_non_null(cpu->ops->layernorm_forward_bf16);
+        eng_backend_ops plain_ops = *cpu->ops;
+        plain_ops.layernorm_forward_bf16 = NULL;
+        plain_ops.bias_act_bf16 = NULL;
+        print_message("  bf16 on %s kernels:\n", sides[s]);
+        const char *names[] = {"mlp_mixer_S4"};
+        compare_with_plain(cpu, &plain_ops, names, 1);
+        eng_backend_free(cpu);
+    }
 }
 
 static void test_names_and_layouts(void **state)
@@ -824,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_seed_param_counts),
         cmocka_unit_test(test_names_and_layouts),
         cmocka_unit_test(test_fusion_changes_no_bit),
+        cmocka_unit_test(test_bf16_storage_changes_no_bit),
         cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
