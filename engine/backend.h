@@ -315,6 +315,11 @@ typedef struct eng_backend_ops {
                                   const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
     int (*bias_act_bf16)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                          eng_act kind, float slope, float *out, uint16_t *out16);
+    /*   act_bias_backward_bf16: act_bias_backward with dx in bf16 only (db
+     *   from the float32 dx, as act_bias_backward computes it) */
+    int (*act_bias_backward_bf16)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n,
+                                  int64_t inner, const float *x, const float *y, const float *dy, uint16_t *dx16,
+                                  float *db);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

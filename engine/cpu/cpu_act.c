@@ -1,6 +1,8 @@
 /* Elementwise activations and their gradients: relu, leaky relu, exact GELU,
  * sigmoid, tanh (none = identity). Each element is independent, so any
  * split over threads gives the same bits. */
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/cpu/cpu_internal.h"
@@ -172,14 +174,21 @@ static const float *act_bwd_source(eng_act kind, float slope, const float *x, co
     return s;
 }
 
-/* act backward on [lo, lo + len): GELU from its output where it is given */
+/* act backward of elements [lo, lo + len) into out[0, len): GELU from its
+ * output where it is given */
+static void act_bwd_into(eng_act kind, float slope, int64_t lo, int64_t len, const float *s, const float *x,
+                         const float *y, const float *dy, float *out)
+{
+    if (kind == ENG_ACT_GELU && y)
+        gelu_bwd_from_y(len, x + lo, y + lo, dy + lo, out);
+    else
+        act_bwd_kernel(kind, slope, len, s + lo, dy + lo, out);
+}
+
 static void act_bwd_range(eng_act kind, float slope, int64_t lo, int64_t len, const float *s, const float *x,
                           const float *y, const float *dy, float *dx)
 {
-    if (kind == ENG_ACT_GELU && y)
-        gelu_bwd_from_y(len, x + lo, y + lo, dy + lo, dx + lo);
-    else
-        act_bwd_kernel(kind, slope, len, s + lo, dy + lo, dx + lo);
+    act_bwd_into(kind, slope, lo, len, s, x, y, dy, dx + lo);
 }
 
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
@@ -316,5 +325,57 @@ int cpu_bias_act_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, f
         act_fwd_kernel(kind, slope, (i1 - i0) * len, y + i0 * len, out + i0 * len);
         cpu_bf16_pack((i1 - i0) * len, out + i0 * len, out16 + i0 * len);
     }
+    return 0;
+}
+
+/* act_bias_backward with dx kept in bf16 only: each block of rows is
+ * computed into the thread's scratch, summed into the bias gradient from
+ * there (bias_grad's chunks and order, so its bits) and packed. */
+int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
+                               const float *x, const float *y, const float *dy, uint16_t *dx16, float *db)
+{
+    CPU_CHECK(act_known(kind), "cpu act_bias_backward_bf16: unknown activation %d", (int)kind);
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu act_bias_backward_bf16: negative size");
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("act_bias_backward_bf16", db);
+    const int64_t per_row = n * inner, total = outer * per_row;
+    if (total == 0) {
+        for (int64_t j = 0; j < n; j++)
+            db[j] = 0.0f;
+        return 0;
+    }
+    CPU_NONNULL("act_bias_backward_bf16", dy);
+    CPU_NONNULL("act_bias_backward_bf16", dx16);
+    const float *s = act_bwd_source(kind, slope, x, y, dy);
+    if (!s)
+        return ENG_EINVAL;
+    const int64_t chunk = cpu_bias_grad_chunk(outer, n, inner), nchunks = (outer + chunk - 1) / chunk;
+    const int64_t sub = per_row < ACT_CHUNK ? ACT_CHUNK / per_row : 1; /* rows per block */
+    const int team = nchunks > 1 ? cpu_team(b, kind == ENG_ACT_GELU ? 8 * total : total) : 1;
+    double *part = calloc((size_t)(nchunks * n), sizeof *part);
+    float *scratch = malloc((size_t)(team * sub * per_row) * sizeof *scratch);
+    if (!part || !scratch) {
+        free(part);
+        free(scratch);
+        return eng_error(ENG_ENOMEM, "cpu act_bias_backward_bf16: out of memory");
+    }
+#pragma omp parallel num_threads(team)
+    {
+        float *mine = scratch + (int64_t)omp_get_thread_num() * sub * per_row;
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < nchunks; c++) {
+            const int64_t lo = c * chunk, hi = lo + chunk < outer ? lo + chunk : outer;
+            for (int64_t r0 = lo; r0 < hi; r0 += sub) {
+                const int64_t r1 = r0 + sub < hi ? r0 + sub : hi, len = (r1 - r0) * per_row;
+                act_bwd_into(kind, slope, r0 * per_row, len, s, x, y, dy, mine);
+                cpu_bias_grad_rows(r1 - r0, n, inner, mine, part + c * n);
+                cpu_bf16_pack(len, mine, dx16 + r0 * per_row);
+            }
+        }
+    }
+    cpu_bias_grad_combine(nchunks, n, part, db);
+    free(part);
+    free(scratch);
     return 0;
 }

@@ -369,8 +369,33 @@ static void gemm_views(const eng_gemm_desc *d, int64_t ad[3], int64_t as[3], int
     bs[0] = d->stride_b, bs[1] = d->tb ? 1 : d->ldb, bs[2] = d->tb ? d->ldb : 1;
 }
 
+/* A matmul description of pa x pb -> uc whose kernel is not oneDNN's
+ * reference one; NULL with the error recorded otherwise. */
+static dnnl_primitive_desc_t matmul_pd(cpu_dnnl *c, const dnnl_memory_desc_t *pa, const dnnl_memory_desc_t *pb,
+                                       const dnnl_memory_desc_t *uc)
+{
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_matmul_desc_init(&md, pa, pb, NULL, uc) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, c->eng, NULL) != dnnl_success) {
+        eng_error(ENG_ENOTSUP, "oneDNN: no matmul for these layouts");
+        return NULL;
+    }
+    const char *impl = "";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    if (impl && strstr(impl, "ref")) {
+        dnnl_primitive_desc_destroy(pd);
+        eng_error(ENG_ENOTSUP, "oneDNN offers only its reference kernel (%s)", impl);
+        return NULL;
+    }
+    return pd;
+}
+
 /* C[i] = op(A[i]) op(B[i]) as one batched matmul; a zero batch stride is
- * a broadcast (batch dimension 1). bf16: A and B staged dense in bf16. */
+ * a broadcast (batch dimension 1). bf16: float32 A and B staged dense in
+ * bf16; operands already stored in bf16 read as they lie (transposed or
+ * strided: oneDNN's bf16 kernels take them, at the same speed as dense,
+ * measured), unless no fast kernel does - then staged dense as well. */
 static int matmul_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc *d, bool bf16)
 {
     int64_t ad[3], as[3], bd[3], bs[3], cd[3] = {d->batch, d->m, d->n}, cs[3] = {d->stride_c, d->ldc, 1};
@@ -395,10 +420,20 @@ static int matmul_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc *d, bo
     }
     if (rc)
         return rc;
-    dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL;
-    DN_TRY(dnnl_matmul_desc_init(&md, &pa, &pb, NULL, &uc));
-    DN_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, c->eng, NULL));
+    if (bf16 && (d->a_bf16 || d->b_bf16)) {
+        dnnl_memory_desc_t qa = d->a_bf16 ? ua : pa, qb = d->b_bf16 ? ub : pb;
+        pd = matmul_pd(c, &qa, &qb, &uc);
+        if (pd)
+            pa = qa, pb = qb;
+        else
+            eng_clear_error(); /* the dense stages below */
+    }
+    if (!pd) {
+        dnnl_matmul_desc_t md;
+        DN_TRY(dnnl_matmul_desc_init(&md, &pa, &pb, NULL, &uc));
+        DN_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, c->eng, NULL));
+    }
     rc = plan_operand(c, p, DNNL_ARG_SRC, false, &ua, NULL, &pa);
     if (!rc)
         rc = plan_operand(c, p, DNNL_ARG_WEIGHTS, false, &ub, NULL, &pb);

@@ -65,6 +65,31 @@ int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t i
     return cpu_bias_grad_after(b, outer, n, inner, dy, db, NULL, NULL);
 }
 
+/* bias_grad's order: fixed chunks of `outer`, at most 64 of them, each
+ * summed row by row into its own partial sums, which are then added in
+ * chunk order. */
+int64_t cpu_bias_grad_chunk(int64_t outer, int64_t n, int64_t inner)
+{
+    const int64_t per_row = n * inner;
+    return cpu_chunk_size(outer, (ELEM_CHUNK + per_row - 1) / per_row, 64);
+}
+
+void cpu_bias_grad_rows(int64_t rows, int64_t n, int64_t inner, const float *dy, double *part)
+{
+    for (int64_t o = 0; o < rows; o++)
+        bias_grad_block(n, inner, dy + o * n * inner, part);
+}
+
+void cpu_bias_grad_combine(int64_t nchunks, int64_t n, const double *part, float *db)
+{
+    for (int64_t j = 0; j < n; j++) {
+        double s = 0.0;
+        for (int64_t c = 0; c < nchunks; c++)
+            s += part[c * n + j];
+        db[j] = (float)s;
+    }
+}
+
 int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
                         void (*produce)(void *arg, int64_t o0, int64_t o1), void *arg)
 {
@@ -74,9 +99,7 @@ int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t 
         memset(db, 0, (size_t)n * sizeof *db);
         return 0;
     }
-    /* fixed chunks of `outer`, at most 64 of them, summed in chunk order */
-    const int64_t per_row = n * inner;
-    const int64_t chunk = cpu_chunk_size(outer, (ELEM_CHUNK + per_row - 1) / per_row, 64);
+    const int64_t per_row = n * inner, chunk = cpu_bias_grad_chunk(outer, n, inner);
     const int64_t nchunks = (outer + chunk - 1) / chunk;
     double *part = calloc((size_t)(nchunks * n), sizeof *part);
     if (!part)
@@ -86,15 +109,9 @@ int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t 
         const int64_t lo = c * chunk, hi = lo + chunk < outer ? lo + chunk : outer;
         if (produce)
             produce(arg, lo, hi);
-        for (int64_t o = lo; o < hi; o++)
-            bias_grad_block(n, inner, dy + o * per_row, part + c * n);
+        cpu_bias_grad_rows(hi - lo, n, inner, dy + lo * per_row, part + c * n);
     }
-    for (int64_t j = 0; j < n; j++) {
-        double s = 0.0;
-        for (int64_t c = 0; c < nchunks; c++)
-            s += part[c * n + j];
-        db[j] = (float)s;
-    }
+    cpu_bias_grad_combine(nchunks, n, part, db);
     free(part);
     return 0;
 }

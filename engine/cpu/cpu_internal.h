@@ -224,6 +224,12 @@ int cpu_bias_grad_impl(const eng_backend *b, int64_t outer, int64_t n, int64_t i
  * order is bias_grad's, so the bits are too. */
 int cpu_bias_grad_after(const eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
                         void (*produce)(void *arg, int64_t o0, int64_t o1), void *arg);
+/* bias_grad's pieces, for passes that sum values they hold elsewhere: the
+ * rows of `outer` per chunk; a chunk's rows added in order to its partial
+ * sums (n doubles); the partials (nchunks x n) added in chunk order. */
+int64_t cpu_bias_grad_chunk(int64_t outer, int64_t n, int64_t inner);
+void cpu_bias_grad_rows(int64_t rows, int64_t n, int64_t inner, const float *dy, double *part);
+void cpu_bias_grad_combine(int64_t nchunks, int64_t n, const double *part, float *db);
 
 /* cpu_im2col.c: columns (c*kh*kw, gn*oh*ow) of images n0 .. n0+gn-1, and
  * the reverse, which overwrites those images of dx. padbuf holds
@@ -297,6 +303,8 @@ int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const
                      const float *dy, float *dx);
 int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
                           const float *x, const float *y, const float *dy, float *dx, float *db);
+int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
+                               const float *x, const float *y, const float *dy, uint16_t *dx16, float *db);
 
 /* cpu_softmax.c */
 int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);

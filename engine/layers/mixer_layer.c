@@ -13,7 +13,9 @@
  * norms' outputs t1, t2 are kept in bf16 only and the GELU outputs g, g2 in
  * float32 (GELU's backward reads them) and bf16: each is rounded once, by
  * the pass that writes it, instead of by each of the two products that read
- * it (forward and weight gradient). The same bits, in the same memory. */
+ * it (forward and weight gradient). The same bits, in the same memory. In
+ * the backward the GELUs' input gradients (wa) are only ever read by the
+ * two products after them, so they are written in bf16 only. */
 #include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
@@ -40,7 +42,8 @@ typedef struct mixer_saved {
 
 static bool bf16_storage(const eng_backend *b)
 {
-    return b->precision == ENG_PREC_BF16 && b->ops->layernorm_forward_bf16 && b->ops->bias_act_bf16;
+    return b->precision == ENG_PREC_BF16 && b->ops->layernorm_forward_bf16 && b->ops->bias_act_bf16 &&
+           b->ops->act_bias_backward_bf16;
 }
 
 static mixer_saved saved_views(const mixer_module *mx, const eng_backend *b, float *base, int64_t batch)
@@ -95,13 +98,12 @@ static int token_matmul(eng_backend *b, int64_t batch, int64_t S, int64_t C, con
 }
 
 /* dW (S x S) = sum_b d[b] (S x C) @ in[b]^T */
-static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *d, operand in,
-                             float *dW)
+static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, operand d, operand in, float *dW)
 {
     eng_gemm_desc g = {.ta = false, .tb = true, .m = S, .n = S, .k = C, .lda = C, .ldb = C, .ldc = S,
                        .batch = batch, .stride_a = S * C, .stride_b = S * C, .alpha = 1.0f, .reduce_batch = true,
-                       .b_bf16 = in.bf16};
-    return b->ops->gemm(b, &g, d, in.p, dW);
+                       .a_bf16 = d.bf16, .b_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, d.p, in.p, dW);
 }
 
 /* out (rows x C) = in (rows x C) @ W^T, W is [C_out, C_in] = C x C */
@@ -113,11 +115,19 @@ static int channel_matmul(eng_backend *b, int64_t rows, int64_t C, operand in, c
 }
 
 /* dW (C x C) = d^T in over the rows x C tensors */
-static int channel_weight_grad(eng_backend *b, int64_t rows, int64_t C, const float *d, operand in, float *dW)
+static int channel_weight_grad(eng_backend *b, int64_t rows, int64_t C, operand d, operand in, float *dW)
 {
     eng_gemm_desc g = {.ta = true, .tb = false, .m = C, .n = C, .k = rows, .lda = C, .ldb = C, .ldc = C,
-                       .batch = 1, .alpha = 1.0f, .b_bf16 = in.bf16};
-    return b->ops->gemm(b, &g, d, in.p, dW);
+                       .batch = 1, .alpha = 1.0f, .a_bf16 = d.bf16, .b_bf16 = in.bf16};
+    return b->ops->gemm(b, &g, d.p, in.p, dW);
+}
+
+/* dx (rows x C) = d (rows x C) @ W */
+static int channel_input_grad(eng_backend *b, int64_t rows, int64_t C, operand d, const float *W, float *dx)
+{
+    eng_gemm_desc g = {.ta = false, .tb = false, .m = rows, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
+                       .batch = 1, .alpha = 1.0f, .a_bf16 = d.bf16};
+    return b->ops->gemm(b, &g, d.p, W, dx);
 }
 
 /* y = layernorm(x), into y or, in bf16 storage, y16 */
@@ -163,11 +173,13 @@ static int layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const 
     return b->ops->add(b, d->outer * d->n * d->inner, dx, res, dx);
 }
 
-/* wa = gelu'(h) * wa, then db = its bias gradient; fused where the backend
- * can (same bits) */
+/* wa = gelu'(h) * wa (into wa16 instead when it is set), then db = its bias
+ * gradient; fused where the backend can (same bits) */
 static int gelu_bias_backward(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *h,
-                              const float *g, float *wa, float *db)
+                              const float *g, float *wa, uint16_t *wa16, float *db)
 {
+    if (wa16)
+        return b->ops->act_bias_backward_bf16(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa16, db);
     if (b->ops->act_bias_backward)
         return b->ops->act_bias_backward(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa, db);
     ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, outer * n * inner, h, g, wa, wa));
@@ -205,27 +217,26 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
     mixer_saved s = saved_views(mx, b, m->saved, B);
     size_t one = ((size_t)N * sizeof(float) + 63) & ~(size_t)63;
     float *wa = (float *)m->ws, *wb = (float *)((char *)m->ws + one), *dx1 = (float *)((char *)m->ws + 2 * one);
+    uint16_t *wa16 = s.bf16 ? (uint16_t *)((char *)m->ws + 3 * one) : NULL; /* the GELUs' gradients in bf16 */
 
     /* channel mixing */
-    eng_gemm_desc gx = {.ta = false, .tb = false, .m = B * S, .n = C, .k = C, .lda = C, .ldb = C, .ldc = C,
-                        .batch = 1, .alpha = 1.0f};
-    ENG_TRY(channel_weight_grad(b, B * S, C, dy, stored(s.g2, s.g2_16), m->dw[P_W4]));
+    ENG_TRY(channel_weight_grad(b, B * S, C, f32(dy), stored(s.g2, s.g2_16), m->dw[P_W4]));
     ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
-    ENG_TRY(b->ops->gemm(b, &gx, dy, m->w[P_W4], wa));
-    ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, m->dw[P_B3]));
-    ENG_TRY(channel_weight_grad(b, B * S, C, wa, stored(s.t2, s.t2_16), m->dw[P_W3]));
-    ENG_TRY(b->ops->gemm(b, &gx, wa, m->w[P_W3], wb));
+    ENG_TRY(channel_input_grad(b, B * S, C, f32(dy), m->w[P_W4], wa));
+    ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, wa16, m->dw[P_B3]));
+    ENG_TRY(channel_weight_grad(b, B * S, C, stored(wa, wa16), stored(s.t2, s.t2_16), m->dw[P_W3]));
+    ENG_TRY(channel_input_grad(b, B * S, C, stored(wa, wa16), m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
     ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, m->dw[P_LN2_W],
                                    m->dw[P_LN2_B]));
 
     /* token mixing */
-    ENG_TRY(token_weight_grad(b, B, S, C, dx1, stored(s.g, s.g_16), m->dw[P_W2]));
+    ENG_TRY(token_weight_grad(b, B, S, C, f32(dx1), stored(s.g, s.g_16), m->dw[P_W2]));
     ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, f32(dx1), wa));
-    ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, m->dw[P_B1]));
-    ENG_TRY(token_weight_grad(b, B, S, C, wa, stored(s.t1, s.t1_16), m->dw[P_W1]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, f32(wa), wb));
+    ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, wa16, m->dw[P_B1]));
+    ENG_TRY(token_weight_grad(b, B, S, C, stored(wa, wa16), stored(s.t1, s.t1_16), m->dw[P_W1]));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, stored(wa, wa16), wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     if (dx)
         return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, m->dw[P_LN1_W],
@@ -235,12 +246,12 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
                                       m->dw[P_LN1_B]);
 }
 
+/* wa, wb, dx1 in float32, and in bf16 storage wa's bf16 form */
 static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch)
 {
-    (void)b;
     const mixer_module *mx = (const mixer_module *)m;
     int64_t one = eng_size_align64(eng_size_mul(eng_size_mul(batch, eng_size_mul(mx->S, mx->C)), sizeof(float)));
-    return (size_t)eng_size_mul(3, one);
+    return (size_t)eng_size_add(eng_size_mul(3, one), bf16_storage(b) ? one / 2 : 0);
 }
 
 static const eng_module_ops mixer_ops = {

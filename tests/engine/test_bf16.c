@@ -410,6 +410,25 @@ static void test_bf16_outputs(void **state)
                     fail_msg("bias_act_bf16 (activation %d): element %lld is %#x, not %#x", kind, (long long)i,
                              y16[i], bf16_bits_ref(o1[i]));
         }
+        /* activation backward with its bias gradient, dx in bf16 only */
+        float *db1 = fzero(n), *db2 = fzero(n);
+        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
+            assert_int_equal(Bauto->ops->act_forward(Bauto, (eng_act)kind, 0.1f, tot, x, o1), 0);
+            /* the layer norm's output y serves as the incoming gradient */
+            assert_int_equal(
+                Bauto->ops->act_bias_backward(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x, o1, y, h2, db1), 0);
+            assert_int_equal(Bauto->ops->act_bias_backward_bf16(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x,
+                                                                o1, y, y16, db2),
+                             0);
+            assert_memory_equal(db1, db2, (size_t)n * sizeof *db1);
+            for (int64_t i = 0; i < tot; i++)
+                if (y16[i] != bf16_bits_ref(h2[i]))
+                    fail_msg("act_bias_backward_bf16 (activation %d): element %lld is %#x, not %#x", kind,
+                             (long long)i, y16[i], bf16_bits_ref(h2[i]));
+        }
+        print_message("    act_bias_backward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
+                      (long long)n, (long long)d.inner);
+        free(db1), free(db2);
         free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
         free(h1), free(h2), free(o1), free(o2);
     }
