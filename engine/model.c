@@ -361,7 +361,7 @@ static int64_t estimate_workspace(const eng_module *m, int64_t batch)
         int64_t per_image = eng_size_mul(eng_size_mul(k, eng_size_mul(m->out.d[1], m->out.d[2])), sizeof(float));
         own = eng_size_mul(eng_size_mul(per_image, batch < 64 ? batch : 64), 2);
     } else {
-        own = workspace_own(m, NULL, batch); /* the others do not consult the backend */
+        own = workspace_own(m, NULL, batch); /* the others take NULL for the largest figure */
     }
     int64_t child = 0;
     for (int i = 0; i < m->nchild; i++) {

@@ -66,7 +66,8 @@ typedef struct eng_module_ops {
      * dx is not NULL, dx; must not write into dy */
     int (*backward)(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx);
     /* own transient workspace in bytes for `batch` samples (optional); b is
-     * NULL for estimates made before binding - only convolutions need it */
+     * NULL for estimates made before binding, which want the largest figure
+     * any backend gets (convolutions are estimated apart, see model.c) */
     size_t (*workspace)(const eng_module *m, eng_backend *b, int64_t batch);
     /* frees what the concrete type allocated besides itself (optional) */
     void (*destroy)(eng_module *m);

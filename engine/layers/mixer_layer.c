@@ -246,12 +246,13 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
                                       m->dw[P_LN1_B]);
 }
 
-/* wa, wb, dx1 in float32, and in bf16 storage wa's bf16 form */
+/* wa, wb, dx1 in float32, and in bf16 storage wa's bf16 form; b is NULL
+ * for the estimate made before any backend exists: the larger figure */
 static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch)
 {
     const mixer_module *mx = (const mixer_module *)m;
     int64_t one = eng_size_align64(eng_size_mul(eng_size_mul(batch, eng_size_mul(mx->S, mx->C)), sizeof(float)));
-    return (size_t)eng_size_add(eng_size_mul(3, one), bf16_storage(b) ? one / 2 : 0);
+    return (size_t)eng_size_add(eng_size_mul(3, one), !b || bf16_storage(b) ? one / 2 : 0);
 }
 
 static const eng_module_ops mixer_ops = {
