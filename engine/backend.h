@@ -295,10 +295,12 @@ typedef struct eng_backend_ops {
                                        float *y);
     /*   layernorm_backward_add: layernorm_backward of the same arguments,
      *   then dx = dx + res (res the gradient that bypassed the norm; it
-     *   must not overlap dx, and dx is required) */
+     *   must not overlap dx, and dx is required); dx16, when set (only in
+     *   bf16: ENG_ENOTSUP elsewhere), also gets dx's bf16 rounding, as
+     *   the *_bf16 operations below */
     int (*layernorm_backward_add)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                   const float *gamma, const float *save_mean, const float *save_rstd,
-                                  const float *res, float *dx, float *dgamma, float *dbeta);
+                                  const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta);
     /*   act_bias_backward: act_backward over the (outer, n, inner) tensor,
      *   then bias_grad(outer, n, inner, dx, db) */
     int (*act_bias_backward)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,

@@ -289,7 +289,7 @@ int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const flo
                                const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
 int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean, const float *save_rstd,
-                               const float *res, float *dx, float *dgamma, float *dbeta);
+                               const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta);
 
 /* cpu_act.c */
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);

@@ -409,8 +409,8 @@ CPU_DISPATCH_VOID(static, ln_param_grad_columns,
 
 /* dx = the norm's input gradient (+ res when res is set) */
 static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy, const float *gamma,
-                       const float *save_mean, const float *save_rstd, const float *res, float *dx, float *dgamma,
-                       float *dbeta)
+                       const float *save_mean, const float *save_rstd, const float *res, float *dx, uint16_t *dx16,
+                       float *dgamma, float *dbeta)
 {
     int rc = ln_check("layernorm_backward", d);
     if (rc < 0)
@@ -458,6 +458,8 @@ static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
                 else
                     ln_slice_backward(n, inner, x + off, dy + off, gamma, save_mean + o * inner,
                                       save_rstd + o * inner, dxo, reso, pg, pb, mine);
+                if (dx16) /* from the row or slice just written, in cache */
+                    cpu_bf16_pack(n * inner, dxo, dx16 + off);
             }
         }
     }
@@ -488,18 +490,20 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta)
 {
-    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, NULL, dx, dgamma, dbeta);
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, NULL, dx, NULL, dgamma, dbeta);
 }
 
 /* The residual's gradient joins in the pass that writes dx: the mixer's
  * dx = LN'(dy) + dy_skip without a separate trip through memory. */
 int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean, const float *save_rstd,
-                               const float *res, float *dx, float *dgamma, float *dbeta)
+                               const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta)
 {
     CPU_NONNULL("layernorm_backward_add", res);
     CPU_NONNULL("layernorm_backward_add", dx);
     const int64_t total = d ? d->outer * d->n * d->inner : 0;
     CPU_CHECK(res + total <= dx || dx + total <= res, "cpu layernorm_backward_add: res overlaps dx");
-    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, res, dx, dgamma, dbeta);
+    if (dx16 && !cpu_bf16(b))
+        return eng_error(ENG_ENOTSUP, "cpu layernorm_backward_add: a bf16 copy of dx is for precision bf16");
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, res, dx, dx16, dgamma, dbeta);
 }

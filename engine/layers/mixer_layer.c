@@ -15,7 +15,8 @@
  * the pass that writes it, instead of by each of the two products that read
  * it (forward and weight gradient). The same bits, in the same memory. In
  * the backward the GELUs' input gradients (wa) are only ever read by the
- * two products after them, so they are written in bf16 only. */
+ * two products after them, so they are written in bf16 only, and the
+ * gradient between the two halves (dx1) in both. */
 #include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
@@ -43,7 +44,7 @@ typedef struct mixer_saved {
 static bool bf16_storage(const eng_backend *b)
 {
     return b->precision == ENG_PREC_BF16 && b->ops->layernorm_forward_bf16 && b->ops->bias_act_bf16 &&
-           b->ops->act_bias_backward_bf16;
+           b->ops->act_bias_backward_bf16 && b->ops->layernorm_backward_add;
 }
 
 static mixer_saved saved_views(const mixer_module *mx, const eng_backend *b, float *base, int64_t batch)
@@ -162,13 +163,14 @@ static int bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner
     return b->ops->add(b, outer * n * inner, y, res, y);
 }
 
-/* dx = LN'(dy) + res, fused where the backend can (same bits) */
+/* dx = LN'(dy) + res (and its bf16 form dx16 when set), fused where the
+ * backend can (same bits) */
 static int layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                   const float *gamma, const float *mean, const float *rstd, const float *res,
-                                  float *dx, float *dgamma, float *dbeta)
+                                  float *dx, uint16_t *dx16, float *dgamma, float *dbeta)
 {
     if (b->ops->layernorm_backward_add)
-        return b->ops->layernorm_backward_add(b, d, x, dy, gamma, mean, rstd, res, dx, dgamma, dbeta);
+        return b->ops->layernorm_backward_add(b, d, x, dy, gamma, mean, rstd, res, dx, dx16, dgamma, dbeta);
     ENG_TRY(b->ops->layernorm_backward(b, d, x, dy, gamma, mean, rstd, dx, dgamma, dbeta));
     return b->ops->add(b, d->outer * d->n * d->inner, dx, res, dx);
 }
@@ -217,42 +219,57 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
     mixer_saved s = saved_views(mx, b, m->saved, B);
     size_t one = ((size_t)N * sizeof(float) + 63) & ~(size_t)63;
     float *wa = (float *)m->ws, *wb = (float *)((char *)m->ws + one), *dx1 = (float *)((char *)m->ws + 2 * one);
-    uint16_t *wa16 = s.bf16 ? (uint16_t *)((char *)m->ws + 3 * one) : NULL; /* the GELUs' gradients in bf16 */
+    /* in bf16 storage: the GELUs' gradients, and dx1, in bf16 */
+    uint16_t *wa16 = s.bf16 ? (uint16_t *)((char *)m->ws + 3 * one) : NULL, *dx1_16 = s.bf16 ? wa16 + N : NULL;
 
     /* channel mixing */
-    ENG_TRY(channel_weight_grad(b, B * S, C, f32(dy), stored(s.g2, s.g2_16), m->dw[P_W4]));
+    if (b->precision == ENG_PREC_BF16) {
+        /* dW4 = (g2^T dy)^T: the product reads g2's bf16 storage transposed
+         * as it lies and dy straight, where dy^T would need a transposing
+         * bf16 copy of dy; the C x C transpose after it is small. (The same
+         * form without bf16 storage, so that storage changes no bit.) */
+        float *dw4t = (float *)((char *)m->ws + (s.bf16 ? 4 : 3) * one);
+        ENG_TRY(channel_weight_grad(b, B * S, C, stored(s.g2, s.g2_16), f32(dy), dw4t));
+        ENG_TRY(b->ops->transpose(b, 1, C, C, dw4t, m->dw[P_W4]));
+    } else {
+        ENG_TRY(channel_weight_grad(b, B * S, C, f32(dy), f32(s.g2), m->dw[P_W4]));
+    }
     ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
     ENG_TRY(channel_input_grad(b, B * S, C, f32(dy), m->w[P_W4], wa));
     ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, wa16, m->dw[P_B3]));
     ENG_TRY(channel_weight_grad(b, B * S, C, stored(wa, wa16), stored(s.t2, s.t2_16), m->dw[P_W3]));
     ENG_TRY(channel_input_grad(b, B * S, C, stored(wa, wa16), m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, m->dw[P_LN2_W],
-                                   m->dw[P_LN2_B]));
+    ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, dx1_16,
+                                   m->dw[P_LN2_W], m->dw[P_LN2_B]));
 
     /* token mixing */
-    ENG_TRY(token_weight_grad(b, B, S, C, f32(dx1), stored(s.g, s.g_16), m->dw[P_W2]));
+    ENG_TRY(token_weight_grad(b, B, S, C, stored(dx1, dx1_16), stored(s.g, s.g_16), m->dw[P_W2]));
     ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, f32(dx1), wa));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, stored(dx1, dx1_16), wa));
     ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, wa16, m->dw[P_B1]));
     ENG_TRY(token_weight_grad(b, B, S, C, stored(wa, wa16), stored(s.t1, s.t1_16), m->dw[P_W1]));
     ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, stored(wa, wa16), wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     if (dx)
-        return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, m->dw[P_LN1_W],
-                                      m->dw[P_LN1_B]);
+        return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, NULL,
+                                      m->dw[P_LN1_W], m->dw[P_LN1_B]);
     /* the first layer: no input gradient, but LN_S's parameter gradients */
     return b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, NULL, m->dw[P_LN1_W],
                                       m->dw[P_LN1_B]);
 }
 
-/* wa, wb, dx1 in float32, and in bf16 storage wa's bf16 form; b is NULL
- * for the estimate made before any backend exists: the larger figure */
+/* wa, wb, dx1 in float32; in bf16 storage wa's and dx1's bf16 forms (half
+ * a float32 tensor each); in bf16 dW4's transpose. b is NULL for the
+ * estimate made before any backend exists: the largest figure. */
 static size_t mixer_workspace(const eng_module *m, eng_backend *b, int64_t batch)
 {
     const mixer_module *mx = (const mixer_module *)m;
     int64_t one = eng_size_align64(eng_size_mul(eng_size_mul(batch, eng_size_mul(mx->S, mx->C)), sizeof(float)));
-    return (size_t)eng_size_add(eng_size_mul(3, one), !b || bf16_storage(b) ? one / 2 : 0);
+    int64_t n = eng_size_add(eng_size_mul(3, one), !b || bf16_storage(b) ? one : 0);
+    if (!b || b->precision == ENG_PREC_BF16)
+        n = eng_size_add(n, eng_size_mul(eng_size_mul(mx->C, mx->C), sizeof(float)));
+    return (size_t)n;
 }
 
 static const eng_module_ops mixer_ops = {

@@ -428,6 +428,16 @@ static void test_bf16_outputs(void **state)
         }
         print_message("    act_bias_backward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
                       (long long)n, (long long)d.inner);
+
+        /* layer norm backward + bypass, with dx's bf16 form too */
+        assert_int_equal(
+            Bauto->ops->layernorm_backward_add(Bauto, &d, x, o1, g, m32, r32, h1, h2, y16, db1, db2), 0);
+        for (int64_t i = 0; i < tot; i++)
+            if (y16[i] != bf16_bits_ref(h2[i]))
+                fail_msg("layernorm_backward_add's dx16: element %lld is %#x, not %#x", (long long)i, y16[i],
+                         bf16_bits_ref(h2[i]));
+        assert_int_equal(B32->ops->layernorm_backward_add(B32, &d, x, o1, g, m32, r32, h1, h2, y16, db1, db2),
+                         ENG_ENOTSUP);
         free(db1), free(db2);
         free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
         free(h1), free(h2), free(o1), free(o2);
