@@ -277,17 +277,19 @@ CPU_DISPATCH_VOID(static, bias_items,
                   (i0, i1, n, inner, y, bias))
 
 /* The bias is added to a chunk that the activation then reads while it is
- * still in cache: one trip through memory instead of two, the same bits. */
-int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias, eng_act kind,
-                 float slope, float *out)
+ * still in cache: one trip through memory instead of two, the same bits.
+ * With out16 (bias_act_bf16) the chunk just written is also packed to bf16
+ * while it is in cache. */
+static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_t n, int64_t inner, float *y,
+                           const float *bias, eng_act kind, float slope, float *out, uint16_t *out16)
 {
-    CPU_CHECK(act_known(kind), "cpu bias_act: unknown activation %d", (int)kind);
-    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_act: negative size");
+    CPU_CHECK(act_known(kind), "cpu %s: unknown activation %d", op, (int)kind);
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu %s: negative size", op);
     if (outer == 0 || n == 0 || inner == 0)
         return 0;
-    CPU_NONNULL("bias_act", y);
-    CPU_NONNULL("bias_act", bias);
-    CPU_NONNULL("bias_act", out);
+    CPU_NONNULL(op, y);
+    CPU_NONNULL(op, bias);
+    CPU_NONNULL(op, out);
     const int64_t items = inner == 1 ? outer : outer * n, len = inner == 1 ? n : inner;
     const int64_t per = len < ACT_CHUNK ? ACT_CHUNK / len : 1, nchunks = (items + per - 1) / per;
     const int64_t total = outer * n * inner;
@@ -297,35 +299,23 @@ int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float 
         const int64_t i0 = k * per, i1 = i0 + per < items ? i0 + per : items;
         bias_items(i0, i1, n, inner, y, bias);
         act_fwd_kernel(kind, slope, (i1 - i0) * len, y + i0 * len, out + i0 * len);
+        if (out16)
+            cpu_bf16_pack((i1 - i0) * len, out + i0 * len, out16 + i0 * len);
     }
     return 0;
 }
 
-/* bias_act with out's bf16 copy packed from the chunk just written, while
- * it is in cache. */
+int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias, eng_act kind,
+                 float slope, float *out)
+{
+    return bias_act_chunks(b, "bias_act", outer, n, inner, y, bias, kind, slope, out, NULL);
+}
+
 int cpu_bias_act_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                       eng_act kind, float slope, float *out, uint16_t *out16)
 {
-    CPU_CHECK(act_known(kind), "cpu bias_act_bf16: unknown activation %d", (int)kind);
-    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_act_bf16: negative size");
-    if (outer == 0 || n == 0 || inner == 0)
-        return 0;
-    CPU_NONNULL("bias_act_bf16", y);
-    CPU_NONNULL("bias_act_bf16", bias);
-    CPU_NONNULL("bias_act_bf16", out);
     CPU_NONNULL("bias_act_bf16", out16);
-    const int64_t items = inner == 1 ? outer : outer * n, len = inner == 1 ? n : inner;
-    const int64_t per = len < ACT_CHUNK ? ACT_CHUNK / len : 1, nchunks = (items + per - 1) / per;
-    const int64_t total = outer * n * inner;
-#pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU || kind == ENG_ACT_TANH ? 8 * total : total)) \
-    schedule(static)
-    for (int64_t k = 0; k < nchunks; k++) {
-        const int64_t i0 = k * per, i1 = i0 + per < items ? i0 + per : items;
-        bias_items(i0, i1, n, inner, y, bias);
-        act_fwd_kernel(kind, slope, (i1 - i0) * len, y + i0 * len, out + i0 * len);
-        cpu_bf16_pack((i1 - i0) * len, out + i0 * len, out16 + i0 * len);
-    }
-    return 0;
+    return bias_act_chunks(b, "bias_act_bf16", outer, n, inner, y, bias, kind, slope, out, out16);
 }
 
 /* act_bias_backward with dx kept in bf16 only: each block of rows is
