@@ -27,9 +27,7 @@ CPU_KERNEL_BODY void act_fwd_kernel_body(eng_act kind, float slope, int64_t n, c
             y[i] = x[i] < 0.0f ? x[i] * slope : x[i];
         break;
     case ENG_ACT_GELU:
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] * cpu_normcdf(x[i]);
+        cpu_gelu_forward(n, x, y);
         break;
     case ENG_ACT_SIGMOID:
 #pragma omp simd
@@ -97,26 +95,6 @@ CPU_DISPATCH_VOID(static, act_bwd_kernel,
                   (eng_act kind, float slope, int64_t n, const float *s, const float *dy, float *dx),
                   (kind, slope, n, s, dy, dx))
 
-/* GELU's derivative Phi(x) + x phi(x) with Phi(x) = y / x taken from the
- * forward's output y = x Phi(x): one exp instead of the erfc's two, and y/x
- * carries Phi's relative accuracy (one more rounding). Near 0, where y/x
- * would meet denormals, Phi(x) = 1/2 + x phi(0) + O(x^3) (error < 1e-10 for
- * |x| < 1e-3). Where y has underflowed (x < -13) Phi and x phi are both
- * below 1e-36. */
-CPU_KERNEL_BODY void gelu_bwd_from_y_body(int64_t n, const float *x, const float *y, const float *dy, float *dx)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        const float a = v < 0.0f ? -v : v;
-        const float phi = cpu_normpdf(v);
-        const float cdf = a < 1e-3f ? 0.5f + 0.3989422804014327f * v : y[i] / v;
-        dx[i] = dy[i] * (cdf + v * phi);
-    }
-}
-CPU_DISPATCH_VOID(static, gelu_bwd_from_y, (int64_t n, const float *x, const float *y, const float *dy, float *dx),
-                  (n, x, y, dy, dx))
-
 static bool act_known(eng_act kind) { return kind >= ENG_ACT_NONE && kind <= ENG_ACT_TANH; }
 
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y)
@@ -180,7 +158,7 @@ static void act_bwd_into(eng_act kind, float slope, int64_t lo, int64_t len, con
                          const float *y, const float *dy, float *out)
 {
     if (kind == ENG_ACT_GELU && y)
-        gelu_bwd_from_y(len, x + lo, y + lo, dy + lo, out);
+        cpu_gelu_backward_from_y(len, x + lo, y + lo, dy + lo, out);
     else
         act_bwd_kernel(kind, slope, len, s + lo, dy + lo, out);
 }

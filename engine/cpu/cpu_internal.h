@@ -151,6 +151,11 @@ static inline float cpu_bf16_float(uint16_t h)
     } v = {.u = (uint32_t)h << 16};
     return v.f;
 }
+/* GELU on the calling thread (cpu_gelu.c): y = x Phi(x), and its
+ * derivative dx = dy (Phi(x) + x phi(x)) with Phi taken from the forward's
+ * output y (dx may be dy). */
+void cpu_gelu_forward(int64_t n, const float *x, float *y);
+void cpu_gelu_backward_from_y(int64_t n, const float *x, const float *y, const float *dy, float *dx);
 /* dst[i] = cpu_bf16_bits(src[i]) for i < n, on the calling thread (cpu_bf16.c) */
 void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst);
 /* A scratch slot holding the float32 values of n bf16 values (exact), in

@@ -1207,6 +1207,27 @@ static void test_activation_accuracy(void **state)
     assert_true(ey[0] == 0.0f && ey[5] == 1.0f);
     assert_int_equal(B->ops->act_forward(B, ENG_ACT_GELU, 0.0f, 6, fex, fey), 0);
     assert_true(fey[0] == 0.0f && fey[5] == 200.0f && fey[4] == 89.0f);
+    /* GELU past its formulas' ranges (caps, reciprocals): infinities, NaN,
+     * where Phi underflows, huge and tiny x; the derivative from y too. 17
+     * values, so that the vector forms' masked tail runs as well. */
+    const float gx[17] = {INFINITY, NAN, -14.0f, -13.5f, -13.0f, -20.5f, 3e38f, -3e38f, 0.0f, -0.0f, 1e-4f, -1e-4f,
+                          6.0f, 1e31f, -1e31f, 25.0f, -25.0f};
+    float *fgx = fbuf(17), *fgy = fbuf(17), *fgd = fbuf(17), *ones = fbuf(17);
+    memcpy(fgx, gx, sizeof gx);
+    for (int i = 0; i < 17; i++)
+        ones[i] = 1.0f;
+    assert_int_equal(B->ops->act_forward(B, ENG_ACT_GELU, 0.0f, 17, fgx, fgy), 0);
+    assert_true(fgy[0] == INFINITY && isnan(fgy[1]));
+    for (int i = 2; i < 17; i++) {
+        const double r = gx[i] * 0.5 * erfc(-(double)gx[i] / sqrt(2.0));
+        /* below FLT_MIN the portable form flushes to 0, the AVX-512 one keeps denormals */
+        assert_true(fabs(fgy[i] - r) <= 1e-6 * fabs(r) + 1e-37);
+    }
+    assert_int_equal(B->ops->act_backward(B, ENG_ACT_GELU, 0.0f, 17, fgx, fgy, ones, fgd), 0);
+    for (int i = 2; i < 17; i++) {
+        const double v = gx[i], r = 0.5 * erfc(-v / sqrt(2.0)) + v * exp(-0.5 * v * v) / sqrt(2.0 * M_PI);
+        assert_true(fabs(fgd[i] - r) <= 1e-5 * fmax(fabs(r), 1e-2));
+    }
 }
 
 /* =============================== softmax =============================== */
