@@ -322,6 +322,10 @@ typedef struct eng_backend_ops {
     int (*act_bias_backward_bf16)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n,
                                   int64_t inner, const float *x, const float *y, const float *dy, uint16_t *dx16,
                                   float *db);
+    /*   bias_grad_bf16: bias_grad, and dy's bf16 copy into dy16 from the
+     *   same pass (for the products that read dy after it) */
+    int (*bias_grad_bf16)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
+                          uint16_t *dy16);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

@@ -194,6 +194,7 @@ static const eng_backend_ops cpu_ops = {
     .layernorm_forward_bf16 = cpu_layernorm_forward_bf16,
     .bias_act_bf16 = cpu_bias_act_bf16,
     .act_bias_backward_bf16 = cpu_act_bias_backward_bf16,
+    .bias_grad_bf16 = cpu_bias_grad_bf16,
 };
 
 int eng_cpu_backend_open(int threads, eng_precision prec, eng_backend **out)

@@ -127,6 +127,37 @@ int cpu_bias_grad(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const
     return cpu_bias_grad_impl(b, outer, n, inner, dy, db);
 }
 
+typedef struct pack_rows_args {
+    int64_t per_row;
+    const float *dy;
+    uint16_t *dy16;
+} pack_rows_args;
+
+static void pack_rows(void *p, int64_t o0, int64_t o1)
+{
+    const pack_rows_args *a = p;
+    cpu_bf16_pack((o1 - o0) * a->per_row, a->dy + o0 * a->per_row, a->dy16 + o0 * a->per_row);
+}
+
+/* bias_grad, and dy rounded to bf16 chunk by chunk as the sums read it: one
+ * read of dy where the products after it would each round their own copy. */
+int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
+                       uint16_t *dy16)
+{
+    CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_grad_bf16: negative size");
+    if (!cpu_bf16(b))
+        return eng_error(ENG_ENOTSUP, "cpu bias_grad_bf16: a bf16 copy of dy is for precision bf16");
+    if (n == 0)
+        return 0;
+    CPU_NONNULL("bias_grad_bf16", db);
+    if (outer > 0 && inner > 0) {
+        CPU_NONNULL("bias_grad_bf16", dy);
+        CPU_NONNULL("bias_grad_bf16", dy16);
+    }
+    pack_rows_args a = {n * inner, dy, dy16};
+    return cpu_bias_grad_after(b, outer, n, inner, dy, db, pack_rows, &a);
+}
+
 /* y may alias a or c: no restrict, and `omp simd` is still valid because
  * every iteration reads and writes only index i. */
 CPU_KERNEL_BODY void add_kernel_body(int64_t n, const float *a, const float *c, float *y)

@@ -310,6 +310,8 @@ int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t out
                           const float *x, const float *y, const float *dy, float *dx, float *db);
 int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
                                const float *x, const float *y, const float *dy, uint16_t *dx16, float *db);
+int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
+                       uint16_t *dy16);
 
 /* cpu_softmax.c */
 int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);

@@ -44,7 +44,7 @@ typedef struct mixer_saved {
 static bool bf16_storage(const eng_backend *b)
 {
     return b->precision == ENG_PREC_BF16 && b->ops->layernorm_forward_bf16 && b->ops->bias_act_bf16 &&
-           b->ops->act_bias_backward_bf16 && b->ops->layernorm_backward_add;
+           b->ops->act_bias_backward_bf16 && b->ops->layernorm_backward_add && b->ops->bias_grad_bf16;
 }
 
 static mixer_saved saved_views(const mixer_module *mx, const eng_backend *b, float *base, int64_t batch)
@@ -222,20 +222,26 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
     /* in bf16 storage: the GELUs' gradients, and dx1, in bf16 */
     uint16_t *wa16 = s.bf16 ? (uint16_t *)((char *)m->ws + 3 * one) : NULL, *dx1_16 = s.bf16 ? wa16 + N : NULL;
 
-    /* channel mixing */
+    /* channel mixing; in bf16 storage dy's bf16 copy (for its two products)
+     * comes from its bias gradient's pass, into wa16, free until the GELU's
+     * gradient */
+    uint16_t *dy16 = s.bf16 ? wa16 : NULL;
+    if (dy16)
+        ENG_TRY(b->ops->bias_grad_bf16(b, B * S, C, 1, dy, m->dw[P_B4], dy16));
+    else
+        ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
     if (b->precision == ENG_PREC_BF16) {
         /* dW4 = (g2^T dy)^T: the product reads g2's bf16 storage transposed
          * as it lies and dy straight, where dy^T would need a transposing
          * bf16 copy of dy; the C x C transpose after it is small. (The same
          * form without bf16 storage, so that storage changes no bit.) */
         float *dw4t = (float *)((char *)m->ws + (s.bf16 ? 4 : 3) * one);
-        ENG_TRY(channel_weight_grad(b, B * S, C, stored(s.g2, s.g2_16), f32(dy), dw4t));
+        ENG_TRY(channel_weight_grad(b, B * S, C, stored(s.g2, s.g2_16), stored(dy, dy16), dw4t));
         ENG_TRY(b->ops->transpose(b, 1, C, C, dw4t, m->dw[P_W4]));
     } else {
         ENG_TRY(channel_weight_grad(b, B * S, C, f32(dy), f32(s.g2), m->dw[P_W4]));
     }
-    ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
-    ENG_TRY(channel_input_grad(b, B * S, C, f32(dy), m->w[P_W4], wa));
+    ENG_TRY(channel_input_grad(b, B * S, C, stored(dy, dy16), m->w[P_W4], wa));
     ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, wa16, m->dw[P_B3]));
     ENG_TRY(channel_weight_grad(b, B * S, C, stored(wa, wa16), stored(s.t2, s.t2_16), m->dw[P_W3]));
     ENG_TRY(channel_input_grad(b, B * S, C, stored(wa, wa16), m->w[P_W3], wb));

@@ -438,6 +438,18 @@ static void test_bf16_outputs(void **state)
                          bf16_bits_ref(h2[i]));
         assert_int_equal(B32->ops->layernorm_backward_add(B32, &d, x, o1, g, m32, r32, h1, h2, y16, db1, db2),
                          ENG_ENOTSUP);
+
+        /* bias gradient with dy's bf16 copy: bias_grad's bits, dy rounded */
+        assert_int_equal(Bauto->ops->bias_grad(Bauto, d.outer, n, d.inner, x, db1), 0);
+        assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, d.outer, n, d.inner, x, db2, y16), 0);
+        assert_memory_equal(db1, db2, (size_t)n * sizeof *db1);
+        for (int64_t i = 0; i < tot; i++)
+            if (y16[i] != bf16_bits_ref(x[i]))
+                fail_msg("bias_grad_bf16's dy16: element %lld is %#x, not %#x", (long long)i, y16[i],
+                         bf16_bits_ref(x[i]));
+        assert_int_equal(B32->ops->bias_grad_bf16(B32, d.outer, n, d.inner, x, db2, y16), ENG_ENOTSUP);
+        print_message("    bias_grad_bf16 %lldx%lldx%lld: bias_grad's bits, dy rounded\n", (long long)d.outer,
+                      (long long)n, (long long)d.inner);
         free(db1), free(db2);
         free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
         free(h1), free(h2), free(o1), free(o2);

@@ -240,7 +240,7 @@ static void test_backend_basics(void **state)
         (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
         (void *)o->batchnorm_relu_forward_train, (void *)o->batchnorm_relu_forward_eval,
         (void *)o->layernorm_backward_add, (void *)o->act_bias_backward, (void *)o->layernorm_forward_bf16,
-        (void *)o->bias_act_bf16, (void *)o->act_bias_backward_bf16,
+        (void *)o->bias_act_bf16, (void *)o->act_bias_backward_bf16, (void *)o->bias_grad_bf16,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
                    "every operation is listed");

@@ -134,6 +134,7 @@ static void test_bf16_storage_changes_no_bit(void **state)
         plain_ops.layernorm_forward_bf16 = NULL;
         plain_ops.bias_act_bf16 = NULL;
         plain_ops.act_bias_backward_bf16 = NULL;
+        plain_ops.bias_grad_bf16 = NULL;
         print_message("  bf16 on %s kernels:\n", sides[s]);
         const char *names[] = {"mlp_mixer_S4"};
         compare_with_plain(cpu, &plain_ops, names, 1);
