@@ -40,7 +40,40 @@ CPU_KERNEL_BODY void pack_kernel_body(int64_t n, const float *restrict src, uint
 }
 CPU_DISPATCH_VOID(static, pack_kernel, (int64_t n, const float *restrict src, uint16_t *restrict dst), (n, src, dst))
 
-void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst) { pack_kernel(n, src, dst); }
+#if CPU_MULTIVERSION
+#include <immintrin.h>
+
+/* vcvtne2ps2bf16 rounds to nearest even and quiets a NaN as cpu_bf16_bits
+ * does (the top half with the quiet bit set), in one instruction for 32
+ * floats where the portable form takes about 20; but it flushes denormals
+ * to zero, so 32 floats with one among them go the portable way. */
+__attribute__((target("arch=x86-64-v4,avx512bf16"))) static void pack_avx512bf16(int64_t n, const float *src,
+                                                                                 uint16_t *dst)
+{
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 lo = _mm512_loadu_ps(src + i), hi = _mm512_loadu_ps(src + i + 16);
+        const int denormal_class = 0x20;
+        if (_mm512_fpclass_ps_mask(lo, denormal_class) | _mm512_fpclass_ps_mask(hi, denormal_class))
+            pack_kernel_v4(32, src + i, dst + i);
+        else
+            _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    if (i < n)
+        pack_kernel_v4(n - i, src + i, dst + i);
+}
+#endif
+
+void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst)
+{
+#if CPU_MULTIVERSION
+    if (cpu_isa_bf16_current) {
+        pack_avx512bf16(n, src, dst);
+        return;
+    }
+#endif
+    pack_kernel(n, src, dst);
+}
 
 CPU_KERNEL_BODY void expand_kernel_body(int64_t n, const uint16_t *restrict src, float *restrict dst)
 {

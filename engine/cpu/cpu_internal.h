@@ -48,6 +48,7 @@
 #define CPU_KERNEL_BODY static inline __attribute__((always_inline))
 
 extern int cpu_isa_level_current; /* 2, 3 or 4 */
+extern bool cpu_isa_bf16_current;  /* level 4 with AVX512-BF16 (its conversions) */
 
 #if CPU_MULTIVERSION
 #define CPU_DISPATCH(storage, ret, name, params, args)                                                            \

@@ -11,7 +11,9 @@
 #include "engine/cpu/cpu_internal.h"
 
 int cpu_isa_level_current = 2;
+bool cpu_isa_bf16_current = false;
 static int detected = 2;
+static bool detected_bf16 = false;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static int parse_level(const char *s)
@@ -37,9 +39,11 @@ static void detect(void)
         detected = 4;
     else if (__builtin_cpu_supports("x86-64-v3"))
         detected = 3;
+    detected_bf16 = detected == 4 && __builtin_cpu_supports("avx512bf16");
 #endif
     int want = parse_level(getenv("EPOCHD_CPU_ISA"));
     cpu_isa_level_current = want && want < detected ? want : detected;
+    cpu_isa_bf16_current = detected_bf16 && cpu_isa_level_current == 4;
 }
 
 void cpu_isa_init(void) { pthread_once(&once, detect); }
@@ -66,5 +70,6 @@ int eng_cpu_set_isa(const char *level)
     if (want > detected)
         return eng_error(ENG_ENOTSUP, "this CPU runs x86-64-v%d at most, not %s", detected, level);
     cpu_isa_level_current = want;
+    cpu_isa_bf16_current = detected_bf16 && want == 4;
     return 0;
 }

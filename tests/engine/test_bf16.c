@@ -93,6 +93,23 @@ static uint16_t bf16_bits_ref(float x)
     return (uint16_t)(u >> 16);
 }
 
+/* bf16_bits_ref for every float: a NaN keeps its top half with the quiet
+ * bit set, infinities stay, denormals round to bf16's denormal grid
+ * (2^-133 apart), the largest floats round up to infinity */
+static uint16_t bf16_bits_edge_ref(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (isnan(x))
+        return (uint16_t)((u >> 16) | 0x40u);
+    if (isinf(x))
+        return (uint16_t)(u >> 16);
+    const float r = (float)(fabs(x) < 0x1p-126 ? ldexp(rint(ldexp(x, 133)), -133) : round_bf16(x));
+    memcpy(&u, &r, sizeof u);
+    assert_true((u & 0xFFFFu) == 0);
+    return (uint16_t)(u >> 16);
+}
+
 static double *to_d(const float *f, int64_t n, bool rounded)
 {
     double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
@@ -450,6 +467,33 @@ static void test_bf16_outputs(void **state)
         assert_int_equal(B32->ops->bias_grad_bf16(B32, d.outer, n, d.inner, x, db2, y16), ENG_ENOTSUP);
         print_message("    bias_grad_bf16 %lldx%lldx%lld: bias_grad's bits, dy rounded\n", (long long)d.outer,
                       (long long)n, (long long)d.inner);
+        if (s == 0) {
+            /* the rounding at its edges: NaNs (quiet, signalling, negative),
+             * infinities, denormals, ties either way, the largest floats;
+             * 96 values, so that whole vectors with and without a denormal
+             * and a tail all pass through the packing */
+            static const uint32_t edge[] = {0x7fc00000u, 0x7f800001u, 0xffbfffffu, 0x7f800000u, 0xff800000u,
+                                            0x00000001u, 0x807fffffu, 0x00400000u, 0x3f808000u, 0x3f818000u,
+                                            0x3f808001u, 0x7f7fffffu, 0xff7f8000u, 0x00800000u, 0x80000000u};
+            float *e = fzero(96), *eg = fzero(1);
+            uint16_t *e16 = malloc(96 * sizeof *e16);
+            assert_non_null(e16);
+            for (int i = 0; i < 96; i++) {
+                union {
+                    uint32_t u;
+                    float f;
+                } v = {.u = i < 32 ? 0x3f800000u + 0x1000u * (uint32_t)i : edge[(i - 32) % 15]};
+                if (i >= 64 && i < 80)
+                    v.u = i % 2 ? 0x40408000u : 0xc0418000u; /* ties only: a vector without denormals */
+                e[i] = v.f;
+            }
+            assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, 96, 1, 1, e, eg, e16), 0);
+            for (int i = 0; i < 96; i++)
+                if (e16[i] != bf16_bits_edge_ref(e[i]))
+                    fail_msg("bias_grad_bf16's dy16 of %#x is %#x, not %#x", ((const uint32_t *)(const void *)e)[i],
+                             e16[i], bf16_bits_edge_ref(e[i]));
+            free(e), free(eg), free(e16);
+        }
         free(db1), free(db2);
         free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
         free(h1), free(h2), free(o1), free(o2);
