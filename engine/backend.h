@@ -300,7 +300,8 @@ typedef struct eng_backend_ops {
      *   the *_bf16 operations below */
     int (*layernorm_backward_add)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                   const float *gamma, const float *save_mean, const float *save_rstd,
-                                  const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta);
+                                  const float *res, float *dx, uint16_t *dx16, int64_t tb, float *dgamma,
+                                  float *dbeta);
     /*   act_bias_backward: act_backward over the (outer, n, inner) tensor,
      *   then bias_grad(outer, n, inner, dx, db) */
     int (*act_bias_backward)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
@@ -309,23 +310,30 @@ typedef struct eng_backend_ops {
     /* Optional bf16 outputs, for backends computing in bf16 (NULL or
      * ENG_ENOTSUP elsewhere): y16 gets the bf16 rounding (to nearest even)
      * of what the float32 operation writes, for products to read through
-     * eng_gemm_desc.a_bf16 / b_bf16.
+     * eng_gemm_desc.a_bf16 / b_bf16. Each bf16 output comes with tb, its
+     * layout: 0, the float32 tensor's; tb > 0, the tensor seen as
+     * (tb, M, L) - L its last dimension: inner, or n where inner is 1 -
+     * stored as (M, tb, L). That is the token-major layout in which the
+     * mixer's token products see every sample's (S, C) plane side by side:
+     * its token weight gradients become one product over all samples, with
+     * nothing restacked. tb must divide the tensor's rows (ENG_EINVAL).
      *   layernorm_forward_bf16: layernorm_forward with its output in bf16
      *   only (the statistics stay float32);
      *   bias_act_bf16: bias_act, and out's bf16 copy into out16 too */
     int (*layernorm_forward_bf16)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                                  const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
+                                  const float *beta, uint16_t *y16, int64_t tb, float *save_mean,
+                                  float *save_rstd);
     int (*bias_act_bf16)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
-                         eng_act kind, float slope, float *out, uint16_t *out16);
+                         eng_act kind, float slope, float *out, uint16_t *out16, int64_t tb);
     /*   act_bias_backward_bf16: act_bias_backward with dx in bf16 only (db
      *   from the float32 dx, as act_bias_backward computes it) */
     int (*act_bias_backward_bf16)(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n,
                                   int64_t inner, const float *x, const float *y, const float *dy, uint16_t *dx16,
-                                  float *db);
+                                  int64_t tb, float *db);
     /*   bias_grad_bf16: bias_grad, and dy's bf16 copy into dy16 from the
      *   same pass (for the products that read dy after it) */
     int (*bias_grad_bf16)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
-                          uint16_t *dy16);
+                          uint16_t *dy16, int64_t tb);
 } eng_backend_ops;
 
 /* Optional capture of a fixed-shape step (CUDA graphs), apart from the

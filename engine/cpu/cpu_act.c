@@ -259,7 +259,7 @@ CPU_DISPATCH_VOID(static, bias_items,
  * With out16 (bias_act_bf16) the chunk just written is also packed to bf16
  * while it is in cache. */
 static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_t n, int64_t inner, float *y,
-                           const float *bias, eng_act kind, float slope, float *out, uint16_t *out16)
+                           const float *bias, eng_act kind, float slope, float *out, uint16_t *out16, int64_t tb)
 {
     CPU_CHECK(act_known(kind), "cpu %s: unknown activation %d", op, (int)kind);
     CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu %s: negative size", op);
@@ -271,6 +271,12 @@ static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_
     const int64_t items = inner == 1 ? outer : outer * n, len = inner == 1 ? n : inner;
     const int64_t per = len < ACT_CHUNK ? ACT_CHUNK / len : 1, nchunks = (items + per - 1) / per;
     const int64_t total = outer * n * inner;
+    cpu_bf16_out o16;
+    if (out16) {
+        int rc = cpu_bf16_out_init(op, out16, total, len, tb, &o16);
+        if (rc < 0)
+            return rc;
+    }
 #pragma omp parallel for num_threads(cpu_team(b, kind == ENG_ACT_GELU || kind == ENG_ACT_TANH ? 8 * total : total)) \
     schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
@@ -278,7 +284,7 @@ static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_
         bias_items(i0, i1, n, inner, y, bias);
         act_fwd_kernel(kind, slope, (i1 - i0) * len, y + i0 * len, out + i0 * len);
         if (out16)
-            cpu_bf16_pack((i1 - i0) * len, out + i0 * len, out16 + i0 * len);
+            cpu_bf16_pack_out(&o16, i0 * len, (i1 - i0) * len, out + i0 * len);
     }
     return 0;
 }
@@ -286,21 +292,22 @@ static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_
 int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias, eng_act kind,
                  float slope, float *out)
 {
-    return bias_act_chunks(b, "bias_act", outer, n, inner, y, bias, kind, slope, out, NULL);
+    return bias_act_chunks(b, "bias_act", outer, n, inner, y, bias, kind, slope, out, NULL, 0);
 }
 
 int cpu_bias_act_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
-                      eng_act kind, float slope, float *out, uint16_t *out16)
+                      eng_act kind, float slope, float *out, uint16_t *out16, int64_t tb)
 {
     CPU_NONNULL("bias_act_bf16", out16);
-    return bias_act_chunks(b, "bias_act_bf16", outer, n, inner, y, bias, kind, slope, out, out16);
+    return bias_act_chunks(b, "bias_act_bf16", outer, n, inner, y, bias, kind, slope, out, out16, tb);
 }
 
 /* act_bias_backward with dx kept in bf16 only: each block of rows is
  * computed into the thread's scratch, summed into the bias gradient from
  * there (bias_grad's chunks and order, so its bits) and packed. */
 int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
-                               const float *x, const float *y, const float *dy, uint16_t *dx16, float *db)
+                               const float *x, const float *y, const float *dy, uint16_t *dx16, int64_t tb,
+                               float *db)
 {
     CPU_CHECK(act_known(kind), "cpu act_bias_backward_bf16: unknown activation %d", (int)kind);
     CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu act_bias_backward_bf16: negative size");
@@ -318,6 +325,10 @@ int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_
     const float *s = act_bwd_source(kind, slope, x, y, dy);
     if (!s)
         return ENG_EINVAL;
+    cpu_bf16_out o16;
+    int rc = cpu_bf16_out_init("act_bias_backward_bf16", dx16, total, inner > 1 ? inner : n, tb, &o16);
+    if (rc < 0)
+        return rc;
     const int64_t chunk = cpu_bias_grad_chunk(outer, n, inner), nchunks = (outer + chunk - 1) / chunk;
     const int64_t sub = per_row < ACT_CHUNK ? ACT_CHUNK / per_row : 1; /* rows per block */
     const int team = nchunks > 1 ? cpu_team(b, kind == ENG_ACT_GELU ? 8 * total : total) : 1;
@@ -338,7 +349,7 @@ int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_
                 const int64_t r1 = r0 + sub < hi ? r0 + sub : hi, len = (r1 - r0) * per_row;
                 act_bwd_into(kind, slope, r0 * per_row, len, s, x, y, dy, mine);
                 cpu_bias_grad_rows(r1 - r0, n, inner, mine, part + c * n);
-                cpu_bf16_pack(len, mine, dx16 + r0 * per_row);
+                cpu_bf16_pack_out(&o16, r0 * per_row, len, mine);
             }
         }
     }

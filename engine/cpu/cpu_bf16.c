@@ -75,6 +75,27 @@ void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst)
     pack_kernel(n, src, dst);
 }
 
+int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t total, int64_t row, int64_t tb, cpu_bf16_out *o)
+{
+    const int64_t rows = row > 0 ? total / row : 0;
+    CPU_CHECK(tb >= 0 && (tb == 0 || rows % tb == 0), "cpu %s: the bf16 output's %lld rows do not split into %lld blocks",
+              op, (long long)rows, (long long)tb);
+    *o = (cpu_bf16_out){p, row, rows, tb};
+    return 0;
+}
+
+void cpu_bf16_pack_out(const cpu_bf16_out *o, int64_t off, int64_t count, const float *src)
+{
+    if (o->tb <= 1) {
+        cpu_bf16_pack(count, src, o->p + off);
+        return;
+    }
+    /* row r = b * M + s goes to s * tb + b */
+    const int64_t M = o->rows / o->tb;
+    for (int64_t r = off / o->row, end = (off + count) / o->row; r < end; r++, src += o->row)
+        cpu_bf16_pack(o->row, src, o->p + ((r % M) * o->tb + r / M) * o->row);
+}
+
 CPU_KERNEL_BODY void expand_kernel_body(int64_t n, const uint16_t *restrict src, float *restrict dst)
 {
 #pragma omp simd

@@ -448,7 +448,11 @@ static int matmul_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc *d, bo
 
 /* reduce_batch: C = sum_i op(A[i]) op(B[i]) as one product with the batch
  * folded into the inner dimension: A staged as (m, batch*k), B as
- * (batch*k, n) - a copy each, in bf16 or float32. */
+ * (batch*k, n) - a copy each, in bf16 or float32. An operand that already
+ * lies so - sample i's k values at i*k along the inner dimension, as in the
+ * mixer's token-major bf16 storage - in the type the product computes in
+ * is read as it lies, a strided 2-d view (unless oneDNN has no fast kernel
+ * for that view). */
 static int matmul_reduce_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc *d, bool bf16)
 {
     const dnnl_data_type_t t = bf16 ? dnnl_bf16 : dnnl_f32;
@@ -475,12 +479,36 @@ static int matmul_reduce_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc
         rc = md_plain(&uc, 2, cd, cs, dnnl_f32);
     if (rc)
         return rc;
-    dnnl_matmul_desc_t md;
+    /* the folded views of A and B where their layouts allow one */
+    const bool a_folds = (d->a_bf16 ? dnnl_bf16 : dnnl_f32) == t && as[0] == d->k * as[2];
+    const bool b_folds = (d->b_bf16 ? dnnl_bf16 : dnnl_f32) == t && bs[0] == d->k * bs[1];
+    const int64_t fa_s[2] = {as[1], as[2]}, fb_s[2] = {bs[1], bs[2]};
+    dnnl_memory_desc_t fa = pa, fb = pb;
+    if (a_folds)
+        rc = md_plain(&fa, 2, a2, fa_s, t);
+    if (!rc && b_folds)
+        rc = md_plain(&fb, 2, b2, fb_s, t);
+    if (rc)
+        return rc;
     dnnl_primitive_desc_t pd = NULL;
-    DN_TRY(dnnl_matmul_desc_init(&md, &pa, &pb, NULL, &uc));
-    DN_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, c->eng, NULL));
-    rc = plan_operand(c, p, DNNL_ARG_SRC, false, &ua, &sa, &pa);
-    if (!rc)
+    if (a_folds || b_folds) {
+        pd = matmul_pd(c, &fa, &fb, &uc);
+        if (!pd)
+            eng_clear_error(); /* staged, below */
+    }
+    const bool as_is = pd != NULL;
+    if (!pd) {
+        dnnl_matmul_desc_t md;
+        DN_TRY(dnnl_matmul_desc_init(&md, &pa, &pb, NULL, &uc));
+        DN_TRY(dnnl_primitive_desc_create(&pd, &md, NULL, c->eng, NULL));
+    }
+    if (as_is && a_folds)
+        rc = plan_operand(c, p, DNNL_ARG_SRC, false, &fa, NULL, &fa);
+    else
+        rc = plan_operand(c, p, DNNL_ARG_SRC, false, &ua, &sa, &pa);
+    if (!rc && as_is && b_folds)
+        rc = plan_operand(c, p, DNNL_ARG_WEIGHTS, false, &fb, NULL, &fb);
+    else if (!rc)
         rc = plan_operand(c, p, DNNL_ARG_WEIGHTS, false, &ub, &sb, &pb);
     if (!rc)
         rc = plan_operand(c, p, DNNL_ARG_DST, true, &uc, NULL, &uc);

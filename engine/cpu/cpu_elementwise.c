@@ -130,19 +130,19 @@ int cpu_bias_grad(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const
 typedef struct pack_rows_args {
     int64_t per_row;
     const float *dy;
-    uint16_t *dy16;
+    cpu_bf16_out out;
 } pack_rows_args;
 
 static void pack_rows(void *p, int64_t o0, int64_t o1)
 {
     const pack_rows_args *a = p;
-    cpu_bf16_pack((o1 - o0) * a->per_row, a->dy + o0 * a->per_row, a->dy16 + o0 * a->per_row);
+    cpu_bf16_pack_out(&a->out, o0 * a->per_row, (o1 - o0) * a->per_row, a->dy + o0 * a->per_row);
 }
 
 /* bias_grad, and dy rounded to bf16 chunk by chunk as the sums read it: one
  * read of dy where the products after it would each round their own copy. */
 int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
-                       uint16_t *dy16)
+                       uint16_t *dy16, int64_t tb)
 {
     CPU_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu bias_grad_bf16: negative size");
     if (!cpu_bf16(b))
@@ -154,7 +154,10 @@ int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, 
         CPU_NONNULL("bias_grad_bf16", dy);
         CPU_NONNULL("bias_grad_bf16", dy16);
     }
-    pack_rows_args a = {n * inner, dy, dy16};
+    pack_rows_args a = {.per_row = n * inner, .dy = dy};
+    int rc = cpu_bf16_out_init("bias_grad_bf16", dy16, outer * n * inner, inner > 1 ? inner : n, tb, &a.out);
+    if (rc < 0)
+        return rc;
     return cpu_bias_grad_after(b, outer, n, inner, dy, db, pack_rows, &a);
 }
 

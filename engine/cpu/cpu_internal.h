@@ -159,6 +159,19 @@ void cpu_gelu_forward(int64_t n, const float *x, float *y);
 void cpu_gelu_backward_from_y(int64_t n, const float *x, const float *y, const float *dy, float *dx);
 /* dst[i] = cpu_bf16_bits(src[i]) for i < n, on the calling thread (cpu_bf16.c) */
 void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst);
+/* A bf16 output and its layout (backend.h, tb): `rows` rows of `row`
+ * values, stored token-major in (tb, rows / tb) blocks when tb > 0. */
+typedef struct cpu_bf16_out {
+    uint16_t *p;
+    int64_t row, rows, tb;
+} cpu_bf16_out;
+/* The output of p for a tensor of `total` values whose last dimension is
+ * `row`; ENG_EINVAL (recorded, for op) when tb is negative or does not
+ * divide the rows. */
+int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t total, int64_t row, int64_t tb, cpu_bf16_out *o);
+/* Packs the floats at src - the tensor's values [off, off + count), whole
+ * rows - to their places in o, on the calling thread. */
+void cpu_bf16_pack_out(const cpu_bf16_out *o, int64_t off, int64_t count, const float *src);
 /* A scratch slot holding the float32 values of n bf16 values (exact), in
  * parallel; NULL when out of memory (cpu_bf16.c). */
 const float *cpu_bf16_expand(eng_backend *b, int slot, int64_t n, const uint16_t *src);
@@ -292,10 +305,11 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta);
 int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                               const float *beta, uint16_t *y16, float *save_mean, float *save_rstd);
+                               const float *beta, uint16_t *y16, int64_t tb, float *save_mean, float *save_rstd);
 int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean, const float *save_rstd,
-                               const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta);
+                               const float *res, float *dx, uint16_t *dx16, int64_t tb, float *dgamma,
+                               float *dbeta);
 
 /* cpu_act.c */
 int cpu_act_forward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, float *y);
@@ -304,15 +318,16 @@ int cpu_bias_act(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float 
 int cpu_bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                       const float *res);
 int cpu_bias_act_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
-                      eng_act kind, float slope, float *out, uint16_t *out16);
+                      eng_act kind, float slope, float *out, uint16_t *out16, int64_t tb);
 int cpu_act_backward(eng_backend *b, eng_act kind, float slope, int64_t n, const float *x, const float *y,
                      const float *dy, float *dx);
 int cpu_act_bias_backward(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
                           const float *x, const float *y, const float *dy, float *dx, float *db);
 int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_t outer, int64_t n, int64_t inner,
-                               const float *x, const float *y, const float *dy, uint16_t *dx16, float *db);
+                               const float *x, const float *y, const float *dy, uint16_t *dx16, int64_t tb,
+                               float *db);
 int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *dy, float *db,
-                       uint16_t *dy16);
+                       uint16_t *dy16, int64_t tb);
 
 /* cpu_softmax.c */
 int cpu_softmax_forward(eng_backend *b, int64_t rows, int64_t n, const float *x, float *y);

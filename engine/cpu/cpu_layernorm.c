@@ -175,7 +175,7 @@ int cpu_layernorm_forward(eng_backend *b, const eng_norm_desc *d, const float *x
  * thread's scratch while it is in cache, then packed to bf16: the bits of
  * layernorm_forward rounded, with no float32 copy in memory. */
 int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                               const float *beta, uint16_t *y16, float *save_mean, float *save_rstd)
+                               const float *beta, uint16_t *y16, int64_t tb, float *save_mean, float *save_rstd)
 {
     int rc = ln_check("layernorm_forward_bf16", d);
     if (rc < 0)
@@ -186,6 +186,10 @@ int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const flo
     CPU_NONNULL("layernorm_forward_bf16", x);
     CPU_NONNULL("layernorm_forward_bf16", y16);
     const int64_t n = d->n, inner = d->inner, per_o = n * inner, total = d->outer * per_o;
+    cpu_bf16_out out;
+    rc = cpu_bf16_out_init("layernorm_forward_bf16", y16, total, inner > 1 ? inner : n, tb, &out);
+    if (rc < 0)
+        return rc;
     /* a block of whole slices, about LN_CHUNK_ELEMS floats */
     const int64_t per_blk = per_o >= LN_CHUNK_ELEMS ? 1 : LN_CHUNK_ELEMS / per_o;
     const int64_t nblk = (d->outer + per_blk - 1) / per_blk;
@@ -213,7 +217,7 @@ int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const flo
                                      save_mean ? save_mean + o * inner : NULL,
                                      save_rstd ? save_rstd + o * inner : NULL, acc);
             }
-            cpu_bf16_pack((o1 - o0) * per_o, yf, y16 + o0 * per_o);
+            cpu_bf16_pack_out(&out, o0 * per_o, (o1 - o0) * per_o, yf);
         }
     }
     free(scratch);
@@ -410,7 +414,7 @@ CPU_DISPATCH_VOID(static, ln_param_grad_columns,
 /* dx = the norm's input gradient (+ res when res is set) */
 static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy, const float *gamma,
                        const float *save_mean, const float *save_rstd, const float *res, float *dx, uint16_t *dx16,
-                       float *dgamma, float *dbeta)
+                       int64_t tb, float *dgamma, float *dbeta)
 {
     int rc = ln_check("layernorm_backward", d);
     if (rc < 0)
@@ -431,6 +435,9 @@ static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
     CPU_NONNULL("layernorm_backward", save_rstd);
     if (!dx && !gamma)
         return 0; /* nothing wanted */
+    cpu_bf16_out out16;
+    if (dx16 && (rc = cpu_bf16_out_init("layernorm_backward_add", dx16, total, inner > 1 ? inner : n, tb, &out16)) < 0)
+        return rc;
 
     const int64_t chunk = ln_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
     const bool by_columns = gamma && n >= LN_COLUMN_MIN_N;
@@ -459,7 +466,7 @@ static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
                     ln_slice_backward(n, inner, x + off, dy + off, gamma, save_mean + o * inner,
                                       save_rstd + o * inner, dxo, reso, pg, pb, mine);
                 if (dx16) /* from the row or slice just written, in cache */
-                    cpu_bf16_pack(n * inner, dxo, dx16 + off);
+                    cpu_bf16_pack_out(&out16, off, n * inner, dxo);
             }
         }
     }
@@ -490,14 +497,15 @@ int cpu_layernorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
                            const float *gamma, const float *save_mean, const float *save_rstd, float *dx,
                            float *dgamma, float *dbeta)
 {
-    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, NULL, dx, NULL, dgamma, dbeta);
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, NULL, dx, NULL, 0, dgamma, dbeta);
 }
 
 /* The residual's gradient joins in the pass that writes dx: the mixer's
  * dx = LN'(dy) + dy_skip without a separate trip through memory. */
 int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                const float *gamma, const float *save_mean, const float *save_rstd,
-                               const float *res, float *dx, uint16_t *dx16, float *dgamma, float *dbeta)
+                               const float *res, float *dx, uint16_t *dx16, int64_t tb, float *dgamma,
+                               float *dbeta)
 {
     CPU_NONNULL("layernorm_backward_add", res);
     CPU_NONNULL("layernorm_backward_add", dx);
@@ -505,5 +513,5 @@ int cpu_layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const flo
     CPU_CHECK(res + total <= dx || dx + total <= res, "cpu layernorm_backward_add: res overlaps dx");
     if (dx16 && !cpu_bf16(b))
         return eng_error(ENG_ENOTSUP, "cpu layernorm_backward_add: a bf16 copy of dx is for precision bf16");
-    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, res, dx, dx16, dgamma, dbeta);
+    return ln_backward(b, d, x, dy, gamma, save_mean, save_rstd, res, dx, dx16, tb, dgamma, dbeta);
 }

@@ -16,7 +16,14 @@
  * it (forward and weight gradient). The same bits, in the same memory. In
  * the backward the GELUs' input gradients (wa) are only ever read by the
  * two products after them, so they are written in bf16 only, and the
- * gradient between the two halves (dx1) in both. */
+ * gradient between the two halves (dx1) in both.
+ *
+ * The bf16 tensors the token products read (t1, g, dx1 and the token
+ * GELU's gradient) are stored token-major, (S, B, C) rather than (B, S, C)
+ * (backend.h, tb): each sample's (S, C) plane is then a strided matrix, and
+ * the sum over samples of a token weight gradient one product over the
+ * (S, B*C) matrices as they lie, where oneDNN otherwise restacks both
+ * operands into that form on every call. The same bits. */
 #include "engine/checked.h"
 #include "engine/error.h"
 #include "engine/module.h"
@@ -77,33 +84,53 @@ static mixer_saved saved_views(const mixer_module *mx, const eng_backend *b, flo
     return s;
 }
 
-/* A tensor a product reads: float32, or bf16 storage. */
+/* A tensor a product reads: float32, or bf16 storage (token-major where
+ * `tokens`). */
 typedef struct operand {
     const void *p;
-    bool bf16;
+    bool bf16, tokens;
 } operand;
 
-static operand f32(const float *p) { return (operand){p, false}; }
+static operand f32(const float *p) { return (operand){p, false, false}; }
 
 /* float32, or bf16 where the layer stores this tensor so */
-static operand stored(const float *p32, const uint16_t *p16) { return p16 ? (operand){p16, true} : f32(p32); }
+static operand stored(const float *p32, const uint16_t *p16) { return p16 ? (operand){p16, true, false} : f32(p32); }
+
+/* the same for a tensor the token products read: its bf16 storage is
+ * token-major */
+static operand stored_tokens(const float *p32, const uint16_t *p16)
+{
+    return p16 ? (operand){p16, true, true} : f32(p32);
+}
+
+/* the token-major layout of the bf16 outputs that only token products read */
+static int64_t token_layout(const uint16_t *p16, int64_t batch) { return p16 ? batch : 0; }
+
+/* sample b's (S, C) plane of t: its leading dimension and the distance
+ * between samples */
+static void plane(operand t, int64_t batch, int64_t S, int64_t C, int64_t *ld, int64_t *stride)
+{
+    *ld = t.tokens ? batch * C : C;
+    *stride = t.tokens ? C : S * C;
+}
 
 /* out[b] = W (S x S) @ in[b] (S x C) for every sample b */
 static int token_matmul(eng_backend *b, int64_t batch, int64_t S, int64_t C, const float *W, bool transpose_w,
                         operand in, float *out)
 {
-    eng_gemm_desc g = {.ta = transpose_w, .tb = false, .m = S, .n = C, .k = S, .lda = S, .ldb = C, .ldc = C,
-                       .batch = batch, .stride_a = 0, .stride_b = S * C, .stride_c = S * C, .alpha = 1.0f,
-                       .b_bf16 = in.bf16};
+    eng_gemm_desc g = {.ta = transpose_w, .tb = false, .m = S, .n = C, .k = S, .lda = S, .ldc = C, .batch = batch,
+                       .stride_a = 0, .stride_c = S * C, .alpha = 1.0f, .b_bf16 = in.bf16};
+    plane(in, batch, S, C, &g.ldb, &g.stride_b);
     return b->ops->gemm(b, &g, W, in.p, out);
 }
 
 /* dW (S x S) = sum_b d[b] (S x C) @ in[b]^T */
 static int token_weight_grad(eng_backend *b, int64_t batch, int64_t S, int64_t C, operand d, operand in, float *dW)
 {
-    eng_gemm_desc g = {.ta = false, .tb = true, .m = S, .n = S, .k = C, .lda = C, .ldb = C, .ldc = S,
-                       .batch = batch, .stride_a = S * C, .stride_b = S * C, .alpha = 1.0f, .reduce_batch = true,
-                       .a_bf16 = d.bf16, .b_bf16 = in.bf16};
+    eng_gemm_desc g = {.ta = false, .tb = true, .m = S, .n = S, .k = C, .ldc = S, .batch = batch, .alpha = 1.0f,
+                       .reduce_batch = true, .a_bf16 = d.bf16, .b_bf16 = in.bf16};
+    plane(d, batch, S, C, &g.lda, &g.stride_a);
+    plane(in, batch, S, C, &g.ldb, &g.stride_b);
     return b->ops->gemm(b, &g, d.p, in.p, dW);
 }
 
@@ -131,22 +158,22 @@ static int channel_input_grad(eng_backend *b, int64_t rows, int64_t C, operand d
     return b->ops->gemm(b, &g, d.p, W, dx);
 }
 
-/* y = layernorm(x), into y or, in bf16 storage, y16 */
+/* y = layernorm(x), into y or, in bf16 storage, y16 (layout tb) */
 static int layernorm_to(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
-                        const float *beta, float *y, uint16_t *y16, float *mean, float *rstd)
+                        const float *beta, float *y, uint16_t *y16, int64_t tb, float *mean, float *rstd)
 {
     if (y16)
-        return b->ops->layernorm_forward_bf16(b, d, x, gamma, beta, y16, mean, rstd);
+        return b->ops->layernorm_forward_bf16(b, d, x, gamma, beta, y16, tb, mean, rstd);
     return b->ops->layernorm_forward(b, d, x, gamma, beta, y, mean, rstd);
 }
 
-/* h += bias, g = gelu(h) (and its bf16 copy g16 when set): fused where the
- * backend can (same bits) */
+/* h += bias, g = gelu(h) (and its bf16 copy g16 when set, layout tb):
+ * fused where the backend can (same bits) */
 static int bias_gelu(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *h, const float *bias, float *g,
-                     uint16_t *g16)
+                     uint16_t *g16, int64_t tb)
 {
     if (g16)
-        return b->ops->bias_act_bf16(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g, g16);
+        return b->ops->bias_act_bf16(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g, g16, tb);
     if (b->ops->bias_act)
         return b->ops->bias_act(b, outer, n, inner, h, bias, ENG_ACT_GELU, 0.0f, g);
     ENG_TRY(b->ops->bias_add(b, outer, n, inner, h, bias));
@@ -163,25 +190,25 @@ static int bias_residual(eng_backend *b, int64_t outer, int64_t n, int64_t inner
     return b->ops->add(b, outer * n * inner, y, res, y);
 }
 
-/* dx = LN'(dy) + res (and its bf16 form dx16 when set), fused where the
- * backend can (same bits) */
+/* dx = LN'(dy) + res (and its bf16 form dx16 when set, layout tb), fused
+ * where the backend can (same bits) */
 static int layernorm_backward_add(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
                                   const float *gamma, const float *mean, const float *rstd, const float *res,
-                                  float *dx, uint16_t *dx16, float *dgamma, float *dbeta)
+                                  float *dx, uint16_t *dx16, int64_t tb, float *dgamma, float *dbeta)
 {
     if (b->ops->layernorm_backward_add)
-        return b->ops->layernorm_backward_add(b, d, x, dy, gamma, mean, rstd, res, dx, dx16, dgamma, dbeta);
+        return b->ops->layernorm_backward_add(b, d, x, dy, gamma, mean, rstd, res, dx, dx16, tb, dgamma, dbeta);
     ENG_TRY(b->ops->layernorm_backward(b, d, x, dy, gamma, mean, rstd, dx, dgamma, dbeta));
     return b->ops->add(b, d->outer * d->n * d->inner, dx, res, dx);
 }
 
-/* wa = gelu'(h) * wa (into wa16 instead when it is set), then db = its bias
- * gradient; fused where the backend can (same bits) */
+/* wa = gelu'(h) * wa (into wa16, layout tb, instead when it is set), then
+ * db = its bias gradient; fused where the backend can (same bits) */
 static int gelu_bias_backward(eng_backend *b, int64_t outer, int64_t n, int64_t inner, const float *h,
-                              const float *g, float *wa, uint16_t *wa16, float *db)
+                              const float *g, float *wa, uint16_t *wa16, int64_t tb, float *db)
 {
     if (wa16)
-        return b->ops->act_bias_backward_bf16(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa16, db);
+        return b->ops->act_bias_backward_bf16(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa16, tb, db);
     if (b->ops->act_bias_backward)
         return b->ops->act_bias_backward(b, ENG_ACT_GELU, 0.0f, outer, n, inner, h, g, wa, wa, db);
     ENG_TRY(b->ops->act_backward(b, ENG_ACT_GELU, 0.0f, outer * n * inner, h, g, wa, wa));
@@ -197,16 +224,17 @@ static int mixer_forward(eng_module *m, const eng_step_ctx *c, const float *x)
     m->y = m->y_store;
 
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
-    ENG_TRY(layernorm_to(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.t1_16, s.mean1, s.rstd1));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, stored(s.t1, s.t1_16), s.h));
-    ENG_TRY(bias_gelu(b, B, S, C, s.h, m->w[P_B1], s.g, s.g_16));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, stored(s.g, s.g_16), s.x1));
+    ENG_TRY(layernorm_to(b, &ln1, x, m->w[P_LN1_W], m->w[P_LN1_B], s.t1, s.t1_16, token_layout(s.t1_16, B), s.mean1,
+                         s.rstd1));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], false, stored_tokens(s.t1, s.t1_16), s.h));
+    ENG_TRY(bias_gelu(b, B, S, C, s.h, m->w[P_B1], s.g, s.g_16, token_layout(s.g_16, B)));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], false, stored_tokens(s.g, s.g_16), s.x1));
     ENG_TRY(bias_residual(b, B, S, C, s.x1, m->w[P_B2], x));
 
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
-    ENG_TRY(layernorm_to(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.t2_16, s.mean2, s.rstd2));
+    ENG_TRY(layernorm_to(b, &ln2, s.x1, m->w[P_LN2_W], m->w[P_LN2_B], s.t2, s.t2_16, 0, s.mean2, s.rstd2));
     ENG_TRY(channel_matmul(b, B * S, C, stored(s.t2, s.t2_16), m->w[P_W3], s.h2));
-    ENG_TRY(bias_gelu(b, B * S, C, 1, s.h2, m->w[P_B3], s.g2, s.g2_16));
+    ENG_TRY(bias_gelu(b, B * S, C, 1, s.h2, m->w[P_B3], s.g2, s.g2_16, 0));
     ENG_TRY(channel_matmul(b, B * S, C, stored(s.g2, s.g2_16), m->w[P_W4], m->y));
     return bias_residual(b, B * S, C, 1, m->y, m->w[P_B4], s.x1);
 }
@@ -227,7 +255,7 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
      * gradient */
     uint16_t *dy16 = s.bf16 ? wa16 : NULL;
     if (dy16)
-        ENG_TRY(b->ops->bias_grad_bf16(b, B * S, C, 1, dy, m->dw[P_B4], dy16));
+        ENG_TRY(b->ops->bias_grad_bf16(b, B * S, C, 1, dy, m->dw[P_B4], dy16, 0));
     else
         ENG_TRY(b->ops->bias_grad(b, B * S, C, 1, dy, m->dw[P_B4]));
     if (b->precision == ENG_PREC_BF16) {
@@ -242,23 +270,23 @@ static int mixer_backward(eng_module *m, const eng_step_ctx *c, const float *x, 
         ENG_TRY(channel_weight_grad(b, B * S, C, f32(dy), f32(s.g2), m->dw[P_W4]));
     }
     ENG_TRY(channel_input_grad(b, B * S, C, stored(dy, dy16), m->w[P_W4], wa));
-    ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, wa16, m->dw[P_B3]));
+    ENG_TRY(gelu_bias_backward(b, B * S, C, 1, s.h2, s.g2, wa, wa16, 0, m->dw[P_B3]));
     ENG_TRY(channel_weight_grad(b, B * S, C, stored(wa, wa16), stored(s.t2, s.t2_16), m->dw[P_W3]));
     ENG_TRY(channel_input_grad(b, B * S, C, stored(wa, wa16), m->w[P_W3], wb));
     eng_norm_desc ln2 = {.outer = B * S, .n = C, .inner = 1, .eps = LN_EPS};
     ENG_TRY(layernorm_backward_add(b, &ln2, s.x1, wb, m->w[P_LN2_W], s.mean2, s.rstd2, dy, dx1, dx1_16,
-                                   m->dw[P_LN2_W], m->dw[P_LN2_B]));
+                                   token_layout(dx1_16, B), m->dw[P_LN2_W], m->dw[P_LN2_B]));
 
     /* token mixing */
-    ENG_TRY(token_weight_grad(b, B, S, C, stored(dx1, dx1_16), stored(s.g, s.g_16), m->dw[P_W2]));
+    ENG_TRY(token_weight_grad(b, B, S, C, stored_tokens(dx1, dx1_16), stored_tokens(s.g, s.g_16), m->dw[P_W2]));
     ENG_TRY(b->ops->bias_grad(b, B, S, C, dx1, m->dw[P_B2]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, stored(dx1, dx1_16), wa));
-    ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, wa16, m->dw[P_B1]));
-    ENG_TRY(token_weight_grad(b, B, S, C, stored(wa, wa16), stored(s.t1, s.t1_16), m->dw[P_W1]));
-    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, stored(wa, wa16), wb));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W2], true, stored_tokens(dx1, dx1_16), wa));
+    ENG_TRY(gelu_bias_backward(b, B, S, C, s.h, s.g, wa, wa16, token_layout(wa16, B), m->dw[P_B1]));
+    ENG_TRY(token_weight_grad(b, B, S, C, stored_tokens(wa, wa16), stored_tokens(s.t1, s.t1_16), m->dw[P_W1]));
+    ENG_TRY(token_matmul(b, B, S, C, m->w[P_W1], true, stored_tokens(wa, wa16), wb));
     eng_norm_desc ln1 = {.outer = B, .n = S, .inner = C, .eps = LN_EPS};
     if (dx)
-        return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, NULL,
+        return layernorm_backward_add(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, dx1, dx, NULL, 0,
                                       m->dw[P_LN1_W], m->dw[P_LN1_B]);
     /* the first layer: no input gradient, but LN_S's parameter gradients */
     return b->ops->layernorm_backward(b, &ln1, x, wb, m->w[P_LN1_W], s.mean1, s.rstd1, NULL, m->dw[P_LN1_W],

@@ -110,6 +110,16 @@ static uint16_t bf16_bits_edge_ref(float x)
     return (uint16_t)(u >> 16);
 }
 
+/* where element i of a tensor of `rows` rows of L values lies in its
+ * token-major bf16 copy (backend.h: tb; 0 = the same place) */
+static int64_t token_pos(int64_t i, int64_t L, int64_t rows, int64_t tb)
+{
+    if (!tb)
+        return i;
+    const int64_t r = i / L, M = rows / tb;
+    return ((r % M) * tb + r / M) * L + i % L;
+}
+
 static double *to_d(const float *f, int64_t n, bool rounded)
 {
     double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
@@ -394,110 +404,122 @@ static void same_bits(const char *what, const float *a, const float *b, int64_t 
 static void test_bf16_outputs(void **state)
 {
     (void)state;
-    static const int64_t shapes[][3] = {{37, 192, 1}, {5, 64, 96}, {2, 3, 70001}, {3, 40000, 1}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        eng_norm_desc d = {.outer = shapes[s][0], .n = shapes[s][1], .inner = shapes[s][2], .eps = 1e-5f};
-        const int64_t n = d.n, tot = d.outer * n * d.inner, nst = d.outer * d.inner;
-        float *x = frand(tot), *g = frand(n), *bt = frand(n), *y = fzero(tot);
-        float *m32 = fzero(nst), *r32 = fzero(nst), *m16 = fzero(nst), *r16 = fzero(nst);
-        uint16_t *y16 = malloc((size_t)tot * sizeof *y16);
-        assert_non_null(y16);
-        assert_int_equal(Bauto->ops->layernorm_forward(Bauto, &d, x, g, bt, y, m32, r32), 0);
-        assert_int_equal(Bauto->ops->layernorm_forward_bf16(Bauto, &d, x, g, bt, y16, m16, r16), 0);
-        for (int64_t i = 0; i < tot; i++)
-            if (y16[i] != bf16_bits_ref(y[i]))
-                fail_msg("layernorm_forward_bf16 %lldx%lldx%lld: element %lld is %#x, not %#x", (long long)d.outer,
-                         (long long)n, (long long)d.inner, (long long)i, y16[i], bf16_bits_ref(y[i]));
-        assert_memory_equal(m16, m32, (size_t)nst * sizeof *m16);
-        assert_memory_equal(r16, r32, (size_t)nst * sizeof *r16);
-        print_message("    layernorm_forward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
-                      (long long)n, (long long)d.inner);
-
-        float *h1 = fzero(tot), *h2 = fzero(tot), *o1 = fzero(tot), *o2 = fzero(tot);
-        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
-            memcpy(h1, x, (size_t)tot * sizeof *x);
-            memcpy(h2, x, (size_t)tot * sizeof *x);
-            assert_int_equal(Bauto->ops->bias_act(Bauto, d.outer, n, d.inner, h1, bt, (eng_act)kind, 0.1f, o1), 0);
-            assert_int_equal(
-                Bauto->ops->bias_act_bf16(Bauto, d.outer, n, d.inner, h2, bt, (eng_act)kind, 0.1f, o2, y16), 0);
-            assert_memory_equal(h1, h2, (size_t)tot * sizeof *h1);
-            assert_memory_equal(o1, o2, (size_t)tot * sizeof *o1);
+    static const int64_t shapes[][3] = {{37, 192, 1}, {5, 64, 96}, {2, 3, 70001}, {3, 40000, 1}, {24, 64, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int token_major = 0; token_major < 2; token_major++) {
+            eng_norm_desc d = {.outer = shapes[s][0], .n = shapes[s][1], .inner = shapes[s][2], .eps = 1e-5f};
+            const int64_t n = d.n, tot = d.outer * n * d.inner, nst = d.outer * d.inner;
+            /* the bf16 outputs' layout: as the float32 tensor, or token-major
+             * with the rows in blocks of the outer dimension (of 4 rows where
+             * the rows are the outer dimension) */
+            const int64_t L = d.inner > 1 ? d.inner : n, rows = tot / L;
+            const int64_t tb = !token_major ? 0 : d.inner > 1 ? d.outer : rows % 4 == 0 ? 4 : rows;
+#define P(i) token_pos((i), L, rows, tb)
+            float *x = frand(tot), *g = frand(n), *bt = frand(n), *y = fzero(tot);
+            float *m32 = fzero(nst), *r32 = fzero(nst), *m16 = fzero(nst), *r16 = fzero(nst);
+            uint16_t *y16 = malloc((size_t)tot * sizeof *y16);
+            assert_non_null(y16);
+            assert_int_equal(Bauto->ops->layernorm_forward(Bauto, &d, x, g, bt, y, m32, r32), 0);
+            assert_int_equal(Bauto->ops->layernorm_forward_bf16(Bauto, &d, x, g, bt, y16, tb, m16, r16), 0);
             for (int64_t i = 0; i < tot; i++)
-                if (y16[i] != bf16_bits_ref(o1[i]))
-                    fail_msg("bias_act_bf16 (activation %d): element %lld is %#x, not %#x", kind, (long long)i,
-                             y16[i], bf16_bits_ref(o1[i]));
-        }
-        /* activation backward with its bias gradient, dx in bf16 only */
-        float *db1 = fzero(n), *db2 = fzero(n);
-        for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
-            assert_int_equal(Bauto->ops->act_forward(Bauto, (eng_act)kind, 0.1f, tot, x, o1), 0);
-            /* the layer norm's output y serves as the incoming gradient */
+                if (y16[P(i)] != bf16_bits_ref(y[i]))
+                    fail_msg("layernorm_forward_bf16 %lldx%lldx%lld: element %lld is %#x, not %#x", (long long)d.outer,
+                             (long long)n, (long long)d.inner, (long long)i, y16[P(i)], bf16_bits_ref(y[i]));
+            assert_memory_equal(m16, m32, (size_t)nst * sizeof *m16);
+            assert_memory_equal(r16, r32, (size_t)nst * sizeof *r16);
+            print_message("    layernorm_forward_bf16 %lldx%lldx%lld%s: the float32 bits, rounded\n",
+                          (long long)d.outer, (long long)n, (long long)d.inner, tb ? ", token-major" : "");
+            if (token_major) /* a layout the rows do not split into */
+                assert_int_equal(Bauto->ops->layernorm_forward_bf16(Bauto, &d, x, g, bt, y16, rows + 1, m16, r16),
+                                 ENG_EINVAL);
+
+            float *h1 = fzero(tot), *h2 = fzero(tot), *o1 = fzero(tot), *o2 = fzero(tot);
+            for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
+                memcpy(h1, x, (size_t)tot * sizeof *x);
+                memcpy(h2, x, (size_t)tot * sizeof *x);
+                assert_int_equal(Bauto->ops->bias_act(Bauto, d.outer, n, d.inner, h1, bt, (eng_act)kind, 0.1f, o1), 0);
+                assert_int_equal(
+                    Bauto->ops->bias_act_bf16(Bauto, d.outer, n, d.inner, h2, bt, (eng_act)kind, 0.1f, o2, y16, tb), 0);
+                assert_memory_equal(h1, h2, (size_t)tot * sizeof *h1);
+                assert_memory_equal(o1, o2, (size_t)tot * sizeof *o1);
+                for (int64_t i = 0; i < tot; i++)
+                    if (y16[P(i)] != bf16_bits_ref(o1[i]))
+                        fail_msg("bias_act_bf16 (activation %d): element %lld is %#x, not %#x", kind, (long long)i,
+                                 y16[P(i)], bf16_bits_ref(o1[i]));
+            }
+            /* activation backward with its bias gradient, dx in bf16 only */
+            float *db1 = fzero(n), *db2 = fzero(n);
+            for (int kind = ENG_ACT_NONE; kind <= ENG_ACT_TANH; kind++) {
+                assert_int_equal(Bauto->ops->act_forward(Bauto, (eng_act)kind, 0.1f, tot, x, o1), 0);
+                /* the layer norm's output y serves as the incoming gradient */
+                assert_int_equal(
+                    Bauto->ops->act_bias_backward(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x, o1, y, h2, db1),
+                    0);
+                assert_int_equal(Bauto->ops->act_bias_backward_bf16(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x,
+                                                                    o1, y, y16, tb, db2),
+                                 0);
+                assert_memory_equal(db1, db2, (size_t)n * sizeof *db1);
+                for (int64_t i = 0; i < tot; i++)
+                    if (y16[P(i)] != bf16_bits_ref(h2[i]))
+                        fail_msg("act_bias_backward_bf16 (activation %d): element %lld is %#x, not %#x", kind,
+                                 (long long)i, y16[P(i)], bf16_bits_ref(h2[i]));
+            }
+            print_message("    act_bias_backward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
+                          (long long)n, (long long)d.inner);
+
+            /* layer norm backward + bypass, with dx's bf16 form too */
             assert_int_equal(
-                Bauto->ops->act_bias_backward(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x, o1, y, h2, db1), 0);
-            assert_int_equal(Bauto->ops->act_bias_backward_bf16(Bauto, (eng_act)kind, 0.1f, d.outer, n, d.inner, x,
-                                                                o1, y, y16, db2),
-                             0);
+                Bauto->ops->layernorm_backward_add(Bauto, &d, x, o1, g, m32, r32, h1, h2, y16, tb, db1, db2), 0);
+            for (int64_t i = 0; i < tot; i++)
+                if (y16[P(i)] != bf16_bits_ref(h2[i]))
+                    fail_msg("layernorm_backward_add's dx16: element %lld is %#x, not %#x", (long long)i, y16[P(i)],
+                             bf16_bits_ref(h2[i]));
+            assert_int_equal(B32->ops->layernorm_backward_add(B32, &d, x, o1, g, m32, r32, h1, h2, y16, tb, db1, db2),
+                             ENG_ENOTSUP);
+
+            /* bias gradient with dy's bf16 copy: bias_grad's bits, dy rounded */
+            assert_int_equal(Bauto->ops->bias_grad(Bauto, d.outer, n, d.inner, x, db1), 0);
+            assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, d.outer, n, d.inner, x, db2, y16, tb), 0);
             assert_memory_equal(db1, db2, (size_t)n * sizeof *db1);
             for (int64_t i = 0; i < tot; i++)
-                if (y16[i] != bf16_bits_ref(h2[i]))
-                    fail_msg("act_bias_backward_bf16 (activation %d): element %lld is %#x, not %#x", kind,
-                             (long long)i, y16[i], bf16_bits_ref(h2[i]));
-        }
-        print_message("    act_bias_backward_bf16 %lldx%lldx%lld: the float32 bits, rounded\n", (long long)d.outer,
-                      (long long)n, (long long)d.inner);
-
-        /* layer norm backward + bypass, with dx's bf16 form too */
-        assert_int_equal(
-            Bauto->ops->layernorm_backward_add(Bauto, &d, x, o1, g, m32, r32, h1, h2, y16, db1, db2), 0);
-        for (int64_t i = 0; i < tot; i++)
-            if (y16[i] != bf16_bits_ref(h2[i]))
-                fail_msg("layernorm_backward_add's dx16: element %lld is %#x, not %#x", (long long)i, y16[i],
-                         bf16_bits_ref(h2[i]));
-        assert_int_equal(B32->ops->layernorm_backward_add(B32, &d, x, o1, g, m32, r32, h1, h2, y16, db1, db2),
-                         ENG_ENOTSUP);
-
-        /* bias gradient with dy's bf16 copy: bias_grad's bits, dy rounded */
-        assert_int_equal(Bauto->ops->bias_grad(Bauto, d.outer, n, d.inner, x, db1), 0);
-        assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, d.outer, n, d.inner, x, db2, y16), 0);
-        assert_memory_equal(db1, db2, (size_t)n * sizeof *db1);
-        for (int64_t i = 0; i < tot; i++)
-            if (y16[i] != bf16_bits_ref(x[i]))
-                fail_msg("bias_grad_bf16's dy16: element %lld is %#x, not %#x", (long long)i, y16[i],
-                         bf16_bits_ref(x[i]));
-        assert_int_equal(B32->ops->bias_grad_bf16(B32, d.outer, n, d.inner, x, db2, y16), ENG_ENOTSUP);
-        print_message("    bias_grad_bf16 %lldx%lldx%lld: bias_grad's bits, dy rounded\n", (long long)d.outer,
-                      (long long)n, (long long)d.inner);
-        if (s == 0) {
-            /* the rounding at its edges: NaNs (quiet, signalling, negative),
-             * infinities, denormals, ties either way, the largest floats;
-             * 96 values, so that whole vectors with and without a denormal
-             * and a tail all pass through the packing */
-            static const uint32_t edge[] = {0x7fc00000u, 0x7f800001u, 0xffbfffffu, 0x7f800000u, 0xff800000u,
-                                            0x00000001u, 0x807fffffu, 0x00400000u, 0x3f808000u, 0x3f818000u,
-                                            0x3f808001u, 0x7f7fffffu, 0xff7f8000u, 0x00800000u, 0x80000000u};
-            float *e = fzero(96), *eg = fzero(1);
-            uint16_t *e16 = malloc(96 * sizeof *e16);
-            assert_non_null(e16);
-            for (int i = 0; i < 96; i++) {
-                union {
-                    uint32_t u;
-                    float f;
-                } v = {.u = i < 32 ? 0x3f800000u + 0x1000u * (uint32_t)i : edge[(i - 32) % 15]};
-                if (i >= 64 && i < 80)
-                    v.u = i % 2 ? 0x40408000u : 0xc0418000u; /* ties only: a vector without denormals */
-                e[i] = v.f;
+                if (y16[P(i)] != bf16_bits_ref(x[i]))
+                    fail_msg("bias_grad_bf16's dy16: element %lld is %#x, not %#x", (long long)i, y16[P(i)],
+                             bf16_bits_ref(x[i]));
+            assert_int_equal(B32->ops->bias_grad_bf16(B32, d.outer, n, d.inner, x, db2, y16, tb), ENG_ENOTSUP);
+            print_message("    bias_grad_bf16 %lldx%lldx%lld: bias_grad's bits, dy rounded\n", (long long)d.outer,
+                          (long long)n, (long long)d.inner);
+            if (s == 0 && !token_major) {
+                /* the rounding at its edges: NaNs (quiet, signalling, negative),
+                 * infinities, denormals, ties either way, the largest floats;
+                 * 96 values, so that whole vectors with and without a denormal
+                 * and a tail all pass through the packing */
+                static const uint32_t edge[] = {0x7fc00000u, 0x7f800001u, 0xffbfffffu, 0x7f800000u, 0xff800000u,
+                                                0x00000001u, 0x807fffffu, 0x00400000u, 0x3f808000u, 0x3f818000u,
+                                                0x3f808001u, 0x7f7fffffu, 0xff7f8000u, 0x00800000u, 0x80000000u};
+                float *e = fzero(96), *eg = fzero(1);
+                uint16_t *e16 = malloc(96 * sizeof *e16);
+                assert_non_null(e16);
+                for (int i = 0; i < 96; i++) {
+                    union {
+                        uint32_t u;
+                        float f;
+                    } v = {.u = i < 32 ? 0x3f800000u + 0x1000u * (uint32_t)i : edge[(i - 32) % 15]};
+                    if (i >= 64 && i < 80)
+                        v.u = i % 2 ? 0x40408000u : 0xc0418000u; /* ties only: a vector without denormals */
+                    e[i] = v.f;
+                }
+                assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, 96, 1, 1, e, eg, e16, 0), 0);
+                for (int i = 0; i < 96; i++)
+                    if (e16[i] != bf16_bits_edge_ref(e[i]))
+                        fail_msg("bias_grad_bf16's dy16 of %#x is %#x, not %#x", ((const uint32_t *)(const void *)e)[i],
+                                 e16[i], bf16_bits_edge_ref(e[i]));
+                free(e), free(eg), free(e16);
             }
-            assert_int_equal(Bauto->ops->bias_grad_bf16(Bauto, 96, 1, 1, e, eg, e16), 0);
-            for (int i = 0; i < 96; i++)
-                if (e16[i] != bf16_bits_edge_ref(e[i]))
-                    fail_msg("bias_grad_bf16's dy16 of %#x is %#x, not %#x", ((const uint32_t *)(const void *)e)[i],
-                             e16[i], bf16_bits_edge_ref(e[i]));
-            free(e), free(eg), free(e16);
+            free(db1), free(db2);
+            free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
+            free(h1), free(h2), free(o1), free(o2);
+#undef P
         }
-        free(db1), free(db2);
-        free(x), free(g), free(bt), free(y), free(m32), free(r32), free(m16), free(r16), free(y16);
-        free(h1), free(h2), free(o1), free(o2);
-    }
 }
 
 static void test_other_ops_unchanged(void **state)
