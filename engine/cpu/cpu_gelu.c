@@ -66,8 +66,8 @@ V4 __m512 recip16(__m512 d)
  * underflows to denormals and 0 as the exact result would. */
 V4 __m512 exp_hl16(__m512 hi, __m512 lo)
 {
-    const __m512 nf =
-        _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(hi, lo), SET1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    const __m512 t = _mm512_mul_ps(_mm512_add_ps(hi, lo), SET1(1.44269504088896341f));
+    const __m512 nf = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT);
     __m512 r = _mm512_fnmadd_ps(nf, SET1(0.693359375f), hi);
     r = _mm512_fmadd_ps(nf, SET1(2.12194440e-4f), r);
     r = _mm512_add_ps(r, lo);

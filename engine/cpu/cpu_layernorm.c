@@ -180,7 +180,8 @@ int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const flo
     int rc = ln_check("layernorm_forward_bf16", d);
     if (rc < 0)
         return rc;
-    CPU_CHECK((gamma == NULL) == (beta == NULL), "cpu layernorm_forward_bf16: gamma and beta must both be set or both NULL");
+    CPU_CHECK((gamma == NULL) == (beta == NULL),
+              "cpu layernorm_forward_bf16: gamma and beta must both be set or both NULL");
     if (d->outer == 0)
         return 0;
     CPU_NONNULL("layernorm_forward_bf16", x);

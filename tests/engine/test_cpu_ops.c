@@ -1052,7 +1052,8 @@ static void test_fused_epilogues(void **state)
         assert_int_equal(B->ops->layernorm_forward(B, &d, x, g, affine ? bt : NULL, y1, mean, rstd), 0);
         assert_int_equal(B->ops->layernorm_backward(B, &d, x, dy, g, mean, rstd, dx1, dg[0], db[0]), 0);
         assert_int_equal(B->ops->add(B, tot, dx1, res, dx1), 0);
-        assert_int_equal(B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, res, dx2, NULL, 0, dg[1], db[1]), 0);
+        assert_int_equal(
+            B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, res, dx2, NULL, 0, dg[1], db[1]), 0);
         assert_memory_equal(dx1, dx2, (size_t)tot * sizeof(float));
         if (affine) {
             assert_memory_equal(dg[0], dg[1], (size_t)n * sizeof(float));
@@ -1065,8 +1066,9 @@ static void test_fused_epilogues(void **state)
             assert_memory_equal(&dx2[i], &want, sizeof want);
         }
         /* res may not overlap dx */
-        assert_int_equal(B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, dx2 + 1, dx2, NULL, 0, dg[1], db[1]),
-                         ENG_EINVAL);
+        assert_int_equal(
+            B->ops->layernorm_backward_add(B, &d, x, dy, g, mean, rstd, dx2 + 1, dx2, NULL, 0, dg[1], db[1]),
+            ENG_EINVAL);
     }
 
     /* batchnorm then relu, in training (with the running statistics) and in eval */
