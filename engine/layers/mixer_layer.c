@@ -21,7 +21,7 @@
  * The bf16 tensors the token products read (t1, g, dx1 and the token
  * GELU's gradient) are stored token-major, (S, B, C) rather than (B, S, C)
  * (backend.h, tb): each sample's (S, C) plane is then a strided matrix, and
- * the sum over samples of a token weight gradient one product over the
+ * a token weight gradient, a sum over the samples, is one product over the
  * (S, B*C) matrices as they lie, where oneDNN otherwise restacks both
  * operands into that form on every call. The same bits. */
 #include "engine/checked.h"
