@@ -273,7 +273,7 @@ static int bias_act_chunks(eng_backend *b, const char *op, int64_t outer, int64_
     const int64_t total = outer * n * inner;
     cpu_bf16_out o16;
     if (out16) {
-        int rc = cpu_bf16_out_init(op, out16, total, len, tb, &o16);
+        int rc = cpu_bf16_out_init(op, out16, outer, n, inner, tb, &o16);
         if (rc < 0)
             return rc;
     }
@@ -326,7 +326,7 @@ int cpu_act_bias_backward_bf16(eng_backend *b, eng_act kind, float slope, int64_
     if (!s)
         return ENG_EINVAL;
     cpu_bf16_out o16;
-    int rc = cpu_bf16_out_init("act_bias_backward_bf16", dx16, total, inner > 1 ? inner : n, tb, &o16);
+    int rc = cpu_bf16_out_init("act_bias_backward_bf16", dx16, outer, n, inner, tb, &o16);
     if (rc < 0)
         return rc;
     const int64_t chunk = cpu_bias_grad_chunk(outer, n, inner), nchunks = (outer + chunk - 1) / chunk;

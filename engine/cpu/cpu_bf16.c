@@ -75,9 +75,10 @@ void cpu_bf16_pack(int64_t n, const float *src, uint16_t *dst)
     pack_kernel(n, src, dst);
 }
 
-int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t total, int64_t row, int64_t tb, cpu_bf16_out *o)
+int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t outer, int64_t n, int64_t inner, int64_t tb,
+                      cpu_bf16_out *o)
 {
-    const int64_t rows = row > 0 ? total / row : 0;
+    const int64_t row = inner > 1 ? inner : n, rows = row > 0 ? outer * n * inner / row : 0;
     CPU_CHECK(tb >= 0 && (tb == 0 || rows % tb == 0),
               "cpu %s: the bf16 output's %lld rows do not split into %lld blocks", op, (long long)rows, (long long)tb);
     *o = (cpu_bf16_out){p, row, rows, tb};

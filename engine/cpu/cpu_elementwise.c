@@ -155,7 +155,7 @@ int cpu_bias_grad_bf16(eng_backend *b, int64_t outer, int64_t n, int64_t inner, 
         CPU_NONNULL("bias_grad_bf16", dy16);
     }
     pack_rows_args a = {.per_row = n * inner, .dy = dy};
-    int rc = cpu_bf16_out_init("bias_grad_bf16", dy16, outer * n * inner, inner > 1 ? inner : n, tb, &a.out);
+    int rc = cpu_bf16_out_init("bias_grad_bf16", dy16, outer, n, inner, tb, &a.out);
     if (rc < 0)
         return rc;
     return cpu_bias_grad_after(b, outer, n, inner, dy, db, pack_rows, &a);

@@ -165,10 +165,11 @@ typedef struct cpu_bf16_out {
     uint16_t *p;
     int64_t row, rows, tb;
 } cpu_bf16_out;
-/* The output of p for a tensor of `total` values whose last dimension is
- * `row`; ENG_EINVAL (recorded, for op) when tb is negative or does not
- * divide the rows. */
-int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t total, int64_t row, int64_t tb, cpu_bf16_out *o);
+/* The output of p for an (outer, n, inner) tensor, whose rows are its last
+ * dimension (inner, or n where inner is 1); ENG_EINVAL (recorded, for op)
+ * when tb is negative or does not divide the rows. */
+int cpu_bf16_out_init(const char *op, uint16_t *p, int64_t outer, int64_t n, int64_t inner, int64_t tb,
+                      cpu_bf16_out *o);
 /* Packs the floats at src - the tensor's values [off, off + count), whole
  * rows - to their places in o, on the calling thread. */
 void cpu_bf16_pack_out(const cpu_bf16_out *o, int64_t off, int64_t count, const float *src);

@@ -188,7 +188,7 @@ int cpu_layernorm_forward_bf16(eng_backend *b, const eng_norm_desc *d, const flo
     CPU_NONNULL("layernorm_forward_bf16", y16);
     const int64_t n = d->n, inner = d->inner, per_o = n * inner, total = d->outer * per_o;
     cpu_bf16_out out;
-    rc = cpu_bf16_out_init("layernorm_forward_bf16", y16, total, inner > 1 ? inner : n, tb, &out);
+    rc = cpu_bf16_out_init("layernorm_forward_bf16", y16, d->outer, n, inner, tb, &out);
     if (rc < 0)
         return rc;
     /* a block of whole slices, about LN_CHUNK_ELEMS floats */
@@ -437,7 +437,7 @@ static int ln_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
     if (!dx && !gamma)
         return 0; /* nothing wanted */
     cpu_bf16_out out16;
-    if (dx16 && (rc = cpu_bf16_out_init("layernorm_backward_add", dx16, total, inner > 1 ? inner : n, tb, &out16)) < 0)
+    if (dx16 && (rc = cpu_bf16_out_init("layernorm_backward_add", dx16, d->outer, n, inner, tb, &out16)) < 0)
         return rc;
 
     const int64_t chunk = ln_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
