@@ -9,7 +9,8 @@
  * work is split over (n, c) planes and overlapping windows accumulate
  * without races. Padding is handled by reading a copy of the plane with
  * -inf in the padding. The seed's CNNs pool planes of 3x3 to 32x32, where
- * a plane is a few hundred floats: per-plane overhead is what matters. */
+ * a plane is a few hundred floats: per-plane overhead is what matters, so
+ * small unpadded planes are swept in groups (pool_group). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -110,20 +111,22 @@ static void max_plane_forward(int64_t ohw, int64_t taps, const float *restrict v
     }
 }
 
-/* The gather tables of a padded view (row stride ld = w + 2 pad): toff[t] =
- * ky * ld + kx for the taps t = ky * kw + kx, followed by each tap's ky and
- * its kx; base[o] = oy * S * ld + ox * S for the outputs o = oy * ow + ox.
- * One allocation, base first. */
-static int32_t *pool_tables(const eng_pool_desc *d, int32_t **toff)
+/* The gather tables of a padded view (row stride ld = w + 2 pad) for a group
+ * of `group` planes (consecutive, unpadded; 1 when padded): toff[t] = ky *
+ * ld + kx for the taps t = ky * kw + kx, followed by each tap's ky and its
+ * kx; base[g * ohw + o] = g * h * w + oy * S * ld + ox * S for the outputs
+ * o = oy * ow + ox of plane g. One allocation, base first. */
+static int32_t *pool_tables(const eng_pool_desc *d, int64_t group, int32_t **toff)
 {
     const int64_t ld = d->w + 2 * d->pad, ohw = d->oh * d->ow, taps = d->kh * d->kw;
-    int32_t *base = malloc((size_t)(ohw + 3 * taps) * sizeof *base);
+    int32_t *base = malloc((size_t)(group * ohw + 3 * taps) * sizeof *base);
     if (!base)
         return NULL;
-    for (int64_t oy = 0; oy < d->oh; oy++)
-        for (int64_t ox = 0; ox < d->ow; ox++)
-            base[oy * d->ow + ox] = (int32_t)(oy * d->stride * ld + ox * d->stride);
-    *toff = base + ohw;
+    for (int64_t g = 0; g < group; g++)
+        for (int64_t oy = 0; oy < d->oh; oy++)
+            for (int64_t ox = 0; ox < d->ow; ox++)
+                base[g * ohw + oy * d->ow + ox] = (int32_t)(g * d->h * d->w + oy * d->stride * ld + ox * d->stride);
+    *toff = base + group * ohw;
     for (int64_t ky = 0; ky < d->kh; ky++)
         for (int64_t kx = 0; kx < d->kw; kx++) {
             const int64_t t = ky * d->kw + kx;
@@ -132,6 +135,30 @@ static int32_t *pool_tables(const eng_pool_desc *d, int32_t **toff)
             (*toff)[2 * taps + t] = (int32_t)kx;
         }
     return base;
+}
+
+/* The planes of the next group into the cache while this one is done: the
+ * gathers give the hardware prefetcher nothing to follow. */
+static inline void prefetch_group(const float *x, int64_t hw, int64_t next, int64_t planes, int64_t group)
+{
+    const int64_t np = next + group <= planes ? group : planes - next;
+    for (int64_t i = 0; i < np * hw; i += 16)
+        __builtin_prefetch(x + next * hw + i);
+}
+
+/* Planes pooled together in one vectorised sweep: small planes (a 3x3
+ * plane has one output) would otherwise cost a loop setup per output. Only
+ * unpadded planes, which lie back to back in x; about 256 outputs a group. */
+static int64_t pool_group(const eng_pool_desc *d)
+{
+    const int64_t ohw = d->oh * d->ow, planes = d->n * d->c;
+    if (d->pad || ohw >= 256)
+        return 1;
+    int64_t g = (256 + ohw - 1) / ohw;
+    if (g > planes)
+        g = planes;
+    const int64_t most = INT32_MAX / (d->h * d->w) - 1; /* base offsets are int32 */
+    return g < most ? g : (most > 1 ? most : 1);
 }
 
 static void avg_plane_forward(const eng_pool_desc *d, const float *x, float *y)
@@ -165,9 +192,10 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
         return 0;
     }
     const int team = cpu_team(b, planes * hw);
+    const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
     const int64_t per = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
     float *scratch = malloc((size_t)(team * per) * sizeof *scratch);
-    int32_t *toff = NULL, *base = pool_tables(d, &toff);
+    int32_t *toff = NULL, *base = pool_tables(d, group, &toff);
     if (!scratch || !base) {
         free(scratch);
         free(base);
@@ -178,15 +206,14 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
         float *padbuf = scratch + omp_get_thread_num() * per;
         bool fresh = true;
 #pragma omp for schedule(static)
-        for (int64_t pl = 0; pl < planes; pl++) {
-            if (pl + 1 < planes) /* see pool_backward */
-                for (int64_t i = 0; i < hw; i += 16)
-                    __builtin_prefetch(x + (pl + 1) * hw + i);
+        for (int64_t gi = 0; gi < groups; gi++) {
+            const int64_t pl = gi * group, np = pl + group <= planes ? group : planes - pl;
+            prefetch_group(x, hw, pl + np, planes, group); /* see pool_backward */
             int64_t ld;
             const float *v = max_view(d, x + pl * hw, padbuf, fresh, &ld);
             fresh = false;
             (void)ld;
-            max_plane_forward(ohw, d->kh * d->kw, v, base, toff, y + pl * ohw);
+            max_plane_forward(np * ohw, d->kh * d->kw, v, base, toff, y + pl * ohw);
         }
     }
     free(scratch);
@@ -215,39 +242,40 @@ static void max_plane_argmax(int64_t ohw, int64_t taps, const float *restrict v,
     }
 }
 
-/* dx of one max-pooled plane (overwritten), from the plane's forward
- * output y (computed here into ybuf when the caller has none). */
-static void max_plane_backward(const eng_pool_desc *d, const float *x, const float *y, const float *dy, float *dx,
-                               float *padbuf, bool fresh, float *ybuf, int32_t *pos, const int32_t *base,
+/* dx of np max-pooled planes (overwritten; np > 1 only unpadded), from
+ * their forward output y (computed here into ybuf when the caller has none). */
+static void max_plane_backward(const eng_pool_desc *d, int64_t np, const float *x, const float *y, const float *dy,
+                               float *dx, float *padbuf, bool fresh, float *ybuf, int32_t *pos, const int32_t *base,
                                const int32_t *toff)
 {
     int64_t ld;
     const float *v = max_view(d, x, padbuf, fresh, &ld);
     const int64_t ohw = d->oh * d->ow, taps = d->kh * d->kw;
     if (!y) {
-        max_plane_forward(ohw, taps, v, base, toff, ybuf);
+        max_plane_forward(np * ohw, taps, v, base, toff, ybuf);
         y = ybuf;
     }
-    max_plane_argmax(ohw, taps, v, base, toff, y, pos);
+    max_plane_argmax(np * ohw, taps, v, base, toff, y, pos);
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad;
     const int32_t *ty = toff + taps, *tx = ty + taps; /* (ky, kx) of each tap */
-    memset(dx, 0, (size_t)(H * W) * sizeof(float));
-    for (int64_t oy = 0; oy < d->oh; oy++) {
-        const float *g = dy + oy * d->ow;
-        const int32_t *po = pos + oy * d->ow;
-        for (int64_t ox = 0; ox < d->ow; ox++) {
-            const int32_t t = po[ox];
-            const int64_t iy = oy * S - P + ty[t < 0 ? 0 : t], ix = ox * S - P + tx[t < 0 ? 0 : t];
-            if (t >= 0 && (P == 0 || (iy >= 0 && iy < H && ix >= 0 && ix < W))) {
-                dx[iy * W + ix] += g[ox];
-            } else {
-                /* every in-bounds value is -inf (the maximum lies in the
-                 * padding): PyTorch routes to the window's first in-bounds element */
-                const window wd = pool_window(d, oy, ox);
-                dx[wd.y0 * W + wd.x0] += g[ox];
+    memset(dx, 0, (size_t)(np * H * W) * sizeof(float));
+    for (int64_t p = 0; p < np; p++, dx += H * W, dy += ohw, pos += ohw)
+        for (int64_t oy = 0; oy < d->oh; oy++) {
+            const float *g = dy + oy * d->ow;
+            const int32_t *po = pos + oy * d->ow;
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                const int32_t t = po[ox];
+                const int64_t iy = oy * S - P + ty[t < 0 ? 0 : t], ix = ox * S - P + tx[t < 0 ? 0 : t];
+                if (t >= 0 && (P == 0 || (iy >= 0 && iy < H && ix >= 0 && ix < W))) {
+                    dx[iy * W + ix] += g[ox];
+                } else {
+                    /* every in-bounds value is -inf (the maximum lies in the
+                     * padding): PyTorch routes to the window's first in-bounds element */
+                    const window wd = pool_window(d, oy, ox);
+                    dx[wd.y0 * W + wd.x0] += g[ox];
+                }
             }
         }
-    }
 }
 
 static void avg_plane_backward(const eng_pool_desc *d, const float *dy, float *dx)
@@ -287,10 +315,11 @@ int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, co
     }
     /* per thread: the padded view, the argmax positions, a forward output when y is NULL */
     const int team = cpu_team(b, planes * hw);
+    const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
     const int64_t pad_n = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
-    const int64_t per = pad_n + 2 * ohw;
+    const int64_t per = pad_n + 2 * group * ohw;
     float *scratch = malloc((size_t)(team * per) * sizeof *scratch);
-    int32_t *toff = NULL, *base = pool_tables(d, &toff);
+    int32_t *toff = NULL, *base = pool_tables(d, group, &toff);
     if (!scratch || !base) {
         free(scratch);
         free(base);
@@ -299,17 +328,14 @@ int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, co
 #pragma omp parallel num_threads(team)
     {
         float *padbuf = scratch + omp_get_thread_num() * per, *ybuf = padbuf + pad_n;
-        int32_t *pos = (int32_t *)(ybuf + ohw);
+        int32_t *pos = (int32_t *)(ybuf + group * ohw);
         bool fresh = true;
 #pragma omp for schedule(static)
-        for (int64_t pl = 0; pl < planes; pl++) {
-            /* the next plane into the cache while this one is done: the
-             * gathers give the hardware prefetcher nothing to follow */
-            if (pl + 1 < planes)
-                for (int64_t i = 0; i < hw; i += 16)
-                    __builtin_prefetch(x + (pl + 1) * hw + i);
-            max_plane_backward(d, x + pl * hw, y ? y + pl * ohw : NULL, dy + pl * ohw, dx + pl * hw, padbuf, fresh,
-                               ybuf, pos, base, toff);
+        for (int64_t gi = 0; gi < groups; gi++) {
+            const int64_t pl = gi * group, np = pl + group <= planes ? group : planes - pl;
+            prefetch_group(x, hw, pl + np, planes, group);
+            max_plane_backward(d, np, x + pl * hw, y ? y + pl * ohw : NULL, dy + pl * ohw, dx + pl * hw, padbuf,
+                               fresh, ybuf, pos, base, toff);
             fresh = false;
         }
     }
