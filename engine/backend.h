@@ -293,6 +293,12 @@ typedef struct eng_backend_ops {
     int (*batchnorm_relu_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                        const float *beta, const float *running_mean, const float *running_var,
                                        float *y);
+    /*   pool_relu_backward: pool_backward (max) of the same arguments, then
+     *   act_backward(relu) in place on dx with x as the relu's output: the
+     *   gradient through a relu right before the pool (dx stays 0 where
+     *   x <= 0, so those positions take no additions at all) */
+    int (*pool_relu_backward)(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y,
+                              const float *dy, float *dx);
     /*   layernorm_backward_add: layernorm_backward of the same arguments,
      *   then dx = dx + res (res the gradient that bypassed the norm; it
      *   must not overlap dx, and dx is required); dx16, when set (only in

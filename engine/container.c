@@ -59,8 +59,9 @@ static int seq_backward(eng_module *m, const eng_step_ctx *c, const float *x, co
     for (int i = m->nchild - 1; i >= 0; i--) {
         eng_module *ch = m->child[i];
         const float *xin = i ? m->child[i - 1]->y : x;
-        if (ch->y_alias && ch->nparam == 0 && ch->nchild == 0) {
-            /* a view (flatten, reshape): the gradient passes through unchanged */
+        if ((ch->y_alias && ch->nparam == 0 && ch->nchild == 0) || ch->grad_passed) {
+            /* a view (flatten, reshape), or a relu whose gradient the next
+             * child took: the gradient passes through unchanged */
             if (i == 0 && dx)
                 ENG_TRY(c->b->ops->copy(c->b, dx, g, (size_t)(eng_shape_numel(&ch->in) * c->batch) * sizeof(float)));
             continue;

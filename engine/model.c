@@ -134,7 +134,9 @@ static int add_tensors(tensor_table *t, eng_tensor_decl *decl, int ndecl, const 
 }
 
 /* Pairs each batchnorm with a relu right after it in the same chain (the
- * seed CNNs' BN -> ReLU): one pass over memory instead of two, the same bits. */
+ * seed CNNs' BN -> ReLU): one pass over memory instead of two, the same bits;
+ * and each relu with a max pool right after it, whose backward pass then
+ * takes the relu's gradient too. */
 static void fuse_batchnorm_relu(eng_module *m)
 {
     for (int i = 0; i < m->nchild; i++) {
@@ -144,6 +146,11 @@ static void fuse_batchnorm_relu(eng_module *m)
             eng_shape_equal(&a->out, &next->in)) {
             a->out_relu = true;
             next->relu_done = true;
+        }
+        if (next && !strcmp(a->ops->type, "relu") && !strcmp(next->ops->type, "maxpool") &&
+            eng_shape_equal(&a->out, &next->in)) {
+            a->grad_passed = true;
+            next->grad_relu = true;
         }
     }
 }

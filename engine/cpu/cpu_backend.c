@@ -165,6 +165,7 @@ static const eng_backend_ops cpu_ops = {
     .conv2d_backward = cpu_conv2d_backward,
     .pool_forward = cpu_pool_forward,
     .pool_backward = cpu_pool_backward,
+    .pool_relu_backward = cpu_pool_relu_backward,
     .batchnorm_forward_train = cpu_batchnorm_forward_train,
     .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
     .batchnorm_backward = cpu_batchnorm_backward,

@@ -281,6 +281,8 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
 
 /* cpu_pool.c */
 int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, float *y);
+int cpu_pool_relu_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y,
+                           const float *dy, float *dx);
 int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,
                       float *dx);
 

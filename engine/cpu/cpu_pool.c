@@ -243,10 +243,11 @@ static void max_plane_argmax(int64_t ohw, int64_t taps, const float *restrict v,
 }
 
 /* dx of np max-pooled planes (overwritten; np > 1 only unpadded), from
- * their forward output y (computed here into ybuf when the caller has none). */
+ * their forward output y (computed here into ybuf when the caller has none).
+ * relu: no additions where x <= 0 (or NaN), the relu before the pool. */
 static void max_plane_backward(const eng_pool_desc *d, int64_t np, const float *x, const float *y, const float *dy,
                                float *dx, float *padbuf, bool fresh, float *ybuf, int32_t *pos, const int32_t *base,
-                               const int32_t *toff)
+                               const int32_t *toff, bool relu)
 {
     int64_t ld;
     const float *v = max_view(d, x, padbuf, fresh, &ld);
@@ -259,21 +260,24 @@ static void max_plane_backward(const eng_pool_desc *d, int64_t np, const float *
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad;
     const int32_t *ty = toff + taps, *tx = ty + taps; /* (ky, kx) of each tap */
     memset(dx, 0, (size_t)(np * H * W) * sizeof(float));
-    for (int64_t p = 0; p < np; p++, dx += H * W, dy += ohw, pos += ohw)
+    for (int64_t p = 0; p < np; p++, x += H * W, dx += H * W, dy += ohw, pos += ohw)
         for (int64_t oy = 0; oy < d->oh; oy++) {
             const float *g = dy + oy * d->ow;
             const int32_t *po = pos + oy * d->ow;
             for (int64_t ox = 0; ox < d->ow; ox++) {
                 const int32_t t = po[ox];
                 const int64_t iy = oy * S - P + ty[t < 0 ? 0 : t], ix = ox * S - P + tx[t < 0 ? 0 : t];
+                int64_t at;
                 if (t >= 0 && (P == 0 || (iy >= 0 && iy < H && ix >= 0 && ix < W))) {
-                    dx[iy * W + ix] += g[ox];
+                    at = iy * W + ix;
                 } else {
                     /* every in-bounds value is -inf (the maximum lies in the
                      * padding): PyTorch routes to the window's first in-bounds element */
                     const window wd = pool_window(d, oy, ox);
-                    dx[wd.y0 * W + wd.x0] += g[ox];
+                    at = wd.y0 * W + wd.x0;
                 }
+                if (!relu || x[at] > 0.0f)
+                    dx[at] += g[ox];
             }
         }
 }
@@ -293,15 +297,16 @@ static void avg_plane_backward(const eng_pool_desc *d, const float *dy, float *d
 
 /* Max pooling finds each window's maximum again in x, as the first element
  * equal to the forward output y (which it recomputes when y is NULL). */
-int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,
-                      float *dx)
+static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,
+                         float *dx, bool relu)
 {
-    int rc = pool_check("pool_backward", d);
+    int rc = pool_check(relu ? "pool_relu_backward" : "pool_backward", d);
     if (rc < 0)
         return rc;
     const int64_t planes = d->n * d->c;
     if (planes == 0)
         return 0;
+    CPU_CHECK(!relu || d->mode == ENG_POOL_MAX, "cpu pool_relu_backward: only for max pooling");
     if (d->mode == ENG_POOL_MAX)
         CPU_NONNULL("pool_backward", x);
     CPU_NONNULL("pool_backward", dy);
@@ -335,11 +340,23 @@ int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, co
             const int64_t pl = gi * group, np = pl + group <= planes ? group : planes - pl;
             prefetch_group(x, hw, pl + np, planes, group);
             max_plane_backward(d, np, x + pl * hw, y ? y + pl * ohw : NULL, dy + pl * ohw, dx + pl * hw, padbuf,
-                               fresh, ybuf, pos, base, toff);
+                               fresh, ybuf, pos, base, toff, relu);
             fresh = false;
         }
     }
     free(scratch);
     free(base);
     return 0;
+}
+
+int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,
+                      float *dx)
+{
+    return pool_backward(b, d, x, y, dy, dx, false);
+}
+
+int cpu_pool_relu_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y,
+                           const float *dy, float *dx)
+{
+    return pool_backward(b, d, x, y, dy, dx, true);
 }

@@ -29,7 +29,15 @@ static int pool_backward(eng_module *m, const eng_step_ctx *c, const float *x, c
     if (!dx)
         return 0;
     eng_pool_desc d = pool_desc(m, c->batch);
-    return c->b->ops->pool_backward(c->b, &d, x, m->y, dy, dx);
+    const eng_backend_ops *o = c->b->ops;
+    if (!m->grad_relu)
+        return o->pool_backward(c->b, &d, x, m->y, dy, dx);
+    if (o->pool_relu_backward)
+        return o->pool_relu_backward(c->b, &d, x, m->y, dy, dx);
+    /* a backend without the fused pass: the relu's gradient here, in place
+     * (x, the relu's output, is > 0 exactly where its input was) */
+    ENG_TRY(o->pool_backward(c->b, &d, x, m->y, dy, dx));
+    return o->act_backward(c->b, ENG_ACT_RELU, 0.0f, eng_shape_numel(&m->in) * c->batch, x, x, dx, dx);
 }
 
 static const eng_module_ops maxpool_ops = {.type = "maxpool", .forward = pool_forward, .backward = pool_backward};

@@ -239,7 +239,7 @@ static void test_backend_basics(void **state)
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
         (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
         (void *)o->batchnorm_relu_forward_train, (void *)o->batchnorm_relu_forward_eval,
-        (void *)o->layernorm_backward_add, (void *)o->act_bias_backward, (void *)o->layernorm_forward_bf16,
+        (void *)o->pool_relu_backward, (void *)o->layernorm_backward_add, (void *)o->act_bias_backward, (void *)o->layernorm_forward_bf16,
         (void *)o->bias_act_bf16, (void *)o->act_bias_backward_bf16, (void *)o->bias_grad_bf16,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
@@ -1044,6 +1044,37 @@ static void test_fused_epilogues(void **state)
     }
     float y = 0, bias = 0;
     assert_int_equal(B->ops->bias_residual(B, 1, 1, 1, &y, &bias, &y), ENG_EINVAL);
+
+    /* max pool backward, then the relu before it: relu'd inputs (three
+     * quarters zeros, so that some windows are all zeros, a NaN, -0),
+     * unpadded planes in groups and padded */
+    static const int64_t pool_shapes[][5] = {{3, 5, 9, 9, 0}, {2, 70, 3, 3, 0}, {2, 3, 8, 7, 1}};
+    for (size_t s = 0; s < sizeof pool_shapes / sizeof pool_shapes[0]; s++) {
+        const int64_t n = pool_shapes[s][0], c = pool_shapes[s][1], h = pool_shapes[s][2], w = pool_shapes[s][3];
+        eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = 3, .kw = 3, .stride = 2,
+                           .pad = pool_shapes[s][4]};
+        d.oh = ref_out_size(h, 3, 2, d.pad);
+        d.ow = ref_out_size(w, 3, 2, d.pad);
+        const int64_t nx = n * c * h * w, ny = n * c * d.oh * d.ow;
+        float *x = to_f(drand_buf(nx, -3, 1), nx), *py = fbuf(ny), *g = to_f(drand_buf(ny, -1, 1), ny);
+        float *dx1 = fbuf(nx), *dx2 = fbuf(nx);
+        assert_int_equal(B->ops->act_forward(B, ENG_ACT_RELU, 0.0f, nx, x, x), 0);
+        x[5] = NAN;
+        x[7] = -0.0f;
+        assert_int_equal(B->ops->pool_forward(B, &d, x, py), 0);
+        assert_int_equal(B->ops->pool_backward(B, &d, x, py, g, dx1), 0);
+        assert_int_equal(B->ops->act_backward(B, ENG_ACT_RELU, 0.0f, nx, x, x, dx1, dx1), 0);
+        assert_int_equal(B->ops->pool_relu_backward(B, &d, x, py, g, dx2), 0);
+        assert_memory_equal(dx1, dx2, (size_t)nx * sizeof(float));
+        int64_t kept = 0; /* the mask did apply somewhere, and not everywhere */
+        for (int64_t i = 0; i < nx; i++)
+            kept += dx2[i] != 0.0f;
+        assert_true(kept > 0 && kept < nx);
+    }
+    eng_pool_desc avg = {.mode = ENG_POOL_AVG, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3, .stride = 2,
+                         .oh = 1, .ow = 1};
+    float px[9] = {0}, pdy = 1.0f, pdx[9];
+    assert_int_equal(B->ops->pool_relu_backward(B, &avg, px, NULL, &pdy, pdx), ENG_EINVAL);
 
     /* layer norm backward, then the bypassing gradient added: rows, slices
      * (inner > 1), a long gamma (summed by columns), and without gamma */
