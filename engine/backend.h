@@ -286,13 +286,24 @@ typedef struct eng_backend_ops {
     int (*bias_residual)(eng_backend *b, int64_t outer, int64_t n, int64_t inner, float *y, const float *bias,
                          const float *res);
     /*   batchnorm_relu_forward_*: the batchnorm_forward_* of the same
-     *   arguments, then act_forward(relu) in place on y */
+     *   arguments, then act_forward(relu) in place on y; the training
+     *   pass also writes save_apply (2 n floats), with which
+     *   batchnorm_relu_backward finds the relu's mask again from x */
     int (*batchnorm_relu_forward_train)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                         const float *beta, float *y, float *running_mean, float *running_var,
-                                        float *save_mean, float *save_invstd);
+                                        float *save_mean, float *save_invstd, float *save_apply);
     int (*batchnorm_relu_forward_eval)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                        const float *beta, const float *running_mean, const float *running_var,
                                        float *y);
+    /*   batchnorm_relu_backward: act_backward(relu) of dy, from the output y
+     *   of the batchnorm_relu_forward_train that saved save_*, then
+     *   batchnorm_backward of the result with the other arguments (beta,
+     *   NULL when not affine, is the forward's); the mask is found again
+     *   from x, so y is not read */
+    int (*batchnorm_relu_backward)(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                                   const float *gamma, const float *beta, const float *save_mean,
+                                   const float *save_invstd, const float *save_apply, float *dx, float *dgamma,
+                                   float *dbeta);
     /*   pool_relu_backward: pool_backward (max) of the same arguments, then
      *   act_backward(relu) in place on dx with x as the relu's output: the
      *   gradient through a relu right before the pool (dx stays 0 where

@@ -133,12 +133,21 @@ static int add_tensors(tensor_table *t, eng_tensor_decl *decl, int ndecl, const 
     return 0;
 }
 
-/* Pairs each batchnorm with a relu right after it in the same chain (the
- * seed CNNs' BN -> ReLU): one pass over memory instead of two, the same bits;
- * and each relu with a max pool right after it, whose backward pass then
- * takes the relu's gradient too. */
+/* Pairs each relu with a max pool right after it in the same chain, whose
+ * backward pass then takes the relu's gradient too; and each batchnorm with
+ * a relu right after it (the seed CNNs' BN -> ReLU), which its forward pass
+ * applies and, unless a pool took it, its backward pass too: one pass over
+ * memory instead of two, the same bits. */
 static void fuse_batchnorm_relu(eng_module *m)
 {
+    for (int i = 0; i + 1 < m->nchild; i++) {
+        eng_module *a = m->child[i], *next = m->child[i + 1];
+        if (!strcmp(a->ops->type, "relu") && !strcmp(next->ops->type, "maxpool") &&
+            eng_shape_equal(&a->out, &next->in)) {
+            a->grad_passed = true;
+            next->grad_relu = true;
+        }
+    }
     for (int i = 0; i < m->nchild; i++) {
         eng_module *a = m->child[i], *next = i + 1 < m->nchild ? m->child[i + 1] : NULL;
         fuse_batchnorm_relu(a);
@@ -146,11 +155,10 @@ static void fuse_batchnorm_relu(eng_module *m)
             eng_shape_equal(&a->out, &next->in)) {
             a->out_relu = true;
             next->relu_done = true;
-        }
-        if (next && !strcmp(a->ops->type, "relu") && !strcmp(next->ops->type, "maxpool") &&
-            eng_shape_equal(&a->out, &next->in)) {
-            a->grad_passed = true;
-            next->grad_relu = true;
+            if (!next->grad_passed) {
+                a->grad_relu = true;
+                next->grad_passed = true;
+            }
         }
     }
 }

@@ -97,10 +97,11 @@ struct eng_module {
      * its output (its backward is unchanged: the mask of a relu'd value is
      * the mask of the value). */
     bool out_relu, relu_done;
-    /* Backward fusion: grad_relu, a max pool's backward also takes the
-     * gradient through the relu right before it (whose output is the
-     * pool's input); grad_passed, that relu's backward passes the gradient
-     * on unchanged (the chain skips it). */
+    /* Backward fusion: grad_relu, the backward also takes the gradient
+     * through a neighbouring relu - a max pool's, the relu's right before
+     * it (whose output is the pool's input); a batchnorm's, the relu's
+     * right after it (out_relu); grad_passed, that relu's backward passes
+     * the gradient on unchanged (the chain skips it). */
     bool grad_relu, grad_passed;
     int64_t saved_fixed, saved_per_sample;
     float *y;                      /* the output of the last forward pass */

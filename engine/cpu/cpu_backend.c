@@ -189,6 +189,7 @@ static const eng_backend_ops cpu_ops = {
     .bias_act = cpu_bias_act,
     .bias_residual = cpu_bias_residual,
     .batchnorm_relu_forward_train = cpu_batchnorm_relu_forward_train,
+    .batchnorm_relu_backward = cpu_batchnorm_relu_backward,
     .batchnorm_relu_forward_eval = cpu_batchnorm_relu_forward_eval,
     .layernorm_backward_add = cpu_layernorm_backward_add,
     .act_bias_backward = cpu_act_bias_backward,

@@ -11,6 +11,7 @@
  * spread (inputs around 1000 with unit spread keep 1e-6 instead of 1e-3). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/cpu/cpu_internal.h"
 
@@ -74,6 +75,24 @@ CPU_DISPATCH_VOID(static, bn_stats_chunk,
 /* relu(v) as cpu_act_forward computes it, so that the fused pass gives its bits */
 static inline float bn_relu(float v) { return v < 0.0f ? 0.0f : v; }
 
+/* The normalised value, one expression for the forward pass and for the
+ * backward pass that finds the relu's mask again (v > 0 exactly where
+ * relu(v) > 0): the same operations on the same floats, the same bits. */
+static inline float bn_norm(float x, float m, float ml, float a, float c) { return ((x - m) - ml) * a + c; }
+
+/* The relu after a batchnorm, as its backward pass sees it: the forward's
+ * per-channel constants (mean high and low part, scale, shift); m NULL:
+ * no relu. */
+typedef struct bn_relu_mask {
+    const float *m, *ml, *a, *c;
+} bn_relu_mask;
+
+/* dy where the relu passed it, else 0 (act_backward's relu) */
+static inline float bn_masked(float g, float x, float m, float ml, float a, float c)
+{
+    return bn_norm(x, m, ml, a, c) > 0.0f ? g : 0.0f;
+}
+
 /* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1), then
  * relu(y) when asked: a following ReLU in the same trip through memory. */
 CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
@@ -88,11 +107,11 @@ CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *re
             if (relu) {
 #pragma omp simd
                 for (int64_t j = 0; j < n; j++)
-                    yo[j] = bn_relu(((xo[j] - m[j]) - ml[j]) * a[j] + c[j]);
+                    yo[j] = bn_relu(bn_norm(xo[j], m[j], ml[j], a[j], c[j]));
             } else {
 #pragma omp simd
                 for (int64_t j = 0; j < n; j++)
-                    yo[j] = ((xo[j] - m[j]) - ml[j]) * a[j] + c[j];
+                    yo[j] = bn_norm(xo[j], m[j], ml[j], a[j], c[j]);
             }
             continue;
         }
@@ -103,11 +122,11 @@ CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *re
             if (relu) {
 #pragma omp simd
                 for (int64_t i = 0; i < inner; i++)
-                    w[i] = bn_relu(((r[i] - mj) - mlj) * aj + cj);
+                    w[i] = bn_relu(bn_norm(r[i], mj, mlj, aj, cj));
             } else {
 #pragma omp simd
                 for (int64_t i = 0; i < inner; i++)
-                    w[i] = ((r[i] - mj) - mlj) * aj + cj;
+                    w[i] = bn_norm(r[i], mj, mlj, aj, cj);
             }
         }
     }
@@ -132,7 +151,7 @@ static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *
 
 static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                             const float *beta, float *y, float *running_mean, float *running_var, float *save_mean,
-                            float *save_invstd, bool relu)
+                            float *save_invstd, float *save_apply, bool relu)
 {
     int rc = bn_check(relu ? "batchnorm_relu_forward_train" : "batchnorm_forward_train", d);
     if (rc < 0)
@@ -197,6 +216,10 @@ static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float 
     }
     free(part);
     bn_apply(b, d, x, mf, ml, a, c, relu, y);
+    if (save_apply) { /* the mean's float is save_mean's, c is beta: ml and a suffice */
+        memcpy(save_apply, ml, (size_t)n * sizeof *ml);
+        memcpy(save_apply + n, a, (size_t)n * sizeof *a);
+    }
     free(fbuf);
     return 0;
 }
@@ -205,14 +228,16 @@ int cpu_batchnorm_forward_train(eng_backend *b, const eng_norm_desc *d, const fl
                                 const float *beta, float *y, float *running_mean, float *running_var,
                                 float *save_mean, float *save_invstd)
 {
-    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, false);
+    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, NULL,
+                            false);
 }
 
 int cpu_batchnorm_relu_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                      const float *beta, float *y, float *running_mean, float *running_var,
-                                     float *save_mean, float *save_invstd)
+                                     float *save_mean, float *save_invstd, float *save_apply)
 {
-    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, true);
+    return bn_forward_train(b, d, x, gamma, beta, y, running_mean, running_var, save_mean, save_invstd, save_apply,
+                            true);
 }
 
 static int bn_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
@@ -259,15 +284,26 @@ int cpu_batchnorm_relu_forward_eval(eng_backend *b, const eng_norm_desc *d, cons
     return bn_forward_eval(b, d, x, gamma, beta, running_mean, running_var, y, true);
 }
 
-/* part[0..n) += sum dy, part[n..2n) += sum dy * (x - mean) over [o0, o1). */
+/* part[0..n) += sum dy, part[n..2n) += sum dy * (x - mean) over [o0, o1),
+ * dy masked by the relu r when r.m is set. */
 CPU_KERNEL_BODY void bn_grad_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                                     const float *restrict mean, int64_t o0, int64_t o1, double *restrict part)
+                                     const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1,
+                                     double *restrict part)
 {
     const int64_t n = d->n, inner = d->inner;
     double *restrict s1 = part, *restrict s2 = part + n;
     for (int64_t o = o0; o < o1; o++) {
         const float *restrict xo = x + o * n * inner, *restrict go = dy + o * n * inner;
         if (inner == 1) {
+            if (r.m) {
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++) {
+                    const double g = (double)bn_masked(go[j], xo[j], r.m[j], r.ml[j], r.a[j], r.c[j]);
+                    s1[j] += g;
+                    s2[j] += g * ((double)xo[j] - (double)mean[j]);
+                }
+                continue;
+            }
 #pragma omp simd
             for (int64_t j = 0; j < n; j++) {
                 const double g = (double)go[j];
@@ -280,11 +316,21 @@ CPU_KERNEL_BODY void bn_grad_chunk_body(const eng_norm_desc *d, const float *res
             const float *restrict xr = xo + j * inner, *restrict gr = go + j * inner;
             const double m = (double)mean[j];
             double a = 0.0, q = 0.0;
+            if (r.m) {
+                const float rm = r.m[j], rml = r.ml[j], ra = r.a[j], rc = r.c[j];
 #pragma omp simd reduction(+ : a, q)
-            for (int64_t i = 0; i < inner; i++) {
-                const double g = (double)gr[i];
-                a += g;
-                q += g * ((double)xr[i] - m);
+                for (int64_t i = 0; i < inner; i++) {
+                    const double g = (double)bn_masked(gr[i], xr[i], rm, rml, ra, rc);
+                    a += g;
+                    q += g * ((double)xr[i] - m);
+                }
+            } else {
+#pragma omp simd reduction(+ : a, q)
+                for (int64_t i = 0; i < inner; i++) {
+                    const double g = (double)gr[i];
+                    a += g;
+                    q += g * ((double)xr[i] - m);
+                }
             }
             s1[j] += a;
             s2[j] += q;
@@ -293,18 +339,28 @@ CPU_KERNEL_BODY void bn_grad_chunk_body(const eng_norm_desc *d, const float *res
 }
 CPU_DISPATCH_VOID(static, bn_grad_chunk,
                   (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                   const float *restrict mean, int64_t o0, int64_t o1, double *restrict part),
-                  (d, x, dy, mean, o0, o1, part))
+                   const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1, double *restrict part),
+                  (d, x, dy, mean, r, o0, o1, part))
 
-/* dx = (dy - (x - mean) * k - mdy) * s, per channel constants k, mdy, s. */
+/* dx = (dy - (x - mean) * k - mdy) * s, per channel constants k, mdy, s;
+ * dy masked by the relu r when r.m is set. */
 CPU_KERNEL_BODY void bn_dx_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                                    const float *restrict mean, const float *restrict kk, const float *restrict mdy,
-                                   const float *restrict sc, int64_t o0, int64_t o1, float *restrict dx)
+                                   const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1,
+                                   float *restrict dx)
 {
     const int64_t n = d->n, inner = d->inner;
     for (int64_t o = o0; o < o1; o++) {
         const int64_t base = o * n * inner;
         if (inner == 1) {
+            if (r.m) {
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++) {
+                    const float g = bn_masked(dy[base + j], x[base + j], r.m[j], r.ml[j], r.a[j], r.c[j]);
+                    dx[base + j] = (g - (x[base + j] - mean[j]) * kk[j] - mdy[j]) * sc[j];
+                }
+                continue;
+            }
 #pragma omp simd
             for (int64_t j = 0; j < n; j++)
                 dx[base + j] = (dy[base + j] - (x[base + j] - mean[j]) * kk[j] - mdy[j]) * sc[j];
@@ -314,23 +370,30 @@ CPU_KERNEL_BODY void bn_dx_chunk_body(const eng_norm_desc *d, const float *restr
             const float m = mean[j], kj = kk[j], mj = mdy[j], sj = sc[j];
             const float *restrict xr = x + base + j * inner, *restrict gr = dy + base + j * inner;
             float *restrict dr = dx + base + j * inner;
+            if (r.m) {
+                const float rm = r.m[j], rml = r.ml[j], ra = r.a[j], rc = r.c[j];
 #pragma omp simd
-            for (int64_t i = 0; i < inner; i++)
-                dr[i] = (gr[i] - (xr[i] - m) * kj - mj) * sj;
+                for (int64_t i = 0; i < inner; i++)
+                    dr[i] = (bn_masked(gr[i], xr[i], rm, rml, ra, rc) - (xr[i] - m) * kj - mj) * sj;
+            } else {
+#pragma omp simd
+                for (int64_t i = 0; i < inner; i++)
+                    dr[i] = (gr[i] - (xr[i] - m) * kj - mj) * sj;
+            }
         }
     }
 }
 CPU_DISPATCH_VOID(static, bn_dx_chunk,
                   (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                    const float *restrict mean, const float *restrict kk, const float *restrict mdy,
-                   const float *restrict sc, int64_t o0, int64_t o1, float *restrict dx),
-                  (d, x, dy, mean, kk, mdy, sc, o0, o1, dx))
+                   const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1, float *restrict dx),
+                  (d, x, dy, mean, kk, mdy, sc, r, o0, o1, dx))
 
-int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
-                           const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                           float *dgamma, float *dbeta)
+static int bn_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy, const float *gamma,
+                       const float *save_mean, const float *save_invstd, bn_relu_mask r, float *dx, float *dgamma,
+                       float *dbeta)
 {
-    int rc = bn_check("batchnorm_backward", d);
+    int rc = bn_check(r.m ? "batchnorm_relu_backward" : "batchnorm_backward", d);
     if (rc < 0)
         return rc;
     const int64_t n = d->n, count = d->outer * d->inner;
@@ -354,7 +417,7 @@ int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_grad_chunk(d, x, dy, save_mean, o0, o1, part + k * 2 * n);
+        bn_grad_chunk(d, x, dy, save_mean, r, o0, o1, part + k * 2 * n);
     }
     float *kk = fbuf, *mdy = fbuf + n, *sc = fbuf + 2 * n;
     const double inv_count = 1.0 / (double)count;
@@ -378,9 +441,40 @@ int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *
 #pragma omp parallel for num_threads(cpu_team(b, count * n)) schedule(static)
         for (int64_t k = 0; k < nchunks; k++) {
             const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-            bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, o0, o1, dx);
+            bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, r, o0, o1, dx);
         }
     }
     free(fbuf);
     return 0;
+}
+
+int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                           const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                           float *dgamma, float *dbeta)
+{
+    return bn_backward(b, d, x, dy, gamma, save_mean, save_invstd, (bn_relu_mask){0}, dx, dgamma, dbeta);
+}
+
+int cpu_batchnorm_relu_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                                const float *gamma, const float *beta, const float *save_mean,
+                                const float *save_invstd, const float *save_apply, float *dx, float *dgamma,
+                                float *dbeta)
+{
+    int rc = bn_check("batchnorm_relu_backward", d);
+    if (rc < 0)
+        return rc;
+    CPU_NONNULL("batchnorm_relu_backward", save_mean);
+    CPU_NONNULL("batchnorm_relu_backward", save_apply);
+    CPU_CHECK((gamma == NULL) == (beta == NULL),
+              "cpu batchnorm_relu_backward: gamma and beta must both be set or both NULL");
+    float *zero = NULL;
+    if (!beta) { /* the forward's shift was 0 */
+        zero = calloc((size_t)d->n, sizeof *zero);
+        if (!zero)
+            return eng_error(ENG_ENOMEM, "cpu batchnorm_relu_backward: out of memory");
+    }
+    const bn_relu_mask r = {save_mean, save_apply, save_apply + d->n, beta ? beta : zero};
+    rc = bn_backward(b, d, x, dy, gamma, save_mean, save_invstd, r, dx, dgamma, dbeta);
+    free(zero);
+    return rc;
 }

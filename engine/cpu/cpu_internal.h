@@ -294,7 +294,11 @@ int cpu_batchnorm_forward_eval(eng_backend *b, const eng_norm_desc *d, const flo
                                const float *beta, const float *running_mean, const float *running_var, float *y);
 int cpu_batchnorm_relu_forward_train(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                      const float *beta, float *y, float *running_mean, float *running_var,
-                                     float *save_mean, float *save_invstd);
+                                     float *save_mean, float *save_invstd, float *save_apply);
+int cpu_batchnorm_relu_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,
+                                const float *gamma, const float *beta, const float *save_mean,
+                                const float *save_invstd, const float *save_apply, float *dx, float *dgamma,
+                                float *dbeta);
 int cpu_batchnorm_relu_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean, const float *running_var, float *y);
 int cpu_batchnorm_backward(eng_backend *b, const eng_norm_desc *d, const float *x, const float *dy,

@@ -28,7 +28,7 @@ static int batchnorm_forward(eng_module *m, const eng_step_ctx *c, const float *
     m->y = m->y_store;
     if (m->out_relu && c->training && o->batchnorm_relu_forward_train)
         return o->batchnorm_relu_forward_train(c->b, &d, x, gamma, beta, m->y, m->buf[0], m->buf[1], m->saved,
-                                               m->saved + bn->n);
+                                               m->saved + bn->n, m->saved + 2 * bn->n);
     if (m->out_relu && !c->training && o->batchnorm_relu_forward_eval)
         return o->batchnorm_relu_forward_eval(c->b, &d, x, gamma, beta, m->buf[0], m->buf[1], m->y);
     if (c->training)
@@ -41,18 +41,45 @@ static int batchnorm_forward(eng_module *m, const eng_step_ctx *c, const float *
     return 0;
 }
 
+/* The relu's backward in this module's own pass (needs the fused forward's
+ * saved constants too). */
+static bool fused_relu_backward(const eng_module *m, const eng_backend *b)
+{
+    return m->grad_relu && b->ops->batchnorm_relu_backward && b->ops->batchnorm_relu_forward_train;
+}
+
 static int batchnorm_backward(eng_module *m, const eng_step_ctx *c, const float *x, const float *dy, float *dx)
 {
     batchnorm_module *bn = (batchnorm_module *)m;
     eng_norm_desc d = bn_desc(bn, c->batch);
-    return c->b->ops->batchnorm_backward(c->b, &d, x, dy, bn->affine ? m->w[0] : NULL, m->saved, m->saved + bn->n,
-                                         dx, bn->affine ? m->dw[0] : NULL, bn->affine ? m->dw[1] : NULL);
+    const eng_backend_ops *o = c->b->ops;
+    const float *gamma = bn->affine ? m->w[0] : NULL, *beta = bn->affine ? m->w[1] : NULL;
+    float *dgamma = bn->affine ? m->dw[0] : NULL, *dbeta = bn->affine ? m->dw[1] : NULL;
+    if (fused_relu_backward(m, c->b))
+        return o->batchnorm_relu_backward(c->b, &d, x, dy, gamma, beta, m->saved, m->saved + bn->n,
+                                          m->saved + 2 * bn->n, dx, dgamma, dbeta);
+    if (m->grad_relu) { /* the relu's gradient first, into the workspace */
+        float *g = (float *)m->ws;
+        ENG_TRY(o->act_backward(c->b, ENG_ACT_RELU, 0.0f, eng_shape_numel(&m->out) * c->batch, m->y, m->y, dy, g));
+        dy = g;
+    }
+    return o->batchnorm_backward(c->b, &d, x, dy, gamma, m->saved, m->saved + bn->n, dx, dgamma, dbeta);
+}
+
+/* Room for the relu's gradient where the backend has no fused pass (b NULL:
+ * the estimate, which assumes none). */
+static size_t batchnorm_workspace(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    if (!m->grad_relu || (b && fused_relu_backward(m, b)))
+        return 0;
+    return (size_t)eng_size_mul(eng_size_mul(eng_shape_numel(&m->out), batch), sizeof(float));
 }
 
 static const eng_module_ops batchnorm_ops = {
     .type = "batchnorm",
     .forward = batchnorm_forward,
     .backward = batchnorm_backward,
+    .workspace = batchnorm_workspace,
 };
 
 /* (F): BatchNorm1d over (B, F); (C, L): BatchNorm1d over (B, C, L);
@@ -72,7 +99,9 @@ eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine
     }
     eng_module_add_buffer(m, "running_mean", eng_shape1(bn->n), ENG_INIT_ZEROS);
     eng_module_add_buffer(m, "running_var", eng_shape1(bn->n), ENG_INIT_ONES);
-    m->saved_fixed = eng_size_mul(2, bn->n); /* batch mean and inverse std */
+    /* batch mean and inverse std; what a fused relu's backward needs (see
+     * batchnorm_relu_forward_train) */
+    m->saved_fixed = eng_size_mul(4, bn->n);
     m->flops = eng_size_mul(2, eng_shape_numel(in));
     return m;
 }

@@ -239,7 +239,7 @@ static void test_backend_basics(void **state)
         (void *)o->adam_step, (void *)o->sgd_step, (void *)o->sumsq, (void *)o->clip_by_norm,
         (void *)o->kernels_record, (void *)o->kernels_restore, (void *)o->bias_act, (void *)o->bias_residual,
         (void *)o->batchnorm_relu_forward_train, (void *)o->batchnorm_relu_forward_eval,
-        (void *)o->pool_relu_backward, (void *)o->layernorm_backward_add, (void *)o->act_bias_backward, (void *)o->layernorm_forward_bf16,
+        (void *)o->batchnorm_relu_backward, (void *)o->pool_relu_backward, (void *)o->layernorm_backward_add, (void *)o->act_bias_backward, (void *)o->layernorm_forward_bf16,
         (void *)o->bias_act_bf16, (void *)o->act_bias_backward_bf16, (void *)o->bias_grad_bf16,
     };
     _Static_assert(sizeof fns / sizeof fns[0] == sizeof(eng_backend_ops) / sizeof(void (*)(void)),
@@ -1109,15 +1109,19 @@ static void test_fused_epilogues(void **state)
             ENG_EINVAL);
     }
 
-    /* batchnorm then relu, in training (with the running statistics) and in eval */
-    static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}};
+    /* batchnorm then relu, in training (with the running statistics) and in
+     * eval; the backward of both, with and without gamma and beta */
+    static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}, {5, 17, 33}};
     for (size_t s = 0; s < sizeof bn_shapes / sizeof bn_shapes[0]; s++) {
         eng_norm_desc d = {.outer = bn_shapes[s][0], .n = bn_shapes[s][1], .inner = bn_shapes[s][2], .eps = 1e-5f,
                            .momentum = 0.1f};
         const int64_t n = d.n, tot = d.outer * n * d.inner;
         float *x = to_f(drand_buf(tot, -2, 3), tot), *g = to_f(drand_buf(n, 0.5, 1.5), n);
         float *bt = to_f(drand_buf(n, -1, 1), n);
-        float *y1 = fbuf(tot), *y2 = fbuf(tot), *st[2][4];
+        const bool affine = s != 3;
+        if (!affine)
+            g = bt = NULL;
+        float *y1 = fbuf(tot), *y2 = fbuf(tot), *st[2][4], *apply = fbuf(2 * n);
         for (int k = 0; k < 2; k++)
             for (int q = 0; q < 4; q++) {
                 st[k][q] = fbuf(n);
@@ -1127,8 +1131,9 @@ static void test_fused_epilogues(void **state)
         assert_int_equal(B->ops->batchnorm_forward_train(B, &d, x, g, bt, y1, st[0][0], st[0][1], st[0][2], st[0][3]),
                          0);
         assert_int_equal(B->ops->act_forward(B, ENG_ACT_RELU, 0.0f, tot, y1, y1), 0);
-        assert_int_equal(
-            B->ops->batchnorm_relu_forward_train(B, &d, x, g, bt, y2, st[1][0], st[1][1], st[1][2], st[1][3]), 0);
+        assert_int_equal(B->ops->batchnorm_relu_forward_train(B, &d, x, g, bt, y2, st[1][0], st[1][1], st[1][2],
+                                                              st[1][3], apply),
+                         0);
         assert_memory_equal(y1, y2, (size_t)tot * sizeof(float));
         for (int q = 0; q < 4; q++)
             assert_memory_equal(st[0][q], st[1][q], (size_t)n * sizeof(float));
@@ -1136,6 +1141,18 @@ static void test_fused_epilogues(void **state)
         for (int64_t i = 0; i < tot; i++)
             zeros += y2[i] == 0.0f;
         assert_true(zeros > tot / 5 && zeros < tot - tot / 5); /* the relu did cut, and not everything */
+        float *dy = to_f(drand_buf(tot, -1, 1), tot), *dx1 = fbuf(tot), *dx2 = fbuf(tot), *t = fbuf(tot);
+        float *dg[2] = {fbuf(n), fbuf(n)}, *db[2] = {fbuf(n), fbuf(n)};
+        assert_int_equal(B->ops->act_backward(B, ENG_ACT_RELU, 0.0f, tot, y1, y1, dy, t), 0);
+        assert_int_equal(B->ops->batchnorm_backward(B, &d, x, t, g, st[0][2], st[0][3], dx1, dg[0], db[0]), 0);
+        assert_int_equal(B->ops->batchnorm_relu_backward(B, &d, x, dy, g, bt, st[1][2], st[1][3], apply, dx2, dg[1],
+                                                         db[1]),
+                         0);
+        assert_memory_equal(dx1, dx2, (size_t)tot * sizeof(float));
+        if (affine) {
+            assert_memory_equal(dg[0], dg[1], (size_t)n * sizeof(float));
+            assert_memory_equal(db[0], db[1], (size_t)n * sizeof(float));
+        }
         assert_int_equal(B->ops->batchnorm_forward_eval(B, &d, x, g, bt, st[0][0], st[0][1], y1), 0);
         assert_int_equal(B->ops->act_forward(B, ENG_ACT_RELU, 0.0f, tot, y1, y1), 0);
         assert_int_equal(B1->ops->batchnorm_relu_forward_eval(B1, &d, x, g, bt, st[0][0], st[0][1], y2), 0);

@@ -108,6 +108,7 @@ static void test_fusion_changes_no_bit(void **state)
     plain_ops.batchnorm_relu_forward_train = NULL;
     plain_ops.batchnorm_relu_forward_eval = NULL;
     plain_ops.pool_relu_backward = NULL;
+    plain_ops.batchnorm_relu_backward = NULL;
     plain_ops.bias_act = NULL;
     plain_ops.bias_residual = NULL;
     plain_ops.layernorm_backward_add = NULL;
