@@ -69,6 +69,12 @@ typedef struct eng_conv_desc {
     int64_t k, kh, kw;
     int64_t stride, pad;
     int64_t oh, ow;
+    /* Optional (NULL: none): keep_bytes >= conv2d_keep(d) bytes, kept by
+     * the caller from a training forward to the backward of the same x,
+     * which x must not change in between: the forward may leave there what
+     * the backward would otherwise compute again (x in the kernel's layout). */
+    void *keep;
+    size_t keep_bytes;
 } eng_conv_desc;
 
 typedef enum eng_pool_mode { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1 } eng_pool_mode;
@@ -187,6 +193,8 @@ typedef struct eng_backend_ops {
     /* convolution; ws has conv2d_workspace(d) bytes, and a workspace sized for
      * a batch of n also serves every smaller batch of the same shape */
     size_t (*conv2d_workspace)(eng_backend *b, const eng_conv_desc *d);
+    /* bytes of d->keep that serve this backend (optional; NULL or 0: none) */
+    size_t (*conv2d_keep)(eng_backend *b, const eng_conv_desc *d);
     int (*conv2d_forward)(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *bias /* nullable */, float *y, void *ws);
     /* dw (and db if not NULL) are overwritten; dx is skipped when NULL */

@@ -86,8 +86,8 @@ static const eng_module_ops seq_ops = {
 /* Chains that are a named building block of a template keep their own type
  * name in the summary. */
 static const eng_module_ops chain_ops[] = {
-    {"padding_block", seq_forward, seq_backward, seq_workspace, NULL},
-    {"block", seq_forward, seq_backward, seq_workspace, NULL},
+    {"padding_block", seq_forward, seq_backward, seq_workspace, NULL, NULL},
+    {"block", seq_forward, seq_backward, seq_workspace, NULL, NULL},
 };
 
 eng_module *eng_chain_new(const char *name, const char *type, const eng_shape *in)

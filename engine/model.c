@@ -296,20 +296,30 @@ static int64_t saved_bytes(const eng_module *m, int64_t batch)
     return eng_size_align64(eng_size_mul(floats, sizeof(float)));
 }
 
-static int64_t activation_bytes(const eng_module *m, int64_t batch)
+/* What the backend keeps for the module (b NULL: the largest figure). */
+static int64_t kept_bytes(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    if (!m->ops->keep)
+        return 0;
+    size_t k = m->ops->keep(m, b, batch);
+    return eng_size_align64(k > (size_t)ENG_SIZE_MAX ? ENG_SIZE_MAX : (int64_t)k);
+}
+
+static int64_t activation_bytes(const eng_module *m, eng_backend *b, int64_t batch)
 {
     int64_t n = 0;
     if (!m->y_alias && !m->relu_done) /* a fused relu's output is the batchnorm's */
         n = eng_size_add(n, output_bytes(m, batch));
     if (m->saved_fixed || m->saved_per_sample)
         n = eng_size_add(n, saved_bytes(m, batch));
+    n = eng_size_add(n, kept_bytes(m, b, batch));
     for (int i = 0; i < m->nchild; i++)
-        n = eng_size_add(n, activation_bytes(m->child[i], batch));
+        n = eng_size_add(n, activation_bytes(m->child[i], b, batch));
     return n;
 }
 
 /* Only after activation_bytes of the root did not saturate. */
-static void assign_activations(eng_module *m, char **cursor, int64_t batch)
+static void assign_activations(eng_module *m, eng_backend *b, char **cursor, int64_t batch)
 {
     if (!m->y_alias && !m->relu_done) {
         m->y_store = (float *)*cursor;
@@ -320,8 +330,12 @@ static void assign_activations(eng_module *m, char **cursor, int64_t batch)
         m->saved = (float *)*cursor;
         *cursor += saved_bytes(m, batch);
     }
+    const int64_t kept = kept_bytes(m, b, batch);
+    m->kept = kept ? *cursor : NULL;
+    m->kept_bytes = (size_t)kept;
+    *cursor += kept;
     for (int i = 0; i < m->nchild; i++)
-        assign_activations(m->child[i], cursor, batch);
+        assign_activations(m->child[i], b, cursor, batch);
 }
 
 /* Workspace of a subtree: its own, then the largest child's after it. */
@@ -391,7 +405,7 @@ size_t eng_model_memory_estimate(const eng_model *m, int64_t max_batch)
     /* parameters, gradients and two optimizer moments */
     int64_t floats = eng_size_add(eng_size_mul(4, m->params.floats), m->buffers.floats);
     int64_t n = eng_size_mul(floats, sizeof(float));
-    n = eng_size_add(n, activation_bytes(m->root, max_batch));
+    n = eng_size_add(n, activation_bytes(m->root, NULL, max_batch));
     n = eng_size_add(n, estimate_workspace(m->root, max_batch));
     /* input batch, output gradient */
     n = eng_size_add(n, eng_size_mul(eng_size_mul(eng_shape_numel(&m->in), max_batch), 2 * sizeof(float)));
@@ -405,7 +419,7 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     if (max_batch < 1)
         return eng_error(ENG_EINVAL, "batch size must be at least 1");
     assert(!m->p && !m->g && !m->bufs && !m->arena && !m->ws); /* an unbound model holds no backend memory */
-    int64_t act = activation_bytes(m->root, max_batch);
+    int64_t act = activation_bytes(m->root, b, max_batch);
     int64_t ws = plan_workspace(m->root, b, max_batch);
     int64_t floats = eng_size_add(eng_size_mul(2, m->params.floats), m->buffers.floats);
     int64_t total = eng_size_add(eng_size_add(eng_size_mul(floats, sizeof(float)), act), ws);
@@ -433,7 +447,7 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
         return rc; /* eng_model_free releases what was allocated */
     m->bound_bytes = (size_t)total;
     char *cursor = arena;
-    assign_activations(m->root, &cursor, max_batch);
+    assign_activations(m->root, b, &cursor, max_batch);
     assert(cursor == (char *)arena + act); /* planned and placed by the same walk */
     assign_workspace(m->root, wsp);
     bind_tensors(m, m->root);

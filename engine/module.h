@@ -71,6 +71,10 @@ typedef struct eng_module_ops {
     size_t (*workspace)(const eng_module *m, eng_backend *b, int64_t batch);
     /* frees what the concrete type allocated besides itself (optional) */
     void (*destroy)(eng_module *m);
+    /* bytes the backend keeps from forward to backward for `batch`
+     * samples, besides `saved` (optional; placed at `kept`); b NULL: the
+     * largest figure any backend gets, for estimates */
+    size_t (*keep)(const eng_module *m, eng_backend *b, int64_t batch);
 } eng_module_ops;
 
 struct eng_module {
@@ -107,6 +111,8 @@ struct eng_module {
     float *y;                      /* the output of the last forward pass */
     float *y_store;                /* planned output storage (NULL when y_alias) */
     float *saved;
+    void *kept;        /* keep(m, b, max_batch) bytes, kept_bytes; NULL when none */
+    size_t kept_bytes;
     void *ws;
     size_t ws_own; /* bytes, planned at bind */
     double prof_s[2]; /* profiling: seconds in forward, backward (timed by the parent chain) */

@@ -185,6 +185,15 @@ static size_t conv_ws_layout(const eng_backend *b, const eng_conv_desc *d, void 
     return (size_t)(q - base);
 }
 
+size_t cpu_conv2d_keep(eng_backend *b, const eng_conv_desc *d)
+{
+    if (!d || conv_check("conv2d_keep", d) < 0) {
+        eng_clear_error();
+        return 0;
+    }
+    return cpu_dnnl_conv_keep_bytes(b, d, cpu_bf16(b));
+}
+
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 {
     if (!d || conv_check("conv2d_workspace", d) < 0)
@@ -449,6 +458,7 @@ static int conv_forward_run(eng_backend *b, void *p, cpu_impl impl)
             return rc;
         eng_clear_error(); /* a recorded choice oneDNN cannot serve here: our own kernels */
     }
+    cpu_dnnl_conv_keep_forget(d);
     const float *x = a->x, *w = a->w;
     if (cpu_bf16(b)) {
         x = cpu_bf16_copy(b, 0, d->n * d->c * d->h * d->w, a->x);

@@ -612,9 +612,11 @@ static void *scratch_get(cpu_dnnl *c, int slot, size_t bytes)
     } while (0)
 
 /* Runs a plan on the caller's tensors ptr[i] (operand order). Operand
- * `shared` (-1: none) takes its stage from `shared_stage`, already
- * reordered by another plan, instead of reordering it again. */
-static int plan_run_shared(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr, int shared, void *shared_stage)
+ * `given` (-1: none) has its stage at `given_stage` instead of in scratch:
+ * already reordered (by another plan, or kept) when `staged`, else
+ * reordered there. */
+static int plan_run_given(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr, int given, void *given_stage,
+                          bool staged)
 {
     cpu_blas_threads(b); /* oneDNN's OpenMP regions take the calling thread's thread count */
     dnnl_exec_arg_t args[DN_MAX_OPS];
@@ -622,13 +624,13 @@ static int plan_run_shared(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const 
         dn_operand *o = &p->op[i];
         DN_RUN(dnnl_memory_set_data_handle(o->user, ptr[i]), "set_data_handle");
         if (o->stage) {
-            void *s = i == shared ? shared_stage : scratch_get(c, p->slot0 + i, o->bytes);
+            void *s = i == given ? given_stage : scratch_get(c, p->slot0 + i, o->bytes);
             if (!s)
                 return ENG_ENOMEM;
             DN_RUN(dnnl_memory_set_data_handle(o->stage, s), "set_data_handle");
             if (o->prim != o->stage)
                 DN_RUN(dnnl_memory_set_data_handle(o->prim, s), "set_data_handle");
-            if (!o->out && i != shared) {
+            if (!o->out && !(i == given && staged)) {
                 dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, o->user}, {DNNL_ARG_TO, o->stage}};
                 DN_RUN(dnnl_primitive_execute(o->reorder, c->st, 2, ra), "reorder");
             }
@@ -650,7 +652,55 @@ static int plan_run_shared(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const 
 
 static int plan_run(eng_backend *b, cpu_dnnl *c, dn_plan *p, void *const *ptr)
 {
-    return plan_run_shared(b, c, p, ptr, -1, NULL);
+    return plan_run_given(b, c, p, ptr, -1, NULL, false);
+}
+
+/* ---- kept stages (d->keep) ---- */
+
+/* The head of a keep buffer; the stage follows at DN_KEEP_HEAD. */
+typedef struct dn_keep_head {
+    uint64_t magic; /* DN_KEEP_MAGIC while a stage is there */
+    const void *x;  /* of which tensor */
+    dnnl_memory_desc_t md;
+} dn_keep_head;
+#define DN_KEEP_MAGIC 0x317065656b6e6464ull
+#define DN_KEEP_HEAD ((sizeof(dn_keep_head) + 63) / 64 * 64)
+
+void cpu_dnnl_conv_keep_forget(const eng_conv_desc *d)
+{
+    if (d->keep && d->keep_bytes >= sizeof(dn_keep_head))
+        ((dn_keep_head *)d->keep)->magic = 0;
+}
+
+/* The stage of operand o in d->keep, if it has one and it fits. */
+static void *keep_stage(const eng_conv_desc *d, const dn_operand *o)
+{
+    if (!d->keep || !o->stage || d->keep_bytes < DN_KEEP_HEAD + o->bytes)
+        return NULL;
+    return (char *)d->keep + DN_KEEP_HEAD;
+}
+
+/* The kept stage when it holds x in o's layout; NULL otherwise. */
+static const void *keep_find(const eng_conv_desc *d, const dn_operand *o, const void *x)
+{
+    void *s = keep_stage(d, o);
+    const dn_keep_head *h = d->keep;
+    const dnnl_memory_desc_t *md = NULL;
+    if (!s || h->magic != DN_KEEP_MAGIC || h->x != x || dnnl_memory_get_memory_desc(o->stage, &md) != dnnl_success ||
+        !dnnl_memory_desc_equal(&h->md, md))
+        return NULL;
+    return s;
+}
+
+static void keep_note(const eng_conv_desc *d, const dn_operand *o, const void *x)
+{
+    dn_keep_head *h = d->keep;
+    const dnnl_memory_desc_t *md = NULL;
+    if (dnnl_memory_get_memory_desc(o->stage, &md) != dnnl_success)
+        return;
+    h->x = x;
+    h->md = *md;
+    h->magic = DN_KEEP_MAGIC;
 }
 
 /* ---- the operations ---- */
@@ -669,7 +719,28 @@ int cpu_dnnl_conv_forward(eng_backend *b, const eng_conv_desc *d, bool bf16, con
     if (rc < 0)
         return rc;
     void *with_bias[4] = {(void *)x, (void *)w, (void *)bias, y}, *without[3] = {(void *)x, (void *)w, y};
-    return plan_run(b, c, p, bias ? with_bias : without);
+    cpu_dnnl_conv_keep_forget(d);
+    void *kept = keep_stage(d, &p->op[0]); /* operand 0: the source */
+    rc = plan_run_given(b, c, p, bias ? with_bias : without, kept ? 0 : -1, kept, false);
+    if (rc == 0 && kept)
+        keep_note(d, &p->op[0], x);
+    return rc;
+}
+
+size_t cpu_dnnl_conv_keep_bytes(eng_backend *b, const eng_conv_desc *d, bool bf16)
+{
+    cpu_dnnl *c = dnnl_of(b);
+    if (!c)
+        return 0;
+    int64_t key[DN_KEY_N];
+    conv_key(key, DN_CONV_FWD, d, bf16, true); /* the source's layout is the same without a bias */
+    dn_build_args a = {.kind = DN_CONV_FWD, .conv = d, .bf16 = bf16, .bias = true};
+    dn_plan *p;
+    if (plan_get(c, key, &a, &p) < 0) {
+        eng_clear_error();
+        return 0;
+    }
+    return p->op[0].stage ? DN_KEEP_HEAD + p->op[0].bytes : 0;
 }
 
 int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, const float *x, const float *w,
@@ -692,7 +763,8 @@ int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, co
     if (rc < 0)
         return rc;
     void *pw_ptr[4] = {(void *)x, (void *)dy, dw, db}; /* db last: absent when NULL */
-    rc = plan_run(b, c, pw, pw_ptr);
+    const void *kept = keep_find(d, &pw->op[0], x); /* the forward's reorder of x */
+    rc = plan_run_given(b, c, pw, pw_ptr, kept ? 0 : -1, (void *)kept, true);
     if (rc == 0 && dx) {
         /* dy staged once when both want the same layout: the weights
          * gradient's stage of it (its operand 1) serves the data gradient
@@ -703,7 +775,7 @@ int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, co
                            dnnl_memory_get_memory_desc(ddy->stage, &mb) == dnnl_success &&
                            dnnl_memory_desc_equal(ma, mb);
         void *pd_ptr[3] = {(void *)dy, (void *)w, dx};
-        rc = plan_run_shared(b, c, pd, pd_ptr, share ? 0 : -1, c->scratch[pw->slot0 + 1]);
+        rc = plan_run_given(b, c, pd, pd_ptr, share ? 0 : -1, c->scratch[pw->slot0 + 1], true);
     }
     return rc;
 }

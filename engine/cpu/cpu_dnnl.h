@@ -44,6 +44,15 @@ int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, co
                            const float *dy, float *dx, float *dw, float *db);
 int cpu_dnnl_gemm(eng_backend *b, const eng_gemm_desc *d, bool bf16, const float *A, const float *B, float *C);
 
+/* d->keep (backend.h): the forward leaves its reordered copy of x there,
+ * with a head saying which x and which layout, and the weights gradient
+ * reads it instead of reordering x again. cpu_dnnl_conv_keep_bytes: what
+ * that takes for d (0: nothing to keep, or oneDNN cannot serve d);
+ * cpu_dnnl_conv_keep_forget: marks d->keep empty (a forward on other
+ * kernels). */
+size_t cpu_dnnl_conv_keep_bytes(eng_backend *b, const eng_conv_desc *d, bool bf16);
+void cpu_dnnl_conv_keep_forget(const eng_conv_desc *d);
+
 /* The implementation oneDNN chose for the last plan used ("brg:avx512_core"). */
 const char *cpu_dnnl_last_impl(const cpu_dnnl *c);
 

@@ -274,6 +274,7 @@ int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const flo
 
 /* cpu_conv2d.c */
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d);
+size_t cpu_conv2d_keep(eng_backend *b, const eng_conv_desc *d);
 int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
                        float *y, void *ws);
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,

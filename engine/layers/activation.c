@@ -35,11 +35,11 @@ static const eng_module_ops activation_ops = {
 };
 
 static const eng_module_ops *const typed_ops[] = {
-    [ENG_ACT_RELU] = &(const eng_module_ops){"relu", activation_forward, activation_backward, NULL, NULL},
-    [ENG_ACT_LEAKY_RELU] = &(const eng_module_ops){"leaky_relu", activation_forward, activation_backward, NULL, NULL},
-    [ENG_ACT_GELU] = &(const eng_module_ops){"gelu", activation_forward, activation_backward, NULL, NULL},
-    [ENG_ACT_SIGMOID] = &(const eng_module_ops){"sigmoid", activation_forward, activation_backward, NULL, NULL},
-    [ENG_ACT_TANH] = &(const eng_module_ops){"tanh", activation_forward, activation_backward, NULL, NULL},
+    [ENG_ACT_RELU] = &(const eng_module_ops){"relu", activation_forward, activation_backward, NULL, NULL, NULL},
+    [ENG_ACT_LEAKY_RELU] = &(const eng_module_ops){"leaky_relu", activation_forward, activation_backward, NULL, NULL, NULL},
+    [ENG_ACT_GELU] = &(const eng_module_ops){"gelu", activation_forward, activation_backward, NULL, NULL, NULL},
+    [ENG_ACT_SIGMOID] = &(const eng_module_ops){"sigmoid", activation_forward, activation_backward, NULL, NULL, NULL},
+    [ENG_ACT_TANH] = &(const eng_module_ops){"tanh", activation_forward, activation_backward, NULL, NULL, NULL},
 };
 
 eng_module *eng_activation_new(const char *name, const eng_shape *in, eng_act kind, float slope)

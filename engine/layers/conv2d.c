@@ -21,6 +21,10 @@ static int conv2d_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     conv2d_module *cv = (conv2d_module *)m;
     eng_conv_desc d = conv_desc(m, c->batch);
+    if (c->training) {
+        d.keep = m->kept;
+        d.keep_bytes = m->kept_bytes;
+    }
     m->y = m->y_store;
     return c->b->ops->conv2d_forward(c->b, &d, x, m->w[0], cv->bias ? m->w[1] : NULL, m->y, m->ws);
 }
@@ -29,6 +33,8 @@ static int conv2d_backward(eng_module *m, const eng_step_ctx *c, const float *x,
 {
     conv2d_module *cv = (conv2d_module *)m;
     eng_conv_desc d = conv_desc(m, c->batch);
+    d.keep = m->kept;
+    d.keep_bytes = m->kept_bytes;
     return c->b->ops->conv2d_backward(c->b, &d, x, m->w[0], dy, dx, m->dw[0], cv->bias ? m->dw[1] : NULL, m->ws);
 }
 
@@ -38,11 +44,23 @@ static size_t conv2d_workspace(const eng_module *m, eng_backend *b, int64_t batc
     return b->ops->conv2d_workspace(b, &d);
 }
 
+/* b NULL: the input in float32, channels padded to a multiple of 16 (the
+ * largest layout a backend keeps), and room for its description. */
+static size_t conv2d_keep(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    eng_conv_desc d = conv_desc(m, batch);
+    if (b)
+        return b->ops->conv2d_keep ? b->ops->conv2d_keep(b, &d) : 0;
+    const int64_t c16 = (d.c + 15) / 16 * 16;
+    return (size_t)eng_size_add(eng_size_mul(eng_size_mul(c16, d.h * d.w), eng_size_mul(batch, sizeof(float))), 4096);
+}
+
 static const eng_module_ops conv2d_ops = {
     .type = "conv2d",
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .workspace = conv2d_workspace,
+    .keep = conv2d_keep,
 };
 
 eng_module *eng_conv2d_new(const char *name, const eng_shape *in, int64_t out, int64_t kernel, int64_t stride,

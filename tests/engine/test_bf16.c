@@ -390,6 +390,56 @@ static void test_conv(void **state)
     }
 }
 
+/* The forward's reordered x, kept for the weights gradient (d.keep): the
+ * same bits as reordering again; really read (a damaged copy changes dw);
+ * not read for another x, nor after a forward that did not fill it. */
+static void test_conv_keep(void **state)
+{
+    (void)state;
+    eng_backend *sides[] = {Bdn, open_with(ENG_PREC_FP32, "onednn")};
+    for (int s = 0; s < 2; s++) {
+        eng_backend *b = sides[s];
+        eng_conv_desc d = {.n = 6, .c = 16, .h = 9, .w = 9, .k = 16, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
+                           .oh = 9, .ow = 9};
+        const int64_t nx = d.n * d.c * d.h * d.w, nw = d.k * d.c * 9, ny = d.n * d.k * d.oh * d.ow;
+        const size_t kb = b->ops->conv2d_keep(b, &d);
+        print_message("  %s: %zu bytes kept\n", s ? "fp32" : "bf16", kb);
+        if (s == 0)
+            assert_true(kb >= (size_t)nx * 2); /* bf16 on oneDNN's kernels reorders x */
+        if (kb == 0)
+            continue; /* fp32 where oneDNN reads x as it is: nothing to keep */
+        float *x = frand(nx), *x2 = malloc((size_t)nx * sizeof *x2), *w = frand(nw), *bias = frand(d.k);
+        float *dy = frand(ny), *y = fzero(ny), *dx = fzero(nx), *dw[4] = {fzero(nw), fzero(nw), fzero(nw), fzero(nw)};
+        float *db = fzero(d.k);
+        unsigned char *keep = malloc(kb);
+        void *ws = NULL;
+        assert_true(x2 && keep);
+        memcpy(x2, x, (size_t)nx * sizeof *x);
+        assert_int_equal(b->ops->alloc(b, b->ops->conv2d_workspace(b, &d), &ws), 0);
+        assert_int_equal(b->ops->conv2d_forward(b, &d, x, w, bias, y, ws), 0);
+        assert_int_equal(b->ops->conv2d_backward(b, &d, x, w, dy, dx, dw[0], db, ws), 0); /* nothing kept */
+        eng_conv_desc dk = d;
+        dk.keep = keep;
+        dk.keep_bytes = kb;
+        assert_int_equal(b->ops->conv2d_forward(b, &dk, x, w, bias, y, ws), 0);
+        assert_int_equal(b->ops->conv2d_backward(b, &dk, x, w, dy, dx, dw[1], db, ws), 0);
+        assert_memory_equal(dw[0], dw[1], (size_t)nw * sizeof(float));
+        memset(keep + kb - (size_t)nx, 0x3f, (size_t)nx); /* the stage's end: x now reads as other values */
+        assert_int_equal(b->ops->conv2d_backward(b, &dk, x2, w, dy, dx, dw[2], db, ws), 0);
+        assert_memory_equal(dw[0], dw[2], (size_t)nw * sizeof(float)); /* another x: reordered again */
+        assert_int_equal(b->ops->conv2d_backward(b, &dk, x, w, dy, dx, dw[3], db, ws), 0);
+        assert_memory_not_equal(dw[0], dw[3], (size_t)nw * sizeof(float)); /* x: the damaged copy was read */
+        assert_int_equal(Bown->ops->conv2d_forward(Bown, &dk, x, w, bias, y, ws), 0); /* own kernels: forgotten */
+        assert_int_equal(b->ops->conv2d_backward(b, &dk, x, w, dy, dx, dw[3], db, ws), 0);
+        assert_memory_equal(dw[0], dw[3], (size_t)nw * sizeof(float));
+        b->ops->free(b, ws);
+        free(x), free(x2), free(w), free(bias), free(dy), free(y), free(dx), free(db), free(keep);
+        for (int i = 0; i < 4; i++)
+            free(dw[i]);
+    }
+    eng_backend_free(sides[1]);
+}
+
 /* ---- everything else is float32 at either precision ---- */
 
 static void same_bits(const char *what, const float *a, const float *b, int64_t n)
@@ -679,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_keep),
         cmocka_unit_test(test_bf16_outputs),
         cmocka_unit_test(test_other_ops_unchanged),
         cmocka_unit_test(test_mixers_against_fp32),

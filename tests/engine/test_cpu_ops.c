@@ -230,7 +230,7 @@ static void test_backend_basics(void **state)
         (void *)o->destroy, (void *)o->alloc, (void *)o->free, (void *)o->upload, (void *)o->download,
         (void *)o->copy, (void *)o->fill, (void *)o->sync, (void *)o->gemm, (void *)o->bias_add,
         (void *)o->bias_grad, (void *)o->add, (void *)o->copy_2d, (void *)o->transpose,
-        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace,
+        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep,
         (void *)o->conv2d_forward, (void *)o->conv2d_backward, (void *)o->pool_forward, (void *)o->pool_backward,
         (void *)o->batchnorm_forward_train, (void *)o->batchnorm_forward_eval, (void *)o->batchnorm_backward,
         (void *)o->layernorm_forward, (void *)o->layernorm_backward, (void *)o->act_forward,

@@ -109,6 +109,7 @@ static void test_fusion_changes_no_bit(void **state)
     plain_ops.batchnorm_relu_forward_eval = NULL;
     plain_ops.pool_relu_backward = NULL;
     plain_ops.batchnorm_relu_backward = NULL;
+    plain_ops.conv2d_keep = NULL;
     plain_ops.bias_act = NULL;
     plain_ops.bias_residual = NULL;
     plain_ops.layernorm_backward_add = NULL;
@@ -119,8 +120,9 @@ static void test_fusion_changes_no_bit(void **state)
 }
 
 /* bf16 storage (the mixer's norm and GELU outputs kept in bf16, read so by
- * the products) changes no bit either: against the same backend without
- * the bf16-output operations, on our own kernels and on oneDNN's (forced,
+ * the products; the convolutions' inputs kept as oneDNN read them) changes
+ * no bit either: against the same backend without the bf16-output
+ * operations and conv2d_keep, on our own kernels and on oneDNN's (forced,
  * so that both sides run the same kernels). */
 static void test_bf16_storage_changes_no_bit(void **state)
 {
@@ -137,9 +139,10 @@ static void test_bf16_storage_changes_no_bit(void **state)
         plain_ops.bias_act_bf16 = NULL;
         plain_ops.act_bias_backward_bf16 = NULL;
         plain_ops.bias_grad_bf16 = NULL;
+        plain_ops.conv2d_keep = NULL; /* and the convolutions' kept inputs */
         print_message("  bf16 on %s kernels:\n", sides[s]);
-        const char *names[] = {"mlp_mixer_S4"};
-        compare_with_plain(cpu, &plain_ops, names, 1);
+        const char *names[] = {"mlp_mixer_S4", "normal_cnn", "residual_cnn"};
+        compare_with_plain(cpu, &plain_ops, names, 3);
         eng_backend_free(cpu);
     }
 }
