@@ -27,6 +27,52 @@ static int bn_check(const char *op, const eng_norm_desc *d)
     return 0;
 }
 
+/* Channels of few positions each (the 3x3 planes of the seed CNNs' last
+ * layers: inner 9) run as the inner == 1 case over n * inner "channels",
+ * the per-channel constants repeated for each position: loops of 9 values
+ * per channel vectorise poorly. The reductions' partial sums are then
+ * folded per channel, in a fixed order. */
+#define BN_FLAT_INNER 16
+
+static bool bn_flat(const eng_norm_desc *d) { return d->inner > 1 && d->inner < BN_FLAT_INNER; }
+
+/* The view the kernels run on: d itself, or its flat form. */
+static eng_norm_desc bn_view(const eng_norm_desc *d)
+{
+    eng_norm_desc v = *d;
+    if (bn_flat(d)) {
+        v.n = d->n * d->inner;
+        v.inner = 1;
+    }
+    return v;
+}
+
+/* Per-channel constants for view v: c itself, or each repeated inner times
+ * into out (v.n floats). */
+static const float *bn_spread(const eng_norm_desc *d, const float *c, float *out)
+{
+    if (!bn_flat(d) || !c)
+        return c;
+    for (int64_t j = 0; j < d->n; j++)
+        for (int64_t i = 0; i < d->inner; i++)
+            out[j * d->inner + i] = c[j];
+    return out;
+}
+
+/* Channel j's two sums from the chunks' partial sums (2 v.n doubles each). */
+static void bn_fold(const eng_norm_desc *d, const double *part, int64_t nchunks, int64_t j, double *s1, double *s2)
+{
+    const int64_t per = bn_flat(d) ? d->inner : 1, nv = d->n * per;
+    double a = 0.0, q = 0.0;
+    for (int64_t k = 0; k < nchunks; k++)
+        for (int64_t i = 0; i < per; i++) {
+            a += part[k * 2 * nv + j * per + i];
+            q += part[k * 2 * nv + nv + j * per + i];
+        }
+    *s1 = a;
+    *s2 = q;
+}
+
 /* Chunks of `outer` for the reductions. */
 static int64_t bn_chunk(const eng_norm_desc *d)
 {
@@ -166,32 +212,33 @@ static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float 
     CPU_CHECK((running_mean == NULL) == (running_var == NULL),
               "cpu batchnorm_forward_train: running_mean and running_var must both be set or both NULL");
 
-    const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
-    /* part: nchunks x (2n) sums; shift, a, c, mean (high, low): n floats each */
-    double *part = calloc((size_t)(nchunks * 2 * n), sizeof *part);
-    float *fbuf = malloc((size_t)(5 * n) * sizeof *fbuf);
+    const eng_norm_desc v = bn_view(d);
+    const int64_t chunk = bn_chunk(&v), nchunks = (d->outer + chunk - 1) / chunk;
+    /* part: nchunks x (2 v.n) sums; shift, a, c, mean (high, low): n floats
+     * each, then the same five spread over v.n */
+    double *part = calloc((size_t)(nchunks * 2 * v.n), sizeof *part);
+    float *fbuf = malloc((size_t)(5 * (n + v.n)) * sizeof *fbuf);
     if (!part || !fbuf) {
         free(part);
         free(fbuf);
         return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_train: out of memory");
     }
     float *shift = fbuf, *a = fbuf + n, *c = fbuf + 2 * n, *mf = fbuf + 3 * n, *ml = fbuf + 4 * n;
+    float *spread = fbuf + 5 * n;
     for (int64_t j = 0; j < n; j++)
         shift[j] = x[j * d->inner];
+    const float *vshift = bn_spread(d, shift, spread);
 
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_stats_chunk(d, x, shift, o0, o1, part + k * 2 * n);
+        bn_stats_chunk(&v, x, vshift, o0, o1, part + k * 2 * v.n);
     }
 
     const double inv_count = 1.0 / (double)count;
     for (int64_t j = 0; j < n; j++) {
-        double s1 = 0.0, s2 = 0.0;
-        for (int64_t k = 0; k < nchunks; k++) {
-            s1 += part[k * 2 * n + j];
-            s2 += part[k * 2 * n + n + j];
-        }
+        double s1, s2;
+        bn_fold(d, part, nchunks, j, &s1, &s2);
         const double dm = s1 * inv_count; /* mean - shift */
         double var = s2 * inv_count - dm * dm;
         if (var < 0.0)
@@ -215,7 +262,8 @@ static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float 
         }
     }
     free(part);
-    bn_apply(b, d, x, mf, ml, a, c, relu, y);
+    bn_apply(b, &v, x, bn_spread(d, mf, spread), bn_spread(d, ml, spread + v.n), bn_spread(d, a, spread + 2 * v.n),
+             bn_spread(d, c, spread + 3 * v.n), relu, y);
     if (save_apply) { /* the mean's float is save_mean's, c is beta: ml and a suffice */
         memcpy(save_apply, ml, (size_t)n * sizeof *ml);
         memcpy(save_apply + n, a, (size_t)n * sizeof *a);
@@ -267,7 +315,15 @@ static int bn_forward_eval(eng_backend *b, const eng_norm_desc *d, const float *
         c[j] = beta ? beta[j] : 0.0f;
         zero[j] = 0.0f;
     }
-    bn_apply(b, d, x, running_mean, zero, a, c, relu, y);
+    const eng_norm_desc v = bn_view(d);
+    float *spread = bn_flat(d) ? malloc((size_t)(4 * v.n) * sizeof *spread) : NULL;
+    if (bn_flat(d) && !spread) {
+        free(a);
+        return eng_error(ENG_ENOMEM, "cpu batchnorm_forward_eval: out of memory");
+    }
+    bn_apply(b, &v, x, bn_spread(d, running_mean, spread), bn_spread(d, zero, spread + v.n),
+             bn_spread(d, a, spread + 2 * v.n), bn_spread(d, c, spread + 3 * v.n), relu, y);
+    free(spread);
     free(a);
     return 0;
 }
@@ -406,27 +462,32 @@ static int bn_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
         CPU_NONNULL("batchnorm_backward", dgamma);
         CPU_NONNULL("batchnorm_backward", dbeta);
     }
-    const int64_t chunk = bn_chunk(d), nchunks = (d->outer + chunk - 1) / chunk;
-    double *part = calloc((size_t)(nchunks * 2 * n), sizeof *part);
-    float *fbuf = malloc((size_t)(3 * n) * sizeof *fbuf);
+    const eng_norm_desc v = bn_view(d);
+    const int64_t chunk = bn_chunk(&v), nchunks = (d->outer + chunk - 1) / chunk;
+    /* part: nchunks x (2 v.n) sums; k, mdy, s: n floats each, then the
+     * mean, k, mdy, s and the relu's four constants spread over v.n */
+    double *part = calloc((size_t)(nchunks * 2 * v.n), sizeof *part);
+    float *fbuf = malloc((size_t)(3 * n + 8 * v.n) * sizeof *fbuf);
     if (!part || !fbuf) {
         free(part);
         free(fbuf);
         return eng_error(ENG_ENOMEM, "cpu batchnorm_backward: out of memory");
     }
+    float *spread = fbuf + 3 * n;
+    const float *vmean = bn_spread(d, save_mean, spread);
+    if (r.m)
+        r = (bn_relu_mask){bn_spread(d, r.m, spread + 4 * v.n), bn_spread(d, r.ml, spread + 5 * v.n),
+                           bn_spread(d, r.a, spread + 6 * v.n), bn_spread(d, r.c, spread + 7 * v.n)};
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        bn_grad_chunk(d, x, dy, save_mean, r, o0, o1, part + k * 2 * n);
+        bn_grad_chunk(&v, x, dy, vmean, r, o0, o1, part + k * 2 * v.n);
     }
     float *kk = fbuf, *mdy = fbuf + n, *sc = fbuf + 2 * n;
     const double inv_count = 1.0 / (double)count;
     for (int64_t j = 0; j < n; j++) {
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t k = 0; k < nchunks; k++) {
-            sdy += part[k * 2 * n + j];
-            sdyx += part[k * 2 * n + n + j];
-        }
+        double sdy, sdyx;
+        bn_fold(d, part, nchunks, j, &sdy, &sdyx);
         const double is = (double)save_invstd[j], g = gamma ? (double)gamma[j] : 1.0;
         kk[j] = (float)(sdyx * inv_count * is * is);
         mdy[j] = (float)(sdy * inv_count);
@@ -437,11 +498,13 @@ static int bn_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
         }
     }
     free(part);
+    const float *vk = bn_spread(d, kk, spread + v.n), *vmdy = bn_spread(d, mdy, spread + 2 * v.n);
+    const float *vsc = bn_spread(d, sc, spread + 3 * v.n);
     if (dx) { /* NULL: the first layer of a model, only dgamma and dbeta wanted */
 #pragma omp parallel for num_threads(cpu_team(b, count * n)) schedule(static)
         for (int64_t k = 0; k < nchunks; k++) {
             const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-            bn_dx_chunk(d, x, dy, save_mean, kk, mdy, sc, r, o0, o1, dx);
+            bn_dx_chunk(&v, x, dy, vmean, vk, vmdy, vsc, r, o0, o1, dx);
         }
     }
     free(fbuf);

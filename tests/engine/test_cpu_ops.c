@@ -900,8 +900,10 @@ static void bn_run(int64_t outer, int64_t n, int64_t inner, bool affine, bool fd
 static void test_batchnorm(void **state)
 {
     (void)state;
-    bn_run(3, 4, 6, true, true);     /* BatchNorm2d: (N, C, H*W) */
+    bn_run(3, 4, 6, true, true);     /* BatchNorm2d: (N, C, H*W), small planes (run flat) */
     bn_run(3, 4, 6, false, true);
+    bn_run(3, 4, 17, true, true);    /* planes of 17 and more: per channel */
+    bn_run(3000, 5, 9, true, false); /* flat, many reduction chunks */
     bn_run(7, 5, 1, true, true);     /* BatchNorm1d: (B, F, 1) */
     bn_run(9, 5, 1, false, true);
     bn_run(300, 3, 50, true, false); /* many reduction chunks */
@@ -1111,7 +1113,7 @@ static void test_fused_epilogues(void **state)
 
     /* batchnorm then relu, in training (with the running statistics) and in
      * eval; the backward of both, with and without gamma and beta */
-    static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}, {5, 17, 33}};
+    static const int64_t bn_shapes[][3] = {{33, 70, 1}, {9, 16, 300}, {4, 3, 1025}, {5, 17, 33}, {40, 12, 9}};
     for (size_t s = 0; s < sizeof bn_shapes / sizeof bn_shapes[0]; s++) {
         eng_norm_desc d = {.outer = bn_shapes[s][0], .n = bn_shapes[s][1], .inner = bn_shapes[s][2], .eps = 1e-5f,
                            .momentum = 0.1f};
