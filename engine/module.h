@@ -98,8 +98,8 @@ struct eng_module {
     /* Fusion (eng_model_build pairs a batchnorm with the relu after it in a
      * chain): out_relu, the batchnorm applies the relu to its own output in
      * the same pass; relu_done, that relu's forward passes its input on as
-     * its output (its backward is unchanged: the mask of a relu'd value is
-     * the mask of the value). */
+     * its output (the mask of a relu'd value is the mask of the value, so
+     * its backward needs nothing else). */
     bool out_relu, relu_done;
     /* Backward fusion: grad_relu, the backward also takes the gradient
      * through a neighbouring relu - a max pool's, the relu's right before
