@@ -193,8 +193,6 @@ typedef struct eng_backend_ops {
     /* convolution; ws has conv2d_workspace(d) bytes, and a workspace sized for
      * a batch of n also serves every smaller batch of the same shape */
     size_t (*conv2d_workspace)(eng_backend *b, const eng_conv_desc *d);
-    /* bytes of d->keep that serve this backend (optional; NULL or 0: none) */
-    size_t (*conv2d_keep)(eng_backend *b, const eng_conv_desc *d);
     int (*conv2d_forward)(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *bias /* nullable */, float *y, void *ws);
     /* dw (and db if not NULL) are overwritten; dx is skipped when NULL */
@@ -283,6 +281,10 @@ typedef struct eng_backend_ops {
      * for the shapes it names instead of choosing again. */
     int (*kernels_record)(eng_backend *b, char **text);
     int (*kernels_restore)(eng_backend *b, const char *text);
+
+    /* Optional (NULL or 0: none): the bytes of eng_conv_desc.keep that serve
+     * this backend for d (the CPU: oneDNN's reordered copy of x). */
+    size_t (*conv2d_keep)(eng_backend *b, const eng_conv_desc *d);
 
     /* Optional fused epilogues (NULL: callers run the separate operations).
      * Each gives exactly the bits of the operations it replaces, in one pass
