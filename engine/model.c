@@ -138,7 +138,7 @@ static int add_tensors(tensor_table *t, eng_tensor_decl *decl, int ndecl, const 
  * a relu right after it (the seed CNNs' BN -> ReLU), which its forward pass
  * applies and, unless a pool took it, its backward pass too: one pass over
  * memory instead of two, the same bits. */
-static void fuse_batchnorm_relu(eng_module *m)
+static void fuse_relus(eng_module *m)
 {
     for (int i = 0; i + 1 < m->nchild; i++) {
         eng_module *a = m->child[i], *next = m->child[i + 1];
@@ -150,7 +150,7 @@ static void fuse_batchnorm_relu(eng_module *m)
     }
     for (int i = 0; i < m->nchild; i++) {
         eng_module *a = m->child[i], *next = i + 1 < m->nchild ? m->child[i + 1] : NULL;
-        fuse_batchnorm_relu(a);
+        fuse_relus(a);
         if (next && !strcmp(a->ops->type, "batchnorm") && !strcmp(next->ops->type, "relu") && !a->y_alias &&
             eng_shape_equal(&a->out, &next->in)) {
             a->out_relu = true;
@@ -227,7 +227,7 @@ int eng_model_build(const eng_model_desc *desc, const eng_shape *input, int64_t 
     if (rc == 0)
         rc = collect(md, md->root, "", 0);
     if (rc == 0)
-        fuse_batchnorm_relu(md->root);
+        fuse_relus(md->root);
     if (rc < 0) {
         if (rc == ENG_EINVAL && d.count > 0 && fn)
             eng_error(ENG_EINVAL, "the model description has %d problem%s", d.count, d.count == 1 ? "" : "s");

@@ -303,10 +303,10 @@ static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x,
     int rc = pool_check(relu ? "pool_relu_backward" : "pool_backward", d);
     if (rc < 0)
         return rc;
+    CPU_CHECK(!relu || d->mode == ENG_POOL_MAX, "cpu pool_relu_backward: only for max pooling");
     const int64_t planes = d->n * d->c;
     if (planes == 0)
         return 0;
-    CPU_CHECK(!relu || d->mode == ENG_POOL_MAX, "cpu pool_relu_backward: only for max pooling");
     if (d->mode == ENG_POOL_MAX)
         CPU_NONNULL("pool_backward", x);
     CPU_NONNULL("pool_backward", dy);
