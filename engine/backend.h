@@ -92,6 +92,13 @@ typedef struct eng_pool_desc {
     int64_t n, c, h, w;
     int64_t kh, kw, stride, pad;
     int64_t oh, ow;
+    /* Optional (NULL: none), as eng_conv_desc.keep: keep_bytes >=
+     * pool_keep(d) bytes, kept by the caller from a training forward to the
+     * backward of the same x and y, which must not change in between: the
+     * forward may leave there where each window's maximum lies, which the
+     * backward then need not find again in x. */
+    void *keep;
+    size_t keep_bytes;
 } eng_pool_desc;
 
 /* Normalisation over a tensor viewed as (outer, n, inner).
@@ -285,6 +292,9 @@ typedef struct eng_backend_ops {
     /* Optional (NULL or 0: none): the bytes of eng_conv_desc.keep that serve
      * this backend for d (the CPU: oneDNN's reordered copy of x). */
     size_t (*conv2d_keep)(eng_backend *b, const eng_conv_desc *d);
+    /* Optional (NULL or 0: none): the bytes of eng_pool_desc.keep that serve
+     * this backend for d (the CPU: a max pool's argmax, a byte per output). */
+    size_t (*pool_keep)(eng_backend *b, const eng_pool_desc *d);
 
     /* Optional fused epilogues (NULL: callers run the separate operations).
      * Each gives exactly the bits of the operations it replaces, in one pass

@@ -282,6 +282,7 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
 
 /* cpu_pool.c */
 int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, float *y);
+size_t cpu_pool_keep(eng_backend *b, const eng_pool_desc *d);
 int cpu_pool_relu_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y,
                            const float *dy, float *dx);
 int cpu_pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const float *dy,

@@ -1,10 +1,12 @@
 /* 2-d max and average pooling over NCHW planes.
  *
- * Max pooling keeps no argmax indices: the backward pass finds, for every
- * window, the first element equal to the forward output (row-major window
- * order; a NaN wins and propagates) - which is the first maximum - in a
- * branch-free pass vectorised over the output row, then adds the gradients
- * at those positions. The forward pass takes the maximum of each window
+ * Max pooling's backward pass needs, for every window, the first element
+ * equal to the forward output (row-major window order; a NaN wins and
+ * propagates) - which is the first maximum. A training forward given a
+ * keep buffer (eng_pool_desc.keep) leaves it there, a byte per output, and
+ * the backward of the same x and y reads it; otherwise the backward finds
+ * it again in x, in a branch-free pass vectorised over the output row. Then
+ * it adds the gradients at those positions. The forward pass takes the maximum of each window
  * directly, vectorised over the output row. Planes are independent, so the
  * work is split over (n, c) planes and overlapping windows accumulate
  * without races. Padding is handled by reading a copy of the plane with
@@ -161,6 +163,72 @@ static int64_t pool_group(const eng_pool_desc *d)
     return g < most ? g : (most > 1 ? most : 1);
 }
 
+/* The forward that also notes, in arg[o], the tap t of the element it took:
+ * the first maximum (max_first), the same position as max_plane_argmax
+ * finds from y. */
+static void max_plane_forward_arg(int64_t ohw, int64_t taps, const float *restrict v,
+                                  const int32_t *restrict base, const int32_t *restrict toff, float *restrict y,
+                                  float *restrict fpos, uint8_t *restrict arg)
+{
+#pragma omp simd
+    for (int64_t o = 0; o < ohw; o++) {
+        y[o] = v[base[o]];
+        fpos[o] = 0.0f;
+    }
+    /* the tap as a float, blended as y is (in integer lanes, or bytes,
+     * the forward took 1.7x as long as without the argmax; so, 1.2x) */
+    for (int64_t t = 1; t < taps; t++) {
+        const float *restrict vt = v + toff[t];
+        const float ft = (float)t;
+#pragma omp simd
+        for (int64_t o = 0; o < ohw; o++) {
+            const float m = y[o], x = vt[base[o]];
+            const bool take = (x > m || x != x) && m == m;
+            y[o] = take ? x : m;
+            fpos[o] = take ? ft : fpos[o];
+        }
+    }
+#pragma omp simd
+    for (int64_t o = 0; o < ohw; o++)
+        arg[o] = (uint8_t)fpos[o];
+}
+
+/* ---- the argmax kept from the forward (eng_pool_desc.keep) ---- */
+
+/* The head of a keep buffer: which x and y its argmax belongs to; the
+ * argmax follows at POOL_KEEP_HEAD, planes * oh * ow bytes. */
+typedef struct pool_keep_head {
+    uint64_t magic; /* POOL_KEEP_MAGIC while an argmax is there */
+    const float *x, *y;
+} pool_keep_head;
+#define POOL_KEEP_MAGIC 0x78616d6c6f6f7064ull
+#define POOL_KEEP_HEAD ((sizeof(pool_keep_head) + 63) / 64 * 64)
+
+size_t cpu_pool_keep(eng_backend *b, const eng_pool_desc *d)
+{
+    (void)b;
+    if (d->mode != ENG_POOL_MAX || d->kh * d->kw > 255)
+        return 0; /* a tap must fit in a byte */
+    return POOL_KEEP_HEAD + (size_t)(d->n * d->c * d->oh * d->ow);
+}
+
+/* Where the argmax goes in d->keep; NULL when d has no keep that fits. */
+static uint8_t *keep_args(const eng_pool_desc *d)
+{
+    const size_t need = cpu_pool_keep(NULL, d);
+    if (!d->keep || !need || d->keep_bytes < need)
+        return NULL;
+    return (uint8_t *)d->keep + POOL_KEEP_HEAD;
+}
+
+/* The kept argmax when it is that of this x and y; NULL otherwise. */
+static const uint8_t *keep_find(const eng_pool_desc *d, const float *x, const float *y)
+{
+    const uint8_t *args = keep_args(d);
+    const pool_keep_head *h = d->keep;
+    return args && h->magic == POOL_KEEP_MAGIC && h->x == x && h->y == y && y ? args : NULL;
+}
+
 static void avg_plane_forward(const eng_pool_desc *d, const float *x, float *y)
 {
     for (int64_t oy = 0; oy < d->oh; oy++)
@@ -191,9 +259,14 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
             avg_plane_forward(d, x + pl * hw, y + pl * ohw);
         return 0;
     }
+    uint8_t *args = keep_args(d);
+    if (args)
+        ((pool_keep_head *)d->keep)->magic = 0; /* until the new argmax is all there */
     const int team = cpu_team(b, planes * hw);
     const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
-    const int64_t per = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
+    /* per thread: the padded view, and the argmax as floats when it is kept */
+    const int64_t pad_n = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
+    const int64_t per = pad_n + (args ? group * ohw : 0);
     float *scratch = malloc((size_t)(team * per) * sizeof *scratch);
     int32_t *toff = NULL, *base = pool_tables(d, group, &toff);
     if (!scratch || !base) {
@@ -203,7 +276,7 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
     }
 #pragma omp parallel num_threads(team)
     {
-        float *padbuf = scratch + omp_get_thread_num() * per;
+        float *padbuf = scratch + omp_get_thread_num() * per, *fpos = padbuf + pad_n;
         bool fresh = true;
 #pragma omp for schedule(static)
         for (int64_t gi = 0; gi < groups; gi++) {
@@ -213,11 +286,16 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
             const float *v = max_view(d, x + pl * hw, padbuf, fresh, &ld);
             fresh = false;
             (void)ld;
-            max_plane_forward(np * ohw, d->kh * d->kw, v, base, toff, y + pl * ohw);
+            if (args)
+                max_plane_forward_arg(np * ohw, d->kh * d->kw, v, base, toff, y + pl * ohw, fpos, args + pl * ohw);
+            else
+                max_plane_forward(np * ohw, d->kh * d->kw, v, base, toff, y + pl * ohw);
         }
     }
     free(scratch);
     free(base);
+    if (args)
+        *(pool_keep_head *)d->keep = (pool_keep_head){.magic = POOL_KEEP_MAGIC, .x = x, .y = y};
     return 0;
 }
 
@@ -243,26 +321,35 @@ static void max_plane_argmax(int64_t ohw, int64_t taps, const float *restrict v,
 }
 
 /* dx of np max-pooled planes (overwritten; np > 1 only unpadded), from
- * their forward output y (computed here into ybuf when the caller has none).
- * relu: no additions where x <= 0 (or NaN), the relu before the pool. */
+ * their forward output y (computed here into ybuf when the caller has none)
+ * and the forward's argmax `kept` (NULL: found again in x). relu: no
+ * additions where the window's maximum (x at the argmax, which is y) is
+ * <= 0 or NaN - the relu before the pool. */
 static void max_plane_backward(const eng_pool_desc *d, int64_t np, const float *x, const float *y, const float *dy,
-                               float *dx, float *padbuf, bool fresh, float *ybuf, int32_t *pos, const int32_t *base,
-                               const int32_t *toff, bool relu)
+                               float *dx, float *padbuf, bool *fresh, float *ybuf, int32_t *pos, const int32_t *base,
+                               const int32_t *toff, bool relu, const uint8_t *kept)
 {
-    int64_t ld;
-    const float *v = max_view(d, x, padbuf, fresh, &ld);
     const int64_t ohw = d->oh * d->ow, taps = d->kh * d->kw;
-    if (!y) {
-        max_plane_forward(np * ohw, taps, v, base, toff, ybuf);
-        y = ybuf;
+    if (kept) {
+#pragma omp simd
+        for (int64_t o = 0; o < np * ohw; o++)
+            pos[o] = kept[o];
+    } else {
+        int64_t ld;
+        const float *v = max_view(d, x, padbuf, *fresh, &ld);
+        *fresh = false;
+        if (!y) {
+            max_plane_forward(np * ohw, taps, v, base, toff, ybuf);
+            y = ybuf;
+        }
+        max_plane_argmax(np * ohw, taps, v, base, toff, y, pos);
     }
-    max_plane_argmax(np * ohw, taps, v, base, toff, y, pos);
     const int64_t H = d->h, W = d->w, S = d->stride, P = d->pad;
     const int32_t *ty = toff + taps, *tx = ty + taps; /* (ky, kx) of each tap */
     memset(dx, 0, (size_t)(np * H * W) * sizeof(float));
-    for (int64_t p = 0; p < np; p++, x += H * W, dx += H * W, dy += ohw, pos += ohw)
+    for (int64_t p = 0; p < np; p++, dx += H * W, dy += ohw, y += ohw, pos += ohw)
         for (int64_t oy = 0; oy < d->oh; oy++) {
-            const float *g = dy + oy * d->ow;
+            const float *g = dy + oy * d->ow, *m = y + oy * d->ow;
             const int32_t *po = pos + oy * d->ow;
             for (int64_t ox = 0; ox < d->ow; ox++) {
                 const int32_t t = po[ox];
@@ -276,7 +363,7 @@ static void max_plane_backward(const eng_pool_desc *d, int64_t np, const float *
                     const window wd = pool_window(d, oy, ox);
                     at = wd.y0 * W + wd.x0;
                 }
-                if (!relu || x[at] > 0.0f)
+                if (!relu || m[ox] > 0.0f)
                     dx[at] += g[ox];
             }
         }
@@ -318,6 +405,7 @@ static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x,
             avg_plane_backward(d, dy + pl * ohw, dx + pl * hw);
         return 0;
     }
+    const uint8_t *kept = keep_find(d, x, y);
     /* per thread: the padded view, the argmax positions, a forward output when y is NULL */
     const int team = cpu_team(b, planes * hw);
     const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
@@ -338,10 +426,10 @@ static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x,
 #pragma omp for schedule(static)
         for (int64_t gi = 0; gi < groups; gi++) {
             const int64_t pl = gi * group, np = pl + group <= planes ? group : planes - pl;
-            prefetch_group(x, hw, pl + np, planes, group);
+            if (!kept)
+                prefetch_group(x, hw, pl + np, planes, group);
             max_plane_backward(d, np, x + pl * hw, y ? y + pl * ohw : NULL, dy + pl * ohw, dx + pl * hw, padbuf,
-                               fresh, ybuf, pos, base, toff, relu);
-            fresh = false;
+                               &fresh, ybuf, pos, base, toff, relu, kept ? kept + pl * ohw : NULL);
         }
     }
     free(scratch);

@@ -20,6 +20,10 @@ static eng_pool_desc pool_desc(const eng_module *m, int64_t batch)
 static int pool_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     eng_pool_desc d = pool_desc(m, c->batch);
+    if (c->training) {
+        d.keep = m->kept;
+        d.keep_bytes = m->kept_bytes;
+    }
     m->y = m->y_store;
     return c->b->ops->pool_forward(c->b, &d, x, m->y);
 }
@@ -29,6 +33,8 @@ static int pool_backward(eng_module *m, const eng_step_ctx *c, const float *x, c
     if (!dx)
         return 0;
     eng_pool_desc d = pool_desc(m, c->batch);
+    d.keep = m->kept;
+    d.keep_bytes = m->kept_bytes;
     const eng_backend_ops *o = c->b->ops;
     if (!m->grad_relu)
         return o->pool_backward(c->b, &d, x, m->y, dy, dx);
@@ -40,7 +46,18 @@ static int pool_backward(eng_module *m, const eng_step_ctx *c, const float *x, c
     return o->act_backward(c->b, ENG_ACT_RELU, 0.0f, eng_shape_numel(&m->in) * c->batch, x, x, dx, dx);
 }
 
-static const eng_module_ops maxpool_ops = {.type = "maxpool", .forward = pool_forward, .backward = pool_backward};
+/* b NULL: a byte per output (the largest a backend keeps: the CPU's
+ * argmax) and room for its description. */
+static size_t pool_keep(const eng_module *m, eng_backend *b, int64_t batch)
+{
+    eng_pool_desc d = pool_desc(m, batch);
+    if (b)
+        return b->ops->pool_keep ? b->ops->pool_keep(b, &d) : 0;
+    return (size_t)eng_size_add(eng_size_mul(eng_shape_numel(&m->out), batch), 4096);
+}
+
+static const eng_module_ops maxpool_ops = {
+    .type = "maxpool", .forward = pool_forward, .backward = pool_backward, .keep = pool_keep};
 static const eng_module_ops avgpool_ops = {.type = "avgpool", .forward = pool_forward, .backward = pool_backward};
 
 eng_module *eng_pool_new(const char *name, const eng_shape *in, eng_pool_mode mode, int64_t kernel, int64_t stride,

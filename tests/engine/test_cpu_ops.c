@@ -230,7 +230,7 @@ static void test_backend_basics(void **state)
         (void *)o->destroy, (void *)o->alloc, (void *)o->free, (void *)o->upload, (void *)o->download,
         (void *)o->copy, (void *)o->fill, (void *)o->sync, (void *)o->gemm, (void *)o->bias_add,
         (void *)o->bias_grad, (void *)o->add, (void *)o->copy_2d, (void *)o->transpose,
-        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep,
+        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep, (void *)o->pool_keep,
         (void *)o->conv2d_forward, (void *)o->conv2d_backward, (void *)o->pool_forward, (void *)o->pool_backward,
         (void *)o->batchnorm_forward_train, (void *)o->batchnorm_forward_eval, (void *)o->batchnorm_backward,
         (void *)o->layernorm_forward, (void *)o->layernorm_backward, (void *)o->act_forward,
@@ -1085,7 +1085,42 @@ static void test_fused_epilogues(void **state)
         for (int64_t i = 0; i < nx; i++)
             kept += dx2[i] != 0.0f;
         assert_true(kept > 0 && kept < nx);
+
+        /* the argmax kept by a training forward (pool_keep) gives the same
+         * bits as finding it again, with and without the relu */
+        const size_t kb = B->ops->pool_keep(B, &d);
+        assert_true(kb >= (size_t)ny);
+        eng_pool_desc dk = d;
+        dk.keep = malloc(kb);
+        dk.keep_bytes = kb;
+        assert_non_null(dk.keep);
+        float *ky = fbuf(ny), *dx3 = fbuf(nx), *dx4 = fbuf(nx);
+        assert_int_equal(B->ops->pool_forward(B, &dk, x, ky), 0);
+        assert_memory_equal(py, ky, (size_t)ny * sizeof(float));
+        assert_int_equal(B->ops->pool_backward(B, &d, x, py, g, dx3), 0);
+        assert_int_equal(B->ops->pool_backward(B, &dk, x, ky, g, dx4), 0);
+        assert_memory_equal(dx3, dx4, (size_t)nx * sizeof(float));
+        assert_int_equal(B->ops->pool_relu_backward(B, &dk, x, ky, g, dx4), 0);
+        assert_memory_equal(dx2, dx4, (size_t)nx * sizeof(float));
+        /* it is really read: with x changed behind its back (which the
+         * contract forbids) the kept argmax still routes as before, while
+         * another x (a copy) has its own found */
+        float *xz = fbuf(nx);
+        memcpy(xz, x, (size_t)nx * sizeof(float));
+        for (int64_t i = 0; i < nx; i++)
+            x[i] = (float)(i % 7);
+        assert_int_equal(B->ops->pool_backward(B, &dk, x, ky, g, dx4), 0);
+        assert_memory_equal(dx3, dx4, (size_t)nx * sizeof(float));
+        memcpy(xz, x, (size_t)nx * sizeof(float));
+        assert_int_equal(B->ops->pool_backward(B, &dk, xz, ky, g, dx4), 0);
+        assert_memory_not_equal(dx3, dx4, (size_t)nx * sizeof(float));
+        assert_int_equal(B->ops->pool_backward(B, &d, xz, ky, g, dx3), 0);
+        assert_memory_equal(dx3, dx4, (size_t)nx * sizeof(float));
+        free(dk.keep);
     }
+    eng_pool_desc avgk = {.mode = ENG_POOL_AVG, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3, .stride = 2,
+                          .oh = 1, .ow = 1};
+    assert_int_equal(B->ops->pool_keep(B, &avgk), 0); /* an average pool keeps nothing */
     eng_pool_desc avg = {.mode = ENG_POOL_AVG, .n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3, .stride = 2,
                          .oh = 1, .ow = 1};
     float px[9] = {0}, pdy = 1.0f, pdx[9];

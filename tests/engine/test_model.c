@@ -110,6 +110,7 @@ static void test_fusion_changes_no_bit(void **state)
     plain_ops.pool_relu_backward = NULL;
     plain_ops.batchnorm_relu_backward = NULL;
     plain_ops.conv2d_keep = NULL;
+    plain_ops.pool_keep = NULL; /* the max pools find their argmax again in x */
     plain_ops.bias_act = NULL;
     plain_ops.bias_residual = NULL;
     plain_ops.layernorm_backward_add = NULL;
@@ -140,6 +141,7 @@ static void test_bf16_storage_changes_no_bit(void **state)
         plain_ops.act_bias_backward_bf16 = NULL;
         plain_ops.bias_grad_bf16 = NULL;
         plain_ops.conv2d_keep = NULL; /* and the convolutions' kept inputs */
+        plain_ops.pool_keep = NULL;   /* and the max pools' argmax */
         print_message("  bf16 on %s kernels:\n", sides[s]);
         const char *names[] = {"mlp_mixer_S4", "normal_cnn", "residual_cnn"};
         compare_with_plain(cpu, &plain_ops, names, 3);
