@@ -750,10 +750,26 @@ int cpu_dnnl_conv_backward(eng_backend *b, const eng_conv_desc *d, bool bf16, co
     if (!c)
         return eng_error(ENG_ENOTSUP, "oneDNN is not available");
     int64_t key[DN_KEY_N];
+    dn_build_args a = {.kind = DN_CONV_BWD_DATA, .conv = d, .bf16 = bf16};
+    dn_plan *pw = NULL, *pd = NULL;
+    int rc;
+    if (bf16 && cpu_conv_wgrad_gemm_fits(d)) {
+        /* the weights gradient as products (cpu_conv_wgrad.c); the data
+         * gradient stages dy itself */
+        if (dx) {
+            conv_key(key, DN_CONV_BWD_DATA, d, bf16, false);
+            if ((rc = plan_get(c, key, &a, &pd)) < 0)
+                return rc;
+        }
+        if ((rc = cpu_conv_wgrad_gemm(b, d, x, dy, dw, db)) < 0 || !dx)
+            return rc;
+        void *pd_ptr[3] = {(void *)dy, (void *)w, dx};
+        return plan_run(b, c, pd, pd_ptr);
+    }
     conv_key(key, DN_CONV_BWD_WEIGHTS, d, bf16, db != NULL);
-    dn_build_args a = {.kind = DN_CONV_BWD_WEIGHTS, .conv = d, .bf16 = bf16, .bias = db != NULL};
-    dn_plan *pw, *pd = NULL;
-    int rc = plan_get(c, key, &a, &pw);
+    a.kind = DN_CONV_BWD_WEIGHTS;
+    a.bias = db != NULL;
+    rc = plan_get(c, key, &a, &pw);
     if (rc == 0 && dx) {
         conv_key(key, DN_CONV_BWD_DATA, d, bf16, false);
         a.kind = DN_CONV_BWD_DATA;

@@ -53,6 +53,14 @@ int cpu_dnnl_gemm(eng_backend *b, const eng_gemm_desc *d, bool bf16, const float
 size_t cpu_dnnl_conv_keep_bytes(eng_backend *b, const eng_conv_desc *d, bool bf16);
 void cpu_dnnl_conv_keep_forget(const eng_conv_desc *d);
 
+/* A bf16 convolution's weights (and bias) gradient as oneDNN matrix
+ * products over shifted views of x and dy (cpu_conv_wgrad.c), for the
+ * shapes where that beats oneDNN's own kernel: stride 1 on planes of up to
+ * 16 outputs (cpu_conv_wgrad_gemm_fits). cpu_dnnl_conv_backward takes it
+ * there. */
+bool cpu_conv_wgrad_gemm_fits(const eng_conv_desc *d);
+int cpu_conv_wgrad_gemm(eng_backend *b, const eng_conv_desc *d, const float *x, const float *dy, float *dw,
+                        float *db);
 /* The implementation oneDNN chose for the last plan used ("brg:avx512_core"). */
 const char *cpu_dnnl_last_impl(const cpu_dnnl *c);
 

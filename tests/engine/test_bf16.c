@@ -383,6 +383,13 @@ static void test_conv(void **state)
         {2, 16, 5, 5, 16, 3, 2, 0},  /* stride 2 */
         {2, 3, 12, 12, 8, 7, 2, 3},  /* residual_cnn's stem */
         {4, 16, 1, 1, 8, 3, 1, 1},   /* a 1x1 image */
+        /* small planes, whose weights gradient on oneDNN's side is products
+         * over shifted views (cpu_conv_wgrad.c): residual_cnn's 3x3, a 4x4,
+         * a kernel wider than the image, no padding on a non-square one */
+        {5, 20, 3, 3, 24, 3, 1, 1},
+        {3, 8, 4, 4, 16, 3, 1, 1},
+        {2, 6, 3, 3, 5, 5, 1, 2},
+        {3, 4, 4, 3, 6, 3, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         conv_one(Bown, "own", &cases[i]);
