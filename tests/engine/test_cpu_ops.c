@@ -1063,7 +1063,7 @@ static void test_fused_epilogues(void **state)
     /* max pool backward, then the relu before it: relu'd inputs (three
      * quarters zeros, so that some windows are all zeros, a NaN, -0),
      * unpadded planes in groups and padded */
-    static const int64_t pool_shapes[][5] = {{3, 5, 9, 9, 0}, {2, 70, 3, 3, 0}, {2, 3, 8, 7, 1}};
+    static const int64_t pool_shapes[][5] = {{3, 5, 9, 9, 0}, {2, 70, 3, 3, 0}, {2, 3, 9, 8, 1}};
     for (size_t s = 0; s < sizeof pool_shapes / sizeof pool_shapes[0]; s++) {
         const int64_t n = pool_shapes[s][0], c = pool_shapes[s][1], h = pool_shapes[s][2], w = pool_shapes[s][3];
         eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = 3, .kw = 3, .stride = 2,
@@ -1089,6 +1089,10 @@ static void test_fused_epilogues(void **state)
         /* the argmax kept by a training forward (pool_keep) gives the same
          * bits as finding it again, with and without the relu */
         const size_t kb = B->ops->pool_keep(B, &d);
+        if (h * w < 64) { /* planes this small keep nothing (cpu_pool.c) */
+            assert_int_equal(kb, 0);
+            continue;
+        }
         assert_true(kb >= (size_t)ny);
         eng_pool_desc dk = d;
         dk.keep = malloc(kb);
