@@ -87,6 +87,14 @@ static int wgrad_term(eng_backend *b, const eng_conv_desc *d, const uint16_t *a,
     return 0;
 }
 
+/* The outputs [*lo, *hi] (of n_out along an axis, stride 1) whose input
+ * o + shift lies inside [0, n_in); empty when *lo > *hi. */
+static void inside(int64_t n_in, int64_t n_out, int64_t shift, int64_t *lo, int64_t *hi)
+{
+    *lo = shift < 0 ? -shift : 0;
+    *hi = n_in - 1 - shift < n_out - 1 ? n_in - 1 - shift : n_out - 1;
+}
+
 int cpu_conv_wgrad_gemm(eng_backend *b, const eng_conv_desc *d, const float *x, const float *dy, float *dw,
                         float *db)
 {
@@ -99,10 +107,10 @@ int cpu_conv_wgrad_gemm(eng_backend *b, const eng_conv_desc *d, const float *x, 
     wgrad_transpose_pack(b, n, d->c * hw, x, xt);
     wgrad_transpose_pack(b, n, d->k * ohw, dy, dyt);
     for (int64_t i = 0; i < d->kh; i++) {
-        /* the output rows whose input row oh + i - pad is inside the image */
-        const int64_t oh0 = P - i > 0 ? P - i : 0, oh1 = d->h - 1 + P - i < d->oh - 1 ? d->h - 1 + P - i : d->oh - 1;
+        int64_t oh0, oh1, ow0, ow1;
+        inside(d->h, d->oh, i - P, &oh0, &oh1);
         for (int64_t j = 0; j < d->kw; j++) {
-            const int64_t ow0 = P - j > 0 ? P - j : 0, ow1 = d->w - 1 + P - j < d->ow - 1 ? d->w - 1 + P - j : d->ow - 1;
+            inside(d->w, d->ow, j - P, &ow0, &ow1);
             if (oh0 > oh1 || ow0 > ow1) { /* the tap only ever sees padding */
                 for (int64_t o = 0; o < d->k * d->c; o++)
                     dw[o * d->kh * d->kw + i * d->kw + j] = 0.0f;

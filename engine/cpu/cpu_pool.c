@@ -6,8 +6,9 @@
  * keep buffer (eng_pool_desc.keep) leaves it there, a byte per output, and
  * the backward of the same x and y reads it; otherwise the backward finds
  * it again in x, in a branch-free pass vectorised over the output row. Then
- * it adds the gradients at those positions. The forward pass takes the maximum of each window
- * directly, vectorised over the output row. Planes are independent, so the
+ * it adds the gradients at those positions. The forward pass takes the
+ * maximum of each window directly, vectorised over the output row (and the
+ * argmax with it when kept). Planes are independent, so the
  * work is split over (n, c) planes and overlapping windows accumulate
  * without races. Padding is handled by reading a copy of the plane with
  * -inf in the padding. The seed's CNNs pool planes of 3x3 to 32x32, where
