@@ -397,6 +397,59 @@ static void test_conv(void **state)
     }
 }
 
+/* The small-plane weights gradient (cpu_conv_wgrad.c) turns x and dy
+ * sample-innermost in bf16 in 16 x 16 tiles, in AVX-512 registers on an
+ * x86-64-v4 CPU and in scalar loops elsewhere: the same bits either way,
+ * on batches with whole tiles and tails, with ties, NaN, infinities,
+ * denormals and -0 among the values (no bias: its sum has per-level
+ * forms of its own). */
+static void test_conv_wgrad_levels(void **state)
+{
+    (void)state;
+    eng_cpu_info in;
+    assert_int_equal(eng_cpu_info_get(&in), 0);
+    const char *was = !strcmp(in.isa, "x86-64-v4") ? "v4" : !strcmp(in.isa, "x86-64-v3") ? "v3" : "v2";
+    if (strcmp(in.isa_max, "x86-64-v4")) {
+        print_message("  not an x86-64-v4 CPU: one form only, nothing to compare\n");
+        return;
+    }
+    static const conv_case cases[] = {{40, 20, 3, 3, 24, 3, 1, 1}, {33, 16, 4, 4, 16, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const conv_case *cc = &cases[i];
+        eng_conv_desc d = {.n = cc->n, .c = cc->c, .h = cc->h, .w = cc->w, .k = cc->k, .kh = cc->kh, .kw = cc->kh,
+                           .stride = cc->stride, .pad = cc->pad};
+        d.oh = ref_out_size(d.h, d.kh, d.stride, d.pad);
+        d.ow = ref_out_size(d.w, d.kw, d.stride, d.pad);
+        const int64_t nx = d.n * d.c * d.h * d.w, nw = d.k * d.c * d.kh * d.kw, ny = d.n * d.k * d.oh * d.ow;
+        float *x = frand(nx), *w = frand(nw), *dy = frand(ny);
+        const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 1e-40f, 1.0f + 1.0f / 256.0f, 1.0f + 3.0f / 256.0f};
+        for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+            x[(int64_t)(k * 131 + 7) % nx] = special[k];
+            dy[(int64_t)(k * 97 + 3) % ny] = special[k];
+        }
+        float *dx[2] = {fzero(nx), fzero(nx)}, *dw[2] = {fzero(nw), fzero(nw)};
+        void *ws = NULL;
+        assert_int_equal(Bdn->ops->alloc(Bdn, Bdn->ops->conv2d_workspace(Bdn, &d), &ws), 0);
+        for (int l = 0; l < 2; l++) {
+            assert_int_equal(eng_cpu_set_isa(l ? "v3" : "v4"), 0);
+            assert_int_equal(Bdn->ops->conv2d_backward(Bdn, &d, x, w, dy, dx[l], dw[l], NULL, ws), 0);
+        }
+        assert_int_equal(eng_cpu_set_isa(was), 0); /* the level the other tests run at */
+        Bdn->ops->free(Bdn, ws);
+        assert_memory_equal(dw[0], dw[1], (size_t)nw * sizeof(float));
+        assert_memory_equal(dx[0], dx[1], (size_t)nx * sizeof(float));
+        print_message("  conv n%lld c%lld %lldx%lld k%lld: v4 and v3 the same bits\n", (long long)d.n,
+                      (long long)d.c, (long long)d.h, (long long)d.w, (long long)d.k);
+        free(x);
+        free(w);
+        free(dy);
+        for (int l = 0; l < 2; l++) {
+            free(dx[l]);
+            free(dw[l]);
+        }
+    }
+}
+
 /* The forward's reordered x, kept for the weights gradient (d.keep): the
  * same bits as reordering again; really read (a damaged copy changes dw);
  * not read for another x, nor after a forward that did not fill it. */
@@ -739,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_conv_keep),
+        cmocka_unit_test(test_conv_wgrad_levels),
         cmocka_unit_test(test_bf16_outputs),
         cmocka_unit_test(test_other_ops_unchanged),
         cmocka_unit_test(test_mixers_against_fp32),
