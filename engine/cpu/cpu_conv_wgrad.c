@@ -34,8 +34,9 @@
 /* Planes of up to this many output positions take the products; on larger
  * ones oneDNN's own kernel is as fast (docs/cpu.md). */
 #define WGRAD_MAX_PLANE 16
-/* the transposes' tile: TB x TB values */
+/* the transposes' tile: TB x TB values (transpose_tile16's size) */
 #define WGRAD_TB 16
+_Static_assert(WGRAD_TB == 16, "transpose_tile16 transposes 16 x 16 tiles");
 
 bool cpu_conv_wgrad_gemm_fits(const eng_conv_desc *d)
 {

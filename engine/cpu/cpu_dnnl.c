@@ -730,8 +730,8 @@ int cpu_dnnl_conv_forward(eng_backend *b, const eng_conv_desc *d, bool bf16, con
 size_t cpu_dnnl_conv_keep_bytes(eng_backend *b, const eng_conv_desc *d, bool bf16)
 {
     cpu_dnnl *c = dnnl_of(b);
-    if (!c)
-        return 0;
+    if (!c || (bf16 && cpu_conv_wgrad_gemm_fits(d)))
+        return 0; /* (the products over shifted views read x, not oneDNN's copy) */
     int64_t key[DN_KEY_N];
     conv_key(key, DN_CONV_FWD, d, bf16, true); /* the source's layout is the same without a bias */
     dn_build_args a = {.kind = DN_CONV_FWD, .conv = d, .bf16 = bf16, .bias = true};
