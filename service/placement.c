@@ -58,6 +58,10 @@ struct svc_placer {
     int64_t speeds_epochs;             /* epochs of the runs in flight when learned */
     svc_map memos;                     /* run id -> memo */
     uint64_t pass;
+    /* the last pass's plan, until svc_placement_record writes it */
+    bool *planned;                     /* by queue position: planned in that pass */
+    size_t n_planned;
+    double planned_at;                 /* unix seconds */
 };
 
 static svc_placer *placer(svc_service *sv)
@@ -79,6 +83,7 @@ void svc_placement_free(svc_service *sv)
         free(it.value);
     svc_map_free(&pl->memos);
     svc_speeds_clear(&pl->speeds);
+    free(pl->planned);
     free(pl);
     sv->placer = NULL;
 }
@@ -298,10 +303,8 @@ static int load_costs(svc_service *sv, const db_run_list *q, db_plan_list **keep
         if (svc_map_put(costs, key, c) < 0)
             rc = DB_ENOMEM;
     }
-    if (open && db_commit(sv->db) < 0) {
+    if (open && db_commit(sv->db) < 0) /* a failed commit has rolled its level back */
         svc_log(SVC_LOG_WARNING, "cannot record the runs' costs: %s", db_last_error());
-        db_rollback(sv->db);
-    }
     return rc;
 }
 
@@ -325,7 +328,7 @@ static void backfill(svc_service *sv)
         db_run_free(r);
     }
     if (open && db_commit(sv->db) < 0)
-        db_rollback(sv->db);
+        svc_log(SVC_LOG_DEBUG, "cannot record the finished runs' costs: %s", db_last_error());
     free(ids);
 }
 
@@ -475,9 +478,7 @@ static void record(svc_service *sv, svc_placer *pl, const db_run_list *q, const 
     }
     if (open && db_commit(sv->db) < 0) {
         svc_log(SVC_LOG_WARNING, "cannot record the plan: %s", db_last_error());
-        db_rollback(sv->db);
-        for (svc_map_iter it = svc_map_begin(&pl->memos); svc_map_next(&it);)
-            ((memo *)it.value)->written = false;
+        svc_placement_unwritten(sv);
     }
 }
 
@@ -653,10 +654,34 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
         else
             svc_log(SVC_LOG_WARNING, "cannot ask for free GPU memory: out of memory");
     }
-    record(sv, pl, q, out, p.planned, now_unix());
-    prune(sv, pl);
+    /* written by svc_placement_record, once the scheduler knows the notes */
+    free(pl->planned);
+    pl->planned = p.planned;
+    pl->n_planned = q->n;
+    pl->planned_at = now_unix();
+    p.planned = NULL;
     pass_free(&p);
     return out;
+}
+
+void svc_placement_record(svc_service *sv, const db_run_list *q, const svc_plan_out *out)
+{
+    svc_placer *pl = sv->placer;
+    if (!pl || !pl->planned || !out || q->n != pl->n_planned)
+        return;
+    record(sv, pl, q, out, pl->planned, pl->planned_at);
+    prune(sv, pl);
+    free(pl->planned);
+    pl->planned = NULL;
+}
+
+void svc_placement_unwritten(svc_service *sv)
+{
+    svc_placer *pl = sv->placer;
+    if (!pl)
+        return;
+    for (svc_map_iter it = svc_map_begin(&pl->memos); svc_map_next(&it);)
+        ((memo *)it.value)->written = false;
 }
 
 svc_place_result svc_placement_result(const svc_plan_out *o, svc_placement *p, char *note, size_t notelen)

@@ -15,6 +15,51 @@
 #include "service/observe_hooks.h"
 #include "service/placement.h"
 
+/* A waiting run's note, written when it changed. */
+typedef struct pending_note {
+    const db_run *run;
+    svc_place_result result;
+    char text[256];
+} pending_note;
+
+static bool note_changed(const pending_note *n) { return !n->run->note || strcmp(n->run->note, n->text); }
+
+static void note_write(svc_service *sv, const pending_note *n)
+{
+    const db_run *r = n->run;
+    if (!note_changed(n))
+        return;
+    if (db_run_set_note(sv->db, r->id, n->text) < 0)
+        svc_log_run(SVC_LOG_WARNING, r->id, "cannot record a note: %s", db_last_error());
+    else if (n->result == SVC_PLACE_NEVER)
+        svc_log_run(SVC_LOG_WARNING, r->id, "%s", n->text);
+    else
+        svc_log_run(SVC_LOG_DEBUG, r->id, "%s", n->text);
+}
+
+/* The pass's plan and the waiting runs' notes in one transaction: `epochd
+ * status` reads both in one snapshot and never sees a plan without the note
+ * that goes with it. The runs started in the pass changed status before
+ * it (svc_attempt_start); their plan rows are written in it. */
+static void notes_record(svc_service *sv, const db_run_list *l, const svc_plan_out *plan, const pending_note *notes,
+                         size_t n)
+{
+    size_t changed = 0;
+    for (size_t i = 0; i < n; i++)
+        changed += note_changed(&notes[i]);
+    /* most passes change no note: they take no write lock for them (the plan
+     * takes it only for rows that moved) */
+    bool open = changed && db_begin(sv->db) == 0; /* else each write is its own transaction */
+    if (plan)
+        svc_placement_record(sv, l, plan);
+    for (size_t i = 0; i < n; i++)
+        note_write(sv, &notes[i]);
+    if (open && db_commit(sv->db) < 0) {
+        svc_log(SVC_LOG_WARNING, "cannot record the plan and the notes: %s", db_last_error());
+        svc_placement_unwritten(sv); /* the notes are compared with the database: rewritten next pass */
+    }
+}
+
 static void sched_pass(svc_service *sv)
 {
     if (!sv->started || sv->stopping)
@@ -29,6 +74,8 @@ static void sched_pass(svc_service *sv)
     /* the placement policy's plan for the whole queue (placement.c); NULL: the
      * first free slot. A cluster's runs are placed by the cluster. */
     svc_plan_out *plan = sv->exec->ops->queues ? NULL : svc_placement_plan(sv, l);
+    pending_note *notes = calloc(l->n ? l->n : 1, sizeof *notes);
+    size_t n_notes = 0;
     int64_t waiting = 0;
     /* why no run starts in this pass ("": they may): a full disk, or a
      * worker that could not be started (retried at the next poll) */
@@ -44,19 +91,22 @@ static void sched_pass(svc_service *sv)
             continue;
         }
         svc_placement p;
-        char note[256];
+        pending_note one, *pn = notes ? &notes[n_notes] : &one;
+        pn->run = r;
+        char *note = pn->text;
+        const size_t note_len = sizeof pn->text;
         bool cluster = sv->exec->ops->queues; /* the cluster places its jobs (attempt_cluster.c) */
         svc_place_result pr = SVC_PLACE_BUSY;
-        if (svc_datafetch_waits(sv, r->id, note, sizeof note))
+        if (svc_datafetch_waits(sv, r->id, note, note_len))
             ; /* waiting for data: its fetch is under way */
         else if (hold[0])
-            snprintf(note, sizeof note, "%s", hold);
+            snprintf(note, note_len, "%s", hold);
         else if (cluster)
-            pr = svc_cluster_place(sv, r, &p, note, sizeof note);
+            pr = svc_cluster_place(sv, r, &p, note, note_len);
         else if (plan)
-            pr = svc_placement_result(&plan[i], &p, note, sizeof note);
+            pr = svc_placement_result(&plan[i], &p, note, note_len);
         else
-            pr = svc_slots_place(&sv->slots, r->requested_device, &p, note, sizeof note);
+            pr = svc_slots_place(&sv->slots, r->requested_device, &p, note, note_len);
         if (pr == SVC_PLACE_OK) {
             if (svc_attempt_start(sv, r, &p) == 0) {
                 if (!cluster)
@@ -65,19 +115,18 @@ static void sched_pass(svc_service *sv)
             }
             svc_log_run(SVC_LOG_ERR, r->id, "cannot start a worker: %s", svc_last_error());
             snprintf(hold, sizeof hold, "waiting: a worker could not be started (see the service log)");
-            snprintf(note, sizeof note, "%s", hold);
+            snprintf(note, note_len, "%s", hold);
             pr = SVC_PLACE_BUSY;
         }
         waiting++;
-        if (!r->note || strcmp(r->note, note)) {
-            if (db_run_set_note(sv->db, r->id, note) < 0)
-                svc_log_run(SVC_LOG_WARNING, r->id, "cannot record a note: %s", db_last_error());
-            else if (pr == SVC_PLACE_NEVER)
-                svc_log_run(SVC_LOG_WARNING, r->id, "%s", note);
-            else
-                svc_log_run(SVC_LOG_DEBUG, r->id, "%s", note);
-        }
+        pn->result = pr;
+        if (notes)
+            n_notes++;
+        else /* out of memory for the list: the note is written now */
+            note_write(sv, pn);
     }
+    notes_record(sv, l, plan, notes, n_notes);
+    free(notes);
     free(plan);
     db_run_list_free(l);
     sv->n_queued = waiting;

@@ -158,8 +158,8 @@ def learning_and_promises():
                 rows = {r['name']: r for r in s['running'] + s['queued']}
                 if set(batch) - set(rows):
                     return None
-                # the plan and the runs' notes are written by one pass but not in one transaction:
-                # a queued run with a plan and no note yet is a snapshot between the two
+                # one pass writes the plan and the waiting runs' notes in one transaction (sched.c), so a
+                # planned queued run has its note; 'reading' notes wait for the GPU's free memory first
                 if any(r['status'] == 'queued' and (not r['plan'] or not r['note'] or 'reading' in r['note'])
                        for r in rows.values()):
                     return None
