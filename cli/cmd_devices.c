@@ -33,7 +33,9 @@ static const char usage_text[] =
     "capability, multiprocessors). --json prints {\"cuda_build\": BOOL, \"devices\": [{\"ordinal\",\n"
     "\"name\", \"memory_bytes\", \"memory_free_bytes\", \"compute_capability\", \"multiprocessors\"},\n"
     "...], \"cpu\": {\"model\", \"cores\", \"isa\", \"isa_max\", \"onednn\", \"onednn_isa\",\n"
-    "\"bf16_native\", \"amx\"}} (memory_free_bytes is 0 where a device could not be asked).\n";
+    "\"bf16_native\", \"amx\", \"openblas\", \"openblas_held_back\"}} (memory_free_bytes is 0 where a\n"
+    "device could not be asked; openblas: the kernel set OpenBLAS runs; openblas_held_back:\n"
+    "OPENBLAS_CORETYPE keeps it to AVX2 kernels on a CPU with AVX-512).\n";
 
 /* The test list of $EPOCHD_TEST_DEVICES, printed as --json would print
  * real devices, or one line per device. */
@@ -104,15 +106,17 @@ int cli_cmd_devices(int argc, char **argv)
         fprintf(stderr, "epochd devices: %s\n", eng_last_error());
         return EX_SOFTWARE;
     }
+    const bool blas_held_back = eng_cpu_blas_core_held_back();
     if (as_json) {
         json_t *root = json_object(), *list = json_array();
         if (!root || !list)
             goto oom;
         json_object_set_new(root, "cuda_build", json_boolean(cuda_build));
         json_object_set_new(root, "devices", list);
-        json_t *c = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:b}", "model", cpu.model, "cores", cpu.cores, "isa",
-                              cpu.isa, "isa_max", cpu.isa_max, "onednn", cpu.onednn_version, "onednn_isa",
-                              cpu.onednn_isa, "bf16_native", cpu.bf16_native, "amx", cpu.amx);
+        json_t *c = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:b}", "model", cpu.model, "cores",
+                              cpu.cores, "isa", cpu.isa, "isa_max", cpu.isa_max, "onednn", cpu.onednn_version,
+                              "onednn_isa", cpu.onednn_isa, "bf16_native", cpu.bf16_native, "amx", cpu.amx,
+                              "openblas", cpu.blas_core, "openblas_held_back", blas_held_back);
         if (!c || json_object_set_new(root, "cpu", c) < 0) {
             json_decref(root);
             goto oom;
@@ -140,9 +144,12 @@ int cli_cmd_devices(int argc, char **argv)
         return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
     }
 
-    printf("cpu  %s  %d cores  kernels %s%s  oneDNN %s %s  bf16 %s%s\n", cpu.model, cpu.cores, cpu.isa,
+    char blas[96];
+    snprintf(blas, sizeof blas, "%s%s", cpu.blas_core,
+             blas_held_back ? " (OPENBLAS_CORETYPE; the CPU has AVX-512)" : "");
+    printf("cpu  %s  %d cores  kernels %s%s  oneDNN %s %s  OpenBLAS %s  bf16 %s%s\n", cpu.model, cpu.cores, cpu.isa,
            strcmp(cpu.isa, cpu.isa_max) ? " (EPOCHD_CPU_ISA; the CPU has more)" : "", cpu.onednn_version,
-           cpu.onednn_isa[0] ? cpu.onednn_isa : "(unavailable)", cpu.bf16_native ? "native" : "emulated",
+           cpu.onednn_isa[0] ? cpu.onednn_isa : "(unavailable)", blas, cpu.bf16_native ? "native" : "emulated",
            cpu.amx ? ", AMX" : "");
     if (count == 0)
         printf("no CUDA device%s\n", cuda_build ? "" : " (this epochd was built without CUDA)");

@@ -425,6 +425,7 @@ typedef struct eng_cpu_info {
     bool bf16_native;    /* bf16 products on bf16 instructions (AVX512-BF16 or AMX) */
     bool amx;
     int cores;           /* online processors */
+    char blas_core[24];  /* the kernel set OpenBLAS runs ("Cooperlake", "Haswell") */
 } eng_cpu_info;
 int eng_cpu_info_get(eng_cpu_info *out);
 
@@ -432,6 +433,13 @@ int eng_cpu_info_get(eng_cpu_info *out);
  * the CPU supports, else ENG_ENOTSUP), for every CPU backend of the
  * process; what EPOCHD_CPU_ISA does at start. */
 int eng_cpu_set_isa(const char *level);
+
+/* The kernel set OpenBLAS runs in this process ("Cooperlake", "Haswell"),
+ * and whether OPENBLAS_CORETYPE holds it below the CPU: an AVX2 set on a
+ * CPU with AVX-512 (OpenBLAS reads the variable only when it loads; epochd
+ * reports it and leaves it alone). */
+const char *eng_cpu_blas_core(void);
+bool eng_cpu_blas_core_held_back(void);
 void eng_backend_free(eng_backend *b);
 
 /* Convenience: allocate backend memory for n floats (zeroed). */

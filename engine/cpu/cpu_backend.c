@@ -275,5 +275,6 @@ int eng_cpu_info_get(eng_cpu_info *out)
     out->amx = cpu_dnnl_amx();
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     out->cores = n > 0 ? (int)n : 1;
+    snprintf(out->blas_core, sizeof out->blas_core, "%s", eng_cpu_blas_core());
     return 0;
 }

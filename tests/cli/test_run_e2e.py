@@ -158,6 +158,17 @@ with tempfile.TemporaryDirectory() as tmp:
     cpu = json.loads(r.stdout).get('cpu', {}) if r.returncode == 0 else {}
     check(cpu.get('isa', '').startswith('x86-64-v') and isinstance(cpu.get('bf16_native'), bool) and cpu.get('cores', 0) > 0,
           f'devices --json describes the CPU: {cpu}')
+    # OpenBLAS's kernel set: the one OPENBLAS_CORETYPE names, reported as held back exactly where
+    # that is an AVX2 set on a CPU with AVX-512; without the variable, OpenBLAS's own choice
+    r = epochd('devices', '--json', env=dict(env, OPENBLAS_CORETYPE='Haswell'))
+    cpu_h = json.loads(r.stdout).get('cpu', {}) if r.returncode == 0 else {}
+    check(cpu_h.get('openblas') == 'Haswell' and
+          cpu_h.get('openblas_held_back') == (cpu_h.get('isa_max') == 'x86-64-v4'),
+          f'devices --json reports OPENBLAS_CORETYPE=Haswell: {cpu_h}')
+    r = epochd('devices', '--json', env={k: v for k, v in env.items() if k != 'OPENBLAS_CORETYPE'})
+    cpu_a = json.loads(r.stdout).get('cpu', {}) if r.returncode == 0 else {}
+    check(cpu_a.get('openblas', '') not in ('', 'unknown') and cpu_a.get('openblas_held_back') is False,
+          f'devices --json reports OpenBLAS\'s own choice: {cpu_a}')
 
     # 5. Ctrl-C after epoch 1 (the run held there by the test-only EPOCHD_TEST_HOLD, so
     # that it is still running however fast the machine is): interrupted, exit 130

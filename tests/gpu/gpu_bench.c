@@ -469,10 +469,10 @@ static int bench_ceilings(const opts *o)
         free((void *)impl_b);
     }
     const double fp32 = best[0] > best[1] ? best[0] : best[1];
-    printf("\nceilings: fp32 %.1f GFLOP/s (best of OpenBLAS and oneDNN f32), bf16 %.1f GFLOP/s (oneDNN)\n", fp32,
-           best[2]);
-    printf("BENCH kind=ceilings fp32=%.1f bf16=%.1f sgemm=%.1f onednn_f32=%.1f threads=%d\n", fp32, best[2], best[0],
-           best[1], b->threads);
+    printf("\nceilings: fp32 %.1f GFLOP/s (best of OpenBLAS %s and oneDNN f32), bf16 %.1f GFLOP/s (oneDNN)\n", fp32,
+           eng_cpu_blas_core(), best[2]);
+    printf("BENCH kind=ceilings fp32=%.1f bf16=%.1f sgemm=%.1f onednn_f32=%.1f threads=%d openblas=%s\n", fp32, best[2],
+           best[0], best[1], b->threads, eng_cpu_blas_core());
     dnnl_stream_destroy(st);
     dnnl_engine_destroy(eng);
     eng_backend_free(b);
