@@ -5,7 +5,7 @@
  * with AVX-512 to AVX2 kernels: the development machines of this project
  * set OPENBLAS_CORETYPE=Haswell in every shell, and there OpenBLAS
  * multiplies float32 matrices at 198 GFLOP/s on 2 cores of a Zen 5 where
- * its own choice, "Cooperlake", runs 311 (docs/cpu.md). OpenBLAS reads the
+ * its own choice, "Cooperlake", runs 298-315 (docs/cpu.md). OpenBLAS reads the
  * variable only while it loads, and a user's setting is theirs to keep, so
  * epochd reports it (`epochd devices`, the kernel file's machine
  * signature) rather than overriding it. */
