@@ -250,22 +250,9 @@ int eng_cpu_info_get(eng_cpu_info *out)
     if (!out)
         return eng_error(ENG_EINVAL, "eng_cpu_info_get: out is NULL");
     memset(out, 0, sizeof *out);
-    snprintf(out->model, sizeof out->model, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            const char *v = strchr(line, ':');
-            if (strncmp(line, "model name", 10) || !v)
-                continue;
-            for (v++; *v == ' ' || *v == '\t'; v++)
-                ;
-            snprintf(out->model, sizeof out->model, "%s", v);
-            out->model[strcspn(out->model, "\n")] = '\0';
-            break;
-        }
-        fclose(f);
-    }
+    cpu_ident id;
+    cpu_ident_read(&id);
+    snprintf(out->model, sizeof out->model, "%s", id.name);
     snprintf(out->isa, sizeof out->isa, "%s", cpu_isa_name());
     snprintf(out->isa_max, sizeof out->isa_max, "x86-64-v%d", cpu_isa_detected());
     const dnnl_version_t *v = dnnl_version();

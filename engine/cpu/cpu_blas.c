@@ -4,11 +4,11 @@
  * loads, unless OPENBLAS_CORETYPE names a set. That variable can hold a CPU
  * with AVX-512 to AVX2 kernels: the development machines of this project
  * set OPENBLAS_CORETYPE=Haswell in every shell, and there OpenBLAS
- * multiplies float32 matrices at 198 GFLOP/s on 2 cores of a Zen 5 where
- * its own choice, "Cooperlake", runs 298-315 (docs/cpu.md). OpenBLAS reads the
- * variable only while it loads, and a user's setting is theirs to keep, so
- * epochd reports it (`epochd devices`, the kernel file's machine
- * signature) rather than overriding it. */
+ * multiplies float32 matrices at 195-199 GFLOP/s on 2 cores of a Zen 5
+ * where its own choice, "Cooperlake", runs 319-320 (idle; docs/cpu.md).
+ * OpenBLAS reads the variable only while it loads, and a user's setting is
+ * theirs to keep, so epochd reports it (`epochd devices`, the kernel file's
+ * machine signature) rather than overriding it. */
 #include <stdlib.h>
 #include <strings.h>
 

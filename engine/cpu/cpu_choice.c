@@ -57,42 +57,6 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* "AMD EPYC (family 26 model 2)": the model name alone can be the same
- * for two generations of a CPU (a virtual machine's "AMD EPYC" is), and
- * their measured choices differ */
-static void cpu_model_name(char *out, size_t len)
-{
-    char name[160] = "unknown", family[16] = "?", model[16] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        /* the first processor's block: up to its blank line */
-        while (fgets(line, sizeof line, f) && line[0] != '\n') {
-            char *v = strchr(line, ':');
-            if (!v)
-                continue;
-            char *k_end = v;
-            while (k_end > line && (k_end[-1] == ' ' || k_end[-1] == '\t'))
-                k_end--;
-            *k_end = '\0';
-            for (v++; *v == ' ' || *v == '\t'; v++)
-                ;
-            v[strcspn(v, "\n")] = '\0';
-            if (!strcmp(line, "model name"))
-                snprintf(name, sizeof name, "%s", v);
-            else if (!strcmp(line, "cpu family"))
-                snprintf(family, sizeof family, "%s", v);
-            else if (!strcmp(line, "model"))
-                snprintf(model, sizeof model, "%s", v);
-        }
-        fclose(f);
-    }
-    snprintf(out, len, "%s (family %s model %s)", name, family, model);
-    for (char *p = out; *p; p++)
-        if (*p == '\t' || *p == '|')
-            *p = ' ';
-}
-
 static void default_file(char *out, size_t len)
 {
     const char *env = getenv("EPOCHD_KERNEL_FILE");
@@ -137,10 +101,15 @@ struct cpu_choices *cpu_choices_new(const eng_backend *b)
     else if (force && !strcmp(force, "onednn"))
         c->force = CPU_IMPL_DNNL;
     default_file(c->file, sizeof c->file);
-    char model[160];
-    cpu_model_name(model, sizeof model);
-    snprintf(c->sig, sizeof c->sig, "cpu=%s|isa=%s|onednn=%s|openblas=%s|threads=%d", model, cpu_isa_name(),
-             cpu_dnnl_isa_name(), eng_cpu_blas_core(), cpu_threads(b));
+    /* the model name alone can be the same for two generations of a CPU;
+     * '|' separates the signature's fields and tabs the file's columns */
+    cpu_ident id;
+    cpu_ident_read(&id);
+    for (char *p = id.name; *p; p++)
+        if (*p == '\t' || *p == '|')
+            *p = ' ';
+    snprintf(c->sig, sizeof c->sig, "cpu=%s (family %s model %s)|isa=%s|onednn=%s|openblas=%s|threads=%d", id.name,
+             id.family, id.model, cpu_isa_name(), cpu_dnnl_isa_name(), eng_cpu_blas_core(), cpu_threads(b));
     return c;
 }
 

@@ -14,14 +14,6 @@
 #ifndef ENG_CPU_INTERNAL_H
 #define ENG_CPU_INTERNAL_H
 
-/* GCC vectorises a loop with a float select (`a < b ? c : d`) only when it
- * may assume that floating-point exceptions are not observed. Nothing here
- * reads them, and results are unchanged. (sqrtf would also need
- * -fno-math-errno, which a pragma cannot set: Adam's loop stays scalar.) */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,6 +76,14 @@ extern bool cpu_isa_bf16_current;  /* level 4 with AVX512-BF16 (its conversions)
 void cpu_isa_init(void);
 int cpu_isa_detected(void);
 const char *cpu_isa_name(void); /* "x86-64-v4" */
+
+/* cpu_ident.c: /proc/cpuinfo's first processor ("unknown", "?" where absent). */
+typedef struct cpu_ident {
+    char name[96]; /* "AMD EPYC" */
+    char family[16];
+    char model[16];
+} cpu_ident;
+void cpu_ident_read(cpu_ident *out);
 
 /* Below this many elements a loop runs on the calling thread: waking the
  * OpenMP team costs more than it saves. */

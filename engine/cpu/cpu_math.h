@@ -2,8 +2,8 @@
  * calls): exp, the normal CDF for GELU, sigmoid and tanh.
  *
  * Written without branches, floorf or fminf, which GCC does not vectorise
- * without -ffast-math; the selects if-convert under the no-trapping-math
- * setting of cpu_internal.h, which must be included first. Accuracy is checked against double precision in
+ * without -ffast-math; the selects if-convert under -fno-trapping-math
+ * (meson.build). Accuracy is checked against double precision in
  * tests/engine/test_cpu_ops.c. */
 #ifndef ENG_CPU_MATH_H
 #define ENG_CPU_MATH_H
@@ -11,7 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/cpu/cpu_internal.h" /* its optimize pragma must come first */
+#include "engine/cpu/cpu_internal.h"
 
 /* Forced inline: a call inside a loop would stop its vectorisation. */
 #define CPU_INLINE static inline __attribute__((always_inline))

@@ -14,12 +14,14 @@ typedef struct adam_consts {
     bool l2, decoupled;
 } adam_consts;
 
-CPU_KERNEL_BODY void adam_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
-                                   float *restrict v, const adam_consts *k)
+/* l2 and decoupled are constants in each instance: GCC does not vectorise
+ * the loop with loop-invariant branches on them once if-conversion may
+ * assume no traps (-fno-trapping-math), so they are resolved outside it. */
+CPU_KERNEL_BODY void adam_loop(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
+                               float *restrict v, const adam_consts *k, const bool l2, const bool decoupled)
 {
     const float b1 = k->b1, b2 = k->b2, one_b1 = k->one_b1, one_b2 = k->one_b2, eps = k->eps, wd = k->wd;
     const float decay = k->decay, neg_step = -k->step_size, bc2_sqrt = k->bc2_sqrt;
-    const bool l2 = k->l2, decoupled = k->decoupled;
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i], pi = p[i];
@@ -34,6 +36,16 @@ CPU_KERNEL_BODY void adam_kernel_body(int64_t n, float *restrict p, const float 
         v[i] = vi;
         p[i] = pi + neg_step * (mi / denom);
     }
+}
+CPU_KERNEL_BODY void adam_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict m,
+                                      float *restrict v, const adam_consts *k)
+{
+    if (k->l2)
+        adam_loop(n, p, g, m, v, k, true, false);
+    else if (k->decoupled)
+        adam_loop(n, p, g, m, v, k, false, true);
+    else
+        adam_loop(n, p, g, m, v, k, false, false);
 }
 CPU_DISPATCH_VOID(static, adam_kernel,
                   (int64_t n, float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
