@@ -61,6 +61,8 @@ static int gemm_reduce(eng_backend *b, const eng_gemm_desc *d, const float *A, c
 {
     const int T = cpu_threads(b);
     const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k * (double)d->batch;
+    if (flops >= 1e6 && cpu_gemm_reduce_nt_fits(d))
+        return cpu_gemm_reduce_nt(b, d, A, B, C);
     int nparts = d->batch < T ? (int)d->batch : T;
     if (flops < 1e6 || d->k == 0 || d->alpha == 0.0f)
         nparts = 1;

@@ -97,15 +97,20 @@ void cpu_ident_read(cpu_ident *out);
     } while (0)
 #define CPU_NONNULL(op, p) CPU_CHECK((p) != NULL, "cpu %s: %s is NULL", op, #p)
 
+#define CPU_SCRATCH_SLOTS 5
+#define CPU_SCRATCH_REDUCE 4
+
 /* The backend's own state (eng_backend.impl). */
 typedef struct cpu_state {
     struct cpu_dnnl *dnnl;       /* NULL when oneDNN could not start: own kernels only */
     struct cpu_choices *choices; /* which implementation runs each shape (cpu_choice.c) */
-    void *scratch[4];            /* grow-only buffers for bf16 copies of operands */
-    size_t scratch_n[4];
+    void *scratch[CPU_SCRATCH_SLOTS]; /* grow-only buffers: bf16 copies of operands, partial sums */
+    size_t scratch_n[CPU_SCRATCH_SLOTS];
 } cpu_state;
 
-/* A grow-only scratch buffer of the backend (slot < 4), 64-byte aligned;
+/* A grow-only scratch buffer of the backend (slot < CPU_SCRATCH_SLOTS:
+ * 0 and 1 a product's operands, 2 and 3 conv2d's weight gradient, 4
+ * cpu_gemm_reduce_nt's lane sums), 64-byte aligned;
  * NULL with the error set when it cannot grow. Valid until the next call
  * for the same slot. */
 void *cpu_scratch(eng_backend *b, int slot, size_t bytes);
@@ -234,6 +239,12 @@ static inline int cpu_window_check(const char *op, int64_t h, int64_t w, int64_t
  * call) use the backend's threads for a GEMM issued outside our own parallel
  * regions; inside one it runs single-threaded by itself. */
 void cpu_blas_threads(const eng_backend *b);
+
+/* cpu_gemm_reduce.c: C = alpha sum_i A[i] B[i]^T + beta C (reduce_batch,
+ * ta = 0, tb = 1) on AVX-512, A and B float32 (bf16 operands widened
+ * first); cpu_gemm_reduce_nt_fits says whether it serves d here. */
+bool cpu_gemm_reduce_nt_fits(const eng_gemm_desc *d);
+int cpu_gemm_reduce_nt(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C);
 
 /* Shared reduction: db[j] = sum over (o, i) of dy[o, j, i], summed in double
  * in a thread-count independent order. */

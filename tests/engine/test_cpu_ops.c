@@ -449,6 +449,11 @@ static void test_gemm_batch_forms(void **state)
             gemm_batch_form(ta, tb, true, 32, 32, 64, 13, 0.7f, 0.5f); /* partial sums per thread */
         }
     gemm_batch_form(false, true, true, 32, 32, 64, 13, 1.0f, 0.0f);
+    /* the AVX-512 lane-sum form (cpu_gemm_reduce.c; v3 and v2 run OpenBLAS):
+     * rows of A and B past its 6 x 4 blocks and a column tail past 16, and
+     * a mixer token weight gradient's shape */
+    gemm_batch_form(false, true, true, 13, 7, 37, 200, 0.7f, 0.5f);
+    gemm_batch_form(false, true, true, 64, 64, 128, 9, 1.0f, 0.5f);
     /* reduce_batch is deterministic and, with beta 0, ignores what C held */
     const int64_t m = 16, n = 16, k = 40, batch = 20;
     float *A = to_f(drand_buf(m * k * batch, -1, 1), m * k * batch);
