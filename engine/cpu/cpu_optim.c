@@ -91,12 +91,12 @@ int cpu_adam_step(eng_backend *b, int64_t n, float *p, const float *g, float *m,
 }
 
 /* Three loops rather than one with branches, so that buf is never touched
- * (not even by a speculative vector load) when momentum is 0. */
-CPU_KERNEL_BODY void sgd_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict buf,
-                                  const eng_sgd_args *a)
+ * (not even by a speculative vector load) when momentum is 0; use_wd and
+ * nesterov are constants in each instance, as Adam's flags are. */
+CPU_KERNEL_BODY void sgd_loops(int64_t n, float *restrict p, const float *restrict g, float *restrict buf,
+                               const eng_sgd_args *a, const bool use_wd, const bool nesterov)
 {
     const float mom = a->momentum, wd = a->weight_decay, neg_lr = -a->lr;
-    const bool nesterov = a->nesterov, use_wd = wd != 0.0f;
     if (mom == 0.0f) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
@@ -119,6 +119,19 @@ CPU_KERNEL_BODY void sgd_kernel_body(int64_t n, float *restrict p, const float *
             p[i] = p[i] + neg_lr * (nesterov ? d + bi * mom : bi);
         }
     }
+}
+CPU_KERNEL_BODY void sgd_kernel_body(int64_t n, float *restrict p, const float *restrict g, float *restrict buf,
+                                     const eng_sgd_args *a)
+{
+    const bool use_wd = a->weight_decay != 0.0f;
+    if (use_wd && a->nesterov)
+        sgd_loops(n, p, g, buf, a, true, true);
+    else if (use_wd)
+        sgd_loops(n, p, g, buf, a, true, false);
+    else if (a->nesterov)
+        sgd_loops(n, p, g, buf, a, false, true);
+    else
+        sgd_loops(n, p, g, buf, a, false, false);
 }
 CPU_DISPATCH_VOID(static, sgd_kernel,
                   (int64_t n, float *restrict p, const float *restrict g, float *restrict buf, const eng_sgd_args *a),
