@@ -4,13 +4,13 @@
  * 64 x 128 by 128 x 64 into one 64 x 64.
  *
  * OpenBLAS runs that as `batch` small products, packing both operands of
- * each, at about 140-200 GFLOP/s on 2 threads here; oneDNN restacks the
+ * each, at 130-210 GFLOP/s on 2 threads here; oneDNN restacks the
  * operands first. Both operands are contracted along their rows
  * (A[i] row r times B[i] row q), so each element of C is a dot product of
  * two contiguous rows, summed over the pairs: each thread keeps a 16-lane
  * partial sum per element of C across all of its pairs - in register
  * blocks of 6 x 4 elements, over chunks of 4 pairs that stay in the L2 -
- * and the lanes are added up once at the end, in a fixed order. 230-270
+ * and the lanes are added up once at the end, in a fixed order: 170-270
  * GFLOP/s on the mixers' shapes (docs/cpu.md).
  *
  * Same bits for the same inputs and thread count: every thread sums a
