@@ -58,8 +58,9 @@ N = 12  # epochs of the slow spec
 
 
 def slow(name, epochs=N, seed=21, extra=''):
-    """About half a second per epoch on one thread: slow enough to act on a job in the middle."""
-    return spec(name, epochs=epochs, seed=seed, train=8192, test=256, units='[256, 256, 4]', shape='[1, 16, 16]',
+    """About a third of a second per epoch on one thread: slow enough to act on a job in the
+    middle (8192 samples took 0.1 s once Adam was vectorised, and jobs ended under the checks)."""
+    return spec(name, epochs=epochs, seed=seed, train=24576, test=256, units='[256, 256, 4]', shape='[1, 16, 16]',
                 batch=64, extra=extra)
 
 
@@ -216,9 +217,11 @@ def capacity(tmp, c1, ref_short):
                   f'-> the worker\'s first line {med(lat_line):.2f} s ({min(lat_line):.2f}-{max(lat_line):.2f}); '
                   f'Slurm\'s own StartTime - SubmitTime {lat_slurm} s (whole seconds)')
 
-        # epochd cancel of a running and of a pending job (room for two, three runs)
+        # epochd cancel of a running and of a pending job (room for two, three runs). Epochs
+        # enough that the running one is still running after the pending one is cancelled
+        # (12 took 1-2 s once Adam was vectorised); all three are cancelled below.
         for i in range(3):
-            write(os.path.join(sv.exp, f'can{i}.yaml'), slow(f'can{i}', seed=30 + i))
+            write(os.path.join(sv.exp, f'can{i}.yaml'), slow(f'can{i}', epochs=400, seed=30 + i))
         cids = [run_id(sv, f'can{i}') for i in range(3)]
         wait_until(lambda: sum(1 for i in cids if sv.status_of(i) == 'running') == 2 and
                    sum(1 for i in cids if row(sv, i, 'slurm_state')[0] == 'PENDING') == 1, 60,

@@ -95,7 +95,9 @@ def main():
         host, port = '127.0.0.1', int(url.rsplit(':', 1)[1].strip('/')) if url else None
         idle = []
         try:
-            su.write(os.path.join(sv.exp, 'long.yaml'), su.slow_spec('long', epochs=200, train=8192))
+            # it must outlast the attack (over a minute) and is stopped with the service: 200
+            # epochs were not enough once Adam was vectorised
+            su.write(os.path.join(sv.exp, 'long.yaml'), su.slow_spec('long', epochs=5000, train=8192))
             rid = wait_until(lambda: [r[0] for r in sv.runs() if r[2] == 'running' and
                                       sv.q('SELECT count(*) FROM epochs WHERE run_id = ?', (r[0],))[0][0] >= 1],
                              180, 'the long run to finish an epoch')
