@@ -447,6 +447,17 @@ static void record(svc_service *sv, svc_placer *pl, const db_run_list *q, const 
             svc_plan_device_name(&sv->slots, o->device, dev, sizeof dev);
         double start = o->device >= 0 && isfinite(o->start) ? now + o->start : NAN;
         double finish = o->device >= 0 && isfinite(o->finish) ? now + o->finish : NAN;
+        /* the plan counted a read of the GPU's free memory in each GPU run's
+         * time (svc_placement_plan): a waiting run starts after that read, a
+         * run starting now had it read already. The promise keeps the run's
+         * own length in its seconds either way. */
+        if (o->device >= 0 && o->device < sv->slots.n_gpus && pl->mem_known &&
+            (svc_policy)sv->cfg.placement == SVC_POLICY_EARLIEST_FINISH && isfinite(start) && isfinite(finish)) {
+            if (o->action == SVC_PLAN_START)
+                finish = fmax(start, finish - pl->query_seconds);
+            else
+                start = fmin(start + pl->query_seconds, finish);
+        }
         double secs = isfinite(start) && isfinite(finish) ? finish - start : NAN;
         if (m->written && !strcmp(m->device, dev) && !moved(start, m->start, now) && !moved(finish, m->finish, now) &&
             !moved(now + o->cpu_seconds, now + m->cpu, now))

@@ -28,6 +28,9 @@ def finish():
             for t in sv.logs:
                 print(f'---- {t[0]} (last 60 lines) ----')
                 print('\n'.join(t[1].splitlines()[-60:]))
+        # again after the logs: a CI page that keeps only the output's tail still says what failed
+        for what in failures:
+            print('FAIL:', what)
         print(f'{len(failures)} check(s) failed', flush=True)
         sys.exit(1)
     print('all checks passed', flush=True)
