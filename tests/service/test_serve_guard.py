@@ -23,7 +23,7 @@ import sqlite3
 import subprocess
 import time
 
-from serve_util import EPOCHD, Service, check, finish, slow_spec, spec, tempdir, wait_until, write
+from serve_util import EPOCHD, Hold, Service, check, finish, slow_spec, spec, tempdir, wait_until, write
 
 
 def run_cli(*args, timeout=120):
@@ -44,17 +44,23 @@ def as_nobody():
 
 def locked_last_epoch(tmp):
     """5: the database is locked (past its busy timeout) while the last epoch arrives."""
-    sv = Service(os.path.join(tmp, 'locked'), settle_ms=100)
+    hold = Hold(os.path.join(tmp, 'locked'))
+    sv = Service(os.path.join(tmp, 'locked'), settle_ms=100, env=hold.env())
     sv.start()
     try:
+        # the run waits before epoch 3 until the lock is taken: epoch 3 ends
+        # inside the lock by construction, however fast the epochs are
+        hold.allow('three', 2)
         write(os.path.join(sv.exp, 'three.yaml'), slow_spec('three', epochs=3))
         rid = wait_until(lambda: (sv.q("SELECT id FROM runs WHERE name = 'three' AND status = 'running'") or
                                   [[None]])[0][0], 60, 'the run to start')
+        hold.wait_held('three', 3)
         wait_until(lambda: sv.q('SELECT 1 FROM epochs WHERE run_id = ? AND epoch = 2', (rid,)), 60, 'epoch 2')
         con = sqlite3.connect(sv.db, timeout=10, isolation_level=None)
         # longer than two of the service's 5 s busy timeouts: a progress write may
         # use up the first before epoch 3's write waits out the second
         con.execute('BEGIN IMMEDIATE')
+        hold.release('three')
         time.sleep(12)
         con.execute('ROLLBACK')
         con.close()
