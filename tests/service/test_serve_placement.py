@@ -144,8 +144,13 @@ def learning_and_promises():
             check(len(probe_seen) >= 2, f'the waiting run\'s estimate changed while it waited: {probe_seen}')
             if probe_seen:
                 err0, err1 = abs(probe_seen[0] - a_probe) / a_probe, abs(probe_seen[-1] - a_probe) / a_probe
-                check(err1 < err0 and err1 < 0.3,
-                      f'the estimate improved with the recorded epochs: {100 * err0:.0f} % -> {100 * err1:.0f} %')
+                # what the identical first run took is all the history knows: on a
+                # loaded machine the workers' start-up time moves between two runs
+                # (1 to 3 s here), so the estimate is right when it is near either
+                near_first = abs(probe_seen[-1] - a0) / a0
+                check(err1 < err0 / 2 and (err1 < 0.3 or near_first < 0.15),
+                      f'the estimate improved with the recorded epochs: {100 * err0:.0f} % -> {100 * err1:.0f} % '
+                      f'({100 * near_first:.0f} % from the first run\'s {a0:.2f} s)')
 
             # a batch, planned with what was learned
             batch = {'r1': 3, 'r2': 3, 'r3': 3, 'r4': 3, 'small': 1}
