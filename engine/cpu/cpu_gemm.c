@@ -104,6 +104,8 @@ static int gemm_blas(eng_backend *b, const eng_gemm_desc *d, const float *A, con
 {
     if (d->reduce_batch)
         return gemm_reduce(b, d, A, B, C);
+    if (cpu_gemm_tn_long_fits(d))
+        return cpu_gemm_tn_long(b, d, A, B, C);
     const double flops = 2.0 * (double)d->m * (double)d->n * (double)d->k;
     const int nthr = cpu_threads(b);
     if (nthr > 1 && (d->batch >= 4 * nthr || (d->batch >= 2 * nthr && flops < 4e6))) {

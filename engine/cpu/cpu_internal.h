@@ -110,7 +110,8 @@ typedef struct cpu_state {
 
 /* A grow-only scratch buffer of the backend (slot < CPU_SCRATCH_SLOTS:
  * 0 and 1 a product's operands, 2 and 3 conv2d's weight gradient, 4
- * cpu_gemm_reduce_nt's lane sums), 64-byte aligned;
+ * cpu_gemm_reduce_nt's lane sums and cpu_gemm_tn_long's partials),
+ * 64-byte aligned;
  * NULL with the error set when it cannot grow. Valid until the next call
  * for the same slot. */
 void *cpu_scratch(eng_backend *b, int slot, size_t bytes);
@@ -245,6 +246,12 @@ void cpu_blas_threads(const eng_backend *b);
  * first); cpu_gemm_reduce_nt_fits says whether it serves d here. */
 bool cpu_gemm_reduce_nt_fits(const eng_gemm_desc *d);
 int cpu_gemm_reduce_nt(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C);
+
+/* cpu_gemm_tn.c: C = alpha A^T B + beta C (one product, ta = 1, tb = 0)
+ * with a reduction far longer than m and n, on AVX-512; A and B float32.
+ * cpu_gemm_tn_long_fits says whether it serves d here. */
+bool cpu_gemm_tn_long_fits(const eng_gemm_desc *d);
+int cpu_gemm_tn_long(eng_backend *b, const eng_gemm_desc *d, const float *A, const float *B, float *C);
 
 /* Shared reduction: db[j] = sum over (o, i) of dy[o, j, i], summed in double
  * in a thread-count independent order. */

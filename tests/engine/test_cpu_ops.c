@@ -394,6 +394,12 @@ static void test_gemm(void **state)
         }
     gemm_case(false, true, 8, 8, 8, 1, 12, 1.0f, 1.0f, 1e-5);   /* many small: one per thread */
     gemm_case(true, false, 64, 48, 300, 0, 1, 1.0f, 0.0f, 1e-4); /* long reduction */
+    /* the AVX-512 long-reduction form (cpu_gemm_tn.c; v3 and v2 run
+     * OpenBLAS): rows past its 6-row blocks, a column tail past 16 and
+     * padded rows; a mixer channel weight gradient's shape */
+    gemm_case(true, false, 13, 37, 3001, 3, 1, 0.7f, 0.3f, 1e-4);
+    gemm_case(true, false, 128, 128, 8192, 0, 1, 1.0f, 0.0f, 1e-4);
+    gemm_case(true, false, 20, 70, 4099, 5, 1, 1.0f, 1.0f, 1e-4);
     /* k = 0: C = beta C */
     float *C = fbuf(6);
     for (int i = 0; i < 6; i++)
