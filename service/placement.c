@@ -429,6 +429,18 @@ static bool moved(double a, double b, double now)
 }
 
 /* Writes the plans that changed since they were last written. */
+/* The seconds a start on planned device d waits for a read of the GPU's
+ * free memory: earliest_finish trusts that memory only when freshly read
+ * (svc_placement_plan), so the plan counts the read in each GPU run's time
+ * and the recorded promise takes it out again (record). */
+static double memory_read_seconds(const svc_service *sv, const svc_placer *pl, int d)
+{
+    return d >= 0 && d < sv->slots.n_gpus && pl->mem_known &&
+                   (svc_policy)sv->cfg.placement == SVC_POLICY_EARLIEST_FINISH
+               ? pl->query_seconds
+               : 0.0;
+}
+
 static void record(svc_service *sv, svc_placer *pl, const db_run_list *q, const svc_plan_out *out,
                    const bool *planned, double now)
 {
@@ -447,16 +459,14 @@ static void record(svc_service *sv, svc_placer *pl, const db_run_list *q, const 
             svc_plan_device_name(&sv->slots, o->device, dev, sizeof dev);
         double start = o->device >= 0 && isfinite(o->start) ? now + o->start : NAN;
         double finish = o->device >= 0 && isfinite(o->finish) ? now + o->finish : NAN;
-        /* the plan counted a read of the GPU's free memory in each GPU run's
-         * time (svc_placement_plan): a waiting run starts after that read, a
-         * run starting now had it read already. The promise keeps the run's
-         * own length in its seconds either way. */
-        if (o->device >= 0 && o->device < sv->slots.n_gpus && pl->mem_known &&
-            (svc_policy)sv->cfg.placement == SVC_POLICY_EARLIEST_FINISH && isfinite(start) && isfinite(finish)) {
+        /* a waiting run starts after the memory read, a run starting now had
+         * it read already: the promise's seconds are the run's own either way */
+        const double read = memory_read_seconds(sv, pl, o->device);
+        if (read > 0 && isfinite(start) && isfinite(finish)) {
             if (o->action == SVC_PLAN_START)
-                finish = fmax(start, finish - pl->query_seconds);
+                finish = fmax(start, finish - read);
             else
-                start = fmin(start + pl->query_seconds, finish);
+                start = fmin(start + read, finish);
         }
         double secs = isfinite(start) && isfinite(finish) ? finish - start : NAN;
         if (m->written && !strcmp(m->device, dev) && !moved(start, m->start, now) && !moved(finish, m->finish, now) &&
@@ -619,8 +629,7 @@ svc_plan_out *svc_placement_plan(svc_service *sv, const db_run_list *q)
                                                                                       r->template_name,
                                                                                       c->flops_per_sample))
                                      : NAN;
-            if (d < s->n_gpus && pl->mem_known && policy == SVC_POLICY_EARLIEST_FINISH)
-                secs[d] += pl->query_seconds;
+            secs[d] += memory_read_seconds(sv, pl, d);
         }
         memo *m = memo_of(pl, r->id);
         p.prev[nj] = m ? m->prev_device : -1;
