@@ -298,6 +298,16 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
                         float *dx, float *dw, float *db, void *ws);
 
+/* cpu_pool_s2.c: max pooling 3x3 at stride 2, pad 0 or 1, rows of at most
+ * 32, on AVX-512, over planes [p0, p1) of the tensors (arg: the kept taps,
+ * a byte per output, or NULL); the backward from the forward's taps, where
+ * cpu_pool_s2_backward_fits. */
+bool cpu_pool_s2_fits(const eng_pool_desc *d);
+bool cpu_pool_s2_backward_fits(const eng_pool_desc *d, bool relu);
+void cpu_pool_s2_forward(const eng_pool_desc *d, int64_t p0, int64_t p1, const float *x, float *y, uint8_t *arg);
+void cpu_pool_s2_backward(const eng_pool_desc *d, int64_t p0, int64_t p1, const float *y, const float *dy,
+                          const uint8_t *arg, float *dx, bool relu);
+
 /* cpu_pool.c */
 int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, float *y);
 size_t cpu_pool_keep(eng_backend *b, const eng_pool_desc *d);

@@ -270,6 +270,16 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
     if (args)
         ((pool_keep_head *)d->keep)->magic = 0; /* until the new argmax is all there */
     const int team = cpu_team(b, planes * hw);
+    if (cpu_pool_s2_fits(d)) {
+#pragma omp parallel num_threads(team)
+        {
+            const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+            cpu_pool_s2_forward(d, planes * id / nt, planes * (id + 1) / nt, x, y, args);
+        }
+        if (args)
+            *(pool_keep_head *)d->keep = (pool_keep_head){.magic = POOL_KEEP_MAGIC, .x = x, .y = y};
+        return 0;
+    }
     const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
     /* per thread: the padded view, and the argmax as floats when it is kept */
     const int64_t pad_n = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
@@ -413,8 +423,16 @@ static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x,
         return 0;
     }
     const uint8_t *kept = keep_find(d, x, y);
-    /* per thread: the padded view, the argmax positions, a forward output when y is NULL */
     const int team = cpu_team(b, planes * hw);
+    if (kept && cpu_pool_s2_backward_fits(d, relu)) {
+#pragma omp parallel num_threads(team)
+        {
+            const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+            cpu_pool_s2_backward(d, planes * id / nt, planes * (id + 1) / nt, y, dy, kept, dx, relu);
+        }
+        return 0;
+    }
+    /* per thread: the padded view, the argmax positions, a forward output when y is NULL */
     const int64_t group = pool_group(d), groups = (planes + group - 1) / group;
     const int64_t pad_n = d->pad ? (d->h + 2 * d->pad) * (d->w + 2 * d->pad) : 1;
     const int64_t per = pad_n + 2 * group * ohw;

@@ -856,6 +856,72 @@ static void test_pool_special_values(void **state)
     assert_memory_equal(dx, want, sizeof want);
 }
 
+/* The AVX-512 kernel of the 3x3 stride-2 max pool (cpu_pool_s2.c) against
+ * the general kernel (x86-64-v2), bit for bit: outputs, and the gradients
+ * from either level's kept taps, with and without the relu before the
+ * pool. The data has many ties (a few levels), +0 and -0, -inf and NaN,
+ * over planes of 8x8 to 32x32, square and not, padded and not, several
+ * planes a call (the kernel masks only at a plane's ends). */
+static void test_pool_levels(void **state)
+{
+    (void)state;
+    eng_cpu_info info;
+    assert_int_equal(eng_cpu_info_get(&info), 0);
+    if (strcmp(info.isa_max, "x86-64-v4") != 0)
+        skip(); /* no AVX-512 here: the kernel cannot run */
+    char was[16];
+    snprintf(was, sizeof was, "v%c", info.isa[8]);
+    static const int64_t shapes[][5] = {{2, 3, 32, 32, 0}, {1, 5, 31, 29, 0}, {3, 2, 24, 27, 1}, {2, 3, 8, 8, 0},
+                                        {1, 3, 9, 17, 1},  {1, 2, 16, 16, 1}, {2, 2, 25, 32, 1}, {1, 4, 32, 24, 0},
+                                        {1, 3, 30, 30, 1}, {2, 1, 11, 8, 0}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t n = shapes[si][0], c = shapes[si][1], h = shapes[si][2], w = shapes[si][3];
+        eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = 3, .kw = 3, .stride = 2,
+                           .pad = shapes[si][4]};
+        d.oh = ref_out_size(h, 3, 2, d.pad);
+        d.ow = ref_out_size(w, 3, 2, d.pad);
+        const int64_t nx = n * c * h * w, ny = n * c * d.oh * d.ow;
+        float *x = fbuf(nx), *g = fbuf(ny);
+        for (int64_t i = 0; i < nx; i++) {
+            const double u = urand();
+            x[i] = u < 0.02 ? NAN : u < 0.05 ? -INFINITY : u < 0.15 ? -0.0f : (float)((int)(urand() * 7) - 2) * 0.5f;
+        }
+        for (int64_t i = 0; i < ny; i++)
+            g[i] = (float)(urand() * 2 - 1);
+        float *y[2], *dx[2][2];
+        const size_t kb = B->ops->pool_keep(B, &d);
+        assert_true(kb >= (size_t)ny);
+        for (int l = 0; l < 2; l++) { /* v2 (the general kernel), then v4 */
+            assert_int_equal(eng_cpu_set_isa(l ? "v4" : "v2"), 0);
+            eng_pool_desc dk = d;
+            dk.keep = hbuf(kb);
+            dk.keep_bytes = kb;
+            y[l] = fbuf(ny);
+            assert_int_equal(B->ops->pool_forward(B, &dk, x, y[l]), 0);
+            for (int relu = 0; relu < 2; relu++) {
+                dx[l][relu] = fbuf(nx);
+                for (int64_t i = 0; i < nx; i++)
+                    dx[l][relu][i] = 77.0f; /* every element is written */
+                assert_int_equal((relu ? B->ops->pool_relu_backward : B->ops->pool_backward)(B, &dk, x, y[l], g,
+                                                                                           dx[l][relu]),
+                                 0);
+            }
+        }
+        print_message("  max pool %lldx%lld pad %lld, %lld planes: AVX-512 == general\n", (long long)h, (long long)w,
+                      (long long)d.pad, (long long)(n * c));
+        assert_memory_equal(y[0], y[1], (size_t)ny * sizeof(float));
+        assert_memory_equal(dx[0][0], dx[1][0], (size_t)nx * sizeof(float));
+        assert_memory_equal(dx[0][1], dx[1][1], (size_t)nx * sizeof(float));
+        int64_t nan = 0, got = 0;
+        for (int64_t i = 0; i < ny; i++)
+            nan += isnan(y[1][i]);
+        for (int64_t i = 0; i < nx; i++)
+            got += dx[1][1][i] != 0.0f;
+        assert_true(nan > 0 && nan < ny && got > 0); /* the data reached both paths */
+    }
+    assert_int_equal(eng_cpu_set_isa(was), 0);
+}
+
 /* ============================== batchnorm ============================== */
 
 typedef struct bn_ctx {
@@ -1940,7 +2006,7 @@ int main(int argc, char **argv)
         T(test_backend_basics),  T(test_argument_checks), T(test_gemm),
         T(test_gemm_batch_forms), T(test_bias),           T(test_add_copy2d),
         T(test_transpose),       T(test_mean_lastdim),    T(test_conv2d),
-        T(test_pool),            T(test_pool_ties),       T(test_pool_special_values),
+        T(test_pool),            T(test_pool_ties),       T(test_pool_special_values), T(test_pool_levels),
         T(test_batchnorm),       T(test_layernorm),       T(test_activations), T(test_fused_epilogues),
         T(test_activation_accuracy), T(test_softmax),     T(test_xent),
         T(test_dropout),         T(test_patchify),        T(test_batch_gather),
