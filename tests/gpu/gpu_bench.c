@@ -166,6 +166,61 @@ static int bench_conv(eng_backend *b, const char *prec, int reps, int64_t n, int
     return 0;
 }
 
+/* A max pool 3x3 at stride 2 as a CNN trains it: the forward keeping its
+ * taps where the backend keeps them, then the backward through the relu
+ * before it. GB/s counts the tensors read and written once. */
+static int bench_pool(eng_backend *b, const char *prec, int reps, int64_t n, int64_t c, int64_t hw, int64_t pad,
+                      const char *what)
+{
+    eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = hw, .w = hw, .kh = 3, .kw = 3, .stride = 2,
+                       .pad = pad};
+    d.oh = d.ow = (hw + 2 * pad - 3) / 2 + 1;
+    const size_t nx = (size_t)(n * c * hw * hw), ny = (size_t)(n * c * d.oh * d.ow);
+    float *x = dev_alloc(b, nx * 4), *y = dev_alloc(b, ny * 4), *dy = dev_alloc(b, ny * 4), *dx = dev_alloc(b, nx * 4);
+    d.keep_bytes = b->ops->pool_keep ? b->ops->pool_keep(b, &d) : 0;
+    d.keep = d.keep_bytes ? dev_alloc(b, d.keep_bytes) : NULL;
+    if (!x || !y || !dy || !dx || (d.keep_bytes && !d.keep))
+        return ENG_ENOMEM;
+    float *hx = malloc(nx * 4);
+    if (!hx)
+        return ENG_ENOMEM;
+    uint32_t r = 12345; /* relu'd values, a third of them zero: ties and windows the relu zeroed */
+    for (size_t i = 0; i < nx; i++) {
+        r = r * 1664525u + 1013904223u;
+        hx[i] = (r >> 8) % 3 == 0 ? 0.0f : (float)(r >> 8) * 0x1p-24f;
+    }
+    const int up = b->ops->upload(b, x, hx, nx * 4);
+    free(hx);
+    CHECK(up);
+    CHECK(b->ops->fill(b, dy, (int64_t)ny, 1.0f));
+    int (*backward)(eng_backend *, const eng_pool_desc *, const float *, const float *, const float *, float *) =
+        b->ops->pool_relu_backward ? b->ops->pool_relu_backward : b->ops->pool_backward;
+    CHECK(b->ops->pool_forward(b, &d, x, y)); /* warm-up */
+    CHECK(backward(b, &d, x, y, dy, dx));
+    CHECK(b->ops->sync(b));
+    double tf = 0.0, tb = 0.0;
+    for (int r = 0; r < reps; r++) { /* the backward reads what the forward kept */
+        double t = now();
+        CHECK(b->ops->pool_forward(b, &d, x, y));
+        CHECK(b->ops->sync(b));
+        tf += now() - t;
+        t = now();
+        CHECK(backward(b, &d, x, y, dy, dx));
+        CHECK(b->ops->sync(b));
+        tb += now() - t;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "%s forward (GB/s)", what);
+    row(name, prec, (double)(nx + ny) * 4 + (double)ny, tf, reps);
+    snprintf(name, sizeof name, "%s backward through the relu (GB/s)", what);
+    row(name, prec, (double)(nx + 2 * ny) * 4 + (double)ny, tb, reps);
+    void *all[] = {x, y, dy, dx, d.keep};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i])
+            b->ops->free(b, all[i]);
+    return 0;
+}
+
 static int bench_ops(const opts *o)
 {
     printf("| operation (batch 500) | precision | ms | GFLOP/s |\n|---|---|---:|---:|\n");
@@ -188,6 +243,12 @@ static int bench_ops(const opts *o)
             rc = bench_conv(b, prec_names[p], o->reps, 500, 16, 32, 16, "conv 16->16 3x3 on 32x32");
         if (!rc)
             rc = bench_conv(b, prec_names[p], o->reps, 500, 64, 7, 64, "conv 64->64 3x3 on 7x7");
+        if (!rc && p == 0) /* (pooling runs in float32 whatever the precision) */
+            rc = bench_pool(b, prec_names[p], o->reps, 500, 16, 32, 0, "max pool 16 x 32x32 -> 15x15 (normal_cnn)");
+        if (!rc && p == 0)
+            rc = bench_pool(b, prec_names[p], o->reps, 500, 32, 15, 0, "max pool 32 x 15x15 -> 7x7 (normal_cnn)");
+        if (!rc && p == 0)
+            rc = bench_pool(b, prec_names[p], o->reps, 500, 32, 16, 1, "max pool 32 x 16x16 -> 8x8, pad 1 (residual_cnn)");
         eng_backend_free(b);
         if (rc < 0)
             return rc;
