@@ -856,6 +856,16 @@ static void test_pool_special_values(void **state)
     assert_memory_equal(dx, want, sizeof want);
 }
 
+/* A 3x3 max pool at stride 2 over planes {n, c, h, w} with padding pad. */
+static eng_pool_desc max_pool_3s2(const int64_t shape[5])
+{
+    eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = shape[0], .c = shape[1], .h = shape[2], .w = shape[3], .kh = 3,
+                       .kw = 3, .stride = 2, .pad = shape[4]};
+    d.oh = ref_out_size(d.h, 3, 2, d.pad);
+    d.ow = ref_out_size(d.w, 3, 2, d.pad);
+    return d;
+}
+
 /* The AVX-512 kernel of the 3x3 stride-2 max pool (cpu_pool_s2.c) against
  * the general kernel (x86-64-v2), bit for bit: outputs, and the gradients
  * from either level's kept taps, with and without the relu before the
@@ -876,10 +886,7 @@ static void test_pool_levels(void **state)
                                         {1, 3, 30, 30, 1}, {2, 1, 11, 8, 0}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int64_t n = shapes[si][0], c = shapes[si][1], h = shapes[si][2], w = shapes[si][3];
-        eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = 3, .kw = 3, .stride = 2,
-                           .pad = shapes[si][4]};
-        d.oh = ref_out_size(h, 3, 2, d.pad);
-        d.ow = ref_out_size(w, 3, 2, d.pad);
+        const eng_pool_desc d = max_pool_3s2(shapes[si]);
         const int64_t nx = n * c * h * w, ny = n * c * d.oh * d.ow;
         float *x = fbuf(nx), *g = fbuf(ny);
         for (int64_t i = 0; i < nx; i++) {
@@ -1143,10 +1150,7 @@ static void test_fused_epilogues(void **state)
     static const int64_t pool_shapes[][5] = {{3, 5, 9, 9, 0}, {2, 70, 3, 3, 0}, {2, 3, 9, 8, 1}};
     for (size_t s = 0; s < sizeof pool_shapes / sizeof pool_shapes[0]; s++) {
         const int64_t n = pool_shapes[s][0], c = pool_shapes[s][1], h = pool_shapes[s][2], w = pool_shapes[s][3];
-        eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = 3, .kw = 3, .stride = 2,
-                           .pad = pool_shapes[s][4]};
-        d.oh = ref_out_size(h, 3, 2, d.pad);
-        d.ow = ref_out_size(w, 3, 2, d.pad);
+        const eng_pool_desc d = max_pool_3s2(pool_shapes[s]);
         const int64_t nx = n * c * h * w, ny = n * c * d.oh * d.ow;
         float *x = to_f(drand_buf(nx, -3, 1), nx), *py = fbuf(ny), *g = to_f(drand_buf(ny, -1, 1), ny);
         float *dx1 = fbuf(nx), *dx2 = fbuf(nx);
