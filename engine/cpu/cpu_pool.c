@@ -13,7 +13,9 @@
  * without races. Padding is handled by reading a copy of the plane with
  * -inf in the padding. The seed's CNNs pool planes of 3x3 to 32x32, where
  * a plane is a few hundred floats: per-plane overhead is what matters, so
- * small unpadded planes are swept in groups (pool_group). */
+ * small unpadded planes are swept in groups (pool_group). At level v4 the
+ * seed CNNs' 3x3 stride-2 pools of 8x8 to 32x32 planes run on the AVX-512
+ * kernel of cpu_pool_s2.c instead, to the same bytes. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
