@@ -21,9 +21,7 @@
 #include "epochd_config.h"
 #include "cli/commands.h"
 #include "cli/options.h"
-#if EPOCHD_HAVE_CUDA
-#include "gpu/gpu.h"
-#endif
+#include "gpu/module.h"
 
 #define MAX_DEVICES 64
 
@@ -87,19 +85,16 @@ int cli_cmd_devices(int argc, char **argv)
     if (fake && *fake)
         return test_devices(fake, as_json);
 
+    /* loads the CUDA module only where an NVIDIA driver is installed */
     int count = 0;
-#if EPOCHD_HAVE_CUDA
     static gpu_device_info info[MAX_DEVICES];
-    if (gpu_device_list(info, MAX_DEVICES, &count) < 0) {
+    if (gpu_module_device_list(info, MAX_DEVICES, &count) < 0) {
         fprintf(stderr, "epochd devices: %s\n", eng_last_error());
         return EX_SOFTWARE;
     }
     if (count > MAX_DEVICES)
         count = MAX_DEVICES;
-    const bool cuda_build = true;
-#else
-    const bool cuda_build = false;
-#endif
+    const bool cuda_build = EPOCHD_HAVE_CUDA;
 
     eng_cpu_info cpu;
     if (eng_cpu_info_get(&cpu) < 0) {
@@ -121,7 +116,6 @@ int cli_cmd_devices(int argc, char **argv)
             json_decref(root);
             goto oom;
         }
-#if EPOCHD_HAVE_CUDA
         for (int i = 0; i < count; i++) {
             char cc[16];
             snprintf(cc, sizeof cc, "%d.%d", info[i].cc_major, info[i].cc_minor);
@@ -134,7 +128,6 @@ int cli_cmd_devices(int argc, char **argv)
                 goto oom;
             }
         }
-#endif
         char *s = json_dumps(root, JSON_COMPACT);
         json_decref(root);
         if (!s)
@@ -153,13 +146,11 @@ int cli_cmd_devices(int argc, char **argv)
            cpu.amx ? ", AMX" : "");
     if (count == 0)
         printf("no CUDA device%s\n", cuda_build ? "" : " (this epochd was built without CUDA)");
-#if EPOCHD_HAVE_CUDA
     for (int i = 0; i < count; i++)
         printf("cuda:%d  %s  %.1f GiB (%.1f GiB free)  compute capability %d.%d  %d multiprocessors\n",
                info[i].ordinal, info[i].name, (double)info[i].total_memory / (1024.0 * 1024.0 * 1024.0),
                (double)info[i].free_memory / (1024.0 * 1024.0 * 1024.0), info[i].cc_major, info[i].cc_minor,
                info[i].multiprocessors);
-#endif
     return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
 
 oom:

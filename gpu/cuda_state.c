@@ -4,9 +4,6 @@
  * this runtime, failed initialisation, a user-space library that does not
  * match the kernel module - is an error that must be seen, never an empty
  * device list. */
-#include <dlfcn.h>
-#include <unistd.h>
-
 #include "gpu/check.h"
 #include "gpu/gpu.h"
 
@@ -21,17 +18,6 @@ gpu_cuda_state gpu_cuda_classify(int cuda_error, bool driver_installed)
     if (cuda_error == cudaErrorInsufficientDriver && !driver_installed)
         return GPU_CUDA_ABSENT;
     return GPU_CUDA_BROKEN;
-}
-
-bool gpu_cuda_driver_installed(void)
-{
-    if (access("/proc/driver/nvidia/version", F_OK) == 0) /* the kernel module is loaded */
-        return true;
-    void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL); /* the user-space driver (also WSL's) */
-    if (!h)
-        return false;
-    dlclose(h);
-    return true;
 }
 
 int gpu_cuda_device_count(int *n)

@@ -15,6 +15,8 @@ extern "C" { /* the engine headers are C and carry no guards of their own */
 #endif
 
 #include "engine/backend.h"
+#include "gpu/device_info.h"
+#include "gpu/driver.h"
 
 /* Creates a backend on CUDA device `device` (an ordinal as CUDA numbers them
  * after CUDA_VISIBLE_DEVICES) computing at `prec`. The backend owns one
@@ -31,15 +33,6 @@ int gpu_backend_new(int device, eng_precision prec, eng_backend **out);
 void *gpu_backend_stream(eng_backend *b);
 
 /* ---- devices ---- */
-
-typedef struct gpu_device_info {
-    int ordinal;
-    char name[256];
-    size_t total_memory; /* bytes */
-    size_t free_memory;  /* bytes free when listed (0: could not be asked) */
-    int cc_major, cc_minor;
-    int multiprocessors;
-} gpu_device_info;
 
 /* Fills up to `max` entries and sets *count to the number of devices seen
  * (which may exceed max). No driver installed or no device is not an error:
@@ -61,10 +54,6 @@ typedef enum gpu_cuda_state {
 /* Classifies a cudaError_t from cudaGetDeviceCount; driver_installed is
  * gpu_cuda_driver_installed(). Pure: no CUDA call. */
 gpu_cuda_state gpu_cuda_classify(int cuda_error, bool driver_installed);
-
-/* Whether an NVIDIA driver is installed: its kernel module is loaded, or its
- * user-space library libcuda.so.1 can be loaded. */
-bool gpu_cuda_driver_installed(void);
 
 /* cudaGetDeviceCount with that classification: 0 and *n (0 when absent), or
  * ENG_EDEVICE with the message set when CUDA is broken. */

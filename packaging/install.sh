@@ -7,7 +7,8 @@
 #   sudo packaging/install.sh [--build DIR] [--prefix DIR] [--gpu] [--http] [--no-start]
 #
 # --build   the meson build folder holding epochd (default: build)
-# --prefix  where the binary goes: PREFIX/bin/epochd (default: /usr/local)
+# --prefix  where the binary goes: PREFIX/bin/epochd, and a CUDA build's backend
+#           PREFIX/lib/epochd/epochd-cuda.so (default: /usr/local)
 # --gpu     also install the drop-in that gives the service the NVIDIA devices
 # --http    also install the drop-in that lets the dashboard listen (loopback
 #           only; set http.listen in the config, docs/web.md)
@@ -62,6 +63,12 @@ install -d "$dest$prefix/bin" "$dest/etc/epochd" "$dest/etc/systemd/system" \
     "$dest$prefix/share/doc/epochd"
 install -m 0755 "$bin" "$dest$prefix/bin/epochd"
 say "installed $prefix/bin/epochd"
+# the CUDA backend, which epochd loads from ../lib/epochd/ when it needs a GPU
+if [ -f "$build/epochd-cuda.so" ]; then
+    install -d "$dest$prefix/lib/epochd"
+    install -m 0644 "$build/epochd-cuda.so" "$dest$prefix/lib/epochd/epochd-cuda.so"
+    say "installed $prefix/lib/epochd/epochd-cuda.so"
+fi
 
 # the unit, pointing at the installed binary
 sed "s|/usr/local/bin/epochd|$prefix/bin/epochd|" "$here/epochd.service" \

@@ -8,21 +8,15 @@
 
 #include "epochd_config.h"
 #include "engine/error.h"
+#include "gpu/module.h"
 #include "service/error.h"
-#if EPOCHD_HAVE_CUDA
-#include "gpu/gpu.h"
-#endif
 
 int svc_cuda_device_count(void)
 {
-#if EPOCHD_HAVE_CUDA
     int count = 0;
-    if (gpu_device_list(NULL, 0, &count) < 0)
+    if (gpu_module_device_list(NULL, 0, &count) < 0)
         return 0;
     return count;
-#else
-    return 0;
-#endif
 }
 
 static int default_threads(void)
@@ -61,7 +55,11 @@ int svc_backend_open(const char *device, eng_precision prec, int threads, eng_ba
     }
     if (cuda) {
 #if EPOCHD_HAVE_CUDA
-        if (svc_cuda_device_count() == 0) {
+        int count = 0;
+        int rc = gpu_module_device_list(NULL, 0, &count);
+        if (rc < 0) /* a broken driver, a missing or foreign CUDA module */
+            return svc_error(svc_from_engine(rc), "cannot open %s: %s", device, eng_last_error());
+        if (count == 0) {
             /* a device error of this host (a cluster's node without a working
              * GPU): another attempt, elsewhere, may succeed */
             char host[256] = "this host";
@@ -70,7 +68,7 @@ int svc_backend_open(const char *device, eng_precision prec, int threads, eng_ba
             host[sizeof host - 1] = '\0';
             return svc_error(SVC_EINTERNAL, "cannot open %s: no CUDA device on %s", device, host);
         }
-        int rc = gpu_backend_new(ordinal, prec, out);
+        rc = gpu_module_backend_new(ordinal, prec, out);
         if (rc < 0)
             return svc_error(svc_from_engine(rc), "cannot open %s: %s", device, eng_last_error());
         return 0;

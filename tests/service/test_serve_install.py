@@ -27,6 +27,10 @@ with tempdir() as tmp:
               'usr/local/share/doc/epochd/worker-protocol.md']:
         check(os.path.exists(os.path.join(stage, f)), f'{f} installed')
     check(os.access(os.path.join(stage, 'usr/local/bin/epochd'), os.X_OK), 'the binary is executable')
+    # a CUDA build's backend goes where the binary looks for it (gpu/module.h)
+    if os.path.exists(os.path.join(build, 'epochd-cuda.so')):
+        check(os.path.exists(os.path.join(stage, 'usr/local/lib/epochd/epochd-cuda.so')),
+              'the CUDA module is installed in ../lib/epochd/ of the binary')
     check(oct(os.stat(os.path.join(stage, 'var/lib/epochd/experiments')).st_mode & 0o7777) == '0o2775',
           'the experiments folder is group-writable and setgid')
     unit = open(os.path.join(stage, 'etc/systemd/system/epochd.service')).read()
