@@ -243,6 +243,13 @@ static int bench_ops(const opts *o)
             rc = bench_conv(b, prec_names[p], o->reps, 500, 16, 32, 16, "conv 16->16 3x3 on 32x32");
         if (!rc)
             rc = bench_conv(b, prec_names[p], o->reps, 500, 64, 7, 64, "conv 64->64 3x3 on 7x7");
+        /* residual_cnn at batch 64: its middle and last blocks' images are small */
+        if (!rc)
+            rc = bench_conv(b, prec_names[p], o->reps, 64, 32, 8, 32, "conv 32->32 3x3 on 8x8, batch 64");
+        if (!rc)
+            rc = bench_conv(b, prec_names[p], o->reps, 64, 64, 3, 64, "conv 64->64 3x3 on 3x3, batch 64");
+        if (!rc)
+            rc = bench_conv(b, prec_names[p], o->reps, 64, 128, 1, 128, "conv 128->128 3x3 on 1x1, batch 64");
         if (!rc && p == 0) /* (pooling runs in float32 whatever the precision) */
             rc = bench_pool(b, prec_names[p], o->reps, 500, 16, 32, 0, "max pool 16 x 32x32 -> 15x15 (normal_cnn)");
         if (!rc && p == 0)
