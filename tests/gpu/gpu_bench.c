@@ -223,7 +223,7 @@ static int bench_pool(eng_backend *b, const char *prec, int reps, int64_t n, int
 
 static int bench_ops(const opts *o)
 {
-    printf("| operation (batch 500) | precision | ms | GFLOP/s |\n|---|---|---:|---:|\n");
+    printf("| operation (batch 500 unless named) | precision | ms | GFLOP/s |\n|---|---|---:|---:|\n");
     for (int p = 0; p < 3; p++) {
         if (!o->prec[p])
             continue;
