@@ -24,6 +24,14 @@ void cpu_blas_threads(const eng_backend *b)
         omp_set_num_threads(cpu_threads(b));
 }
 
+void cpu_blas_threads_small(const eng_backend *b, int64_t m, int64_t n, int64_t k)
+{
+    const bool small = n * k < 65536 && m * n * k < ((int64_t)1 << 22);
+    const int t = small ? 1 : cpu_threads(b);
+    if (omp_get_max_threads() != t)
+        omp_set_num_threads(t);
+}
+
 static void cpu_destroy(eng_backend *b)
 {
     cpu_state *st = b->impl;

@@ -216,9 +216,10 @@ static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x
                           const float *bias, float *y, conv_ws *cw)
 {
     point_weights(d, w, cw->weff);
-    cpu_blas_threads(b);
+    cpu_blas_threads_small(b, d->n, d->k, d->c);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->n, (blasint)d->k, (blasint)d->c, 1.0f, x,
                 (blasint)d->c, cw->weff, (blasint)d->c, 0.0f, y, (blasint)d->k);
+    cpu_blas_threads(b);
     if (bias)
         cpu_bias_add(b, d->n, d->k, 1, y, bias);
 }
@@ -226,10 +227,11 @@ static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x
 static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *dy, float *dx, float *dw, float *db, conv_ws *cw)
 {
-    cpu_blas_threads(b);
     /* dweff (k, c) = dy^T (k, n) * x (n, c); every other tap gets zero */
+    cpu_blas_threads_small(b, d->k, d->c, d->n);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)d->k, (blasint)d->c, (blasint)d->n, 1.0f, dy,
                 (blasint)d->k, x, (blasint)d->c, 0.0f, cw->dweff, (blasint)d->c);
+    cpu_blas_threads(b);
     memset(dw, 0, (size_t)(d->k * d->c * d->kh * d->kw) * sizeof(float));
     if (d->pad < d->kh && d->pad < d->kw)
         for (int64_t k = 0; k < d->k; k++)
@@ -242,8 +244,10 @@ static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x
     }
     if (dx) {
         point_weights(d, w, cw->weff);
+        cpu_blas_threads_small(b, d->n, d->c, d->k);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->n, (blasint)d->c, (blasint)d->k, 1.0f,
                     dy, (blasint)d->k, cw->weff, (blasint)d->c, 0.0f, dx, (blasint)d->c);
+        cpu_blas_threads(b);
     }
     return 0;
 }

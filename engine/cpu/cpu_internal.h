@@ -241,6 +241,14 @@ static inline int cpu_window_check(const char *op, int64_t h, int64_t w, int64_t
  * regions; inside one it runs single-threaded by itself. */
 void cpu_blas_threads(const eng_backend *b);
 
+/* The same for one small product C (m x n) = op(A) op(B), inner size k:
+ * one thread where OpenBLAS's threads cost more than they save (B under
+ * 65,536 elements and under 4M multiply-adds: on the 2-core Zen 5 host a
+ * TN 128x128x64 product took 14.3 us on one thread, 31.0 on two;
+ * docs/benchmarks.md), else the backend's. Callers set cpu_blas_threads
+ * back after the product. */
+void cpu_blas_threads_small(const eng_backend *b, int64_t m, int64_t n, int64_t k);
+
 /* cpu_gemm_reduce.c: C = alpha sum_i A[i] B[i]^T + beta C (reduce_batch,
  * ta = 0, tb = 1) on AVX-512, A and B float32 (bf16 operands widened
  * first); cpu_gemm_reduce_nt_fits says whether it serves d here. */
