@@ -35,18 +35,23 @@ def no_driver_here():
         ['/sbin/ldconfig', '-p'], stdout=subprocess.PIPE, text=True).stdout.find('libcuda.so.1') < 0
 
 
-def run(exe, stub, module_env=None):
+def environment(stub, module_env):
+    """This environment with the stand-in driver first on the library path
+    (or not at all), and $EPOCHD_CUDA_MODULE as given (None: unset)."""
     env = dict(os.environ)
-    env.pop('CUDA_VISIBLE_DEVICES', None)
-    env.pop('EPOCHD_CUDA_MODULE', None)
-    env.pop('EPOCHD_TEST_DEVICES', None)
+    for k in ('CUDA_VISIBLE_DEVICES', 'EPOCHD_CUDA_MODULE', 'EPOCHD_TEST_DEVICES'):
+        env.pop(k, None)
     keep = [d for d in env.get('LD_LIBRARY_PATH', '').split(':')
             if d and os.path.realpath(d) != os.path.realpath(stub_dir)]
     env['LD_LIBRARY_PATH'] = ':'.join(([stub_dir] if stub else []) + keep)
     if module_env is not None:
         env['EPOCHD_CUDA_MODULE'] = module_env
+    return env
+
+
+def run(exe, stub, module_env=None):
     p = subprocess.run([exe, 'devices', '--json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       env=env, timeout=120)
+                       env=environment(stub, module_env), timeout=120)
     print(f'$ {exe} devices --json{"   (stand-in driver)" if stub else ""}'
           f'{f"   EPOCHD_CUDA_MODULE={module_env}" if module_env is not None else ""}\n'
           f'  exit {p.returncode}\n  stdout: {p.stdout.strip()[:300]!r}\n  stderr: {p.stderr.strip()[:400]!r}',
@@ -61,17 +66,10 @@ def train_on_cuda(tmp, stub, module_env=None):
         f.write('name: tiny\nseed: 1\ndata:\n  dataset: synthetic\n  batch_size: 8\n'
                 '  synthetic: {shape: [1, 4, 4], classes: 2, train: 16, test: 8}\n'
                 'model: {template: mlp, units: [8, 2]}\ntrain:\n  epochs: 1\n')
-    env = dict(os.environ)
-    for k in ('CUDA_VISIBLE_DEVICES', 'EPOCHD_CUDA_MODULE'):
-        env.pop(k, None)
-    keep = [d for d in env.get('LD_LIBRARY_PATH', '').split(':')
-            if d and os.path.realpath(d) != os.path.realpath(stub_dir)]
-    env['LD_LIBRARY_PATH'] = ':'.join(([stub_dir] if stub else []) + keep)
-    if module_env is not None:
-        env['EPOCHD_CUDA_MODULE'] = module_env
     db = os.path.join(tmp, f'runs-{len(os.listdir(tmp))}.db')
     p = subprocess.run([epochd, 'run', spec, '--device', 'cuda', '--db', db, '--state-dir', os.path.join(tmp, 'st')],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(stub, module_env),
+                       timeout=120)
     print(f'$ epochd run tiny.yaml --device cuda{"   (stand-in driver)" if stub else ""}'
           f'{f"   EPOCHD_CUDA_MODULE={module_env}" if module_env is not None else ""}\n'
           f'  exit {p.returncode}\n  stderr: {p.stderr.strip()[-400:]!r}', flush=True)
