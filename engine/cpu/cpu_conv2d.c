@@ -203,19 +203,48 @@ size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 
 /* ---- the 1x1-image case ---- */
 
-/* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the kernel). */
-static void point_weights(const eng_conv_desc *d, const float *w, float *weff)
+/* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the
+ * kernel), for the rows [k0, k1) and the columns [c0, c1). */
+static void point_weights(const eng_conv_desc *d, const float *w, float *weff, int64_t k0, int64_t k1, int64_t c0,
+                          int64_t c1)
 {
     const bool inside = d->pad < d->kh && d->pad < d->kw;
-    for (int64_t k = 0; k < d->k; k++)
-        for (int64_t c = 0; c < d->c; c++)
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t c = c0; c < c1; c++)
             weff[k * d->c + c] = inside ? w[((k * d->c + c) * d->kh + d->pad) * d->kw + d->pad] : 0.0f;
+}
+
+/* The 1x1-image products are thin (batch x channels x channels), and the
+ * backward's gather of the centre taps and its write of the whole 3x3
+ * weight gradient (zeros but for the centre) move more memory than the
+ * products. In the backward each thread of one parallel region takes a
+ * slice of the output channels (for dw) and of the input channels (for dx):
+ * it gathers and writes its own part and runs its slices of the products
+ * on one OpenBLAS thread (the OpenMP build of OpenBLAS runs single-threaded
+ * inside a parallel region). No barrier: the slices are disjoint. The
+ * slices depend only on the thread count, so the bits do too. Slices are
+ * multiples of 16 channels, at least 16 wide. */
+static int point_team(const eng_backend *b, const eng_conv_desc *d)
+{
+    int64_t t = cpu_threads(b), by_k = d->k / 16, by_c = d->c / 16;
+    if (t > by_k)
+        t = by_k;
+    if (t > by_c)
+        t = by_c;
+    return t < 1 ? 1 : (int)t;
+}
+
+static int64_t point_cut(int64_t total, int64_t id, int64_t nt)
+{
+    return id >= nt ? total : total * id / nt / 16 * 16;
 }
 
 static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *bias, float *y, conv_ws *cw)
 {
-    point_weights(d, w, cw->weff);
+    /* on one thread: split over two (the product by output channels, or
+     * only the gather) it ran no faster here */
+    point_weights(d, w, cw->weff, 0, d->k, 0, d->c);
     cpu_blas_threads_small(b, d->n, d->k, d->c);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->n, (blasint)d->k, (blasint)d->c, 1.0f, x,
                 (blasint)d->c, cw->weff, (blasint)d->c, 0.0f, y, (blasint)d->k);
@@ -227,28 +256,33 @@ static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x
 static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
                           const float *dy, float *dx, float *dw, float *db, conv_ws *cw)
 {
-    /* dweff (k, c) = dy^T (k, n) * x (n, c); every other tap gets zero */
-    cpu_blas_threads_small(b, d->k, d->c, d->n);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)d->k, (blasint)d->c, (blasint)d->n, 1.0f, dy,
-                (blasint)d->k, x, (blasint)d->c, 0.0f, cw->dweff, (blasint)d->c);
+    const int T = point_team(b, d);
+    const int64_t taps = d->kh * d->kw, centre = d->pad < d->kh && d->pad < d->kw ? d->pad * d->kw + d->pad : -1;
+    omp_set_num_threads(1);
+#pragma omp parallel num_threads(T)
+    {
+        const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int64_t k0 = point_cut(d->k, id, nt), k1 = point_cut(d->k, id + 1, nt);
+        /* dweff[k0:k1, :] = dy[:, k0:k1]^T (k, n) * x (n, c); every other tap gets zero */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)(k1 - k0), (blasint)d->c, (blasint)d->n,
+                    1.0f, dy + k0, (blasint)d->k, x, (blasint)d->c, 0.0f, cw->dweff + k0 * d->c, (blasint)d->c);
+        float *dwk = dw + k0 * d->c * taps;
+        memset(dwk, 0, (size_t)((k1 - k0) * d->c * taps) * sizeof(float));
+        if (centre >= 0)
+            for (int64_t i = 0; i < (k1 - k0) * d->c; i++)
+                dwk[i * taps + centre] = cw->dweff[k0 * d->c + i];
+        if (dx) {
+            /* dx[:, c0:c1] = dy (n, k) * weff[:, c0:c1] */
+            const int64_t c0 = point_cut(d->c, id, nt), c1 = point_cut(d->c, id + 1, nt);
+            point_weights(d, w, cw->weff, 0, d->k, c0, c1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->n, (blasint)(c1 - c0),
+                        (blasint)d->k, 1.0f, dy, (blasint)d->k, cw->weff + c0, (blasint)d->c, 0.0f, dx + c0,
+                        (blasint)d->c);
+        }
+    }
     cpu_blas_threads(b);
-    memset(dw, 0, (size_t)(d->k * d->c * d->kh * d->kw) * sizeof(float));
-    if (d->pad < d->kh && d->pad < d->kw)
-        for (int64_t k = 0; k < d->k; k++)
-            for (int64_t c = 0; c < d->c; c++)
-                dw[((k * d->c + c) * d->kh + d->pad) * d->kw + d->pad] = cw->dweff[k * d->c + c];
-    if (db) {
-        int rc = cpu_bias_grad_impl(b, d->n, d->k, 1, dy, db);
-        if (rc < 0)
-            return rc;
-    }
-    if (dx) {
-        point_weights(d, w, cw->weff);
-        cpu_blas_threads_small(b, d->n, d->c, d->k);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)d->n, (blasint)d->c, (blasint)d->k, 1.0f,
-                    dy, (blasint)d->k, cw->weff, (blasint)d->c, 0.0f, dx, (blasint)d->c);
-        cpu_blas_threads(b);
-    }
+    if (db)
+        return cpu_bias_grad_impl(b, d->n, d->k, 1, dy, db);
     return 0;
 }
 

@@ -689,6 +689,7 @@ static void test_conv2d(void **state)
         {5, 2, 23, 23, 3, 3, 1, 1, true},  /* batch larger than the image group (2 per group) */
         {64, 3, 3, 3, 4, 3, 1, 1, true},   /* 3x3 images: large groups */
         {6, 2, 1, 1, 3, 3, 1, 1, false},   /* 1x1 images through a 3x3 kernel, as the seed CNN's last convs */
+        {5, 48, 1, 1, 40, 3, 1, 1, true},  /* the same on two threads: slices of 16 + 24 and 16 + 32 channels */
         {200, 3, 7, 7, 6, 3, 2, 1, true},  /* im2col: 4 groups of 64 images, 2 per thread, the last partial */
         /* stride 1 with rows of 12+ pixels: the direct kernels */
         {3, 3, 13, 17, 5, 3, 1, 1, true},  /* 5 output channels: a partial block of 4; 17 = 16 + 1 pixels */

@@ -1,9 +1,9 @@
 /* gpu_bench: throughput of the CUDA backend, and of the CPU backend.
  *
- *   gpu_bench ops    [--device cuda|cpu] [--precision LIST] [--reps N]
+ *   gpu_bench ops    [--device cuda|cpu] [--precision LIST] [--reps N] [--only TEXT]
  *       time the heavy operations at the seed's shapes (batch 500):
  *       the mixers' linear layers and the CNN's convolutions, forward and
- *       backward, as GFLOP/s;
+ *       backward, as GFLOP/s; --only runs the rows whose name holds TEXT;
  *   gpu_bench models [--device cuda|cpu] [--precision LIST] [--batch B]
  *                    [--steps N] [--epochs E] [--warmup-steps W]
  *                    [--models a,b,...] [--profile]
@@ -110,8 +110,14 @@ static void row(const char *what, const char *prec, double flops, double secs, i
     printf("BENCH kind=op op=\"%s\" precision=%s ms=%.4f gflops=%.1f\n", what, prec, per * 1e3, flops / per * 1e-9);
 }
 
+/* gpu_bench ops --only: the rows whose name holds this text (NULL: all) */
+static const char *only_rows;
+static bool row_skipped(const char *what) { return only_rows && !strstr(what, only_rows); }
+
 static int bench_gemm(eng_backend *b, const char *prec, int reps, int64_t m, int64_t n, int64_t k, const char *what)
 {
+    if (row_skipped(what))
+        return 0;
     float *A = dev_alloc(b, (size_t)(m * k) * 4), *B = dev_alloc(b, (size_t)(k * n) * 4),
           *C = dev_alloc(b, (size_t)(m * n) * 4);
     if (!A || !B || !C)
@@ -133,6 +139,8 @@ static int bench_gemm(eng_backend *b, const char *prec, int reps, int64_t m, int
 static int bench_conv(eng_backend *b, const char *prec, int reps, int64_t n, int64_t c, int64_t hw, int64_t k,
                       const char *what)
 {
+    if (row_skipped(what))
+        return 0;
     eng_conv_desc d = {.n = n, .c = c, .h = hw, .w = hw, .k = k, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
                        .oh = hw, .ow = hw};
     const size_t ws = b->ops->conv2d_workspace(b, &d);
@@ -172,6 +180,8 @@ static int bench_conv(eng_backend *b, const char *prec, int reps, int64_t n, int
 static int bench_pool(eng_backend *b, const char *prec, int reps, int64_t n, int64_t c, int64_t hw, int64_t pad,
                       const char *what)
 {
+    if (row_skipped(what))
+        return 0;
     eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = hw, .w = hw, .kh = 3, .kw = 3, .stride = 2,
                        .pad = pad};
     d.oh = d.ow = (hw + 2 * pad - 3) / 2 + 1;
@@ -256,6 +266,12 @@ static int bench_ops(const opts *o)
             rc = bench_pool(b, prec_names[p], o->reps, 500, 32, 15, 0, "max pool 32 x 15x15 -> 7x7 (normal_cnn)");
         if (!rc && p == 0)
             rc = bench_pool(b, prec_names[p], o->reps, 500, 32, 16, 1, "max pool 32 x 16x16 -> 8x8, pad 1 (residual_cnn)");
+        if (!rc && p == 0)
+            rc = bench_pool(b, prec_names[p], o->reps, 64, 32, 16, 1, "max pool 32 x 16x16 -> 8x8, pad 1, batch 64");
+        if (!rc && p == 0)
+            rc = bench_pool(b, prec_names[p], o->reps, 64, 32, 8, 0, "max pool 32 x 8x8 -> 3x3, batch 64");
+        if (!rc && p == 0)
+            rc = bench_pool(b, prec_names[p], o->reps, 64, 64, 3, 0, "max pool 64 x 3x3 -> 1x1, batch 64");
         eng_backend_free(b);
         if (rc < 0)
             return rc;
@@ -549,7 +565,7 @@ static int bench_ceilings(const opts *o)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gpu_bench ops|models|ceilings [--device cuda|cpu] [--precision fp32,tf32,bf16] [--reps N]\n"
+    fprintf(f, "usage: gpu_bench ops|models|ceilings [--device cuda|cpu] [--precision fp32,tf32,bf16] [--reps N] [--only TEXT]\n"
                "                 [--batch B] [--steps N] [--epochs E] [--warmup-steps W] [--models name,...]\n"
                "                 [--profile | --profile-cpu-time]\n");
 }
@@ -572,6 +588,9 @@ int main(int argc, char **argv)
             for (int p = 0; p < 3; p++)
                 o.prec[p] = seed_model_wanted(v, prec_names[p]);
             precision_given = true;
+            i++;
+        } else if (!strcmp(a, "--only") && v) {
+            only_rows = v;
             i++;
         } else if (!strcmp(a, "--reps") && v) {
             o.reps = atoi(v);
