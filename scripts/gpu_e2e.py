@@ -14,7 +14,8 @@ backend statically and so never load epochd-cuda.so.
 - `--device auto` picks the GPU.
 
 The database is read with Python's sqlite3 module, a reader independent of
-db/. Exit 0 when every check holds, 1 otherwise.
+db/. Exit 0 when every check holds, 1 otherwise, 77 on a machine without
+an NVIDIA driver (nothing to check).
 """
 import json
 import math
@@ -81,6 +82,10 @@ with tempfile.TemporaryDirectory() as tmp:
         devices = json.loads(p.stdout).get('devices', [])
     except ValueError:
         pass
+    if p.returncode == 0 and not devices and not os.path.exists('/proc/driver/nvidia/version') \
+            and subprocess.run(['sh', '-c', 'command -v nvidia-smi'], stdout=subprocess.DEVNULL).returncode != 0:
+        print('gpu_e2e: no NVIDIA driver here: skipped (exit 77)', flush=True)
+        sys.exit(77)
     check(p.returncode == 0 and len(devices) > 0, 'epochd devices lists a CUDA device (the module loaded)')
 
     for template in MODELS:
