@@ -26,14 +26,19 @@
 #include "engine/backend.h"
 #include "gpu/device_info.h"
 
-/* Bumped whenever gpu_module_api or what it points at changes; a module of
- * another build (another ABI or version) is refused rather than trusted. */
-#define GPU_MODULE_ABI 1
+/* Bumped whenever gpu_module_api's layout changes; a module of another
+ * build (another ABI, version or header hash) is refused rather than
+ * trusted. The hash (GPU_MODULE_ABI_HASH, gpu/module_abi.h, generated) is
+ * of the headers both sides compile against - engine/backend.h,
+ * engine/error.h, this file, gpu/device_info.h - so that two builds of one
+ * version whose tables differ are told apart too. */
+#define GPU_MODULE_ABI 2
 #define GPU_MODULE_ENTRY "gpu_module_entry"
 
 typedef struct gpu_module_api {
-    uint32_t abi;        /* GPU_MODULE_ABI of the module's build */
-    const char *version; /* EPOCHD_VERSION of the module's build */
+    uint32_t abi;         /* GPU_MODULE_ABI of the module's build; checked first */
+    const char *version;  /* EPOCHD_VERSION of the module's build */
+    const char *abi_hash; /* GPU_MODULE_ABI_HASH of the module's build */
     int (*backend_new)(int device, eng_precision prec, eng_backend **out);
     int (*device_list)(gpu_device_info *out, int max, int *count);
 } gpu_module_api;

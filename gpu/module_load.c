@@ -14,6 +14,7 @@
 #include "engine/error.h"
 #include "epochd_config.h"
 #include "gpu/driver.h"
+#include "gpu/module_abi.h"
 
 #if EPOCHD_HAVE_CUDA
 
@@ -78,17 +79,22 @@ static void load(void)
     void *sym = dlsym(h, GPU_MODULE_ENTRY);
     memcpy(&entry, &sym, sizeof entry); /* ISO C has no cast between object and function pointers */
     const gpu_module_api *api = sym ? entry() : NULL;
-    if (!api || api->abi != GPU_MODULE_ABI || !api->version || strcmp(api->version, EPOCHD_VERSION)) {
+    /* the ABI first: another ABI's table may not have the later fields */
+    const bool same_abi = api && api->abi == GPU_MODULE_ABI;
+    const bool same_build = same_abi && api->version && !strcmp(api->version, EPOCHD_VERSION) && api->abi_hash &&
+                            !strcmp(api->abi_hash, GPU_MODULE_ABI_HASH);
+    if (!same_build) {
         load_rc = ENG_EDEVICE;
         if (!api)
             snprintf(load_msg, sizeof load_msg, "%s is not an epochd CUDA module (no %s)", module_path,
                      GPU_MODULE_ENTRY);
         else
             snprintf(load_msg, sizeof load_msg,
-                     "%s is the CUDA module of another epochd build (module ABI %u, version %s; this epochd:"
-                     " ABI %d, version %s)",
-                     module_path, (unsigned)api->abi, api->version ? api->version : "?", GPU_MODULE_ABI,
-                     EPOCHD_VERSION);
+                     "%s is the CUDA module of another epochd build (module ABI %u, version %s, headers %s;"
+                     " this epochd: ABI %d, version %s, headers %s)",
+                     module_path, (unsigned)api->abi, api->version ? api->version : "?",
+                     same_abi && api->abi_hash ? api->abi_hash : "?", GPU_MODULE_ABI, EPOCHD_VERSION,
+                     GPU_MODULE_ABI_HASH);
         dlclose(h);
         return;
     }

@@ -9,10 +9,11 @@ it needs it (gpu/module.h):
   module is observable: its error comes from inside it), the module is found
   beside the executable in the build tree and in ../lib/epochd/ of an
   install, or where $EPOCHD_CUDA_MODULE says;
-- a missing module, a library that is not one, and another build's module
-  are each an exit 70 with a message naming the path and the reason.
+- a missing module, a library that is not one, another build's module and
+  a module of the same version built from other headers are each an exit
+  70 with a message naming the path and the reason.
 
-  test_gpu_module.py STUB_DIR EPOCHD MODULE OTHER_BUILD_MODULE
+  test_gpu_module.py STUB_DIR EPOCHD MODULE OTHER_BUILD_MODULE OTHER_HEADERS_MODULE
 """
 import os
 import shutil
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-stub_dir, epochd, module, other_module = sys.argv[1:5]
+stub_dir, epochd, module, other_module, other_headers_module = sys.argv[1:6]
 failures = []
 
 
@@ -100,6 +101,9 @@ check(p.returncode == 70 and 'not an epochd CUDA module' in p.stderr, 'a library
 p = run(epochd, True, os.path.realpath(other_module))
 check(p.returncode == 70 and 'another epochd build' in p.stderr and '0.0.0-other' in p.stderr,
       'another build\'s module is refused, with both versions')
+p = run(epochd, True, os.path.realpath(other_headers_module))
+check(p.returncode == 70 and 'another epochd build' in p.stderr and 'headers 0000000000000000' in p.stderr,
+      'a module of the same version built from other headers is refused, with both hashes')
 
 with tempfile.TemporaryDirectory() as tmp:
     # an install: bin/epochd and lib/epochd/epochd-cuda.so (packaging/install.sh)
