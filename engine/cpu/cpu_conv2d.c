@@ -204,14 +204,25 @@ size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 /* ---- the 1x1-image case ---- */
 
 /* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the
- * kernel), for the rows [k0, k1) and the columns [c0, c1). */
+ * kernel), for the rows [k0, k1) and the columns [c0, c1). The loads run at
+ * a fixed stride from the centre tap: the form with the whole index
+ * computed per element took 2 % of residual_cnn's step at batch 64. */
 static void point_weights(const eng_conv_desc *d, const float *w, float *weff, int64_t k0, int64_t k1, int64_t c0,
                           int64_t c1)
 {
+    const int64_t taps = d->kh * d->kw;
     const bool inside = d->pad < d->kh && d->pad < d->kw;
-    for (int64_t k = k0; k < k1; k++)
+    const float *centre = w + d->pad * d->kw + d->pad;
+    for (int64_t k = k0; k < k1; k++) {
+        float *restrict dst = weff + k * d->c;
+        if (!inside) {
+            memset(dst + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            continue;
+        }
+        const float *restrict src = centre + k * d->c * taps;
         for (int64_t c = c0; c < c1; c++)
-            weff[k * d->c + c] = inside ? w[((k * d->c + c) * d->kh + d->pad) * d->kw + d->pad] : 0.0f;
+            dst[c] = src[c * taps];
+    }
 }
 
 /* The 1x1-image products are thin (batch x channels x channels), and the
