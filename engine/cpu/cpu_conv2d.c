@@ -225,6 +225,22 @@ static void point_weights(const eng_conv_desc *d, const float *w, float *weff, i
     }
 }
 
+static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
+                          const float *bias, float *y, conv_ws *cw)
+{
+    /* The gather on this thread, the product on OpenBLAS's threads where
+     * they pay (cpu_blas_threads_small): the backward's split over the
+     * team, of the product by output channels or of the gather only, ran
+     * no faster here (docs/cpu.md). */
+    point_weights(d, w, cw->weff, 0, d->k, 0, d->c);
+    cpu_blas_threads_small(b, d->n, d->k, d->c);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->n, (blasint)d->k, (blasint)d->c, 1.0f, x,
+                (blasint)d->c, cw->weff, (blasint)d->c, 0.0f, y, (blasint)d->k);
+    cpu_blas_threads(b);
+    if (bias)
+        cpu_bias_add(b, d->n, d->k, 1, y, bias);
+}
+
 /* The 1x1-image products are thin (batch x channels x channels), and the
  * backward's gather of the centre taps and its write of the whole 3x3
  * weight gradient (zeros but for the centre) move more memory than the
@@ -248,20 +264,6 @@ static int point_team(const eng_backend *b, const eng_conv_desc *d)
 static int64_t point_cut(int64_t total, int64_t id, int64_t nt)
 {
     return id >= nt ? total : total * id / nt / 16 * 16;
-}
-
-static void point_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
-                          const float *bias, float *y, conv_ws *cw)
-{
-    /* on one thread: split over two (the product by output channels, or
-     * only the gather) it ran no faster here */
-    point_weights(d, w, cw->weff, 0, d->k, 0, d->c);
-    cpu_blas_threads_small(b, d->n, d->k, d->c);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)d->n, (blasint)d->k, (blasint)d->c, 1.0f, x,
-                (blasint)d->c, cw->weff, (blasint)d->c, 0.0f, y, (blasint)d->k);
-    cpu_blas_threads(b);
-    if (bias)
-        cpu_bias_add(b, d->n, d->k, 1, y, bias);
 }
 
 static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w,
