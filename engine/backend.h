@@ -72,7 +72,8 @@ typedef struct eng_conv_desc {
     /* Optional (NULL: none): keep_bytes >= conv2d_keep(d) bytes, kept by
      * the caller from a training forward to the backward of the same x,
      * which x must not change in between: the forward may leave there what
-     * the backward would otherwise compute again (x in the kernel's layout). */
+     * the backward would otherwise compute again (x in the kernel's layout).
+     * An evaluation forward may be given it too, as room for that copy. */
     void *keep;
     size_t keep_bytes;
 } eng_conv_desc;

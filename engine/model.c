@@ -532,8 +532,9 @@ int eng_model_forward(eng_model *m, const float *x, int64_t batch, bool training
         return eng_error(ENG_EINVAL, "batch of %lld samples outside the planned 1..%lld", (long long)batch,
                          (long long)m->max_batch);
     assert(m->arena && m->ws); /* bound (a failed bind leaves the model to eng_model_free only) */
+    /* evaluation is not profiled: the layer times are of training steps */
     eng_step_ctx c = {.b = m->b, .batch = batch, .training = training, .dropout_key = dropout_key,
-                      .profile = m->profile};
+                      .profile = training ? m->profile : ENG_PROFILE_OFF};
     int rc = m->root->ops->forward(m->root, &c, x);
     if (rc < 0)
         return rc;

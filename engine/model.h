@@ -96,9 +96,10 @@ int eng_model_backward(eng_model *m, const float *dout);
  * (every row of eng_model_layers that a sequential or block holds) is timed
  * in forward and backward, after a backend sync, and the seconds are added
  * up; layer_times writes them per eng_model_layers row (0 where a row is
- * not timed). The clock is the wall clock, or the process's CPU time (all
- * threads; steadier than the wall clock on a busy machine, and equal to it
- * on one thread). Turning it on resets the sums. */
+ * not timed). Only training steps are timed (their forward and backward
+ * passes), not evaluation. The clock is the wall clock, or the process's
+ * CPU time (all threads; steadier than the wall clock on a busy machine,
+ * and equal to it on one thread). Turning it on resets the sums. */
 typedef enum eng_profile { ENG_PROFILE_OFF = 0, ENG_PROFILE_WALL = 1, ENG_PROFILE_CPU_TIME = 2 } eng_profile;
 void eng_model_profile(eng_model *m, eng_profile clock);
 void eng_model_layer_times(const eng_model *m, double *forward_s, double *backward_s);

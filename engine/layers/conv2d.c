@@ -21,10 +21,10 @@ static int conv2d_forward(eng_module *m, const eng_step_ctx *c, const float *x)
 {
     conv2d_module *cv = (conv2d_module *)m;
     eng_conv_desc d = conv_desc(m, c->batch);
-    if (c->training) {
-        d.keep = m->kept;
-        d.keep_bytes = m->kept_bytes;
-    }
+    /* in evaluation too: the backend's reordered x then lives in memory the
+     * model already holds, not in a scratch buffer of its own */
+    d.keep = m->kept;
+    d.keep_bytes = m->kept_bytes;
     m->y = m->y_store;
     return c->b->ops->conv2d_forward(c->b, &d, x, m->w[0], cv->bias ? m->w[1] : NULL, m->y, m->ws);
 }

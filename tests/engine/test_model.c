@@ -101,22 +101,83 @@ static void compare_with_plain(eng_backend *cpu, const eng_backend_ops *plain_op
 static void test_fusion_changes_no_bit(void **state)
 {
     (void)state;
+    const char *sides[] = {"own", "onednn"}; /* forced: both models run the same kernels */
+    for (int side = 0; side < 2; side++) {
+        eng_backend *cpu = NULL;
+        setenv("EPOCHD_KERNELS", sides[side], 1);
+        assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
+        unsetenv("EPOCHD_KERNELS");
+        print_message("  fp32 on %s kernels:\n", sides[side]);
+        assert_non_null(cpu->ops->batchnorm_relu_forward_train); /* else this compares the fallback with itself */
+        eng_backend_ops plain_ops = *cpu->ops;
+        plain_ops.batchnorm_relu_forward_train = NULL;
+        plain_ops.batchnorm_relu_forward_eval = NULL;
+        plain_ops.pool_relu_backward = NULL;
+        plain_ops.batchnorm_relu_backward = NULL;
+        plain_ops.conv2d_keep = NULL;
+        plain_ops.pool_keep = NULL; /* the max pools find their argmax again in x */
+        plain_ops.bias_act = NULL;
+        plain_ops.bias_residual = NULL;
+        plain_ops.layernorm_backward_add = NULL;
+        plain_ops.act_bias_backward = NULL;
+        const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
+        compare_with_plain(cpu, &plain_ops, names, 3);
+        eng_backend_free(cpu);
+    }
+}
+
+/* The per-layer profile times training steps only: an evaluation forward
+ * adds nothing to it, a training step adds to every convolution. */
+static void test_profile_times_training_only(void **state)
+{
+    (void)state;
     eng_backend *cpu = NULL;
-    assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
-    assert_non_null(cpu->ops->batchnorm_relu_forward_train); /* else this compares the fallback with itself */
-    eng_backend_ops plain_ops = *cpu->ops;
-    plain_ops.batchnorm_relu_forward_train = NULL;
-    plain_ops.batchnorm_relu_forward_eval = NULL;
-    plain_ops.pool_relu_backward = NULL;
-    plain_ops.batchnorm_relu_backward = NULL;
-    plain_ops.conv2d_keep = NULL;
-    plain_ops.pool_keep = NULL; /* the max pools find their argmax again in x */
-    plain_ops.bias_act = NULL;
-    plain_ops.bias_residual = NULL;
-    plain_ops.layernorm_backward_add = NULL;
-    plain_ops.act_bias_backward = NULL;
-    const char *names[] = {"normal_cnn", "residual_cnn", "mlp_mixer_S4"};
-    compare_with_plain(cpu, &plain_ops, names, 3);
+    assert_int_equal(eng_cpu_backend_new(1, &cpu), 0);
+    const int64_t batch = 4;
+    eng_shape in = eng_shape3(3, 32, 32);
+    eng_model_desc d = seed("residual_cnn");
+    eng_model *m = NULL;
+    assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m), 0);
+    assert_int_equal(eng_model_bind(m, cpu, batch), 0);
+    assert_int_equal(eng_model_init_params(m, 3), 0);
+    float *x = NULL, *dout = NULL;
+    const int64_t nx = batch * 3 * 32 * 32;
+    assert_int_equal(cpu->ops->alloc(cpu, (size_t)nx * sizeof(float), (void **)&x), 0);
+    assert_int_equal(cpu->ops->alloc(cpu, (size_t)(batch * 10) * sizeof(float), (void **)&dout), 0);
+    for (int64_t i = 0; i < nx; i++)
+        x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    for (int64_t i = 0; i < batch * 10; i++)
+        dout[i] = (float)(i % 7) / 7.0f - 0.4f;
+    const eng_layer_info *layers;
+    const int n = eng_model_layers(m, &layers);
+    double *f = calloc((size_t)n, sizeof *f), *b = calloc((size_t)n, sizeof *b);
+    assert_non_null(f);
+    assert_non_null(b);
+    const float *out;
+    eng_model_profile(m, ENG_PROFILE_WALL);
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(eng_model_forward(m, x, batch, false, 0, &out), 0);
+    eng_model_layer_times(m, f, b);
+    for (int i = 0; i < n; i++) {
+        assert_true(f[i] == 0.0);
+        assert_true(b[i] == 0.0);
+    }
+    assert_int_equal(eng_model_forward(m, x, batch, true, 1, &out), 0);
+    assert_int_equal(eng_model_backward(m, dout), 0);
+    eng_model_layer_times(m, f, b);
+    int convs = 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(layers[i].type, "conv2d")) {
+            assert_true(f[i] > 0.0);
+            assert_true(b[i] > 0.0);
+            convs++;
+        }
+    assert_true(convs >= 10); /* the stem and both convolutions of each block */
+    free(f);
+    free(b);
+    cpu->ops->free(cpu, x);
+    cpu->ops->free(cpu, dout);
+    eng_model_free(m);
     eng_backend_free(cpu);
 }
 
@@ -864,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_names_and_layouts),
         cmocka_unit_test(test_fusion_changes_no_bit),
         cmocka_unit_test(test_bf16_storage_changes_no_bit),
+        cmocka_unit_test(test_profile_times_training_only),
         cmocka_unit_test(test_diagnostics),
         cmocka_unit_test(test_sizes_saturate),
         cmocka_unit_test(test_schedules),
