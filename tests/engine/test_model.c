@@ -53,9 +53,25 @@ static void test_seed_param_counts(void **state)
 }
 
 /* Names and layouts follow the PyTorch reference (torch_seed_models.py). */
+/* A batch of CIFAR-shaped inputs and a gradient of 10 logits each, fixed
+ * patterns, in the backend's memory. */
+static void step_inputs(eng_backend *b, int64_t batch, float **x, float **dout)
+{
+    const int64_t nx = batch * 3 * 32 * 32;
+    assert_int_equal(b->ops->alloc(b, (size_t)nx * sizeof(float), (void **)x), 0);
+    assert_int_equal(b->ops->alloc(b, (size_t)(batch * 10) * sizeof(float), (void **)dout), 0);
+    for (int64_t i = 0; i < nx; i++)
+        (*x)[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    for (int64_t i = 0; i < batch * 10; i++)
+        (*dout)[i] = (float)(i % 7) / 7.0f - 0.4f;
+}
+
 /* Fusion (a batchnorm applies the relu after it) changes no bit: the seed
  * CNNs on the CPU backend against the same models on a copy of it that
- * lacks the fused operations, so that their layers take the separate path. */
+ * lacks the fused operations, so that their layers take the separate path
+ * (and, without conv2d_keep, evaluation reorders into the backend's
+ * scratch). The tests below run it on our own kernels and on oneDNN's,
+ * forced. */
 static void compare_with_plain(eng_backend *cpu, const eng_backend_ops *plain_ops, const char *const *names,
                                size_t nnames)
 {
@@ -68,13 +84,7 @@ static void compare_with_plain(eng_backend *cpu, const eng_backend_ops *plain_op
         eng_model *m[2] = {NULL, NULL};
         const float *out[2];
         float *x = NULL, *dout = NULL;
-        const int64_t nx = batch * 3 * 32 * 32;
-        assert_int_equal(cpu->ops->alloc(cpu, (size_t)nx * sizeof(float), (void **)&x), 0);
-        assert_int_equal(cpu->ops->alloc(cpu, (size_t)(batch * 10) * sizeof(float), (void **)&dout), 0);
-        for (int64_t i = 0; i < nx; i++)
-            x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
-        for (int64_t i = 0; i < batch * 10; i++)
-            dout[i] = (float)(i % 7) / 7.0f - 0.4f;
+        step_inputs(cpu, batch, &x, &dout);
         for (int t = 0; t < 2; t++) {
             assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m[t]), 0);
             assert_int_equal(eng_model_bind(m[t], t ? &plain : cpu, batch), 0);
@@ -141,13 +151,7 @@ static void test_profile_times_training_only(void **state)
     assert_int_equal(eng_model_bind(m, cpu, batch), 0);
     assert_int_equal(eng_model_init_params(m, 3), 0);
     float *x = NULL, *dout = NULL;
-    const int64_t nx = batch * 3 * 32 * 32;
-    assert_int_equal(cpu->ops->alloc(cpu, (size_t)nx * sizeof(float), (void **)&x), 0);
-    assert_int_equal(cpu->ops->alloc(cpu, (size_t)(batch * 10) * sizeof(float), (void **)&dout), 0);
-    for (int64_t i = 0; i < nx; i++)
-        x[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
-    for (int64_t i = 0; i < batch * 10; i++)
-        dout[i] = (float)(i % 7) / 7.0f - 0.4f;
+    step_inputs(cpu, batch, &x, &dout);
     const eng_layer_info *layers;
     const int n = eng_model_layers(m, &layers);
     double *f = calloc((size_t)n, sizeof *f), *b = calloc((size_t)n, sizeof *b);
