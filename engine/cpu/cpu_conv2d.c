@@ -203,6 +203,13 @@ size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 
 /* ---- the 1x1-image case ---- */
 
+/* The offset of tap (pad, pad) - the only one a 1x1 image reaches - within
+ * a kernel's kh x kw taps; -1 when it lies outside the kernel. */
+static int64_t point_centre(const eng_conv_desc *d)
+{
+    return d->pad < d->kh && d->pad < d->kw ? d->pad * d->kw + d->pad : -1;
+}
+
 /* weff[k, c] = W[k, c, pad, pad] (zero when that tap lies outside the
  * kernel), for the rows [k0, k1) and the columns [c0, c1). The loads run at
  * a fixed stride from the centre tap: the form with the whole index
@@ -210,16 +217,14 @@ size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 static void point_weights(const eng_conv_desc *d, const float *w, float *weff, int64_t k0, int64_t k1, int64_t c0,
                           int64_t c1)
 {
-    const int64_t taps = d->kh * d->kw;
-    const bool inside = d->pad < d->kh && d->pad < d->kw;
-    const float *centre = w + d->pad * d->kw + d->pad;
+    const int64_t taps = d->kh * d->kw, centre = point_centre(d);
     for (int64_t k = k0; k < k1; k++) {
         float *restrict dst = weff + k * d->c;
-        if (!inside) {
+        if (centre < 0) {
             memset(dst + c0, 0, (size_t)(c1 - c0) * sizeof(float));
             continue;
         }
-        const float *restrict src = centre + k * d->c * taps;
+        const float *restrict src = w + centre + k * d->c * taps;
         for (int64_t c = c0; c < c1; c++)
             dst[c] = src[c * taps];
     }
@@ -270,7 +275,7 @@ static int point_backward(eng_backend *b, const eng_conv_desc *d, const float *x
                           const float *dy, float *dx, float *dw, float *db, conv_ws *cw)
 {
     const int T = point_team(b, d);
-    const int64_t taps = d->kh * d->kw, centre = d->pad < d->kh && d->pad < d->kw ? d->pad * d->kw + d->pad : -1;
+    const int64_t taps = d->kh * d->kw, centre = point_centre(d);
     omp_set_num_threads(1);
 #pragma omp parallel num_threads(T)
     {
