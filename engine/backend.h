@@ -76,7 +76,18 @@ typedef struct eng_conv_desc {
      * An evaluation forward may be given it too, as room for that copy. */
     void *keep;
     size_t keep_bytes;
+    /* x and dx (x_blocked), y and dy (y_blocked) in the blocked layout
+     * ENG_BLOCK16 instead of NCHW; only where conv2d_blocked(d) said yes. */
+    bool x_blocked, y_blocked;
 } eng_conv_desc;
+
+/* The blocked layout of an NCHW tensor whose C is a multiple of 16
+ * (oneDNN's nChw16c): value (i, c, p) of sample i, channel c, pixel p < HW
+ * at ((i * C/16 + c/16) * HW + p) * 16 + c % 16. On the CPU it is the
+ * layout oneDNN's convolutions compute in; a chain conv -> batchnorm ->
+ * (relu) -> conv passes its tensors so, forward and backward, instead of
+ * reordering them into NCHW and back at every convolution. */
+#define ENG_BLOCK16 16
 
 typedef enum eng_pool_mode { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1 } eng_pool_mode;
 
@@ -112,6 +123,10 @@ typedef struct eng_norm_desc {
     int64_t outer, n, inner;
     float eps;
     float momentum; /* BatchNorm running statistics: r = (1-m) r + m batch */
+    /* BatchNorm only: x, y, dx and dy in the blocked layout ENG_BLOCK16
+     * (n a multiple of 16, inner the pixels); only between convolutions
+     * for which conv2d_blocked said yes. */
+    bool blocked;
 } eng_norm_desc;
 
 /* Softmax cross-entropy on logits (rows, classes) with int32 labels in
@@ -293,6 +308,10 @@ typedef struct eng_backend_ops {
     /* Optional (NULL or 0: none): the bytes of eng_conv_desc.keep that serve
      * this backend for d (the CPU: oneDNN's reordered copy of x). */
     size_t (*conv2d_keep)(eng_backend *b, const eng_conv_desc *d);
+    /* Optional (NULL or false: no): whether this backend runs d with its
+     * x_blocked and y_blocked as set, and the batchnorm ops with blocked on
+     * such tensors. The answer does not depend on d->n. */
+    bool (*conv2d_blocked)(eng_backend *b, const eng_conv_desc *d);
     /* Optional (NULL or 0: none): the bytes of eng_pool_desc.keep that serve
      * this backend for d (the CPU: a max pool's argmax, a byte per output). */
     size_t (*pool_keep)(eng_backend *b, const eng_pool_desc *d);

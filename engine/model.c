@@ -163,6 +163,45 @@ static void fuse_relus(eng_module *m)
     }
 }
 
+/* Runs each chain conv2d -> batchnorm -> (relu the batchnorm applies) ->
+ * conv2d in the backend's blocked layout where it has one for both
+ * convolutions (the seed CNNs' conv -> BN -> ReLU -> conv): the tensors
+ * between the two convolutions never pass through NCHW, forward or
+ * backward (backend.h, ENG_BLOCK16). */
+static void pair_blocked(eng_module *m, eng_backend *b)
+{
+    for (int i = 0; i < m->nchild; i++)
+        pair_blocked(m->child[i], b);
+    for (int i = 0; i + 2 < m->nchild; i++) {
+        eng_module *a = m->child[i], *bn = m->child[i + 1], *c = m->child[i + 2];
+        eng_module *relu = NULL;
+        if (!strcmp(c->ops->type, "relu") && bn->out_relu && c->relu_done && c->grad_passed && i + 3 < m->nchild) {
+            relu = c;
+            c = m->child[i + 3];
+        }
+        if (strcmp(a->ops->type, "conv2d") || strcmp(bn->ops->type, "batchnorm") || strcmp(c->ops->type, "conv2d") ||
+            bn->in.ndim != 3 || !eng_shape_equal(&a->out, &bn->in) || !eng_shape_equal(&bn->out, &c->in) ||
+            !eng_conv2d_blocked(a, b, a->in_blocked, true) || !eng_conv2d_blocked(c, b, true, false))
+            continue;
+        a->out_blocked = true;
+        bn->in_blocked = bn->out_blocked = true;
+        if (relu)
+            relu->in_blocked = relu->out_blocked = true; /* passes the batchnorm's output on */
+        c->in_blocked = true;
+    }
+}
+
+/* The layers' `blocked`, in collect's order. */
+static void note_blocked(eng_model *md, const eng_module *m, int depth, int *next)
+{
+    if (depth > 0) {
+        md->layers[*next].blocked = m->in_blocked || m->out_blocked;
+        ++*next;
+    }
+    for (int i = 0; i < m->nchild; i++)
+        note_blocked(md, m->child[i], depth + 1, next);
+}
+
 static int collect(eng_model *md, eng_module *m, const char *prefix, int depth)
 {
     char path[ENG_NAME_MAX];
@@ -419,6 +458,10 @@ int eng_model_bind(eng_model *m, eng_backend *b, int64_t max_batch)
     if (max_batch < 1)
         return eng_error(ENG_EINVAL, "batch size must be at least 1");
     assert(!m->p && !m->g && !m->bufs && !m->arena && !m->ws); /* an unbound model holds no backend memory */
+    pair_blocked(m->root, b);
+    int layer = 0;
+    note_blocked(m, m->root, 0, &layer);
+    assert(layer == m->nlayers);
     int64_t act = activation_bytes(m->root, b, max_batch);
     int64_t ws = plan_workspace(m->root, b, max_batch);
     int64_t floats = eng_size_add(eng_size_mul(2, m->params.floats), m->buffers.floats);

@@ -44,6 +44,7 @@ typedef struct eng_layer_info {
     eng_shape out;           /* per-sample output shape */
     int64_t params;          /* trainable parameters, children included */
     int64_t flops;           /* forward FLOPs per sample, children included */
+    bool blocked;            /* once bound: its input or output passes in the backend's blocked layout */
 } eng_layer_info;
 
 /* Builds the module tree for `input` samples and `classes` outputs. Problems

@@ -107,6 +107,12 @@ struct eng_module {
      * right after it (out_relu); grad_passed, that relu's backward passes
      * the gradient on unchanged (the chain skips it). */
     bool grad_relu, grad_passed;
+    /* Layout (eng_model_bind runs a chain conv2d -> batchnorm -> (fused
+     * relu) -> conv2d in the ENG_BLOCK16 layout where the backend's
+     * conv2d_blocked says yes for both convolutions): in_blocked, the
+     * module's input and its gradient are in that layout; out_blocked, its
+     * output and the output's gradient are. */
+    bool in_blocked, out_blocked;
     int64_t saved_fixed, saved_per_sample;
     float *y;                      /* the output of the last forward pass */
     float *y_store;                /* planned output storage (NULL when y_alias) */
@@ -144,6 +150,9 @@ eng_module *eng_linear_new(const char *name, const eng_shape *in, int64_t out, b
 eng_module *eng_conv2d_new(const char *name, const eng_shape *in, int64_t out, int64_t kernel, int64_t stride,
                            int64_t pad, bool bias);
 eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine);
+/* Whether b runs conv2d module m with its input (in) and output (out) in
+ * the ENG_BLOCK16 layout. */
+bool eng_conv2d_blocked(const eng_module *m, eng_backend *b, bool in, bool out);
 /* LayerNorm over the trailing `dims` dimensions (1 or 2). */
 eng_module *eng_layernorm_new(const char *name, const eng_shape *in, int dims, bool affine);
 eng_module *eng_activation_new(const char *name, const eng_shape *in, eng_act kind, float slope);

@@ -29,6 +29,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/cpu/cpu_conv.h"
@@ -192,6 +193,19 @@ size_t cpu_conv2d_keep(eng_backend *b, const eng_conv_desc *d)
         return 0;
     }
     return cpu_dnnl_conv_keep_bytes(b, d, cpu_bf16(b));
+}
+
+/* Blocked tensors where oneDNN computes in that layout: float32 on
+ * AVX-512 (on AVX2 its blocks are 8 channels), more than one pixel (a
+ * pixel's blocked layout is NCHW itself). EPOCHD_LAYOUT=plain keeps NCHW
+ * everywhere, for comparisons. */
+bool cpu_conv2d_blocked(eng_backend *b, const eng_conv_desc *d)
+{
+    const char *env = getenv("EPOCHD_LAYOUT");
+    if (!((cpu_state *)b->impl)->dnnl || cpu_bf16(b) || cpu_isa_level_current < 4 || (env && !strcmp(env, "plain")))
+        return false;
+    return (!d->x_blocked || (d->c % 16 == 0 && d->h * d->w > 1)) &&
+           (!d->y_blocked || (d->k % 16 == 0 && d->oh * d->ow > 1));
 }
 
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
@@ -486,13 +500,14 @@ static int conv_forward_own(eng_backend *b, const eng_conv_desc *d, const float 
     return 0;
 }
 
-/* "fp32 conv_fwd n500 c16 32x32 k16 3x3 s1 p1" (+ " nobias", " nodx"...). */
+/* "fp32 conv_fwd n500 c16 32x32 k16 3x3 s1 p1" (+ " nobias", " x16", " y16"). */
 static void conv_key(const eng_backend *b, const char *op, const eng_conv_desc *d, const char *extra, char *key,
                      size_t len)
 {
-    snprintf(key, len, "%s %s n%lld c%lld %lldx%lld k%lld %lldx%lld s%lld p%lld%s", cpu_bf16(b) ? "bf16" : "fp32", op,
-             (long long)d->n, (long long)d->c, (long long)d->h, (long long)d->w, (long long)d->k, (long long)d->kh,
-             (long long)d->kw, (long long)d->stride, (long long)d->pad, extra);
+    snprintf(key, len, "%s %s n%lld c%lld %lldx%lld k%lld %lldx%lld s%lld p%lld%s%s%s", cpu_bf16(b) ? "bf16" : "fp32",
+             op, (long long)d->n, (long long)d->c, (long long)d->h, (long long)d->w, (long long)d->k,
+             (long long)d->kh, (long long)d->kw, (long long)d->stride, (long long)d->pad, extra,
+             d->x_blocked ? " x16" : "", d->y_blocked ? " y16" : "");
 }
 
 typedef struct conv_args {
@@ -522,7 +537,25 @@ static int conv_forward_run(eng_backend *b, void *p, cpu_impl impl)
         if (!x || !w)
             return ENG_ENOMEM;
     }
-    return conv_forward_own(b, d, x, w, a->bias, a->y, a->ws);
+    if (!d->x_blocked && !d->y_blocked)
+        return conv_forward_own(b, d, x, w, a->bias, a->y, a->ws);
+    /* ours compute in NCHW: a blocked x unpacked first, a blocked y
+     * computed there and then packed */
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    float *y = a->y;
+    if (d->x_blocked) {
+        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_X, (size_t)(d->n * d->c * hw) * sizeof(float));
+        if (!plain)
+            return ENG_ENOMEM;
+        cpu_block16_unpack(b, d->n, d->c, hw, x, plain);
+        x = plain;
+    }
+    if (d->y_blocked && !(y = cpu_scratch(b, CPU_SCRATCH_PLAIN_Y, (size_t)(d->n * d->k * ohw) * sizeof(float))))
+        return ENG_ENOMEM;
+    int rc = conv_forward_own(b, d, x, w, a->bias, y, a->ws);
+    if (rc == 0 && d->y_blocked)
+        cpu_block16_pack(b, d->n, d->k, ohw, y, a->y);
+    return rc;
 }
 
 int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
@@ -532,6 +565,9 @@ int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, c
     if (rc < 0)
         return rc;
     CPU_CHECK(ws != NULL, "cpu conv2d_forward: workspace is NULL");
+    CPU_CHECK(!(d->x_blocked || d->y_blocked) || cpu_conv2d_blocked(b, d),
+              "cpu conv2d_forward: blocked tensors need float32, AVX-512, oneDNN and 16k channels (c %lld, k %lld)",
+              (long long)d->c, (long long)d->k);
     CPU_NONNULL("conv2d_forward", x);
     CPU_NONNULL("conv2d_forward", w);
     CPU_NONNULL("conv2d_forward", y);
@@ -625,6 +661,22 @@ static int conv_backward_run(eng_backend *b, void *p, cpu_impl impl)
         eng_clear_error();
     }
     const float *x = a->x, *w = a->w, *dy = a->dy;
+    float *dx = a->dx;
+    const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
+    if (d->x_blocked) { /* ours compute in NCHW */
+        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_X, (size_t)(d->n * d->c * hw) * sizeof(float));
+        if (!plain || (dx && !(dx = cpu_scratch(b, CPU_SCRATCH_PLAIN_DX, (size_t)(d->n * d->c * hw) * sizeof(float)))))
+            return ENG_ENOMEM;
+        cpu_block16_unpack(b, d->n, d->c, hw, x, plain);
+        x = plain;
+    }
+    if (d->y_blocked) {
+        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_Y, (size_t)(d->n * d->k * ohw) * sizeof(float));
+        if (!plain)
+            return ENG_ENOMEM;
+        cpu_block16_unpack(b, d->n, d->k, ohw, dy, plain);
+        dy = plain;
+    }
     if (cpu_bf16(b)) {
         x = cpu_bf16_copy(b, 0, d->n * d->c * d->h * d->w, a->x);
         w = cpu_bf16_copy(b, 1, d->k * d->c * d->kh * d->kw, a->w);
@@ -632,7 +684,10 @@ static int conv_backward_run(eng_backend *b, void *p, cpu_impl impl)
         if (!x || !w || !dy)
             return ENG_ENOMEM;
     }
-    return conv_backward_own(b, d, x, w, dy, a->dx, a->dw, a->db, a->ws);
+    int rc = conv_backward_own(b, d, x, w, dy, dx, a->dw, a->db, a->ws);
+    if (rc == 0 && dx && dx != a->dx)
+        cpu_block16_pack(b, d->n, d->c, hw, dx, a->dx);
+    return rc;
 }
 
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,
@@ -642,6 +697,9 @@ int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, 
     if (rc < 0)
         return rc;
     CPU_CHECK(ws != NULL, "cpu conv2d_backward: workspace is NULL");
+    CPU_CHECK(!(d->x_blocked || d->y_blocked) || cpu_conv2d_blocked(b, d),
+              "cpu conv2d_backward: blocked tensors need float32, AVX-512, oneDNN and 16k channels (c %lld, k %lld)",
+              (long long)d->c, (long long)d->k);
     CPU_NONNULL("conv2d_backward", x);
     CPU_NONNULL("conv2d_backward", w);
     CPU_NONNULL("conv2d_backward", dy);

@@ -265,13 +265,13 @@ static int conv_user_mds(const eng_conv_desc *d, dnnl_memory_desc_t *x, dnnl_mem
 {
     int64_t sd[4], wd[4], dd[4];
     conv_dims(d, sd, wd, dd);
-    int rc = md_tag(x, 4, sd, dnnl_f32, dnnl_nchw);
+    int rc = md_tag(x, 4, sd, dnnl_f32, d->x_blocked ? dnnl_nChw16c : dnnl_nchw);
     if (!rc)
         rc = md_tag(w, 4, wd, dnnl_f32, dnnl_oihw);
     if (!rc)
         rc = md_tag(b, 1, &d->k, dnnl_f32, dnnl_a);
-    if (!rc)
-        rc = md_tag(y, 4, dd, dnnl_f32, dnnl_nchw);
+    if (!rc) /* x, dx, y and dy: NCHW, or blocked as a batchnorm between convolutions takes them */
+        rc = md_tag(y, 4, dd, dnnl_f32, d->y_blocked ? dnnl_nChw16c : dnnl_nchw);
     return rc;
 }
 
@@ -524,7 +524,8 @@ static int matmul_reduce_plan_build(cpu_dnnl *c, dn_plan *p, const eng_gemm_desc
 static void conv_key(int64_t key[DN_KEY_N], dn_kind kind, const eng_conv_desc *d, bool bf16, bool bias)
 {
     memset(key, 0, DN_KEY_N * sizeof *key);
-    int64_t v[] = {kind, bf16, bias, d->n, d->c, d->h, d->w, d->k, d->kh, d->kw, d->stride, d->pad, d->oh, d->ow};
+    int64_t v[] = {kind, bf16, bias, d->n, d->c, d->h, d->w, d->k, d->kh, d->kw, d->stride, d->pad, d->oh, d->ow,
+                   d->x_blocked, d->y_blocked};
     memcpy(key, v, sizeof v);
 }
 

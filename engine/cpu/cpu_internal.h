@@ -97,8 +97,11 @@ void cpu_ident_read(cpu_ident *out);
     } while (0)
 #define CPU_NONNULL(op, p) CPU_CHECK((p) != NULL, "cpu %s: %s is NULL", op, #p)
 
-#define CPU_SCRATCH_SLOTS 5
+#define CPU_SCRATCH_SLOTS 8
 #define CPU_SCRATCH_REDUCE 4
+#define CPU_SCRATCH_PLAIN_X 5
+#define CPU_SCRATCH_PLAIN_Y 6
+#define CPU_SCRATCH_PLAIN_DX 7
 
 /* The backend's own state (eng_backend.impl). */
 typedef struct cpu_state {
@@ -110,7 +113,8 @@ typedef struct cpu_state {
 
 /* A grow-only scratch buffer of the backend (slot < CPU_SCRATCH_SLOTS:
  * 0 and 1 a product's operands, 2 and 3 conv2d's weight gradient, 4
- * cpu_gemm_reduce_nt's lane sums and cpu_gemm_tn_long's partials),
+ * cpu_gemm_reduce_nt's lane sums and cpu_gemm_tn_long's partials, 5-7
+ * NCHW copies of a convolution's blocked x, y or dy, and dx),
  * 64-byte aligned;
  * NULL with the error set when it cannot grow. Valid until the next call
  * for the same slot. */
@@ -186,6 +190,13 @@ const float *cpu_bf16_expand(eng_backend *b, int slot, int64_t n, const uint16_t
 /* A copy of the n floats at src rounded to bf16 in scratch `slot`; NULL
  * with the error set when out of memory. */
 const float *cpu_bf16_copy(eng_backend *b, int slot, int64_t n, const float *src);
+
+/* ---- the blocked layout ENG_BLOCK16 (cpu_block16.c) ---- */
+
+/* An (n, c, hw) tensor, c a multiple of 16, from NCHW into the blocked
+ * layout and back, in parallel. */
+void cpu_block16_pack(eng_backend *b, int64_t n, int64_t c, int64_t hw, const float *plain, float *blocked);
+void cpu_block16_unpack(eng_backend *b, int64_t n, int64_t c, int64_t hw, const float *blocked, float *plain);
 
 /* ---- which implementation runs a shape (cpu_choice.c) ---- */
 
@@ -301,6 +312,7 @@ int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const flo
 /* cpu_conv2d.c */
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d);
 size_t cpu_conv2d_keep(eng_backend *b, const eng_conv_desc *d);
+bool cpu_conv2d_blocked(eng_backend *b, const eng_conv_desc *d);
 int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
                        float *y, void *ws);
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,

@@ -16,7 +16,7 @@ typedef struct batchnorm_module {
 static eng_norm_desc bn_desc(const batchnorm_module *bn, int64_t batch)
 {
     return (eng_norm_desc){.outer = batch, .n = bn->n, .inner = bn->inner_per_sample, .eps = BN_EPS,
-                           .momentum = BN_MOMENTUM};
+                           .momentum = BN_MOMENTUM, .blocked = bn->base.in_blocked};
 }
 
 static int batchnorm_forward(eng_module *m, const eng_step_ctx *c, const float *x)

@@ -14,7 +14,8 @@ static eng_conv_desc conv_desc(const eng_module *m, int64_t batch)
     const conv2d_module *cv = (const conv2d_module *)m;
     return (eng_conv_desc){.n = batch, .c = m->in.d[0], .h = m->in.d[1], .w = m->in.d[2],
                            .k = cv->k, .kh = cv->kernel, .kw = cv->kernel, .stride = cv->stride, .pad = cv->pad,
-                           .oh = m->out.d[1], .ow = m->out.d[2]};
+                           .oh = m->out.d[1], .ow = m->out.d[2], .x_blocked = m->in_blocked,
+                           .y_blocked = m->out_blocked};
 }
 
 static int conv2d_forward(eng_module *m, const eng_step_ctx *c, const float *x)
@@ -53,6 +54,16 @@ static size_t conv2d_keep(const eng_module *m, eng_backend *b, int64_t batch)
         return b->ops->conv2d_keep ? b->ops->conv2d_keep(b, &d) : 0;
     const int64_t c16 = (d.c + 15) / 16 * 16;
     return (size_t)eng_size_add(eng_size_mul(eng_size_mul(c16, d.h * d.w), eng_size_mul(batch, sizeof(float))), 4096);
+}
+
+bool eng_conv2d_blocked(const eng_module *m, eng_backend *b, bool in, bool out)
+{
+    if (!b->ops->conv2d_blocked)
+        return false;
+    eng_conv_desc d = conv_desc(m, 1);
+    d.x_blocked = in;
+    d.y_blocked = out;
+    return b->ops->conv2d_blocked(b, &d);
 }
 
 static const eng_module_ops conv2d_ops = {

@@ -230,7 +230,7 @@ static void test_backend_basics(void **state)
         (void *)o->destroy, (void *)o->alloc, (void *)o->free, (void *)o->upload, (void *)o->download,
         (void *)o->copy, (void *)o->fill, (void *)o->sync, (void *)o->gemm, (void *)o->bias_add,
         (void *)o->bias_grad, (void *)o->add, (void *)o->copy_2d, (void *)o->transpose,
-        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep, (void *)o->pool_keep,
+        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep, (void *)o->conv2d_blocked, (void *)o->pool_keep,
         (void *)o->conv2d_forward, (void *)o->conv2d_backward, (void *)o->pool_forward, (void *)o->pool_backward,
         (void *)o->batchnorm_forward_train, (void *)o->batchnorm_forward_eval, (void *)o->batchnorm_backward,
         (void *)o->layernorm_forward, (void *)o->layernorm_backward, (void *)o->act_forward,
@@ -1014,6 +1014,175 @@ static void test_batchnorm(void **state)
     assert_int_equal(B->ops->batchnorm_forward_train(B, &d, fx, NULL, NULL, y, NULL, NULL, sm, si), 0);
     ref_batchnorm_train(outer, n, inner, 1e-5, x, NULL, NULL, want, NULL, NULL);
     CHECK_CLOSE("forward, mean 1000 spread 1", y, want, tot, 1e-5);
+}
+
+/* ============================ blocked layout ============================ */
+
+/* An (n, c, hw) NCHW tensor in the layout ENG_BLOCK16, placed by the
+ * layout's formula (backend.h), and back. */
+static float *to_blocked(const float *p, int64_t n, int64_t c, int64_t hw)
+{
+    float *q = fbuf(n * c * hw);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t px = 0; px < hw; px++)
+                q[((i * (c / 16) + ch / 16) * hw + px) * 16 + ch % 16] = p[(i * c + ch) * hw + px];
+    return q;
+}
+
+static float *from_blocked(const float *q, int64_t n, int64_t c, int64_t hw)
+{
+    float *p = fbuf(n * c * hw);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t px = 0; px < hw; px++)
+                p[(i * c + ch) * hw + px] = q[((i * (c / 16) + ch / 16) * hw + px) * 16 + ch % 16];
+    return p;
+}
+
+/* max |a - b| over max |b|: the blocked kernels sum the statistics in
+ * another order, so their floats may differ from NCHW's in the last bit */
+static void check_near(const char *what, const float *a, const float *b, int64_t n, double tol)
+{
+    double e = 0.0, scale = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        e = isnan(d) ? INFINITY : fmax(e, d);
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    print_message("    %-40s blocked against NCHW %.2e\n", what, e / scale);
+    if (!(e / scale <= tol))
+        fail_msg("%s: blocked differs from NCHW by %.3e (tolerance %.1e)", what, e / scale, tol);
+}
+
+/* Batchnorm with every tensor blocked against the same on NCHW (which the
+ * references above check): training forward with and without the relu,
+ * its backward, and the evaluation forward, which computes no statistics
+ * and so gives the same bits. */
+static void blocked_bn_run(int64_t n, int64_t c, int64_t hw, bool affine, bool relu)
+{
+    const int64_t tot = n * c * hw;
+    eng_norm_desc d = {.outer = n, .n = c, .inner = hw, .eps = 1e-5f, .momentum = 0.1f};
+    eng_norm_desc db = d;
+    db.blocked = true;
+    float *x = to_f(drand_buf(tot, -2, 3), tot), *dy = to_f(drand_buf(tot, -1, 1), tot);
+    float *g = affine ? to_f(drand_buf(c, 0.5, 1.5), c) : NULL, *bt = affine ? to_f(drand_buf(c, -1, 1), c) : NULL;
+    float *xb = to_blocked(x, n, c, hw), *dyb = to_blocked(dy, n, c, hw);
+    float *y[2], *dx[2], *ye[2], *st[2], *dg[2], *dbt[2];
+    for (int k = 0; k < 2; k++) {
+        const eng_norm_desc *dk = k ? &db : &d;
+        const float *xk = k ? xb : x, *dyk = k ? dyb : dy;
+        y[k] = fbuf(tot), dx[k] = fbuf(tot), ye[k] = fbuf(tot), dg[k] = fbuf(c), dbt[k] = fbuf(c);
+        st[k] = fbuf(6 * c); /* running mean, var; save mean, invstd, apply (2c) */
+        for (int64_t j = 0; j < c; j++)
+            st[k][j] = 0.1f * (float)j, st[k][c + j] = 1.0f + 0.05f * (float)j;
+        float *rm = st[k], *rv = st[k] + c, *sm = st[k] + 2 * c, *si = st[k] + 3 * c, *sa = st[k] + 4 * c;
+        if (relu) {
+            assert_int_equal(B->ops->batchnorm_relu_forward_train(B, dk, xk, g, bt, y[k], rm, rv, sm, si, sa), 0);
+            assert_int_equal(B->ops->batchnorm_relu_backward(B, dk, xk, dyk, g, bt, sm, si, sa, dx[k], dg[k], dbt[k]),
+                             0);
+            assert_int_equal(B->ops->batchnorm_relu_forward_eval(B, dk, xk, g, bt, rm, rv, ye[k]), 0);
+        } else {
+            assert_int_equal(B->ops->batchnorm_forward_train(B, dk, xk, g, bt, y[k], rm, rv, sm, si), 0);
+            assert_int_equal(B->ops->batchnorm_backward(B, dk, xk, dyk, g, sm, si, dx[k], dg[k], dbt[k]), 0);
+            assert_int_equal(B->ops->batchnorm_forward_eval(B, dk, xk, g, bt, rm, rv, ye[k]), 0);
+        }
+    }
+    print_message("  batchnorm (%lld, %lld, %lld)%s%s, blocked\n", (long long)n, (long long)c, (long long)hw,
+                  affine ? " affine" : "", relu ? " + relu" : "");
+    check_near("train forward", from_blocked(y[1], n, c, hw), y[0], tot, 1e-6);
+    check_near("statistics", st[1], st[0], 4 * c, 1e-6);
+    check_near("dx", from_blocked(dx[1], n, c, hw), dx[0], tot, 1e-5);
+    if (affine) {
+        check_near("dgamma", dg[1], dg[0], c, 1e-5);
+        check_near("dbeta", dbt[1], dbt[0], c, 1e-5);
+    }
+    assert_memory_equal(from_blocked(ye[1], n, c, hw), ye[0], (size_t)tot * sizeof(float));
+}
+
+/* A convolution with blocked x and/or y against the same on NCHW, on
+ * backend bk: the same kernels (bk forces a side) on the same values, so
+ * the same bits. A backend that has no blocked layout for the shape must
+ * refuse it. */
+static void blocked_conv_run(eng_backend *bk, const conv_case *cc, bool xb, bool yb)
+{
+    eng_conv_desc d = {.n = cc->n, .c = cc->c, .h = cc->h, .w = cc->w, .k = cc->k, .kh = cc->kh, .kw = cc->kh,
+                       .stride = cc->stride, .pad = cc->pad};
+    d.oh = ref_out_size(cc->h, cc->kh, cc->stride, cc->pad);
+    d.ow = ref_out_size(cc->w, cc->kh, cc->stride, cc->pad);
+    eng_conv_desc d2 = d;
+    d2.x_blocked = xb;
+    d2.y_blocked = yb;
+    const int64_t hw = d.h * d.w, ohw = d.oh * d.ow;
+    const int64_t nx = d.n * d.c * hw, nw = d.k * d.c * d.kh * d.kw, ny = d.n * d.k * ohw;
+    float *x = to_f(drand_buf(nx, -1, 1), nx), *w = to_f(drand_buf(nw, -1, 1), nw);
+    float *bias = cc->bias ? to_f(drand_buf(d.k, -1, 1), d.k) : NULL, *dy = to_f(drand_buf(ny, -1, 1), ny);
+    const size_t wsb = bk->ops->conv2d_workspace(bk, &d2);
+    void *ws = NULL;
+    assert_int_equal(bk->ops->alloc(bk, wsb, &ws), 0);
+    bk_bufs[n_bk++] = ws;
+    float *x2 = xb ? to_blocked(x, d.n, d.c, hw) : x, *dy2 = yb ? to_blocked(dy, d.n, d.k, ohw) : dy;
+    float *y[2] = {fbuf(ny), fbuf(ny)}, *dx[2] = {fbuf(nx), fbuf(nx)}, *dw[2] = {fbuf(nw), fbuf(nw)};
+    float *db[2] = {fbuf(d.k), fbuf(d.k)};
+    print_message("  conv n%lld c%lld %lldx%lld k%lld %lldx%lld s%lld,%s%s blocked\n", (long long)d.n,
+                  (long long)d.c, (long long)d.h, (long long)d.w, (long long)d.k, (long long)d.kh, (long long)d.kw,
+                  (long long)d.stride, xb ? " x" : "", yb ? " y" : "");
+    if (!bk->ops->conv2d_blocked(bk, &d2)) {
+        print_message("    no blocked layout here: refused\n");
+        assert_int_equal(bk->ops->conv2d_forward(bk, &d2, x2, w, bias, y[1], ws), ENG_EINVAL);
+        eng_clear_error();
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        const eng_conv_desc *dk = k ? &d2 : &d;
+        assert_int_equal(bk->ops->conv2d_forward(bk, dk, k ? x2 : x, w, bias, y[k], ws), 0);
+        assert_int_equal(bk->ops->conv2d_backward(bk, dk, k ? x2 : x, w, k ? dy2 : dy, dx[k], dw[k],
+                                                  bias ? db[k] : NULL, ws),
+                         0);
+    }
+    assert_memory_equal(yb ? from_blocked(y[1], d.n, d.k, ohw) : y[1], y[0], (size_t)ny * sizeof(float));
+    assert_memory_equal(xb ? from_blocked(dx[1], d.n, d.c, hw) : dx[1], dx[0], (size_t)nx * sizeof(float));
+    assert_memory_equal(dw[1], dw[0], (size_t)nw * sizeof(float));
+    if (bias)
+        assert_memory_equal(db[1], db[0], (size_t)d.k * sizeof(float));
+}
+
+static void test_blocked_layout(void **state)
+{
+    (void)state;
+    blocked_bn_run(5, 32, 9, true, true); /* 3x3 planes: not flat when blocked */
+    blocked_bn_run(5, 32, 9, false, false);
+    blocked_bn_run(40, 16, 49, true, false); /* several reduction chunks */
+    blocked_bn_run(3, 48, 17, false, true);
+    const conv_case cases[] = {
+        {3, 16, 8, 8, 32, 3, 1, 1, true},   /* conv -> BN -> conv: both sides */
+        {2, 32, 5, 5, 16, 3, 1, 1, false},  /* no bias */
+        {2, 3, 16, 16, 16, 7, 2, 3, true},  /* the resnet stem: y only (3 input channels) */
+        {4, 16, 3, 3, 16, 3, 1, 1, true},   /* 3x3 images */
+        {70, 16, 4, 4, 32, 3, 1, 1, true},  /* our kernels' image groups over the threads */
+    };
+    const char *sides[] = {"own", "onednn"};
+    for (int s = 0; s < 2; s++) {
+        setenv("EPOCHD_KERNELS", sides[s], 1);
+        eng_backend *bk = NULL;
+        assert_int_equal(eng_cpu_backend_new(2, &bk), 0);
+        unsetenv("EPOCHD_KERNELS");
+        print_message(" on %s kernels:\n", sides[s]);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const bool x_ok = cases[i].c % 16 == 0;
+            blocked_conv_run(bk, &cases[i], x_ok, true);
+            if (x_ok)
+                blocked_conv_run(bk, &cases[i], true, false);
+        }
+        /* what no backend blocks: 20 channels, and 1x1 images (whose blocked layout is NCHW) */
+        eng_conv_desc odd = {.n = 2, .c = 16, .h = 4, .w = 4, .k = 20, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
+                             .oh = 4, .ow = 4, .y_blocked = true};
+        assert_false(bk->ops->conv2d_blocked(bk, &odd));
+        odd = (eng_conv_desc){.n = 2, .c = 32, .h = 1, .w = 1, .k = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1,
+                              .oh = 1, .ow = 1, .x_blocked = true};
+        assert_false(bk->ops->conv2d_blocked(bk, &odd));
+        eng_backend_free(bk);
+    }
 }
 
 /* ============================== layernorm ============================== */
@@ -2012,7 +2181,7 @@ int main(int argc, char **argv)
         T(test_gemm_batch_forms), T(test_bias),           T(test_add_copy2d),
         T(test_transpose),       T(test_mean_lastdim),    T(test_conv2d),
         T(test_pool),            T(test_pool_ties),       T(test_pool_special_values), T(test_pool_levels),
-        T(test_batchnorm),       T(test_layernorm),       T(test_activations), T(test_fused_epilogues),
+        T(test_batchnorm),       T(test_blocked_layout),  T(test_layernorm),       T(test_activations), T(test_fused_epilogues),
         T(test_activation_accuracy), T(test_softmax),     T(test_xent),
         T(test_dropout),         T(test_patchify),        T(test_batch_gather),
         T(test_adam),            T(test_sgd),             T(test_sumsq_clip),

@@ -136,6 +136,83 @@ static void test_fusion_changes_no_bit(void **state)
     }
 }
 
+static double max_rel_diff(const float *a, const float *b, size_t n)
+{
+    double e = 0.0, scale = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - (double)b[i]);
+        e = isnan(d) ? INFINITY : fmax(e, d);
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return e / scale;
+}
+
+/* The seed CNNs' chains conv -> BN -> ReLU -> conv run in oneDNN's blocked
+ * layout (backend.h, ENG_BLOCK16) where the backend has one - on the CPU,
+ * with AVX-512 - and train as on NCHW: the same backend without
+ * conv2d_blocked gives the same outputs, gradients and running statistics
+ * but for the statistics' order of summation. On our own kernels (forced)
+ * the blocked tensors are converted around each convolution; on oneDNN's
+ * they are taken as they lie. */
+static void test_blocked_chains_match_nchw(void **state)
+{
+    (void)state;
+    const char *sides[] = {"own", "onednn"};
+    for (int side = 0; side < 2; side++) {
+        eng_backend *cpu = NULL;
+        setenv("EPOCHD_KERNELS", sides[side], 1);
+        assert_int_equal(eng_cpu_backend_new(2, &cpu), 0);
+        unsetenv("EPOCHD_KERNELS");
+        assert_non_null(cpu->ops->conv2d_blocked);
+        eng_backend_ops plain_ops = *cpu->ops;
+        plain_ops.conv2d_blocked = NULL;
+        eng_backend plain = *cpu;
+        plain.ops = &plain_ops;
+        const char *names[] = {"normal_cnn", "residual_cnn"};
+        const int64_t batch = 6;
+        const eng_shape in = eng_shape3(3, 32, 32);
+        for (size_t k = 0; k < 2; k++) {
+            eng_model_desc d = seed(names[k]);
+            eng_model *m[2] = {NULL, NULL};
+            const float *out[2];
+            float *x = NULL, *dout = NULL;
+            step_inputs(cpu, batch, &x, &dout);
+            int nblocked[2] = {0, 0};
+            for (int t = 0; t < 2; t++) {
+                assert_int_equal(eng_model_build(&d, &in, 10, NULL, NULL, &m[t]), 0);
+                assert_int_equal(eng_model_bind(m[t], t ? &plain : cpu, batch), 0);
+                const eng_layer_info *layers;
+                const int n = eng_model_layers(m[t], &layers);
+                for (int i = 0; i < n; i++)
+                    nblocked[t] += layers[i].blocked;
+                assert_int_equal(eng_model_init_params(m[t], 5), 0);
+                assert_int_equal(eng_model_forward(m[t], x, batch, true, 1, &out[t]), 0);
+                assert_int_equal(eng_model_backward(m[t], dout), 0);
+            }
+            const size_t np = (size_t)eng_model_param_count(m[0]), nb = (size_t)eng_model_buffer_count(m[0]);
+            const double e_out = max_rel_diff(out[0], out[1], (size_t)(batch * 10));
+            const double e_grad = max_rel_diff(eng_model_grad_data(m[0]), eng_model_grad_data(m[1]), np);
+            const double e_buf = max_rel_diff(eng_model_buffer_data(m[0]), eng_model_buffer_data(m[1]), nb);
+            for (int t = 0; t < 2; t++)
+                assert_int_equal(eng_model_forward(m[t], x, batch, false, 0, &out[t]), 0);
+            const double e_eval = max_rel_diff(out[0], out[1], (size_t)(batch * 10));
+            print_message("  %s on %s kernels: %d layers blocked; against NCHW: output %.1e, gradients %.1e, "
+                          "running statistics %.1e, eval %.1e\n",
+                          names[k], sides[side], nblocked[0], e_out, e_grad, e_buf, e_eval);
+            /* 4 chains of conv, BN, ReLU, conv each: normal_cnn's on 32x32 to 3x3 images, the first half of
+             * residual_cnn's blocks on 8x8 and 3x3 images (its 1x1 images' blocked layout is NCHW itself) */
+            assert_int_equal(nblocked[0], 4 * 4);
+            assert_int_equal(nblocked[1], 0);
+            assert_true(e_out <= 1e-5 && e_grad <= 1e-4 && e_buf <= 1e-5 && e_eval <= 1e-5);
+            for (int t = 0; t < 2; t++)
+                eng_model_free(m[t]);
+            cpu->ops->free(cpu, x);
+            cpu->ops->free(cpu, dout);
+        }
+        eng_backend_free(cpu);
+    }
+}
+
 /* The per-layer profile times training steps only: an evaluation forward
  * adds nothing to it, a training step adds to every convolution. */
 static void test_profile_times_training_only(void **state)
@@ -928,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_seed_param_counts),
         cmocka_unit_test(test_names_and_layouts),
         cmocka_unit_test(test_fusion_changes_no_bit),
+        cmocka_unit_test(test_blocked_chains_match_nchw),
         cmocka_unit_test(test_bf16_storage_changes_no_bit),
         cmocka_unit_test(test_profile_times_training_only),
         cmocka_unit_test(test_diagnostics),
