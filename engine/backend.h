@@ -111,6 +111,9 @@ typedef struct eng_pool_desc {
      * backward then need not find again in x. */
     void *keep;
     size_t keep_bytes;
+    /* x, y, dx and dy in the blocked layout ENG_BLOCK16; only where
+     * pool_blocked(d) said yes */
+    bool blocked;
 } eng_pool_desc;
 
 /* Normalisation over a tensor viewed as (outer, n, inner).
@@ -312,6 +315,9 @@ typedef struct eng_backend_ops {
      * x_blocked and y_blocked as set, and the batchnorm ops with blocked on
      * such tensors. The answer does not depend on d->n. */
     bool (*conv2d_blocked)(eng_backend *b, const eng_conv_desc *d);
+    /* Optional (NULL or false: no): whether this backend pools d with its
+     * tensors blocked. The answer does not depend on d->n. */
+    bool (*pool_blocked)(eng_backend *b, const eng_pool_desc *d);
     /* Optional (NULL or 0: none): the bytes of eng_pool_desc.keep that serve
      * this backend for d (the CPU: a max pool's argmax, a byte per output). */
     size_t (*pool_keep)(eng_backend *b, const eng_pool_desc *d);

@@ -164,29 +164,31 @@ static void fuse_relus(eng_module *m)
 }
 
 /* Runs each chain conv2d -> batchnorm -> (relu the batchnorm applies) ->
- * conv2d in the backend's blocked layout where it has one for both
- * convolutions (the seed CNNs' conv -> BN -> ReLU -> conv): the tensors
- * between the two convolutions never pass through NCHW, forward or
- * backward (backend.h, ENG_BLOCK16). */
+ * (max pool) -> conv2d in the backend's blocked layout where it has one
+ * for all of them (the seed CNNs' conv -> BN -> ReLU [-> pool] -> conv):
+ * the tensors between the two convolutions never pass through NCHW,
+ * forward or backward (backend.h, ENG_BLOCK16). */
 static void pair_blocked(eng_module *m, eng_backend *b)
 {
     for (int i = 0; i < m->nchild; i++)
         pair_blocked(m->child[i], b);
     for (int i = 0; i + 2 < m->nchild; i++) {
-        eng_module *a = m->child[i], *bn = m->child[i + 1], *c = m->child[i + 2];
-        eng_module *relu = NULL;
-        if (!strcmp(c->ops->type, "relu") && bn->out_relu && c->relu_done && c->grad_passed && i + 3 < m->nchild) {
-            relu = c;
-            c = m->child[i + 3];
-        }
-        if (strcmp(a->ops->type, "conv2d") || strcmp(bn->ops->type, "batchnorm") || strcmp(c->ops->type, "conv2d") ||
-            bn->in.ndim != 3 || !eng_shape_equal(&a->out, &bn->in) || !eng_shape_equal(&bn->out, &c->in) ||
-            !eng_conv2d_blocked(a, b, a->in_blocked, true) || !eng_conv2d_blocked(c, b, true, false))
+        eng_module *a = m->child[i], *bn = m->child[i + 1];
+        if (strcmp(a->ops->type, "conv2d") || strcmp(bn->ops->type, "batchnorm") || bn->in.ndim != 3 ||
+            !eng_shape_equal(&a->out, &bn->in) || !eng_conv2d_blocked(a, b, a->in_blocked, true))
+            continue;
+        int j = i + 2; /* past the modules that pass blocked tensors on */
+        if (j < m->nchild && !strcmp(m->child[j]->ops->type, "relu") && bn->out_relu && m->child[j]->relu_done)
+            j++;
+        if (j < m->nchild && !strcmp(m->child[j]->ops->type, "maxpool") && eng_pool_blocked(m->child[j], b))
+            j++;
+        eng_module *c = j < m->nchild ? m->child[j] : NULL;
+        if (!c || strcmp(c->ops->type, "conv2d") || !eng_shape_equal(&m->child[j - 1]->out, &c->in) ||
+            !eng_conv2d_blocked(c, b, true, false))
             continue;
         a->out_blocked = true;
-        bn->in_blocked = bn->out_blocked = true;
-        if (relu)
-            relu->in_blocked = relu->out_blocked = true; /* passes the batchnorm's output on */
+        for (int k = i + 1; k < j; k++)
+            m->child[k]->in_blocked = m->child[k]->out_blocked = true;
         c->in_blocked = true;
     }
 }

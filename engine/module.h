@@ -108,8 +108,8 @@ struct eng_module {
      * the gradient on unchanged (the chain skips it). */
     bool grad_relu, grad_passed;
     /* Layout (eng_model_bind runs a chain conv2d -> batchnorm -> (fused
-     * relu) -> conv2d in the ENG_BLOCK16 layout where the backend's
-     * conv2d_blocked says yes for both convolutions): in_blocked, the
+     * relu) -> (max pool) -> conv2d in the ENG_BLOCK16 layout where the
+     * backend has it for every module of the chain): in_blocked, the
      * module's input and its gradient are in that layout; out_blocked, its
      * output and the output's gradient are. */
     bool in_blocked, out_blocked;
@@ -153,6 +153,8 @@ eng_module *eng_batchnorm_new(const char *name, const eng_shape *in, bool affine
 /* Whether b runs conv2d module m with its input (in) and output (out) in
  * the ENG_BLOCK16 layout. */
 bool eng_conv2d_blocked(const eng_module *m, eng_backend *b, bool in, bool out);
+/* Whether b runs pool module m with its tensors in the ENG_BLOCK16 layout. */
+bool eng_pool_blocked(const eng_module *m, eng_backend *b);
 /* LayerNorm over the trailing `dims` dimensions (1 or 2). */
 eng_module *eng_layernorm_new(const char *name, const eng_shape *in, int dims, bool affine);
 eng_module *eng_activation_new(const char *name, const eng_shape *in, eng_act kind, float slope);

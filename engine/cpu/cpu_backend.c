@@ -171,6 +171,7 @@ static const eng_backend_ops cpu_ops = {
     .conv2d_workspace = cpu_conv2d_workspace,
     .conv2d_keep = cpu_conv2d_keep,
     .conv2d_blocked = cpu_conv2d_blocked,
+    .pool_blocked = cpu_pool_blocked,
     .pool_keep = cpu_pool_keep,
     .conv2d_forward = cpu_conv2d_forward,
     .conv2d_backward = cpu_conv2d_backward,

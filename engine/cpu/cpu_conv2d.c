@@ -208,6 +208,13 @@ bool cpu_conv2d_blocked(eng_backend *b, const eng_conv_desc *d)
            (!d->y_blocked || (d->k % 16 == 0 && d->oh * d->ow > 1));
 }
 
+/* As the convolutions' (a chain blocks only where they do). */
+bool cpu_pool_blocked(eng_backend *b, const eng_pool_desc *d)
+{
+    const char *env = getenv("EPOCHD_LAYOUT");
+    return ((cpu_state *)b->impl)->dnnl && !cpu_bf16(b) && !(env && !strcmp(env, "plain")) && cpu_pool16_fits(d);
+}
+
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d)
 {
     if (!d || conv_check("conv2d_workspace", d) < 0)

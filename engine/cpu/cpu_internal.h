@@ -198,6 +198,14 @@ const float *cpu_bf16_copy(eng_backend *b, int slot, int64_t n, const float *src
 void cpu_block16_pack(eng_backend *b, int64_t n, int64_t c, int64_t hw, const float *plain, float *blocked);
 void cpu_block16_unpack(eng_backend *b, int64_t n, int64_t c, int64_t hw, const float *blocked, float *plain);
 
+/* Max pooling over blocked tensors (cpu_pool16.c): whether d fits (no
+ * padding, 16k channels, AVX-512), and the passes, args / kept the argmax
+ * (a byte per output, NULL: none). */
+bool cpu_pool16_fits(const eng_pool_desc *d);
+void cpu_pool16_forward(eng_backend *b, const eng_pool_desc *d, const float *x, float *y, uint8_t *args);
+void cpu_pool16_backward(eng_backend *b, const eng_pool_desc *d, const float *x, const float *y, const uint8_t *kept,
+                         const float *dy, float *dx, bool relu);
+
 /* ---- which implementation runs a shape (cpu_choice.c) ---- */
 
 typedef enum cpu_impl { CPU_IMPL_OWN = 1, CPU_IMPL_DNNL = 2 } cpu_impl;
@@ -313,6 +321,7 @@ int cpu_mean_lastdim_backward(eng_backend *b, int64_t rows, int64_t n, const flo
 size_t cpu_conv2d_workspace(eng_backend *b, const eng_conv_desc *d);
 size_t cpu_conv2d_keep(eng_backend *b, const eng_conv_desc *d);
 bool cpu_conv2d_blocked(eng_backend *b, const eng_conv_desc *d);
+bool cpu_pool_blocked(eng_backend *b, const eng_pool_desc *d);
 int cpu_conv2d_forward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *bias,
                        float *y, void *ws);
 int cpu_conv2d_backward(eng_backend *b, const eng_conv_desc *d, const float *x, const float *w, const float *dy,

@@ -15,7 +15,8 @@
  * a plane is a few hundred floats: per-plane overhead is what matters, so
  * small unpadded planes are swept in groups (pool_group). At level v4 the
  * seed CNNs' 3x3 stride-2 pools of 8x8 to 32x32 planes run on the AVX-512
- * kernel of cpu_pool_s2.c instead, to the same bytes. */
+ * kernel of cpu_pool_s2.c instead, to the same bytes; blocked tensors
+ * (eng_pool_desc.blocked) on cpu_pool16.c's. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ static int pool_check(const char *op, const eng_pool_desc *d)
     int rc = cpu_window_check(op, d->h, d->w, d->kh, d->kw, d->stride, d->pad, d->oh, d->ow);
     if (rc < 0)
         return rc;
+    CPU_CHECK(!d->blocked || cpu_pool16_fits(d),
+              "cpu %s: blocked tensors need max pooling without padding, AVX-512 and 16k channels (c %lld)", op,
+              (long long)d->c);
     return 0;
 }
 
@@ -271,6 +275,12 @@ int cpu_pool_forward(eng_backend *b, const eng_pool_desc *d, const float *x, flo
     uint8_t *args = keep_args(d);
     if (args)
         ((pool_keep_head *)d->keep)->magic = 0; /* until the new argmax is all there */
+    if (d->blocked) {
+        cpu_pool16_forward(b, d, x, y, args);
+        if (args)
+            *(pool_keep_head *)d->keep = (pool_keep_head){.magic = POOL_KEEP_MAGIC, .x = x, .y = y};
+        return 0;
+    }
     const int team = cpu_team(b, planes * hw);
     if (cpu_pool_s2_fits(d)) {
 #pragma omp parallel num_threads(team)
@@ -425,6 +435,10 @@ static int pool_backward(eng_backend *b, const eng_pool_desc *d, const float *x,
         return 0;
     }
     const uint8_t *kept = keep_find(d, x, y);
+    if (d->blocked) {
+        cpu_pool16_backward(b, d, x, y, kept, dy, dx, relu);
+        return 0;
+    }
     const int team = cpu_team(b, planes * hw);
     if (kept && cpu_pool_s2_backward_fits(d, relu)) {
 #pragma omp parallel num_threads(team)

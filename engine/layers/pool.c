@@ -14,7 +14,17 @@ static eng_pool_desc pool_desc(const eng_module *m, int64_t batch)
     const pool_module *p = (const pool_module *)m;
     return (eng_pool_desc){.mode = p->mode, .count_include_pad = true, .n = batch, .c = m->in.d[0],
                            .h = m->in.d[1], .w = m->in.d[2], .kh = p->kernel, .kw = p->kernel,
-                           .stride = p->stride, .pad = p->pad, .oh = m->out.d[1], .ow = m->out.d[2]};
+                           .stride = p->stride, .pad = p->pad, .oh = m->out.d[1], .ow = m->out.d[2],
+                           .blocked = m->in_blocked};
+}
+
+bool eng_pool_blocked(const eng_module *m, eng_backend *b)
+{
+    if (!b->ops->pool_blocked)
+        return false;
+    eng_pool_desc d = pool_desc(m, 1);
+    d.blocked = true;
+    return b->ops->pool_blocked(b, &d);
 }
 
 static int pool_forward(eng_module *m, const eng_step_ctx *c, const float *x)

@@ -230,7 +230,7 @@ static void test_backend_basics(void **state)
         (void *)o->destroy, (void *)o->alloc, (void *)o->free, (void *)o->upload, (void *)o->download,
         (void *)o->copy, (void *)o->fill, (void *)o->sync, (void *)o->gemm, (void *)o->bias_add,
         (void *)o->bias_grad, (void *)o->add, (void *)o->copy_2d, (void *)o->transpose,
-        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep, (void *)o->conv2d_blocked, (void *)o->pool_keep,
+        (void *)o->mean_lastdim_forward, (void *)o->mean_lastdim_backward, (void *)o->conv2d_workspace, (void *)o->conv2d_keep, (void *)o->conv2d_blocked, (void *)o->pool_blocked, (void *)o->pool_keep,
         (void *)o->conv2d_forward, (void *)o->conv2d_backward, (void *)o->pool_forward, (void *)o->pool_backward,
         (void *)o->batchnorm_forward_train, (void *)o->batchnorm_forward_eval, (void *)o->batchnorm_backward,
         (void *)o->layernorm_forward, (void *)o->layernorm_backward, (void *)o->act_forward,
@@ -1147,9 +1147,63 @@ static void blocked_conv_run(eng_backend *bk, const conv_case *cc, bool xb, bool
         assert_memory_equal(db[1], db[0], (size_t)d.k * sizeof(float));
 }
 
+/* Max pooling of blocked tensors against the NCHW kernels (which the
+ * references check): the same maxima, argmax and gradient sums, so the
+ * same bits - with the argmax kept from the forward and found again, and
+ * with the relu before the pool taken in the backward. x holds ties (values
+ * on a grid of 8) and a NaN. */
+static void blocked_pool_run(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t stride)
+{
+    eng_pool_desc d = {.mode = ENG_POOL_MAX, .n = n, .c = c, .h = h, .w = w, .kh = k, .kw = k, .stride = stride};
+    d.oh = ref_out_size(h, k, stride, 0);
+    d.ow = ref_out_size(w, k, stride, 0);
+    const int64_t hw = h * w, ohw = d.oh * d.ow, nx = n * c * hw, ny = n * c * ohw;
+    eng_pool_desc db = d;
+    db.blocked = true;
+    print_message("  max pool n%lld c%lld %lldx%lld k%lld s%lld, blocked\n", (long long)n, (long long)c, (long long)h,
+                  (long long)w, (long long)k, (long long)stride);
+    if (!B->ops->pool_blocked(B, &db)) {
+        print_message("    no blocked layout here: refused\n");
+        assert_int_equal(B->ops->pool_forward(B, &db, fbuf(nx), fbuf(ny)), ENG_EINVAL);
+        eng_clear_error();
+        return;
+    }
+    float *x = fbuf(nx), *dy = to_f(drand_buf(ny, -1, 1), ny);
+    for (int64_t i = 0; i < nx; i++)
+        x[i] = (float)((int64_t)(urand() * 8.0) - 3) * 0.5f;
+    x[nx / 3] = NAN;
+    float *xb = to_blocked(x, n, c, hw), *dyb = to_blocked(dy, n, c, ohw);
+    const size_t kb = B->ops->pool_keep(B, &d);
+    for (int kept = 0; kept < 2; kept++)
+        for (int relu = 0; relu < 2; relu++) {
+            float *y[2] = {fbuf(ny), fbuf(ny)}, *dx[2] = {fbuf(nx), fbuf(nx)};
+            for (int t = 0; t < 2; t++) {
+                eng_pool_desc dt = t ? db : d;
+                if (kept && kb) {
+                    dt.keep = fbuf((int64_t)(kb + 3) / 4);
+                    dt.keep_bytes = kb;
+                }
+                const float *xt = t ? xb : x, *dyt = t ? dyb : dy;
+                assert_int_equal(B->ops->pool_forward(B, &dt, xt, y[t]), 0);
+                if (relu)
+                    assert_int_equal(B->ops->pool_relu_backward(B, &dt, xt, y[t], dyt, dx[t]), 0);
+                else
+                    assert_int_equal(B->ops->pool_backward(B, &dt, xt, y[t], dyt, dx[t]), 0);
+            }
+            print_message("    %s%s\n", kept && kb ? "argmax kept" : "argmax found again", relu ? ", relu" : "");
+            assert_memory_equal(from_blocked(y[1], n, c, ohw), y[0], (size_t)ny * sizeof(float));
+            assert_memory_equal(from_blocked(dx[1], n, c, hw), dx[0], (size_t)nx * sizeof(float));
+        }
+}
+
 static void test_blocked_layout(void **state)
 {
     (void)state;
+    blocked_pool_run(3, 16, 32, 32, 3, 2); /* the seed CNN's pools: kept argmax */
+    blocked_pool_run(2, 32, 15, 15, 3, 2);
+    blocked_pool_run(4, 32, 7, 7, 3, 2);   /* too small to keep the argmax */
+    blocked_pool_run(2, 16, 6, 5, 2, 1);   /* overlapping 2x2 windows, stride 1 */
+    blocked_pool_run(2, 20, 6, 6, 3, 2);   /* 20 channels: refused */
     blocked_bn_run(5, 32, 9, true, true); /* 3x3 planes: not flat when blocked */
     blocked_bn_run(5, 32, 9, false, false);
     blocked_bn_run(40, 16, 49, true, false); /* several reduction chunks */

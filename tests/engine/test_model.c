@@ -147,8 +147,8 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
     return e / scale;
 }
 
-/* The seed CNNs' chains conv -> BN -> ReLU -> conv run in oneDNN's blocked
- * layout (backend.h, ENG_BLOCK16) where the backend has one - on the CPU,
+/* The seed CNNs' chains conv -> BN -> ReLU (-> max pool) -> conv run in
+ * oneDNN's blocked layout (backend.h, ENG_BLOCK16) where the backend has one - on the CPU,
  * with AVX-512 - and train as on NCHW: the same backend without
  * conv2d_blocked gives the same outputs, gradients and running statistics
  * but for the statistics' order of summation. On our own kernels (forced)
@@ -199,9 +199,10 @@ static void test_blocked_chains_match_nchw(void **state)
             print_message("  %s on %s kernels: %d layers blocked; against NCHW: output %.1e, gradients %.1e, "
                           "running statistics %.1e, eval %.1e\n",
                           names[k], sides[side], nblocked[0], e_out, e_grad, e_buf, e_eval);
-            /* 4 chains of conv, BN, ReLU, conv each: normal_cnn's on 32x32 to 3x3 images, the first half of
-             * residual_cnn's blocks on 8x8 and 3x3 images (its 1x1 images' blocked layout is NCHW itself) */
-            assert_int_equal(nblocked[0], 4 * 4);
+            /* normal_cnn: every layer from its first convolution to the last on 3x3 images (25: the chains
+             * conv, BN, ReLU, (max pool,) conv overlap at their convolutions); residual_cnn: the first half
+             * of its blocks on 8x8 and 3x3 images (4 x 4; its 1x1 images' blocked layout is NCHW itself) */
+            assert_int_equal(nblocked[0], k == 0 ? 25 : 16);
             assert_int_equal(nblocked[1], 0);
             assert_true(e_out <= 1e-5 && e_grad <= 1e-4 && e_buf <= 1e-5 && e_eval <= 1e-5);
             for (int t = 0; t < 2; t++)
