@@ -310,8 +310,8 @@ static void print_profile(eng_trainer *t, int64_t steps, int64_t batch)
     for (int i = 0; i < n; i++)
         if (layers[i].depth == 1)
             total += f[i] + bw[i];
-    printf("\n| layer | type | forward ms/step | backward ms/step | share | forward GFLOP/s |\n"
-           "|---|---|---:|---:|---:|---:|\n");
+    printf("\n| layer | type | layout | forward ms/step | backward ms/step | share | forward GFLOP/s |\n"
+           "|---|---|---|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
         if (f[i] + bw[i] <= 0.0)
             continue;
@@ -320,10 +320,10 @@ static void print_profile(eng_trainer *t, int64_t steps, int64_t batch)
         char share[16] = "";
         if (layers[i].depth == 1)
             snprintf(share, sizeof share, "%.1f%%", 100.0 * (f[i] + bw[i]) / total);
-        printf("| %*s%s | %s | %.2f | %.2f | %s | %.1f |\n", 2 * (layers[i].depth - 1), "", layers[i].name,
-               layers[i].type, fms, bms, share, gf);
-        printf("BENCH kind=layer layer=%s type=%s depth=%d fwd_ms=%.4f bwd_ms=%.4f\n", layers[i].name,
-               layers[i].type, layers[i].depth, fms, bms);
+        printf("| %*s%s | %s | %s | %.2f | %.2f | %s | %.1f |\n", 2 * (layers[i].depth - 1), "", layers[i].name,
+               layers[i].type, layers[i].blocked ? "blocked" : "", fms, bms, share, gf);
+        printf("BENCH kind=layer layer=%s type=%s depth=%d blocked=%d fwd_ms=%.4f bwd_ms=%.4f\n", layers[i].name,
+               layers[i].type, layers[i].depth, layers[i].blocked ? 1 : 0, fms, bms);
     }
     printf("\n");
     free(f);
