@@ -88,44 +88,6 @@ static int64_t bn_chunk(const eng_norm_desc *d)
     return cpu_chunk_size(d->outer, (BN_CHUNK_ELEMS + per_o - 1) / per_o, BN_MAX_CHUNKS);
 }
 
-/* part[0..n) += sum of (x - shift), part[n..2n) += sum of (x - shift)^2 over
- * outer rows [o0, o1). */
-CPU_KERNEL_BODY void bn_stats_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict shift,
-                                      int64_t o0, int64_t o1, double *restrict part)
-{
-    const int64_t n = d->n, inner = d->inner;
-    double *restrict s1 = part, *restrict s2 = part + n;
-    for (int64_t o = o0; o < o1; o++) {
-        const float *restrict xo = x + o * n * inner;
-        if (inner == 1) {
-#pragma omp simd
-            for (int64_t j = 0; j < n; j++) {
-                const double v = (double)xo[j] - (double)shift[j];
-                s1[j] += v;
-                s2[j] += v * v;
-            }
-            continue;
-        }
-        for (int64_t j = 0; j < n; j++) {
-            const float *restrict r = xo + j * inner;
-            const double sh = (double)shift[j];
-            double a = 0.0, q = 0.0;
-#pragma omp simd reduction(+ : a, q)
-            for (int64_t i = 0; i < inner; i++) {
-                const double v = (double)r[i] - sh;
-                a += v;
-                q += v * v;
-            }
-            s1[j] += a;
-            s2[j] += q;
-        }
-    }
-}
-CPU_DISPATCH_VOID(static, bn_stats_chunk,
-                  (const eng_norm_desc *d, const float *restrict x, const float *restrict shift, int64_t o0, int64_t o1,
-                   double *restrict part),
-                  (d, x, shift, o0, o1, part))
-
 /* relu(v) as cpu_act_forward computes it, so that the fused pass gives its bits */
 static inline float bn_relu(float v) { return v < 0.0f ? 0.0f : v; }
 
@@ -203,11 +165,6 @@ CPU_KERNEL_BODY void bn16_stats_chunk_body(const eng_norm_desc *d, const float *
             }
         }
 }
-CPU_DISPATCH_VOID(static, bn16_stats_chunk,
-                  (const eng_norm_desc *d, const float *restrict x, const float *restrict shift, int64_t o0, int64_t o1,
-                   double *restrict part),
-                  (d, x, shift, o0, o1, part))
-
 /* bn_apply_chunk_body, blocked */
 CPU_KERNEL_BODY void bn16_apply_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
                                         const float *restrict ml, const float *restrict a, const float *restrict c,
@@ -226,11 +183,119 @@ CPU_KERNEL_BODY void bn16_apply_chunk_body(const eng_norm_desc *d, const float *
             }
         }
 }
-CPU_DISPATCH_VOID(static, bn16_apply_chunk,
-                  (const eng_norm_desc *d, const float *restrict x, const float *restrict m, const float *restrict ml,
-                   const float *restrict a, const float *restrict c, int64_t o0, int64_t o1, bool relu,
-                   float *restrict y),
-                  (d, x, m, ml, a, c, o0, o1, relu, y))
+/* The relu's mask of a blocked pixel (bn_masked) from the constants of
+ * its block; all true when there is no relu. */
+typedef struct bn16_mask {
+    bool on;
+    bn_v16f m, ml, a, c;
+} bn16_mask;
+
+CPU_KERNEL_BODY bn16_mask bn16_mask_of(bn_relu_mask r, int64_t j0)
+{
+    bn16_mask k = {.on = r.m != NULL};
+    if (k.on) {
+        k.m = bn_ld16(r.m + j0), k.ml = bn_ld16(r.ml + j0), k.a = bn_ld16(r.a + j0), k.c = bn_ld16(r.c + j0);
+    }
+    return k;
+}
+
+CPU_KERNEL_BODY bn_v16f bn16_masked(const bn16_mask *k, bn_v16f g, bn_v16f x)
+{
+    if (!k->on)
+        return g;
+    const bn_v16f zero = {0};
+    return bn_where(((x - k->m) - k->ml) * k->a + k->c > zero, g);
+}
+
+/* bn_grad_chunk_body's sums, blocked */
+CPU_KERNEL_BODY void bn16_grad_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                                       const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1,
+                                       double *restrict part)
+{
+    const int64_t nb = d->n / 16, hw = d->inner;
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t cb = 0; cb < nb; cb++) {
+            const int64_t j0 = cb * 16, base = (o * nb + cb) * hw * 16;
+            const bn16_mask k = bn16_mask_of(r, j0);
+            const bn_v8d mv[2] = {bn_ld8d(mean + j0, 0), bn_ld8d(mean + j0, 1)};
+            bn_v8d a[2] = {0}, q[2] = {0};
+            for (int64_t p = 0; p < hw; p++) {
+                const float *restrict xr = x + base + p * 16;
+                float g[16];
+                bn_st16(g, bn16_masked(&k, bn_ld16(dy + base + p * 16), bn_ld16(xr)));
+                for (int h = 0; h < 2; h++) {
+                    const bn_v8d gd = bn_ld8d(g, h);
+                    a[h] += gd;
+                    q[h] += gd * (bn_ld8d(xr, h) - mv[h]);
+                }
+            }
+            for (int l = 0; l < 16; l++) {
+                part[j0 + l] += a[l / 8][l % 8];
+                part[d->n + j0 + l] += q[l / 8][l % 8];
+            }
+        }
+}
+/* bn_dx_chunk_body, blocked */
+CPU_KERNEL_BODY void bn16_dx_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
+                                     const float *restrict mean, const float *restrict kk, const float *restrict mdy,
+                                     const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1,
+                                     float *restrict dx)
+{
+    const int64_t nb = d->n / 16, hw = d->inner;
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t cb = 0; cb < nb; cb++) {
+            const int64_t j0 = cb * 16, base = (o * nb + cb) * hw * 16;
+            const bn16_mask k = bn16_mask_of(r, j0);
+            const bn_v16f mv = bn_ld16(mean + j0), kv = bn_ld16(kk + j0), mdv = bn_ld16(mdy + j0),
+                          sv = bn_ld16(sc + j0);
+            for (int64_t p = 0; p < hw; p++) {
+                const bn_v16f xv = bn_ld16(x + base + p * 16);
+                const bn_v16f g = bn16_masked(&k, bn_ld16(dy + base + p * 16), xv);
+                bn_st16(dx + base + p * 16, (g - (xv - mv) * kv - mdv) * sv);
+            }
+        }
+}
+/* part[0..n) += sum of (x - shift), part[n..2n) += sum of (x - shift)^2 over
+ * outer rows [o0, o1). */
+CPU_KERNEL_BODY void bn_stats_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict shift,
+                                      int64_t o0, int64_t o1, double *restrict part)
+{
+    if (d->blocked) {
+        bn16_stats_chunk_body(d, x, shift, o0, o1, part);
+        return;
+    }
+    const int64_t n = d->n, inner = d->inner;
+    double *restrict s1 = part, *restrict s2 = part + n;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = x + o * n * inner;
+        if (inner == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) {
+                const double v = (double)xo[j] - (double)shift[j];
+                s1[j] += v;
+                s2[j] += v * v;
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float *restrict r = xo + j * inner;
+            const double sh = (double)shift[j];
+            double a = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : a, q)
+            for (int64_t i = 0; i < inner; i++) {
+                const double v = (double)r[i] - sh;
+                a += v;
+                q += v * v;
+            }
+            s1[j] += a;
+            s2[j] += q;
+        }
+    }
+}
+CPU_DISPATCH_VOID(static, bn_stats_chunk,
+                  (const eng_norm_desc *d, const float *restrict x, const float *restrict shift, int64_t o0, int64_t o1,
+                   double *restrict part),
+                  (d, x, shift, o0, o1, part))
 
 /* y = ((x - m[j]) - ml[j]) * a[j] + c[j] over outer rows [o0, o1), then
  * relu(y) when asked: a following ReLU in the same trip through memory. */
@@ -238,6 +303,10 @@ CPU_KERNEL_BODY void bn_apply_chunk_body(const eng_norm_desc *d, const float *re
                                       const float *restrict ml, const float *restrict a, const float *restrict c,
                                       int64_t o0, int64_t o1, bool relu, float *restrict y)
 {
+    if (d->blocked) {
+        bn16_apply_chunk_body(d, x, m, ml, a, c, o0, o1, relu, y);
+        return;
+    }
     const int64_t n = d->n, inner = d->inner;
     for (int64_t o = o0; o < o1; o++) {
         const float *restrict xo = x + o * n * inner;
@@ -284,10 +353,7 @@ static void bn_apply(const eng_backend *b, const eng_norm_desc *d, const float *
 #pragma omp parallel for num_threads(cpu_team(b, d->outer * d->n * d->inner)) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        if (d->blocked)
-            bn16_apply_chunk(d, x, m, ml, a, c, o0, o1, relu, y);
-        else
-            bn_apply_chunk(d, x, m, ml, a, c, o0, o1, relu, y);
+        bn_apply_chunk(d, x, m, ml, a, c, o0, o1, relu, y);
     }
 }
 
@@ -328,10 +394,7 @@ static int bn_forward_train(eng_backend *b, const eng_norm_desc *d, const float 
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        if (d->blocked)
-            bn16_stats_chunk(&v, x, vshift, o0, o1, part + k * 2 * v.n);
-        else
-            bn_stats_chunk(&v, x, vshift, o0, o1, part + k * 2 * v.n);
+        bn_stats_chunk(&v, x, vshift, o0, o1, part + k * 2 * v.n);
     }
 
     const double inv_count = 1.0 / (double)count;
@@ -445,6 +508,10 @@ CPU_KERNEL_BODY void bn_grad_chunk_body(const eng_norm_desc *d, const float *res
                                      const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1,
                                      double *restrict part)
 {
+    if (d->blocked) {
+        bn16_grad_chunk_body(d, x, dy, mean, r, o0, o1, part);
+        return;
+    }
     const int64_t n = d->n, inner = d->inner;
     double *restrict s1 = part, *restrict s2 = part + n;
     for (int64_t o = o0; o < o1; o++) {
@@ -504,6 +571,10 @@ CPU_KERNEL_BODY void bn_dx_chunk_body(const eng_norm_desc *d, const float *restr
                                    const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1,
                                    float *restrict dx)
 {
+    if (d->blocked) {
+        bn16_dx_chunk_body(d, x, dy, mean, kk, mdy, sc, r, o0, o1, dx);
+        return;
+    }
     const int64_t n = d->n, inner = d->inner;
     for (int64_t o = o0; o < o1; o++) {
         const int64_t base = o * n * inner;
@@ -539,89 +610,6 @@ CPU_KERNEL_BODY void bn_dx_chunk_body(const eng_norm_desc *d, const float *restr
     }
 }
 CPU_DISPATCH_VOID(static, bn_dx_chunk,
-                  (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                   const float *restrict mean, const float *restrict kk, const float *restrict mdy,
-                   const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1, float *restrict dx),
-                  (d, x, dy, mean, kk, mdy, sc, r, o0, o1, dx))
-
-/* The relu's mask of a blocked pixel (bn_masked) from the constants of
- * its block; all true when there is no relu. */
-typedef struct bn16_mask {
-    bool on;
-    bn_v16f m, ml, a, c;
-} bn16_mask;
-
-CPU_KERNEL_BODY bn16_mask bn16_mask_of(bn_relu_mask r, int64_t j0)
-{
-    bn16_mask k = {.on = r.m != NULL};
-    if (k.on) {
-        k.m = bn_ld16(r.m + j0), k.ml = bn_ld16(r.ml + j0), k.a = bn_ld16(r.a + j0), k.c = bn_ld16(r.c + j0);
-    }
-    return k;
-}
-
-CPU_KERNEL_BODY bn_v16f bn16_masked(const bn16_mask *k, bn_v16f g, bn_v16f x)
-{
-    if (!k->on)
-        return g;
-    const bn_v16f zero = {0};
-    return bn_where(((x - k->m) - k->ml) * k->a + k->c > zero, g);
-}
-
-/* bn_grad_chunk_body's sums, blocked */
-CPU_KERNEL_BODY void bn16_grad_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                                       const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1,
-                                       double *restrict part)
-{
-    const int64_t nb = d->n / 16, hw = d->inner;
-    for (int64_t o = o0; o < o1; o++)
-        for (int64_t cb = 0; cb < nb; cb++) {
-            const int64_t j0 = cb * 16, base = (o * nb + cb) * hw * 16;
-            const bn16_mask k = bn16_mask_of(r, j0);
-            const bn_v8d mv[2] = {bn_ld8d(mean + j0, 0), bn_ld8d(mean + j0, 1)};
-            bn_v8d a[2] = {0}, q[2] = {0};
-            for (int64_t p = 0; p < hw; p++) {
-                const float *restrict xr = x + base + p * 16;
-                float g[16];
-                bn_st16(g, bn16_masked(&k, bn_ld16(dy + base + p * 16), bn_ld16(xr)));
-                for (int h = 0; h < 2; h++) {
-                    const bn_v8d gd = bn_ld8d(g, h);
-                    a[h] += gd;
-                    q[h] += gd * (bn_ld8d(xr, h) - mv[h]);
-                }
-            }
-            for (int l = 0; l < 16; l++) {
-                part[j0 + l] += a[l / 8][l % 8];
-                part[d->n + j0 + l] += q[l / 8][l % 8];
-            }
-        }
-}
-CPU_DISPATCH_VOID(static, bn16_grad_chunk,
-                  (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                   const float *restrict mean, bn_relu_mask r, int64_t o0, int64_t o1, double *restrict part),
-                  (d, x, dy, mean, r, o0, o1, part))
-
-/* bn_dx_chunk_body, blocked */
-CPU_KERNEL_BODY void bn16_dx_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
-                                     const float *restrict mean, const float *restrict kk, const float *restrict mdy,
-                                     const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1,
-                                     float *restrict dx)
-{
-    const int64_t nb = d->n / 16, hw = d->inner;
-    for (int64_t o = o0; o < o1; o++)
-        for (int64_t cb = 0; cb < nb; cb++) {
-            const int64_t j0 = cb * 16, base = (o * nb + cb) * hw * 16;
-            const bn16_mask k = bn16_mask_of(r, j0);
-            const bn_v16f mv = bn_ld16(mean + j0), kv = bn_ld16(kk + j0), mdv = bn_ld16(mdy + j0),
-                          sv = bn_ld16(sc + j0);
-            for (int64_t p = 0; p < hw; p++) {
-                const bn_v16f xv = bn_ld16(x + base + p * 16);
-                const bn_v16f g = bn16_masked(&k, bn_ld16(dy + base + p * 16), xv);
-                bn_st16(dx + base + p * 16, (g - (xv - mv) * kv - mdv) * sv);
-            }
-        }
-}
-CPU_DISPATCH_VOID(static, bn16_dx_chunk,
                   (const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                    const float *restrict mean, const float *restrict kk, const float *restrict mdy,
                    const float *restrict sc, bn_relu_mask r, int64_t o0, int64_t o1, float *restrict dx),
@@ -663,10 +651,7 @@ static int bn_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
 #pragma omp parallel for num_threads(nchunks > 1 ? cpu_team(b, count * n) : 1) schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
         const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-        if (d->blocked)
-            bn16_grad_chunk(&v, x, dy, vmean, r, o0, o1, part + k * 2 * v.n);
-        else
-            bn_grad_chunk(&v, x, dy, vmean, r, o0, o1, part + k * 2 * v.n);
+        bn_grad_chunk(&v, x, dy, vmean, r, o0, o1, part + k * 2 * v.n);
     }
     float *kk = fbuf, *mdy = fbuf + n, *sc = fbuf + 2 * n;
     const double inv_count = 1.0 / (double)count;
@@ -689,10 +674,7 @@ static int bn_backward(eng_backend *b, const eng_norm_desc *d, const float *x, c
 #pragma omp parallel for num_threads(cpu_team(b, count * n)) schedule(static)
         for (int64_t k = 0; k < nchunks; k++) {
             const int64_t o0 = k * chunk, o1 = o0 + chunk < d->outer ? o0 + chunk : d->outer;
-            if (d->blocked)
-                bn16_dx_chunk(&v, x, dy, vmean, vk, vmdy, vsc, r, o0, o1, dx);
-            else
-                bn_dx_chunk(&v, x, dy, vmean, vk, vmdy, vsc, r, o0, o1, dx);
+            bn_dx_chunk(&v, x, dy, vmean, vk, vmdy, vsc, r, o0, o1, dx);
         }
     }
     free(fbuf);

@@ -517,6 +517,16 @@ static void conv_key(const eng_backend *b, const char *op, const eng_conv_desc *
              d->x_blocked ? " x16" : "", d->y_blocked ? " y16" : "");
 }
 
+/* A blocked (n, c, hw) tensor in NCHW, in scratch `slot`; NULL when out of
+ * memory. */
+static const float *unpacked(eng_backend *b, int slot, int64_t n, int64_t c, int64_t hw, const float *blocked)
+{
+    float *plain = cpu_scratch(b, slot, (size_t)(n * c * hw) * sizeof(float));
+    if (plain)
+        cpu_block16_unpack(b, n, c, hw, blocked, plain);
+    return plain;
+}
+
 typedef struct conv_args {
     const eng_conv_desc *d;
     const float *x, *w, *bias, *dy;
@@ -550,13 +560,8 @@ static int conv_forward_run(eng_backend *b, void *p, cpu_impl impl)
      * computed there and then packed */
     const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
     float *y = a->y;
-    if (d->x_blocked) {
-        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_X, (size_t)(d->n * d->c * hw) * sizeof(float));
-        if (!plain)
-            return ENG_ENOMEM;
-        cpu_block16_unpack(b, d->n, d->c, hw, x, plain);
-        x = plain;
-    }
+    if (d->x_blocked && !(x = unpacked(b, CPU_SCRATCH_PLAIN_X, d->n, d->c, hw, x)))
+        return ENG_ENOMEM;
     if (d->y_blocked && !(y = cpu_scratch(b, CPU_SCRATCH_PLAIN_Y, (size_t)(d->n * d->k * ohw) * sizeof(float))))
         return ENG_ENOMEM;
     int rc = conv_forward_own(b, d, x, w, a->bias, y, a->ws);
@@ -670,20 +675,14 @@ static int conv_backward_run(eng_backend *b, void *p, cpu_impl impl)
     const float *x = a->x, *w = a->w, *dy = a->dy;
     float *dx = a->dx;
     const int64_t hw = d->h * d->w, ohw = d->oh * d->ow;
-    if (d->x_blocked) { /* ours compute in NCHW */
-        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_X, (size_t)(d->n * d->c * hw) * sizeof(float));
-        if (!plain || (dx && !(dx = cpu_scratch(b, CPU_SCRATCH_PLAIN_DX, (size_t)(d->n * d->c * hw) * sizeof(float)))))
-            return ENG_ENOMEM;
-        cpu_block16_unpack(b, d->n, d->c, hw, x, plain);
-        x = plain;
-    }
-    if (d->y_blocked) {
-        float *plain = cpu_scratch(b, CPU_SCRATCH_PLAIN_Y, (size_t)(d->n * d->k * ohw) * sizeof(float));
-        if (!plain)
-            return ENG_ENOMEM;
-        cpu_block16_unpack(b, d->n, d->k, ohw, dy, plain);
-        dy = plain;
-    }
+    /* ours compute in NCHW: blocked x and dy unpacked first, a blocked dx
+     * computed there and then packed */
+    if (d->x_blocked && !(x = unpacked(b, CPU_SCRATCH_PLAIN_X, d->n, d->c, hw, x)))
+        return ENG_ENOMEM;
+    if (d->x_blocked && dx && !(dx = cpu_scratch(b, CPU_SCRATCH_PLAIN_DX, (size_t)(d->n * d->c * hw) * sizeof(float))))
+        return ENG_ENOMEM;
+    if (d->y_blocked && !(dy = unpacked(b, CPU_SCRATCH_PLAIN_Y, d->n, d->k, ohw, dy)))
+        return ENG_ENOMEM;
     if (cpu_bf16(b)) {
         x = cpu_bf16_copy(b, 0, d->n * d->c * d->h * d->w, a->x);
         w = cpu_bf16_copy(b, 1, d->k * d->c * d->kh * d->kw, a->w);
