@@ -85,8 +85,9 @@ typedef struct eng_conv_desc {
  * (oneDNN's nChw16c): value (i, c, p) of sample i, channel c, pixel p < HW
  * at ((i * C/16 + c/16) * HW + p) * 16 + c % 16. On the CPU it is the
  * layout oneDNN's convolutions compute in; a chain conv -> batchnorm ->
- * (relu) -> conv passes its tensors so, forward and backward, instead of
- * reordering them into NCHW and back at every convolution. */
+ * (relu) -> (max pool) -> conv passes its tensors so, forward and
+ * backward, instead of reordering them into NCHW and back at every
+ * convolution (engine/model.c, pair_blocked). */
 #define ENG_BLOCK16 16
 
 typedef enum eng_pool_mode { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1 } eng_pool_mode;
