@@ -143,6 +143,12 @@ CPU_KERNEL_BODY bn_v8d bn_ld8d(const float *p, int h)
 /* v where keep is true, else +0 (bn_relu and bn_masked, lane by lane) */
 CPU_KERNEL_BODY bn_v16f bn_where(bn_v16i keep, bn_v16f v) { return (bn_v16f)((bn_v16i)v & keep); }
 
+/* bn_norm, lane by lane */
+CPU_KERNEL_BODY bn_v16f bn16_norm(bn_v16f x, bn_v16f m, bn_v16f ml, bn_v16f a, bn_v16f c)
+{
+    return ((x - m) - ml) * a + c;
+}
+
 /* bn_stats_chunk_body's sums, blocked */
 CPU_KERNEL_BODY void bn16_stats_chunk_body(const eng_norm_desc *d, const float *restrict x,
                                         const float *restrict shift, int64_t o0, int64_t o1, double *restrict part)
@@ -165,6 +171,7 @@ CPU_KERNEL_BODY void bn16_stats_chunk_body(const eng_norm_desc *d, const float *
             }
         }
 }
+
 /* bn_apply_chunk_body, blocked */
 CPU_KERNEL_BODY void bn16_apply_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict m,
                                         const float *restrict ml, const float *restrict a, const float *restrict c,
@@ -178,11 +185,12 @@ CPU_KERNEL_BODY void bn16_apply_chunk_body(const eng_norm_desc *d, const float *
             const bn_v16f mv = bn_ld16(m + cb * 16), mlv = bn_ld16(ml + cb * 16), av = bn_ld16(a + cb * 16),
                           cv = bn_ld16(c + cb * 16);
             for (int64_t p = 0; p < hw; p++) {
-                const bn_v16f v = ((bn_ld16(x + base + p * 16) - mv) - mlv) * av + cv; /* bn_norm */
-                bn_st16(y + base + p * 16, relu ? bn_where(~(v < zero), v) : v);    /* bn_relu */
+                const bn_v16f v = bn16_norm(bn_ld16(x + base + p * 16), mv, mlv, av, cv);
+                bn_st16(y + base + p * 16, relu ? bn_where(~(v < zero), v) : v); /* bn_relu */
             }
         }
 }
+
 /* The relu's mask of a blocked pixel (bn_masked) from the constants of
  * its block; all true when there is no relu. */
 typedef struct bn16_mask {
@@ -204,7 +212,7 @@ CPU_KERNEL_BODY bn_v16f bn16_masked(const bn16_mask *k, bn_v16f g, bn_v16f x)
     if (!k->on)
         return g;
     const bn_v16f zero = {0};
-    return bn_where(((x - k->m) - k->ml) * k->a + k->c > zero, g);
+    return bn_where(bn16_norm(x, k->m, k->ml, k->a, k->c) > zero, g);
 }
 
 /* bn_grad_chunk_body's sums, blocked */
@@ -235,6 +243,7 @@ CPU_KERNEL_BODY void bn16_grad_chunk_body(const eng_norm_desc *d, const float *r
             }
         }
 }
+
 /* bn_dx_chunk_body, blocked */
 CPU_KERNEL_BODY void bn16_dx_chunk_body(const eng_norm_desc *d, const float *restrict x, const float *restrict dy,
                                      const float *restrict mean, const float *restrict kk, const float *restrict mdy,
